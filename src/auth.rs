@@ -1,0 +1,224 @@
+//! Nickname login: who the viewer is, and the login and logout handlers.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tower_sessions::Session;
+
+use crate::domain::Nickname;
+use crate::error::AppError;
+use crate::security::CspNonce;
+use crate::startup::AppState;
+use crate::store::ClaimRecord;
+use crate::views::{Chrome, LoginPage, render};
+
+/// Session key of the logged-in user.
+pub const USER_KEY: &str = "user";
+/// Field of [`CurrentUser`] that the session store indexes.
+pub const LOGIN_ID_FIELD: &str = "login_id";
+
+/// The logged-in user, as kept in the session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CurrentUser {
+    pub nickname: String,
+    /// Random per login: ties nickname claims, socket caps and resend dedup to this login.
+    pub login_id: String,
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Response> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        session
+            .get::<CurrentUser>(USER_KEY)
+            .await
+            .map_err(|e| AppError::from(e).into_response())
+    }
+}
+
+/// A page that needs a login: without one, the browser is sent to the login form and back.
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match <CurrentUser as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await?
+        {
+            Some(user) => Ok(user),
+            None => {
+                let here = parts.uri.path();
+                let target = if here == "/" {
+                    "/login".to_owned()
+                } else {
+                    format!("/login?next={}", urlencode(here))
+                };
+                Err(Redirect::to(&target).into_response())
+            }
+        }
+    }
+}
+
+fn urlencode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Only local paths are followed after login, so `next` can't send anyone off-site.
+fn local_next(next: Option<String>) -> Option<String> {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_form(
+    viewer: Option<CurrentUser>,
+    Query(query): Query<NextQuery>,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let next = local_next(query.next);
+    if viewer.is_some() {
+        return Ok(Redirect::to(next.as_deref().unwrap_or("/")).into_response());
+    }
+    Ok(render(&LoginPage {
+        page: Chrome::new("Log in", None, &nonce.0),
+        nickname: String::new(),
+        error: None,
+        next,
+    })?
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    nickname: String,
+    next: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(nickname = %form.nickname))]
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    Extension(nonce): Extension<CspNonce>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let next = local_next(form.next);
+    let refuse = |error: String| -> Result<Response, AppError> {
+        Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            render(&LoginPage {
+                page: Chrome::new("Log in", None, &nonce.0),
+                nickname: form.nickname.clone(),
+                error: Some(error),
+                next: next.clone(),
+            })?,
+        )
+            .into_response())
+    };
+    let nickname = match Nickname::parse(&form.nickname) {
+        Ok(nickname) => nickname,
+        Err(e) => return refuse(e.to_string()),
+    };
+    let previous = session.get::<CurrentUser>(USER_KEY).await?;
+    let user = CurrentUser {
+        nickname: nickname.as_str().to_owned(),
+        login_id: tower_sessions::session::Id::default().to_string(),
+    };
+
+    // One login at a time decides who holds a nickname.
+    let _claiming = state.login_lock.lock().await;
+    let storage = state.storage.clone();
+    let key = nickname.key();
+    let own_login = previous.as_ref().map(|p| p.login_id.clone());
+    let claim = ClaimRecord {
+        nickname_key: key.clone(),
+        nickname: user.nickname.clone(),
+        login_id: user.login_id.clone(),
+    };
+    let held = tokio::task::spawn_blocking(move || -> Result<bool, crate::store::StoreError> {
+        if let Some(existing) = storage.claim(&key)?
+            && Some(&existing.login_id) != own_login.as_ref()
+            && storage.login_is_live(
+                &existing.login_id,
+                OffsetDateTime::now_utc().unix_timestamp(),
+            )?
+        {
+            return Ok(true);
+        }
+        storage.put_claim(&claim)?;
+        Ok(false)
+    })
+    .await
+    .map_err(|e| crate::store::StoreError(e.to_string()))??;
+    if held {
+        return refuse(format!(
+            "“{}” is taken by someone who is logged in right now. Please pick another nickname.",
+            nickname
+        ));
+    }
+    if let Some(previous) = previous {
+        release(&state, &previous, Some(&nickname.key())).await?;
+    }
+    session.cycle_id().await?;
+    session.insert(USER_KEY, &user).await?;
+    tracing::info!(nickname = %user.nickname, "logged in");
+    Ok(Redirect::to(next.as_deref().unwrap_or("/")).into_response())
+}
+
+/// Frees a login's nickname (unless it is being kept) and closes its sockets.
+async fn release(
+    state: &AppState,
+    user: &CurrentUser,
+    keep_key: Option<&str>,
+) -> Result<(), AppError> {
+    state.hub.end_login(&user.login_id);
+    let key = Nickname::parse(&user.nickname)
+        .map(|n| n.key())
+        .unwrap_or_default();
+    if keep_key == Some(key.as_str()) {
+        return Ok(());
+    }
+    let storage = state.storage.clone();
+    let login_id = user.login_id.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
+        if storage
+            .claim(&key)?
+            .is_some_and(|claim| claim.login_id == login_id)
+        {
+            storage.delete_claim(&key)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| crate::store::StoreError(e.to_string()))??;
+    Ok(())
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    viewer: Option<CurrentUser>,
+) -> Result<Response, AppError> {
+    if let Some(user) = viewer {
+        release(&state, &user, None).await?;
+        tracing::info!(nickname = %user.nickname, "logged out");
+    }
+    session.flush().await?;
+    Ok(Redirect::to("/login").into_response())
+}

@@ -1,0 +1,127 @@
+use serde::Deserialize;
+
+use super::{BodyError, MessageBody};
+
+const MAX_CLIENT_ID_CHARS: usize = 64;
+
+/// What a browser (or any client) sends over the room socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// Sent first on every (re)connect: replay what is newer than `after`, then go live.
+    Resume { after: u64 },
+    /// A message from the composer.
+    Send {
+        body: MessageBody,
+        client_id: Option<ClientId>,
+    },
+}
+
+/// A random id the page gives each send, so a resend after a reconnect is stored once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(input: &str) -> Option<ClientId> {
+        let ok = !input.is_empty()
+            && input.len() <= MAX_CLIENT_ID_CHARS
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| ClientId(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("The message could not be read. Please reload the page.")]
+    BadFrame,
+    #[error(transparent)]
+    Body(#[from] BodyError),
+}
+
+impl FrameError {
+    pub fn code(self) -> &'static str {
+        match self {
+            FrameError::BadFrame => "bad_frame",
+            FrameError::Body(e) => e.code(),
+        }
+    }
+}
+
+/// The JSON htmx-ext-ws sends: form values plus `HEADERS`. Unknown fields are ignored.
+#[derive(Deserialize)]
+struct RawFrame {
+    body: Option<String>,
+    client_id: Option<String>,
+    resume_after: Option<u64>,
+}
+
+impl ClientFrame {
+    pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        let raw: RawFrame = serde_json::from_str(text).map_err(|_| FrameError::BadFrame)?;
+        if let Some(after) = raw.resume_after {
+            return Ok(ClientFrame::Resume { after });
+        }
+        let body = raw.body.ok_or(FrameError::BadFrame)?;
+        let client_id = match raw.client_id.as_deref() {
+            None | Some("") => None,
+            Some(id) => Some(ClientId::parse(id).ok_or(FrameError::BadFrame)?),
+        };
+        Ok(ClientFrame::Send {
+            body: MessageBody::parse(&body)?,
+            client_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_htmx_ws_send() {
+        let frame = ClientFrame::parse(
+            r#"{"body":"hi","client_id":"c-1","HEADERS":{"HX-Request":"true"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Send {
+                body: MessageBody::parse("hi").unwrap(),
+                client_id: ClientId::parse("c-1"),
+            }
+        );
+    }
+
+    #[test]
+    fn parses_resume() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"resume_after": 42}"#),
+            Ok(ClientFrame::Resume { after: 42 })
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_frames() {
+        for bad in [
+            "not json",
+            "[1,2]",
+            "{}",
+            r#"{"body": 5}"#,
+            r#"{"resume_after": -1}"#,
+            r#"{"body":"x","client_id":"<bad>"}"#,
+        ] {
+            assert_eq!(ClientFrame::parse(bad), Err(FrameError::BadFrame), "{bad}");
+        }
+    }
+
+    #[test]
+    fn body_errors_keep_their_code() {
+        let err = ClientFrame::parse(r#"{"body":"   "}"#).unwrap_err();
+        assert_eq!(err.code(), "empty");
+    }
+}

@@ -1,0 +1,11 @@
+//! Parsed domain types. Input becomes one of these at the edge; only parsed values go inward.
+
+mod body;
+mod frame;
+mod nickname;
+mod room;
+
+pub use body::{BodyError, MessageBody, render_body};
+pub use frame::{ClientFrame, ClientId, FrameError};
+pub use nickname::{Nickname, NicknameError};
+pub use room::{RoomName, RoomNameError, Slug};

@@ -1,0 +1,60 @@
+//! One error type for the web layer: server faults are logged and shown as a friendly page,
+//! never as a stack trace.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::store::StoreError;
+use crate::views::{Chrome, ErrorPage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("template failed: {0}")]
+    Render(#[from] askama::Error),
+    #[error("session failed: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+}
+
+impl AppError {
+    fn status_and_text(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            AppError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Nothing here",
+                "There is no such page or room. It may have been mistyped, or it never existed.",
+            ),
+            AppError::Store(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Storage is unavailable",
+                "The chat could not read or write its database. Nothing you sent was lost; please try again in a moment.",
+            ),
+            AppError::Render(_) | AppError::Session(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The server hit an unexpected problem. It has been logged; please try again.",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, heading, text) = self.status_and_text();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let page = ErrorPage {
+            page: Chrome::new(heading, None, ""),
+            heading: heading.into(),
+            text: text.into(),
+        };
+        match askama::Template::render(&page) {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, text).into_response(),
+        }
+    }
+}

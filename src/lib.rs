@@ -1,0 +1,27 @@
+//! A lean, self-hosted real-time web chat: server-rendered HTML, live over htmx WebSockets,
+//! one binary with an embedded database.
+//!
+//! # Layout
+//! - [`config`]: flags with `CHAT_*` environment fallbacks.
+//! - [`startup`]: `Application::build` / `run_until_stopped`, the router, ordered shutdown.
+//! - [`domain`]: parsed input types (`Nickname`, `RoomName`/`Slug`, `MessageBody`, frames).
+//! - [`store`]: the narrow storage interface, PoloDB behind it, and the session store.
+//! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
+//!   fragments rendered once.
+//! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
+//! - [`security`]: same-origin checks and headers; [`assets`]: embedded static files.
+
+pub mod assets;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod hub;
+pub mod routes;
+pub mod security;
+pub mod startup;
+pub mod store;
+pub mod views;
+
+pub use config::Config;
+pub use startup::Application;

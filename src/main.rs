@@ -1,0 +1,32 @@
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use chat::{Application, Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log)?)
+        .init();
+    let app = Application::build(config).await?;
+    tracing::info!(address = %app.address(), "serving");
+    app.run_until_stopped(shutdown_signal()).await?;
+    // Every commit is already synced; skip dropping the database, which waits for compaction.
+    std::process::exit(0);
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,387 @@
+//! The room WebSocket: one connection task that reads frames and forwards the room's live
+//! events, and one writer task that owns the socket's sending half behind a bounded queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
+use futures_util::stream::{FuturesUnordered, SplitSink, StreamExt};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::{Instant, interval_at, sleep_until, timeout};
+
+use crate::auth::CurrentUser;
+use crate::domain::{ClientFrame, FrameError, Slug};
+use crate::error::AppError;
+use crate::hub::{
+    Appended, CatchUp, Hub, LiveEvent, NewMessage, RenderedMessage, Room, SocketGuard,
+};
+use crate::startup::AppState;
+use crate::store::{MessageKind, StoreResult};
+use crate::views::{self, ComposerError, History};
+
+/// A socket message over this is refused and the socket closed with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Frames waiting for one socket. A reader this far behind is closed with 1013.
+const OUT_QUEUE: usize = 256;
+/// Messages per catch-up frame.
+const REPLAY_CHUNK: usize = 100;
+
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_RESTART: u16 = 1012;
+const CLOSE_TRY_AGAIN: u16 = 1013;
+
+pub async fn room_socket(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    viewer: Option<CurrentUser>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    let Some(viewer) = viewer else {
+        return Ok((StatusCode::UNAUTHORIZED, "Log in first.").into_response());
+    };
+    if !state.origin.matches(&headers) {
+        return Ok((StatusCode::FORBIDDEN, "Foreign origin.").into_response());
+    }
+    let room = Slug::parse(&slug)
+        .and_then(|slug| state.hub.room(&slug))
+        .ok_or(AppError::NotFound)?;
+    let Some(guard) = state.hub.open_socket(&viewer.login_id) else {
+        return Ok((StatusCode::TOO_MANY_REQUESTS, "Too many open tabs.").into_response());
+    };
+    let connection = Connection {
+        hub: state.hub.clone(),
+        room,
+        viewer,
+        guard,
+        ping_every: state.config.ping_interval(),
+        resume_grace: state.config.resume_grace(),
+    };
+    let tracker = state.tracker.clone();
+    Ok(upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| tracker.track_future(connection.run(socket))))
+}
+
+struct Connection {
+    hub: Arc<Hub>,
+    room: Arc<Room>,
+    viewer: CurrentUser,
+    guard: SocketGuard,
+    ping_every: Duration,
+    resume_grace: Duration,
+}
+
+/// Why a connection ends.
+enum End {
+    Close(u16, &'static str),
+    /// The peer is gone or broken: nothing more can be sent.
+    Drop,
+}
+
+/// A full outgoing queue: the reader stopped draining.
+struct Stalled;
+
+type PendingAppend = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Option<String>, StoreResult<Appended>)> + Send>,
+>;
+
+struct Outbox {
+    queue: mpsc::Sender<Message>,
+}
+
+impl Outbox {
+    fn push(&self, message: Message) -> Result<(), Stalled> {
+        match self.queue.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Stalled),
+            // The writer has gone: the socket is closing anyway.
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+        }
+    }
+
+    fn text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Stalled> {
+        self.push(Message::Text(text.into()))
+    }
+}
+
+impl Connection {
+    #[tracing::instrument(name = "socket", skip_all, fields(room = %self.room.slug, nickname = %self.viewer.nickname))]
+    async fn run(self, socket: WebSocket) {
+        let (sink, mut stream) = socket.split();
+        let (queue, queued) = mpsc::channel(OUT_QUEUE);
+        let (close_tx, close_rx) = oneshot::channel();
+        let writer = tokio::spawn(write_loop(sink, queued, close_rx));
+        let outbox = Outbox { queue };
+
+        let mut live_events = self.room.subscribe();
+        // Where a client that never asks to resume starts: everything after this is live.
+        let joined_at = self.room.last_id();
+        let mut last_sent: u64 = joined_at;
+        let mut live = false;
+        let resume_deadline = Instant::now() + self.resume_grace;
+        let mut pings = interval_at(Instant::now() + self.ping_every, self.ping_every);
+        let mut unanswered_pings = 0u32;
+        let mut appends: FuturesUnordered<PendingAppend> = FuturesUnordered::new();
+        let mut error_shown = false;
+        let shutdown = self.hub.shutdown_token().clone();
+        let ended = self.guard.ended().clone();
+
+        let end = loop {
+            let step: Result<Option<End>, Stalled> = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => Ok(Some(End::Close(CLOSE_RESTART, "server restarting"))),
+                _ = ended.cancelled() => Ok(Some(End::Close(CLOSE_POLICY, "logged out"))),
+                frame = stream.next() => {
+                    unanswered_pings = 0;
+                    match frame {
+                        None | Some(Ok(Message::Close(_))) => Ok(Some(End::Drop)),
+                        Some(Err(e)) => Ok(Some(read_failure(e))),
+                        Some(Ok(Message::Text(text))) => match ClientFrame::parse(&text) {
+                            Ok(ClientFrame::Resume { after }) => {
+                                self.resume(&outbox, after, &mut last_sent, &mut live).await.map(|_| None)
+                            }
+                            Ok(ClientFrame::Send { body, client_id }) => {
+                                live = true;
+                                let client_id = client_id.map(|c| c.as_str().to_owned());
+                                let answer = self.hub.submit(&self.room, NewMessage {
+                                    kind: MessageKind::User,
+                                    author: self.viewer.nickname.clone(),
+                                    body: body.into_string(),
+                                    dedup: client_id.clone().map(|c| (self.viewer.login_id.clone(), c)),
+                                });
+                                appends.push(Box::pin(async move {
+                                    let result = answer.await.unwrap_or_else(|_| {
+                                        Err(crate::store::StoreError("the committer stopped".into()))
+                                    });
+                                    (client_id, result)
+                                }));
+                                Ok(None)
+                            }
+                            Err(e) => {
+                                error_shown = true;
+                                outbox.text(frame_error(e, None)).map(|_| None)
+                            }
+                        },
+                        Some(Ok(Message::Binary(_))) => {
+                            error_shown = true;
+                            outbox.text(frame_error(FrameError::BadFrame, None)).map(|_| None)
+                        }
+                        Some(Ok(_)) => Ok(None),
+                    }
+                }
+                Some((client_id, result)) = appends.next() => {
+                    self.acknowledge(&outbox, client_id, result, &mut error_shown).map(|_| None)
+                }
+                event = live_events.recv(), if live => match event {
+                    Ok(event) => match &*event {
+                        LiveEvent::Message { id, frame } if *id > last_sent => {
+                            last_sent = *id;
+                            outbox.text(frame.clone()).map(|_| None)
+                        }
+                        LiveEvent::Message { .. } => Ok(None),
+                    },
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Fell behind the broadcast: refill the gap from the room's window.
+                        self.resume(&outbox, last_sent, &mut last_sent, &mut live).await.map(|_| None)
+                    }
+                    Err(broadcast::error::RecvError::Closed) => Ok(Some(End::Close(CLOSE_RESTART, "room closed"))),
+                },
+                _ = sleep_until(resume_deadline), if !live => {
+                    live = true;
+                    Ok(None)
+                }
+                _ = pings.tick() => {
+                    unanswered_pings += 1;
+                    if unanswered_pings > 2 {
+                        tracing::debug!("peer missed two pings");
+                        Ok(Some(End::Drop))
+                    } else {
+                        outbox.push(Message::Ping(Bytes::new())).map(|_| None)
+                    }
+                }
+            };
+            match step {
+                Ok(None) => continue,
+                Ok(Some(end)) => break end,
+                Err(Stalled) => {
+                    tracing::info!("closing a socket that stopped reading");
+                    break End::Close(CLOSE_TRY_AGAIN, "too far behind; reconnect to catch up");
+                }
+            }
+        };
+
+        if let End::Close(code, reason) = end {
+            let _ = close_tx.send(CloseFrame {
+                code,
+                reason: reason.into(),
+            });
+        } else {
+            writer.abort();
+        }
+        drop(outbox);
+        let _ = timeout(Duration::from_secs(2), writer).await;
+        drop(self.guard);
+    }
+
+    /// Sends what the client missed after `after` (or a reset when that is too much), and
+    /// goes live from there.
+    async fn resume(
+        &self,
+        outbox: &Outbox,
+        after: u64,
+        last_sent: &mut u64,
+        live: &mut bool,
+    ) -> Result<(), Stalled> {
+        let catch_up = match self.hub.catch_up(&self.room, after).await {
+            Ok(catch_up) => catch_up,
+            Err(e) => {
+                tracing::error!(error = %e, "catch-up failed");
+                return outbox.text(frame_error_store());
+            }
+        };
+        let out_of_order = *live && after < *last_sent;
+        *live = true;
+        match catch_up {
+            CatchUp::Replay(messages) if !out_of_order => {
+                for chunk in messages.chunks(REPLAY_CHUNK) {
+                    outbox.text(views::append_fragment(chunk.iter().map(Arc::as_ref)))?;
+                }
+                if let Some(newest) = messages.last() {
+                    *last_sent = newest.id;
+                }
+                *last_sent = (*last_sent).max(after.min(self.room.last_id()));
+                Ok(())
+            }
+            CatchUp::Replay(_) | CatchUp::Reset(_) => {
+                let page = self.hub.newest_page(&self.room).await.unwrap_or_default();
+                *last_sent = page.last().map_or(*last_sent, |m| m.id);
+                self.send_reset(outbox, page)
+            }
+        }
+    }
+
+    fn send_reset(&self, outbox: &Outbox, page: Vec<Arc<RenderedMessage>>) -> Result<(), Stalled> {
+        let history = History {
+            slug: self.room.slug.clone(),
+            messages: page,
+        };
+        match views::reset_fragment(&history) {
+            Ok(frame) => outbox.text(frame),
+            Err(e) => {
+                tracing::error!(error = %e, "reset render failed");
+                Ok(())
+            }
+        }
+    }
+
+    fn acknowledge(
+        &self,
+        outbox: &Outbox,
+        client_id: Option<String>,
+        result: StoreResult<Appended>,
+        error_shown: &mut bool,
+    ) -> Result<(), Stalled> {
+        match result {
+            Ok(appended) => {
+                if let Appended::Duplicate(id) = appended
+                    && let Some(original) = self.hub.recent_message(&self.room, id)
+                {
+                    // Replaces the copy the client already has, by id: an acknowledgement.
+                    outbox.text(original.html.clone())?;
+                }
+                if std::mem::take(error_shown) {
+                    outbox.text(ComposerError::cleared())?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "message not stored");
+                *error_shown = true;
+                let mut error = ComposerError::new(
+                    "store_failed",
+                    "Your message could not be saved. Please send it again.",
+                );
+                error.client_id = client_id;
+                outbox.text(render_error(&error))
+            }
+        }
+    }
+}
+
+fn read_failure(error: axum::Error) -> End {
+    let too_big = error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+    if too_big {
+        End::Close(CLOSE_TOO_BIG, "message too big")
+    } else {
+        End::Drop
+    }
+}
+
+fn render_error(error: &ComposerError) -> String {
+    askama::Template::render(error).unwrap_or_else(|_| ComposerError::cleared())
+}
+
+fn frame_error(error: FrameError, client_id: Option<String>) -> String {
+    let mut fragment = ComposerError::new(error.code(), error.to_string());
+    fragment.client_id = client_id;
+    render_error(&fragment)
+}
+
+fn frame_error_store() -> String {
+    render_error(&ComposerError::new(
+        "store_failed",
+        "Recent messages could not be loaded. Reload the page to try again.",
+    ))
+}
+
+/// Owns the sending half. Sends queued frames in order; a close request jumps the queue, and
+/// a socket that can't take it within a second is dropped.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queued: mpsc::Receiver<Message>,
+    mut close: oneshot::Receiver<CloseFrame>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            frame = &mut close => {
+                if let Ok(frame) = frame {
+                    let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+                }
+                return;
+            }
+            message = queued.recv() => {
+                let Some(message) = message else {
+                    // The connection ended without a close frame to send.
+                    if let Ok(frame) = close.try_recv() {
+                        let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+                    }
+                    return;
+                };
+                tokio::select! {
+                    biased;
+                    frame = &mut close => {
+                        if let Ok(frame) = frame {
+                            let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+                        }
+                        return;
+                    }
+                    sent = sink.send(message) => if sent.is_err() { return },
+                }
+            }
+        }
+    }
+}

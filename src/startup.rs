@@ -1,0 +1,184 @@
+//! Building the application, serving it, and shutting it down in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::config::Config;
+use crate::hub::{Committer, Hub};
+use crate::security::{self, OwnOrigin};
+use crate::store::{PoloStore, SessionBackend, Storage};
+use crate::{assets, auth, routes};
+
+/// A urlencoded form over this gets 413. 64 KiB still fits 4,000 CJK characters encoded.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// How long a session lives without being used.
+const SESSION_IDLE_DAYS: i64 = 14;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub storage: Arc<dyn Storage>,
+    pub config: Arc<Config>,
+    pub origin: OwnOrigin,
+    /// Nickname claims are check-then-write; one login at a time keeps two people from both
+    /// winning the same name.
+    pub login_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Every open socket, so shutdown can wait for their close frames to go out.
+    pub tracker: TaskTracker,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    committer: Committer,
+}
+
+impl Application {
+    /// Opens the database, loads the rooms and binds the listener (port 0 picks a free one).
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let data_dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || PoloStore::open(&data_dir))
+            .await?
+            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+        let storage: Arc<dyn Storage> = Arc::new(store);
+        Self::build_with_storage(config, storage).await
+    }
+
+    /// Like [`Application::build`], on storage the caller provides (tests use a failing one).
+    pub async fn build_with_storage(
+        config: Config,
+        storage: Arc<dyn Storage>,
+    ) -> anyhow::Result<Application> {
+        let hub_storage = storage.clone();
+        let (hub, committer) = tokio::task::spawn_blocking(move || Hub::start(hub_storage))
+            .await?
+            .context("loading rooms")?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let state = AppState {
+            hub,
+            storage,
+            origin: OwnOrigin::new(config.public_url.as_deref()),
+            config: Arc::new(config),
+            login_lock: Arc::new(tokio::sync::Mutex::new(())),
+            tracker: TaskTracker::new(),
+        };
+        Ok(Application {
+            listener,
+            state,
+            committer,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address().port()
+    }
+
+    /// Serves until `shutdown` resolves, then: stops accepting, closes every socket with 1012,
+    /// lets the committer flush what is queued, all within the configured grace period.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            committer,
+        } = self;
+        let grace = state.config.shutdown_grace();
+        let hub_shutdown = state.hub.shutdown_token().clone();
+        let tracker = state.tracker.clone();
+        let router = router(state);
+
+        let stopping = hub_shutdown.clone();
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            stopping.cancel();
+        });
+        let deadline = tokio::time::Instant::now() + grace;
+        let served = tokio::select! {
+            served = serve => served,
+            // Without a deadline a hung HTTP request could hold up the exit.
+            _ = async { hub_shutdown.cancelled().await; tokio::time::sleep_until(deadline).await } => Ok(()),
+        };
+        tracker.close();
+        if tokio::time::timeout_at(deadline, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sockets did not close in time");
+        }
+        // The committer drains its queue once the last hub handle is gone.
+        let flushed = tokio::task::spawn_blocking(move || committer.join());
+        if tokio::time::timeout_at(deadline + Duration::from_secs(1), flushed)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the committer did not finish in time");
+        }
+        served.context("serving")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let sessions = SessionManagerLayer::new(SessionBackend::new(state.storage.clone()))
+        .with_name("chat_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(
+            SESSION_IDLE_DAYS,
+        )));
+
+    Router::new()
+        .route("/", get(routes::rooms::welcome))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/rooms", post(routes::rooms::create_room))
+        .route("/rooms/{slug}", get(routes::rooms::show_room))
+        .route(
+            "/rooms/{slug}/messages",
+            get(routes::rooms::older_messages).post(routes::rooms::post_message),
+        )
+        .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::reject_cross_site,
+        ))
+        .layer(sessions)
+        .route("/healthz", get(routes::healthz))
+        .route("/static/{*path}", get(assets::serve))
+        .layer(middleware::from_fn(security::security_headers))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

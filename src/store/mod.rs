@@ -1,0 +1,141 @@
+//! Storage behind one narrow, blocking interface.
+//!
+//! Everything here blocks on disk, so callers run it off the async workers: the hub's
+//! committer thread for message batches, `spawn_blocking` for the rest.
+
+mod polo;
+mod sessions;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Slug;
+
+pub use polo::PoloStore;
+pub use sessions::SessionBackend;
+
+#[derive(Debug, thiserror::Error)]
+#[error("storage failed: {0}")]
+pub struct StoreError(pub String);
+
+impl From<polodb_core::Error> for StoreError {
+    fn from(e: polodb_core::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The operations the chat needs from a database. PoloDB is the embedded default; keys are
+/// designed so that every read is a point lookup.
+pub trait Storage: Send + Sync + 'static {
+    /// All rooms. Rooms are few, and this runs once at start-up.
+    fn rooms(&self) -> StoreResult<Vec<RoomRecord>>;
+    /// Inserts the room unless its slug exists; returns whether it was created.
+    fn create_room(&self, room: &RoomRecord) -> StoreResult<bool>;
+    /// Appends messages (ids already assigned, contiguous per room) and moves each touched
+    /// room's `last_id` in the same commit.
+    fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
+    /// Messages of `room` with ids in `from..=to` that exist, in id order.
+    fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>>;
+    /// The message a `(login, client_id)` pair was stored as, if any.
+    fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>>;
+
+    fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>>;
+    fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()>;
+    fn delete_claim(&self, nickname_key: &str) -> StoreResult<()>;
+
+    fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Inserts a session; returns false if the id is taken.
+    fn create_session(&self, session: &SessionRecord) -> StoreResult<bool>;
+    fn save_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    fn delete_session(&self, id: &str) -> StoreResult<()>;
+    /// Whether any unexpired session belongs to this login.
+    fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool>;
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoomRecord {
+    #[serde(rename = "_id")]
+    pub slug: Slug,
+    pub name: String,
+    pub topic: String,
+    pub created_by: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub last_id: i64,
+    /// Unix milliseconds of the newest message, or of creation.
+    pub last_activity: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    User,
+    System,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::User => "user",
+            MessageKind::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MessageRecord {
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub room: Slug,
+    pub id: i64,
+    pub kind: MessageKind,
+    pub author: String,
+    pub body: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub client_id: Option<String>,
+}
+
+impl MessageRecord {
+    /// `{slug}/{id}` with the id zero-padded, so a room's messages sort by id too.
+    pub fn key_for(room: &Slug, id: u64) -> String {
+        format!("{room}/{id:020}")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DedupRecord {
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub room: Slug,
+    pub id: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AppendBatch {
+    pub messages: Vec<MessageRecord>,
+    pub dedup: Vec<DedupRecord>,
+    /// `(room, last_id, last_activity)` after this batch.
+    pub room_heads: Vec<(Slug, i64, i64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClaimRecord {
+    #[serde(rename = "_id")]
+    pub nickname_key: String,
+    pub nickname: String,
+    pub login_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionRecord {
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// The login this session carries, indexed so nickname claims can check liveness.
+    pub login_id: Option<String>,
+    /// The tower-sessions data map, as JSON.
+    pub data: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}

@@ -1,0 +1,182 @@
+use std::path::Path;
+
+use polodb_core::bson::doc;
+use polodb_core::{Collection, CollectionT, Database, IndexModel, IndexOptions};
+
+use super::{
+    AppendBatch, ClaimRecord, DedupRecord, MessageRecord, RoomRecord, SessionRecord, Storage,
+    StoreError, StoreResult,
+};
+use crate::domain::Slug;
+
+const ROOMS: &str = "rooms";
+const MESSAGES: &str = "messages";
+const DEDUP: &str = "client_ids";
+const CLAIMS: &str = "nickname_claims";
+const SESSIONS: &str = "sessions";
+
+/// PoloDB (RocksDB underneath) on local disk. Every commit is synced before it returns.
+pub struct PoloStore {
+    db: Database,
+}
+
+impl PoloStore {
+    pub fn open(dir: &Path) -> StoreResult<PoloStore> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        let db = Database::open_path(dir.join("chat.db"))?;
+        db.collection::<SessionRecord>(SESSIONS)
+            .create_index(IndexModel {
+                keys: doc! { "login_id": 1 },
+                options: Some(IndexOptions {
+                    name: Some("login_id".into()),
+                    unique: None,
+                }),
+            })?;
+        Ok(PoloStore { db })
+    }
+
+    /// Hands out the database so shutdown can drop it on a thread of its own: dropping waits
+    /// for RocksDB compaction, which must not hold up the exit.
+    pub fn into_database(self) -> Database {
+        self.db
+    }
+
+    fn rooms_col(&self) -> Collection<RoomRecord> {
+        self.db.collection(ROOMS)
+    }
+}
+
+impl Storage for PoloStore {
+    fn rooms(&self) -> StoreResult<Vec<RoomRecord>> {
+        let cursor = self.rooms_col().find(doc! {}).run()?;
+        Ok(cursor.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
+        let rooms = self.rooms_col();
+        if rooms
+            .find_one(doc! { "_id": room.slug.as_str() })?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        match rooms.insert_one(room) {
+            Ok(_) => Ok(true),
+            // Lost a race with another creator of the same slug.
+            Err(polodb_core::Error::DuplicateKey(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
+        let txn = self.db.start_transaction()?;
+        if !batch.messages.is_empty() {
+            txn.collection::<MessageRecord>(MESSAGES)
+                .insert_many(&batch.messages)?;
+        }
+        if !batch.dedup.is_empty() {
+            txn.collection::<DedupRecord>(DEDUP)
+                .insert_many(&batch.dedup)?;
+        }
+        let rooms = txn.collection::<RoomRecord>(ROOMS);
+        for (slug, last_id, last_activity) in &batch.room_heads {
+            rooms.update_one(
+                doc! { "_id": slug.as_str() },
+                doc! { "$set": { "last_id": last_id, "last_activity": last_activity } },
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
+        let col: Collection<MessageRecord> = self.db.collection(MESSAGES);
+        let mut out = Vec::with_capacity(to.saturating_sub(from) as usize + 1);
+        for id in from.max(1)..=to {
+            if let Some(m) = col.find_one(doc! { "_id": MessageRecord::key_for(room, id) })? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
+        Ok(self
+            .db
+            .collection::<DedupRecord>(DEDUP)
+            .find_one(doc! { "_id": key })?)
+    }
+
+    fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>> {
+        Ok(self
+            .db
+            .collection::<ClaimRecord>(CLAIMS)
+            .find_one(doc! { "_id": nickname_key })?)
+    }
+
+    fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()> {
+        let txn = self.db.start_transaction()?;
+        let col_txn = txn.collection::<ClaimRecord>(CLAIMS);
+        col_txn.delete_one(doc! { "_id": &claim.nickname_key })?;
+        col_txn.insert_one(claim)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn delete_claim(&self, nickname_key: &str) -> StoreResult<()> {
+        self.db
+            .collection::<ClaimRecord>(CLAIMS)
+            .delete_one(doc! { "_id": nickname_key })?;
+        Ok(())
+    }
+
+    fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        Ok(self
+            .db
+            .collection::<SessionRecord>(SESSIONS)
+            .find_one(doc! { "_id": id })?)
+    }
+
+    fn create_session(&self, session: &SessionRecord) -> StoreResult<bool> {
+        let col = self.db.collection::<SessionRecord>(SESSIONS);
+        if col.find_one(doc! { "_id": &session.id })?.is_some() {
+            return Ok(false);
+        }
+        match col.insert_one(session) {
+            Ok(_) => Ok(true),
+            Err(polodb_core::Error::DuplicateKey(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn save_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        let txn = self.db.start_transaction()?;
+        let col = txn.collection::<SessionRecord>(SESSIONS);
+        col.delete_one(doc! { "_id": &session.id })?;
+        col.insert_one(session)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn delete_session(&self, id: &str) -> StoreResult<()> {
+        self.db
+            .collection::<SessionRecord>(SESSIONS)
+            .delete_one(doc! { "_id": id })?;
+        Ok(())
+    }
+
+    fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
+        let cursor = self
+            .db
+            .collection::<SessionRecord>(SESSIONS)
+            .find(doc! { "login_id": login_id })
+            .run()?;
+        for session in cursor {
+            if session?.expires_at > now_unix {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

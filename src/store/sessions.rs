@@ -1,0 +1,100 @@
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
+
+use super::{SessionRecord, Storage, StoreError};
+use crate::auth::{LOGIN_ID_FIELD, USER_KEY};
+
+/// tower-sessions on the chat's own database, so a restart logs nobody out.
+#[derive(Clone)]
+pub struct SessionBackend {
+    storage: Arc<dyn Storage>,
+}
+
+impl fmt::Debug for SessionBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionBackend")
+    }
+}
+
+impl SessionBackend {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        SessionBackend { storage }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Storage) -> Result<T, StoreError> + Send + 'static,
+    ) -> session_store::Result<T> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || work(storage.as_ref()))
+            .await
+            .map_err(|e| session_store::Error::Backend(e.to_string()))?
+            .map_err(|e| session_store::Error::Backend(e.to_string()))
+    }
+}
+
+fn to_stored(record: &Record) -> session_store::Result<SessionRecord> {
+    let login_id = record
+        .data
+        .get(USER_KEY)
+        .and_then(|user| user.get(LOGIN_ID_FIELD))
+        .and_then(|id| id.as_str())
+        .map(str::to_owned);
+    Ok(SessionRecord {
+        id: record.id.to_string(),
+        login_id,
+        data: serde_json::to_string(&record.data)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?,
+        expires_at: record.expiry_date.unix_timestamp(),
+    })
+}
+
+fn from_stored(stored: SessionRecord) -> session_store::Result<Record> {
+    Ok(Record {
+        id: stored
+            .id
+            .parse::<Id>()
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+        data: serde_json::from_str(&stored.data)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+        expiry_date: OffsetDateTime::from_unix_timestamp(stored.expires_at)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for SessionBackend {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        loop {
+            let stored = to_stored(record)?;
+            if self.blocking(move |s| s.create_session(&stored)).await? {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let stored = to_stored(record)?;
+        self.blocking(move |s| s.save_session(&stored)).await
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let id = id.to_string();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        match self.blocking(move |s| s.session(&id)).await? {
+            Some(stored) if stored.expires_at > now => from_stored(stored).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let id = id.to_string();
+        self.blocking(move |s| s.delete_session(&id)).await
+    }
+}

@@ -1,0 +1,253 @@
+//! Askama templates and the one render helper. Pages and live fragments share partials, so
+//! what a reload shows and what the socket pushes never drift apart.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::response::Html;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+use crate::assets;
+use crate::domain::{Slug, render_body};
+use crate::error::AppError;
+use crate::hub::{RenderedMessage, Room};
+use crate::store::{MessageKind, MessageRecord};
+
+/// Renders a template, turning a template failure into a logged 500 rather than a panic.
+pub fn render<T: Template>(template: &T) -> Result<Html<String>, AppError> {
+    Ok(Html(template.render()?))
+}
+
+/// What every full page carries: title, asset URLs, the viewer and the CSP nonce.
+pub struct Chrome {
+    pub title: String,
+    pub viewer: Option<String>,
+    pub nonce: String,
+    pub assets: &'static assets::Urls,
+}
+
+impl Chrome {
+    pub fn new(title: impl Into<String>, viewer: Option<&str>, nonce: &str) -> Chrome {
+        Chrome {
+            title: title.into(),
+            viewer: viewer.map(str::to_owned),
+            nonce: nonce.to_owned(),
+            assets: assets::urls(),
+        }
+    }
+
+    /// The viewer's nickname inside a CSS string: nicknames hold no quotes or backslashes,
+    /// but escaping keeps that from being something the stylesheet relies on.
+    pub fn viewer_css(&self) -> String {
+        let mut out = String::new();
+        for c in self.viewer.as_deref().unwrap_or_default().chars() {
+            match c {
+                '"' | '\\' | '<' | '>' => out.push_str(&format!("\\{:x} ", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub page: Chrome,
+    pub nickname: String,
+    pub error: Option<String>,
+    pub next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "welcome.html")]
+pub struct WelcomePage {
+    pub page: Chrome,
+    pub sidebar: Sidebar,
+    pub name: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "room.html")]
+pub struct RoomPage {
+    pub page: Chrome,
+    pub sidebar: Sidebar,
+    pub slug: Slug,
+    pub name: String,
+    pub topic: String,
+    pub history: History,
+    /// Whether this page shows the newest messages (and so goes live).
+    pub live: bool,
+    pub draft: String,
+    pub error: Option<ComposerError>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub page: Chrome,
+    pub heading: String,
+    pub text: String,
+}
+
+/// A page of messages plus the link to the page before it.
+#[derive(Template)]
+#[template(path = "_history.html")]
+pub struct History {
+    pub slug: Slug,
+    pub messages: Vec<Arc<RenderedMessage>>,
+}
+
+impl History {
+    /// The id to ask for older messages before, if any older ones exist.
+    pub fn older_before(&self) -> Option<u64> {
+        self.messages.first().map(|m| m.id).filter(|&id| id > 1)
+    }
+
+    pub fn newest_id(&self) -> u64 {
+        self.messages.last().map_or(0, |m| m.id)
+    }
+}
+
+/// The composer error fragment: sent alone on a socket, or shown in the no-JS page.
+#[derive(Template)]
+#[template(path = "_composer_error.html")]
+pub struct ComposerError {
+    pub code: &'static str,
+    pub text: String,
+    pub client_id: Option<String>,
+}
+
+impl ComposerError {
+    pub fn new(code: &'static str, text: impl Into<String>) -> Self {
+        ComposerError {
+            code,
+            text: text.into(),
+            client_id: None,
+        }
+    }
+
+    /// The empty `#composer-error` that clears a shown error.
+    pub fn cleared() -> String {
+        r#"<div id="composer-error" role="alert"></div>"#.to_owned()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "_message.html")]
+struct MessageView<'a> {
+    id: i64,
+    kind: &'static str,
+    author: &'a str,
+    body_html: String,
+    datetime: String,
+    time_text: String,
+    client_id: Option<&'a str>,
+}
+
+/// Renders one message with `_message.html`: the only place message markup comes from.
+pub fn render_message(record: &MessageRecord) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(record.created_at as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let view = MessageView {
+        id: record.id,
+        kind: record.kind.as_str(),
+        author: match record.kind {
+            MessageKind::User => &record.author,
+            MessageKind::System => "",
+        },
+        body_html: render_body(&record.body),
+        datetime: at.format(&Rfc3339).unwrap_or_default(),
+        time_text: at
+            .format(format_description!("[hour]:[minute] UTC"))
+            .unwrap_or_default(),
+        client_id: record.client_id.as_deref(),
+    };
+    view.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, id = record.id, "message render failed");
+        format!(
+            r#"<article id="msg-{}" class="msg" data-kind="system" data-author=""></article>"#,
+            record.id
+        )
+    })
+}
+
+/// Messages appended at the end of `#messages`: the live and catch-up frame.
+pub fn append_fragment<'a>(messages: impl IntoIterator<Item = &'a RenderedMessage>) -> String {
+    let mut frame = String::from(r#"<div id="messages" hx-swap-oob="beforeend">"#);
+    for m in messages {
+        frame.push_str(&m.html);
+    }
+    frame.push_str("</div>");
+    frame
+}
+
+/// Replaces the whole list: sent when a client missed more than a catch-up replays.
+pub fn reset_fragment(history: &History) -> Result<String, askama::Error> {
+    Ok(format!(
+        r#"<div id="messages" hx-swap-oob="innerHTML">{}</div>"#,
+        history.render()?
+    ))
+}
+
+/// The sidebar: rooms grouped by how recently they were active.
+pub struct Sidebar {
+    pub groups: Vec<SidebarGroup>,
+}
+
+pub struct SidebarGroup {
+    pub label: &'static str,
+    pub rooms: Vec<SidebarRoom>,
+}
+
+pub struct SidebarRoom {
+    pub slug: Slug,
+    pub name: String,
+    pub current: bool,
+}
+
+const GROUPS: [&str; 5] = [
+    "Today",
+    "Yesterday",
+    "Previous 7 days",
+    "Previous 30 days",
+    "Older",
+];
+
+impl Sidebar {
+    /// `rooms` come most recently active first; days are counted in UTC.
+    pub fn new(rooms: &[Arc<Room>], current: Option<&Slug>, now: OffsetDateTime) -> Sidebar {
+        let today = now.date();
+        let mut groups: Vec<SidebarGroup> = GROUPS
+            .iter()
+            .map(|label| SidebarGroup {
+                label,
+                rooms: Vec::new(),
+            })
+            .collect();
+        for room in rooms {
+            let active =
+                OffsetDateTime::from_unix_timestamp_nanos(room.last_activity() as i128 * 1_000_000)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+                    .date();
+            let days = (today - active).whole_days();
+            let group = match days {
+                ..=0 => 0,
+                1 => 1,
+                2..=7 => 2,
+                8..=30 => 3,
+                _ => 4,
+            };
+            groups[group].rooms.push(SidebarRoom {
+                slug: room.slug.clone(),
+                name: room.name.clone(),
+                current: current == Some(&room.slug),
+            });
+        }
+        groups.retain(|g| !g.rooms.is_empty());
+        Sidebar { groups }
+    }
+}

@@ -1,0 +1,286 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat::{Application, Config};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::redirect::Policy;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("TEST_LOG").unwrap_or_default())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A running server and the data directory it owns.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub data_dir: Arc<TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_in(Arc::new(tempfile::tempdir().unwrap()), |_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_in(Arc::new(tempfile::tempdir().unwrap()), configure).await
+}
+
+/// Starts a server on `data_dir`, e.g. again after a restart.
+pub async fn spawn_app_in(data_dir: Arc<TempDir>, configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let mut config = Config::for_tests(data_dir.path());
+    configure(&mut config);
+    let app = Application::build(config).await.expect("app builds");
+    let addr = app.address();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        data_dir,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A client with its own cookie jar that does not follow redirects.
+    pub fn visitor(&self) -> Visitor {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(Policy::none())
+            .timeout(WAIT)
+            .build()
+            .unwrap();
+        Visitor {
+            http,
+            jar,
+            base: self.url(""),
+            origin: self.origin(),
+        }
+    }
+
+    /// A visitor logged in as `nickname`.
+    pub async fn login(&self, nickname: &str) -> Visitor {
+        let visitor = self.visitor();
+        let response = visitor.post_form("/login", &[("nickname", nickname)]).await;
+        assert_eq!(response.status(), 303, "login as {nickname}");
+        visitor
+    }
+
+    /// Stops the server gracefully and waits until the database is closed.
+    pub async fn stop(mut self) -> Arc<TempDir> {
+        self.shutdown().await;
+        self.data_dir.clone()
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(20), server)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server ran cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct Visitor {
+    pub http: reqwest::Client,
+    jar: Arc<Jar>,
+    base: String,
+    origin: String,
+}
+
+impl Visitor {
+    pub fn cookie(&self) -> Option<String> {
+        let url = self.base.parse().unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    /// A form POST as a browser on this site sends it (with `Origin`).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{}", self.base, path))
+            .header("Origin", &self.origin)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn ws(&self, room: &str) -> Ws {
+        self.try_ws(room, Some(&self.origin.clone()))
+            .await
+            .expect("socket opens")
+    }
+
+    /// Opens a room socket; on refusal returns the HTTP status.
+    pub async fn try_ws(&self, room: &str, origin: Option<&str>) -> Result<Ws, u16> {
+        let url = format!("{}/rooms/{room}/ws", self.base.replace("http://", "ws://"));
+        let mut request = url.into_client_request().unwrap();
+        if let Some(cookie) = self.cookie() {
+            request
+                .headers_mut()
+                .insert("Cookie", HeaderValue::from_str(&cookie).unwrap());
+        }
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("Origin", HeaderValue::from_str(origin).unwrap());
+        }
+        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")
+        {
+            Ok((stream, _)) => Ok(Ws { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("unexpected socket error: {e}"),
+        }
+    }
+}
+
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a socket read ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    Text(String),
+    Closed(Option<u16>),
+}
+
+impl Ws {
+    pub async fn send_json(&mut self, value: serde_json::Value) {
+        self.stream
+            .send(Message::text(value.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// Sends a message as htmx-ext-ws does: form values plus `HEADERS`.
+    pub async fn say(&mut self, body: &str) {
+        self.send_json(serde_json::json!({
+            "body": body,
+            "HEADERS": {"HX-Request": "true", "HX-Trigger": "composer"},
+        }))
+        .await;
+    }
+
+    pub async fn resume(&mut self, after: u64) {
+        self.send_json(serde_json::json!({ "resume_after": after }))
+            .await;
+    }
+
+    /// The next text frame or close, skipping pings; panics after `WAIT`.
+    pub async fn next(&mut self) -> Received {
+        self.next_within(WAIT).await.expect("a frame in time")
+    }
+
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()?;
+            match frame {
+                Some(Ok(Message::Text(text))) => return Some(Received::Text(text.to_string())),
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(Received::Closed(frame.map(|f| f.code.into())));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Some(Received::Closed(None)),
+            }
+        }
+    }
+
+    pub async fn next_text(&mut self) -> String {
+        match self.next().await {
+            Received::Text(text) => text,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// Reads until the close frame; returns its code.
+    pub async fn closed_with(&mut self) -> Option<u16> {
+        loop {
+            if let Received::Closed(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for a while.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(Received::Text(text)) = self.next_within(wait).await {
+            panic!("expected no frame, got {text}");
+        }
+    }
+}
+
+/// Message ids (`msg-N`) in an HTML text, in document order.
+pub fn message_ids(html: &str) -> Vec<u64> {
+    html.match_indices("id=\"msg-")
+        .filter_map(|(at, _)| {
+            let rest = &html[at + 8..];
+            rest[..rest.find('"')?].parse().ok()
+        })
+        .collect()
+}

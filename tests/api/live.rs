@@ -1,0 +1,302 @@
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{Received, message_ids, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn two_clients_in_a_room_see_each_others_messages_and_another_room_does_not() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let carol = app.login("carol").await;
+    carol.post_form("/rooms", &[("name", "elsewhere")]).await;
+
+    let mut a = alice.ws("lobby").await;
+    let mut b = bob.ws("lobby").await;
+    let mut c = carol.ws("elsewhere").await;
+    for ws in [&mut a, &mut b, &mut c] {
+        ws.resume(0).await;
+    }
+
+    a.say("hi bob").await;
+    let to_bob = b.next_text().await;
+    let to_alice = a.next_text().await;
+    assert_eq!(
+        to_bob, to_alice,
+        "the same bytes go to everyone, sender included"
+    );
+    assert!(to_bob.starts_with(r#"<div id="messages" hx-swap-oob="beforeend">"#));
+    assert!(to_bob.contains(r#"id="msg-1""#));
+    assert!(to_bob.contains(r#"data-author="alice""#));
+    assert!(to_bob.contains(r#"data-kind="user""#));
+    assert!(to_bob.contains("<time datetime=\""));
+
+    b.say("hi alice").await;
+    assert!(a.next_text().await.contains("hi alice"));
+    assert!(b.next_text().await.contains("hi alice"));
+
+    c.expect_silence(Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn html_is_escaped_newlines_kept_and_urls_become_safe_links() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let mut ws = alice.ws("lobby").await;
+    ws.resume(0).await;
+    ws.say("<script>alert(1)</script>\nline two https://example.com/x?a=1&b=2")
+        .await;
+    let frame = ws.next_text().await;
+    assert!(!frame.contains("<script>"), "{frame}");
+    assert!(frame.contains("&lt;script&gt;alert(1)&lt;/script&gt;\nline two"));
+    assert!(frame.contains(
+        r#"<a href="https://example.com/x?a=1&amp;b=2" rel="noopener nofollow ugc" target="_blank">"#
+    ));
+}
+
+#[tokio::test]
+async fn a_foreign_origin_gets_403_and_no_session_gets_401() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    assert_eq!(
+        alice
+            .try_ws("lobby", Some("http://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(alice.try_ws("lobby", None).await.err(), Some(403));
+    let stranger = app.visitor();
+    assert_eq!(
+        stranger.try_ws("lobby", Some(&app.origin())).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        alice
+            .try_ws("no-such-room", Some(&app.origin()))
+            .await
+            .err(),
+        Some(404)
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_get_an_error_fragment_broadcast_nothing_and_keep_the_socket() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let mut a = alice.ws("lobby").await;
+    let mut b = bob.ws("lobby").await;
+    a.resume(0).await;
+    b.resume(0).await;
+
+    a.stream.send(Message::text("{not json")).await.unwrap();
+    let error = a.next_text().await;
+    assert!(error.contains(r#"id="composer-error""#), "{error}");
+    assert!(error.contains(r#"data-error="bad_frame""#), "{error}");
+    assert!(error.contains(r#"role="alert""#));
+
+    a.say("   \n ").await;
+    assert!(a.next_text().await.contains(r#"data-error="empty""#));
+
+    a.say(&"z".repeat(4001)).await;
+    assert!(a.next_text().await.contains(r#"data-error="too_long""#));
+
+    b.expect_silence(Duration::from_millis(300)).await;
+
+    // Still open: a valid message goes through and clears the error.
+    a.say("fine now").await;
+    let mut saw_message = false;
+    let mut saw_clear = false;
+    for _ in 0..2 {
+        let frame = a.next_text().await;
+        saw_message |= frame.contains("fine now");
+        saw_clear |= frame == r#"<div id="composer-error" role="alert"></div>"#;
+    }
+    assert!(saw_message && saw_clear);
+    assert!(b.next_text().await.contains("fine now"));
+}
+
+#[tokio::test]
+async fn a_frame_over_64_kib_closes_the_socket_with_1009() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let mut ws = alice.ws("lobby").await;
+    ws.resume(0).await;
+    let huge = serde_json::json!({ "body": "x".repeat(70 * 1024) }).to_string();
+    ws.stream.send(Message::text(huge)).await.unwrap();
+    assert_eq!(ws.closed_with().await, Some(1009));
+}
+
+#[tokio::test]
+async fn a_resent_client_id_is_stored_once_and_acknowledged() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let mut ws = alice.ws("lobby").await;
+    ws.resume(0).await;
+    let frame = serde_json::json!({ "body": "only once", "client_id": "c-42", "HEADERS": {} });
+    ws.send_json(frame.clone()).await;
+    let first = ws.next_text().await;
+    assert!(first.contains(r#"data-client-id="c-42""#), "{first}");
+    assert!(first.contains(r#"id="msg-1""#));
+
+    // A reconnect re-sends it.
+    let mut again = alice.ws("lobby").await;
+    again.resume(1).await;
+    again.send_json(frame).await;
+    let ack = again.next_text().await;
+    assert!(
+        ack.starts_with(r#"<article class="msg" id="msg-1""#),
+        "{ack}"
+    );
+
+    again.say("next").await;
+    assert!(again.next_text().await.contains(r#"id="msg-2""#));
+    let page = alice.get_text("/rooms/lobby").await;
+    assert_eq!(message_ids(&page), vec![1, 2]);
+    assert_eq!(page.matches("only once").count(), 1);
+}
+
+#[tokio::test]
+async fn resume_after_replays_exactly_the_missed_messages_before_live_ones() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    for n in 1..=30 {
+        let body = format!("m{n}");
+        alice
+            .post_form("/rooms/lobby/messages", &[("body", body.as_str())])
+            .await;
+    }
+    let bob = app.login("bob").await;
+    let mut b = bob.ws("lobby").await;
+    // A live message arrives before bob asks to resume; it must come after the replay.
+    alice
+        .post_form("/rooms/lobby/messages", &[("body", "m31")])
+        .await;
+    b.resume(12).await;
+    let mut ids = Vec::new();
+    while ids.last() != Some(&31) {
+        let frame = b.next_text().await;
+        ids.extend(message_ids(&frame));
+    }
+    assert_eq!(ids, (13..=31).collect::<Vec<_>>());
+    alice
+        .post_form("/rooms/lobby/messages", &[("body", "m32")])
+        .await;
+    assert_eq!(message_ids(&b.next_text().await), vec![32]);
+}
+
+#[tokio::test]
+async fn more_than_500_missed_gives_the_reset_fragment() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let mut a = alice.ws("lobby").await;
+    a.resume(0).await;
+    for n in 1..=520 {
+        a.send_json(serde_json::json!({ "body": format!("n{n}"), "client_id": format!("k{n}") }))
+            .await;
+    }
+    let mut seen = 0;
+    while seen < 520 {
+        seen += message_ids(&a.next_text().await).len();
+    }
+    let bob = app.login("bob").await;
+    let mut b = bob.ws("lobby").await;
+    b.resume(10).await;
+    let reset = b.next_text().await;
+    assert!(
+        reset.starts_with(r#"<div id="messages" hx-swap-oob="innerHTML">"#),
+        "{}",
+        &reset[..200.min(reset.len())]
+    );
+    assert_eq!(message_ids(&reset), (471..=520).collect::<Vec<_>>());
+    assert!(reset.contains("before=471"), "a load-older link");
+}
+
+#[tokio::test]
+async fn logout_closes_the_sessions_sockets_with_1008() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let mut first = alice.ws("lobby").await;
+    let mut second = alice.ws("lobby").await;
+    alice.post_form("/logout", &[]).await;
+    assert_eq!(first.closed_with().await, Some(1008));
+    assert_eq!(second.closed_with().await, Some(1008));
+}
+
+#[tokio::test]
+async fn more_than_20_sockets_per_session_are_refused() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        open.push(alice.ws("lobby").await);
+    }
+    assert_eq!(
+        alice.try_ws("lobby", Some(&app.origin())).await.err(),
+        Some(429)
+    );
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alice.try_ws("lobby", Some(&app.origin())).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_reader_that_never_reads_is_disconnected_without_delaying_others() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let stalled = app.login("stalled").await;
+    let mut a = alice.ws("lobby").await;
+    let mut b = bob.ws("lobby").await;
+    let mut s = stalled.ws("lobby").await;
+    a.resume(0).await;
+    b.resume(0).await;
+    s.resume(0).await;
+
+    // Big messages fill the stalled reader's socket buffers and queue quickly.
+    let body = "w".repeat(3900);
+    let mut delays = Vec::new();
+    for n in 0..2500 {
+        let sent = std::time::Instant::now();
+        a.send_json(serde_json::json!({ "body": format!("{n} {body}") }))
+            .await;
+        let frame = b.next_text().await;
+        delays.push(sent.elapsed());
+        assert!(frame.contains(&format!(">{n} w")), "in order");
+        a.next_text().await;
+    }
+    delays.sort();
+    let median = delays[delays.len() / 2];
+    assert!(
+        median < Duration::from_millis(50),
+        "median delivery {median:?}"
+    );
+
+    // The stalled reader was closed; reading now finds the close after what was buffered.
+    let mut closed = None;
+    for _ in 0..10_000 {
+        match s.next().await {
+            Received::Closed(code) => {
+                closed = Some(code);
+                break;
+            }
+            Received::Text(_) => {}
+        }
+    }
+    let code = closed.expect("the stalled socket was closed");
+    assert!(code == Some(1013) || code.is_none(), "closed with {code:?}");
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_dropped() {
+    let app = spawn_app_with(|config| config.ping_interval = 0.2).await;
+    let alice = app.login("alice").await;
+    let mut ws = alice.ws("lobby").await;
+    ws.resume(0).await;
+    // tungstenite answers pings only while the stream is read; not reading = dead peer.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(matches!(ws.next().await, Received::Closed(_)));
+}

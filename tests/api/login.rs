@@ -1,0 +1,136 @@
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn a_valid_nickname_logs_in_and_sees_the_welcome_view() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let page = alice.get_text("/").await;
+    assert!(page.contains("What shall we talk about?"), "{page}");
+    assert!(page.contains(">alice<"), "the viewer's name is shown");
+}
+
+#[tokio::test]
+async fn logged_out_visitors_are_sent_to_the_login_form() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    let response = visitor.get("/").await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login");
+    let response = visitor.get("/rooms/lobby").await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login?next=/rooms/lobby");
+}
+
+#[tokio::test]
+async fn login_returns_to_a_local_next_but_never_off_site() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    let response = visitor
+        .post_form("/login", &[("nickname", "bob"), ("next", "/rooms/lobby")])
+        .await;
+    assert_eq!(response.headers()["location"], "/rooms/lobby");
+    let other = app.visitor();
+    let response = other
+        .post_form(
+            "/login",
+            &[("nickname", "carol"), ("next", "//evil.example")],
+        )
+        .await;
+    assert_eq!(response.headers()["location"], "/");
+}
+
+#[tokio::test]
+async fn blank_long_and_spaced_nicknames_are_refused_with_an_explanation() {
+    let app = spawn_app().await;
+    let long = "x".repeat(33);
+    for (nickname, explanation) in [
+        ("   ", "choose a nickname"),
+        (long.as_str(), "at most 32 characters"),
+        ("two words", "no spaces"),
+    ] {
+        let visitor = app.visitor();
+        let response = visitor.post_form("/login", &[("nickname", nickname)]).await;
+        assert_eq!(response.status(), 422, "{nickname:?}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains(explanation), "{nickname:?}: {page}");
+        assert!(visitor.get("/").await.status() == 303, "not logged in");
+    }
+}
+
+#[tokio::test]
+async fn a_held_nickname_is_refused_ignoring_case_and_the_input_is_kept() {
+    let app = spawn_app().await;
+    let _alice = app.login("alice").await;
+    let other = app.visitor();
+    let response = other.post_form("/login", &[("nickname", "ALICE")]).await;
+    assert_eq!(response.status(), 422);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("is taken"), "{page}");
+    assert!(page.contains("value=\"ALICE\""), "input kept: {page}");
+}
+
+#[tokio::test]
+async fn logout_releases_the_nickname_and_ends_the_session() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let old_cookie = alice.cookie().unwrap();
+    let response = alice.post_form("/logout", &[]).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login");
+
+    // The old cookie no longer logs anyone in.
+    let replay = app.visitor();
+    let response = replay
+        .http
+        .get(app.url("/"))
+        .header("Cookie", old_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+
+    // And the name is free again.
+    let newcomer = app.visitor();
+    let response = newcomer.post_form("/login", &[("nickname", "Alice")]).await;
+    assert_eq!(response.status(), 303);
+}
+
+#[tokio::test]
+async fn login_cycles_the_session_id() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    visitor.get("/login").await;
+    let before = visitor.cookie();
+    visitor.post_form("/login", &[("nickname", "dave")]).await;
+    let after = visitor.cookie().expect("a session cookie");
+    assert_ne!(before, Some(after));
+}
+
+#[tokio::test]
+async fn session_cookies_are_http_only_and_same_site_lax() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    let response = visitor.post_form("/login", &[("nickname", "erin")]).await;
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_cross_site_form_post_is_refused() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    let response = visitor
+        .http
+        .post(app.url("/login"))
+        .header("Origin", "http://evil.example")
+        .form(&[("nickname", "mallory")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}

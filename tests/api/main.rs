@@ -1,0 +1,9 @@
+//! Integration tests: a real server on port 0 with a temporary PoloDB, real HTTP and
+//! WebSocket clients, and headless Chromium for what a person sees.
+
+mod browser;
+mod helpers;
+mod live;
+mod login;
+mod restart;
+mod rooms;

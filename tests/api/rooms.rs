@@ -1,0 +1,199 @@
+use crate::helpers::{message_ids, spawn_app};
+
+#[tokio::test]
+async fn the_lobby_exists_and_renders_sidebar_history_and_composer() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(page.contains(r#"ws-connect="/rooms/lobby/ws""#), "{page}");
+    assert!(page.contains(r#"action="/rooms/lobby/messages""#));
+    assert!(page.contains(r#"name="body""#));
+    assert!(page.contains(r#"href="/rooms/lobby" aria-current="page""#));
+    assert!(page.contains("Today"), "sidebar groups rooms by recency");
+}
+
+#[tokio::test]
+async fn creating_a_room_redirects_to_it_and_the_same_slug_joins_it() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let response = alice
+        .post_form("/rooms", &[("name", "Release Planning!")])
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/rooms/release-planning");
+    let page = alice.get_text("/rooms/release-planning").await;
+    assert!(page.contains("Release Planning!"));
+
+    let bob = app.login("bob").await;
+    let response = bob
+        .post_form("/rooms", &[("name", "release   planning")])
+        .await;
+    assert_eq!(response.headers()["location"], "/rooms/release-planning");
+    assert!(bob.get_text("/").await.contains("/rooms/release-planning"));
+}
+
+#[tokio::test]
+async fn a_room_name_without_letters_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let response = alice.post_form("/rooms", &[("name", "!!!")]).await;
+    assert_eq!(response.status(), 422);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("at least one letter")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_room_gets_a_friendly_404_page() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let response = alice.get("/rooms/nowhere").await;
+    assert_eq!(response.status(), 404);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Nothing here"), "{page}");
+    assert!(page.contains("<html"));
+}
+
+#[tokio::test]
+async fn posting_without_javascript_persists_broadcasts_and_redirects_back() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let mut bob_ws = bob.ws("lobby").await;
+    bob_ws.resume(0).await;
+
+    let response = alice
+        .post_form("/rooms/lobby/messages", &[("body", "hello without js")])
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/rooms/lobby");
+
+    let frame = bob_ws.next_text().await;
+    assert!(frame.contains("hello without js"), "{frame}");
+    assert!(frame.contains(r#"data-author="alice""#));
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(page.contains("hello without js"));
+}
+
+#[tokio::test]
+async fn an_invalid_no_js_post_gets_422_with_the_error_and_the_text_kept() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let long = "y".repeat(4001);
+    let response = alice
+        .post_form("/rooms/lobby/messages", &[("body", long.as_str())])
+        .await;
+    assert_eq!(response.status(), 422);
+    let page = response.text().await.unwrap();
+    assert!(page.contains(r#"data-error="too_long""#), "{page}");
+    assert!(page.contains(&long), "the text is kept");
+    assert!(message_ids(&page).is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn a_form_over_64_kib_gets_413_but_4000_cjk_characters_fit() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let cjk = "漢".repeat(4000);
+    let response = alice
+        .post_form("/rooms/lobby/messages", &[("body", cjk.as_str())])
+        .await;
+    assert_eq!(response.status(), 303);
+    let huge = "x".repeat(70 * 1024);
+    let response = alice
+        .post_form("/rooms/lobby/messages", &[("body", huge.as_str())])
+        .await;
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn older_messages_come_fifty_at_a_time_before_an_id() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    for n in 1..=120 {
+        let body = format!("message {n}");
+        let response = alice
+            .post_form("/rooms/lobby/messages", &[("body", body.as_str())])
+            .await;
+        assert_eq!(response.status(), 303);
+    }
+    let page = alice.get_text("/rooms/lobby").await;
+    assert_eq!(message_ids(&page), (71..=120).collect::<Vec<_>>());
+    assert!(page.contains("/rooms/lobby/messages?before=71"));
+
+    let fragment = alice
+        .http
+        .get(app.url("/rooms/lobby/messages?before=71"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(message_ids(&fragment), (21..=70).collect::<Vec<_>>());
+    assert!(!fragment.contains("<html"), "a fragment, not a page");
+    assert!(fragment.contains("before=21"));
+
+    let without_js = alice.get_text("/rooms/lobby/messages?before=21").await;
+    assert_eq!(message_ids(&without_js), (1..=20).collect::<Vec<_>>());
+    assert!(without_js.contains("<html"), "a whole page without JS");
+}
+
+#[tokio::test]
+async fn health_and_static_assets_are_served_with_cache_headers() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    assert_eq!(visitor.get_text("/healthz").await, "ok");
+    let page = visitor.get_text("/login").await;
+    let css = page
+        .split('"')
+        .find(|s| s.starts_with("/static/app.css?v="))
+        .expect("a versioned stylesheet link");
+    let response = visitor.get(css).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let etag = response.headers()["etag"].clone();
+    let revalidated = visitor
+        .http
+        .get(app.url("/static/app.css"))
+        .header("If-None-Match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), 304);
+    for vendored in ["htmx-2.0.11.min.js", "htmx-ext-ws-2.0.4.min.js"] {
+        assert!(page.contains(vendored), "{vendored} is linked");
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_a_content_security_policy_without_inline_scripts() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let response = alice.get("/rooms/lobby").await;
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap()
+        .to_owned();
+    let page = response.text().await.unwrap();
+    assert!(page.contains(&format!(r#"<style nonce="{nonce}">"#)));
+    assert!(page.contains(r#"data-author="alice""#), "own-message rule");
+    assert!(!page.contains("<script>"), "no inline script");
+}
