@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::hub::LiveSettings;
+
 /// A lean, self-hosted real-time web chat.
 ///
 /// Every flag falls back to an environment variable named `CHAT_` + the flag in upper case.
@@ -42,6 +44,23 @@ pub struct Config {
     #[arg(long, env = "CHAT_RESUME_GRACE", default_value_t = 1.0)]
     pub resume_grace: f64,
 
+    /// Seconds between flushes of presence, typing and sidebar updates (at most one of each
+    /// per room per interval).
+    #[arg(long, env = "CHAT_FLUSH_INTERVAL", default_value_t = 1.0)]
+    pub flush_interval: f64,
+
+    /// Seconds a typing indicator lasts after the last keystroke.
+    #[arg(long, env = "CHAT_TYPING_EXPIRY", default_value_t = 3.0)]
+    pub typing_expiry: f64,
+
+    /// Seconds after someone's last tab closes before they are announced as left.
+    #[arg(long, env = "CHAT_LEAVE_DEBOUNCE", default_value_t = 5.0)]
+    pub leave_debounce: f64,
+
+    /// Post "joined"/"left" lines only while a room has at most this many people present.
+    #[arg(long, env = "CHAT_ANNOUNCE_LIMIT", default_value_t = 50)]
+    pub announce_limit: usize,
+
     /// Seconds that graceful shutdown may take before the process exits regardless.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE", default_value_t = 10.0)]
     pub shutdown_grace: f64,
@@ -58,19 +77,37 @@ impl Config {
             log: "warn".into(),
             ping_interval: 30.0,
             resume_grace: 1.0,
+            flush_interval: 0.1,
+            typing_expiry: 3.0,
+            leave_debounce: 0.5,
+            announce_limit: 50,
             shutdown_grace: 10.0,
         }
     }
 
+    pub fn live_settings(&self) -> LiveSettings {
+        LiveSettings {
+            flush_interval: seconds(self.flush_interval.max(0.01)),
+            typing_expiry: seconds(self.typing_expiry),
+            leave_debounce: seconds(self.leave_debounce),
+            announce_limit: self.announce_limit,
+        }
+    }
+
     pub fn ping_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.ping_interval.max(0.01))
+        seconds(self.ping_interval.max(0.01))
     }
 
     pub fn resume_grace(&self) -> Duration {
-        Duration::from_secs_f64(self.resume_grace.max(0.0))
+        seconds(self.resume_grace)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs_f64(self.shutdown_grace.max(0.0))
+        seconds(self.shutdown_grace)
     }
+}
+
+/// Seconds from a flag; negative or non-finite values count as zero.
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::ZERO)
 }

@@ -17,6 +17,8 @@ pub enum AppError {
     Render(#[from] askama::Error),
     #[error("session failed: {0}")]
     Session(#[from] tower_sessions::session::Error),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl AppError {
@@ -32,7 +34,7 @@ impl AppError {
                 "Storage is unavailable",
                 "The chat could not read or write its database. Nothing you sent was lost; please try again in a moment.",
             ),
-            AppError::Render(_) | AppError::Session(_) => (
+            AppError::Render(_) | AppError::Session(_) | AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "The server hit an unexpected problem. It has been logged; please try again.",

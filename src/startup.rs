@@ -65,9 +65,12 @@ impl Application {
         storage: Arc<dyn Storage>,
     ) -> anyhow::Result<Application> {
         let hub_storage = storage.clone();
-        let (hub, committer) = tokio::task::spawn_blocking(move || Hub::start(hub_storage))
-            .await?
-            .context("loading rooms")?;
+        let settings = config.live_settings();
+        let (hub, committer) =
+            tokio::task::spawn_blocking(move || Hub::start(hub_storage, settings))
+                .await?
+                .context("loading rooms")?;
+        hub.spawn_ticker();
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
@@ -166,6 +169,9 @@ pub fn router(state: AppState) -> Router {
             get(routes::rooms::older_messages).post(routes::rooms::post_message),
         )
         .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
+        .route("/rooms/{slug}/topic", post(routes::rooms::set_topic))
+        .route("/rooms/{slug}/mute", post(routes::rooms::toggle_mute))
+        .route("/ws", get(routes::ws::global_socket))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security::reject_cross_site,

@@ -12,8 +12,8 @@ use time::macros::format_description;
 use crate::assets;
 use crate::domain::{Slug, render_body};
 use crate::error::AppError;
-use crate::hub::{RenderedMessage, Room};
-use crate::store::{MessageKind, MessageRecord};
+use crate::hub::{RenderedMessage, RoomSummary};
+use crate::store::{MessageKind, MessageRecord, ReaderRecord};
 
 /// Renders a template, turning a template failure into a logged 500 rather than a panic.
 pub fn render<T: Template>(template: &T) -> Result<Html<String>, AppError> {
@@ -67,6 +67,7 @@ pub struct WelcomePage {
     pub page: Chrome,
     pub sidebar: Sidebar,
     pub name: String,
+    pub message: String,
     pub error: Option<String>,
 }
 
@@ -78,6 +79,8 @@ pub struct RoomPage {
     pub slug: Slug,
     pub name: String,
     pub topic: String,
+    pub here: Vec<String>,
+    pub muted: bool,
     pub history: History,
     /// Whether this page shows the newest messages (and so goes live).
     pub live: bool,
@@ -99,6 +102,9 @@ pub struct ErrorPage {
 pub struct History {
     pub slug: Slug,
     pub messages: Vec<Arc<RenderedMessage>>,
+    /// The first message the viewer has not seen: the "new since your last visit" divider
+    /// goes before it.
+    pub first_unread: Option<u64>,
 }
 
 impl History {
@@ -107,8 +113,8 @@ impl History {
         self.messages.first().map(|m| m.id).filter(|&id| id > 1)
     }
 
-    pub fn newest_id(&self) -> u64 {
-        self.messages.last().map_or(0, |m| m.id)
+    fn unread_starts_at(&self, message: &RenderedMessage) -> bool {
+        self.first_unread == Some(message.id)
     }
 }
 
@@ -150,8 +156,7 @@ struct MessageView<'a> {
 
 /// Renders one message with `_message.html`: the only place message markup comes from.
 pub fn render_message(record: &MessageRecord) -> String {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(record.created_at as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at = from_millis(record.created_at);
     let view = MessageView {
         id: record.id,
         kind: record.kind.as_str(),
@@ -193,7 +198,10 @@ pub fn reset_fragment(history: &History) -> Result<String, askama::Error> {
     ))
 }
 
-/// The sidebar: rooms grouped by how recently they were active.
+/// The sidebar's room list, grouped by how recently each room was active in the viewer's
+/// time zone. Pages mark it for their viewer; the live copy is the same for everyone.
+#[derive(Template)]
+#[template(path = "_room_list.html")]
 pub struct Sidebar {
     pub groups: Vec<SidebarGroup>,
 }
@@ -206,7 +214,26 @@ pub struct SidebarGroup {
 pub struct SidebarRoom {
     pub slug: Slug,
     pub name: String,
+    pub last_id: u64,
     pub current: bool,
+    /// The viewer's newest seen id; `None` in the shared live copy.
+    pub read: Option<u64>,
+    pub muted: bool,
+}
+
+impl SidebarRoom {
+    pub fn unread(&self) -> u64 {
+        match self.read {
+            Some(read) if !self.current => self.last_id.saturating_sub(read),
+            _ => 0,
+        }
+    }
+}
+
+/// Which room a page shows and what its viewer has read.
+pub struct SidebarViewer<'a> {
+    pub current: Option<&'a Slug>,
+    pub reader: &'a ReaderRecord,
 }
 
 const GROUPS: [&str; 5] = [
@@ -218,8 +245,12 @@ const GROUPS: [&str; 5] = [
 ];
 
 impl Sidebar {
-    /// `rooms` come most recently active first; days are counted in UTC.
-    pub fn new(rooms: &[Arc<Room>], current: Option<&Slug>, now: OffsetDateTime) -> Sidebar {
+    /// `rooms` come most recently active first; `now` is in the viewer's offset.
+    pub fn new(
+        rooms: &[RoomSummary],
+        now: OffsetDateTime,
+        viewer: Option<SidebarViewer<'_>>,
+    ) -> Sidebar {
         let today = now.date();
         let mut groups: Vec<SidebarGroup> = GROUPS
             .iter()
@@ -229,25 +260,80 @@ impl Sidebar {
             })
             .collect();
         for room in rooms {
-            let active =
-                OffsetDateTime::from_unix_timestamp_nanos(room.last_activity() as i128 * 1_000_000)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-                    .date();
-            let days = (today - active).whole_days();
-            let group = match days {
+            let active = from_millis(room.last_activity)
+                .to_offset(now.offset())
+                .date();
+            let group = match (today - active).whole_days() {
                 ..=0 => 0,
                 1 => 1,
                 2..=7 => 2,
                 8..=30 => 3,
                 _ => 4,
             };
+            let slug = room.slug.as_str();
             groups[group].rooms.push(SidebarRoom {
                 slug: room.slug.clone(),
                 name: room.name.clone(),
-                current: current == Some(&room.slug),
+                last_id: room.last_id,
+                current: viewer.as_ref().and_then(|v| v.current) == Some(&room.slug),
+                read: viewer
+                    .as_ref()
+                    .map(|v| v.reader.last_read.get(slug).copied().unwrap_or(0).max(0) as u64),
+                muted: viewer
+                    .as_ref()
+                    .is_some_and(|v| v.reader.muted.iter().any(|m| m == slug)),
             });
         }
         groups.retain(|g| !g.rooms.is_empty());
         Sidebar { groups }
     }
+
+    /// The `#room-list` fragment, which replaces the list by id.
+    pub fn render_list(&self) -> String {
+        self.render().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "sidebar render failed");
+            String::new()
+        })
+    }
+}
+
+fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The people present, as a fragment that replaces `#presence`.
+#[derive(Template)]
+#[template(path = "_presence.html")]
+pub struct Presence<'a> {
+    pub names: &'a [String],
+}
+
+impl Presence<'_> {
+    /// Long lists are cut, so a room of thousands doesn't push a huge fragment.
+    pub const SHOWN: usize = 100;
+}
+
+pub fn presence_fragment(names: &[String]) -> String {
+    Presence { names }.render().unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "_typing.html")]
+struct Typing<'a> {
+    names: &'a [String],
+}
+
+pub fn typing_fragment(names: &[String]) -> String {
+    Typing { names }.render().unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "_topic.html")]
+struct Topic<'a> {
+    topic: &'a str,
+}
+
+pub fn topic_fragment(topic: &str) -> String {
+    Topic { topic }.render().unwrap_or_default()
 }

@@ -1,29 +1,36 @@
-// The page's small script: resume after reconnects, client ids for resends, composer
-// behaviour, local times and the sidebar toggle. Everything else is server-rendered HTML.
+// The page's small script. The server renders everything; this only does what must happen
+// in the browser: resume after reconnects, client ids for resends, the composer, local times,
+// unread counts, scrolling, typing, and the sidebar toggle.
 (function () {
   "use strict";
 
-  var failedOpens = 0;
-  var pending = {}; // client_id -> text, until the server echoes the message back
+  var TYPING_EVERY_MS = 2000;
+  var GROUP_WITHIN_MS = 5 * 60 * 1000;
 
-  function messages() { return document.getElementById("messages"); }
-  function composer() { return document.getElementById("composer-body"); }
-  function roomSlug() {
+  var socket = null; // htmx-ext-ws's wrapper, once open
+  var failedOpens = 0;
+  var lastTypingSent = 0;
+  var pending = {}; // client_id -> text, until the server echoes the message back
+  var reads = {}; // room slug -> newest message id seen
+  var muted = {}; // room slug -> true
+  var unseenHere = 0; // messages that arrived in this room while the tab was hidden
+
+  function $(id) { return document.getElementById(id); }
+  function messages() { return $("messages"); }
+  function composer() { return $("composer-body"); }
+  function currentRoom() {
     var room = document.querySelector("main.room");
     return room ? room.getAttribute("data-room") : null;
   }
-  function draftKey() { return "draft:" + roomSlug(); }
+  function draftKey() { return "draft:" + currentRoom(); }
+
+  function messageId(el) { return parseInt(el.id.slice(4), 10) || 0; }
 
   function newestMessageId() {
     var list = messages();
     if (!list) return 0;
-    var all = list.querySelectorAll("[id^='msg-']");
-    var newest = 0;
-    for (var i = all.length - 1; i >= 0 && i >= all.length - 5; i--) {
-      var id = parseInt(all[i].id.slice(4), 10);
-      if (id > newest) newest = id;
-    }
-    return newest;
+    var all = list.querySelectorAll(".msg[id^='msg-']");
+    return all.length ? messageId(all[all.length - 1]) : 0;
   }
 
   function randomId() {
@@ -34,58 +41,34 @@
     }).join("");
   }
 
-  function setStatus(text) {
-    var status = document.getElementById("connection");
-    if (status) status.textContent = text;
-  }
+  // ---- connection state ----------------------------------------------------------------
 
-  function nearBottom(list) {
-    return list.scrollHeight - list.scrollTop - list.clientHeight < 120;
-  }
-
-  function scrollToBottom() {
-    var list = messages();
-    if (list) list.scrollTop = list.scrollHeight;
-  }
-
-  function localizeTimes(root) {
-    var times = (root || document).querySelectorAll("time[datetime]:not([data-local])");
-    for (var i = 0; i < times.length; i++) {
-      var at = new Date(times[i].getAttribute("datetime"));
-      if (isNaN(at)) continue;
-      times[i].textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      times[i].title = at.toLocaleString();
-      times[i].setAttribute("data-local", "");
-    }
-  }
-
-  function syncComposer() {
-    var box = composer();
-    if (!box) return;
-    var send = document.querySelector("#composer button[type=submit]");
-    if (send) send.disabled = box.value.trim() === "";
-    box.style.height = "auto";
-    box.style.height = Math.min(box.scrollHeight, 200) + "px";
-    box.style.overflowY = box.scrollHeight > 200 ? "auto" : "hidden";
+  function showBanner(text) {
+    var banner = $("connection");
+    if (!banner) return;
+    banner.textContent = text;
+    banner.hidden = !text;
   }
 
   document.addEventListener("htmx:wsOpen", function (evt) {
+    socket = evt.detail.socketWrapper;
     failedOpens = 0;
-    setStatus("");
-    // Sent before htmx-ext-ws flushes what was typed while disconnected.
-    evt.detail.socketWrapper.send(JSON.stringify({ resume_after: newestMessageId() }));
+    showBanner("");
+    if (currentRoom()) {
+      // Sent before htmx-ext-ws flushes what was typed while disconnected.
+      socket.send(JSON.stringify({ resume_after: newestMessageId() }));
+    }
   });
 
   document.addEventListener("htmx:wsClose", function (evt) {
+    socket = null;
     var code = evt.detail.event.code;
     if (code === 1008) {
-      setStatus("You have been logged out. Reload the page to log in again.");
+      showBanner("You have been logged out. Reload the page to log in again.");
     } else if (code === 1009) {
-      setStatus("That message was too large to send. Reload the page to reconnect.");
-    } else if (code === 1012) {
-      setStatus("The server is restarting. Reconnecting…");
+      showBanner("That message was too large to send. Reload the page to reconnect.");
     } else {
-      setStatus("Connection lost. Reconnecting…");
+      showBanner(code === 1012 ? "The server is restarting. Reconnecting…" : "Reconnecting…");
       failedOpens += 1;
       if (failedOpens >= 3) checkSession();
     }
@@ -101,6 +84,25 @@
     }).catch(function () {});
   }
 
+  // A page kept in the back/forward cache would hold its socket open and keep its author
+  // "present": close it on the way out, and reload if the page is ever shown again.
+  var rawSocket = null;
+  if (window.htmx && htmx.createWebSocket) {
+    var createWebSocket = htmx.createWebSocket;
+    htmx.createWebSocket = function (url) {
+      rawSocket = createWebSocket(url);
+      return rawSocket;
+    };
+  }
+  window.addEventListener("pagehide", function () {
+    if (rawSocket) rawSocket.close(1000, "page hidden");
+  });
+  window.addEventListener("pageshow", function (evt) {
+    if (evt.persisted) location.reload();
+  });
+
+  // ---- sending -------------------------------------------------------------------------
+
   document.addEventListener("htmx:wsConfigSend", function (evt) {
     var params = evt.detail.parameters;
     var id = randomId();
@@ -113,29 +115,18 @@
       sessionStorage.removeItem(draftKey());
       syncComposer();
     }
+    lastTypingSent = 0;
   });
 
-  document.addEventListener("htmx:wsAfterMessage", function () {
-    var list = messages();
-    var stick = list && nearBottom(list);
-    localizeTimes(list);
-    for (var id in pending) {
-      if (document.querySelector("[data-client-id='" + id + "']#composer-error")) {
-        // Not stored: give the text back, unless something new was typed meanwhile.
-        var box = composer();
-        if (box && box.value.trim() === "") {
-          box.value = pending[id];
-          syncComposer();
-        }
-        delete pending[id];
-      } else if (list && list.querySelector(".msg[data-client-id='" + id + "']")) {
-        delete pending[id];
-      }
-    }
-    if (stick) scrollToBottom();
-  });
-
-  document.addEventListener("htmx:afterSwap", function () { localizeTimes(); });
+  function syncComposer() {
+    var box = composer();
+    if (!box) return;
+    var send = document.querySelector("#composer button[type=submit]");
+    if (send) send.disabled = box.value.trim() === "";
+    box.style.height = "auto";
+    box.style.height = Math.min(box.scrollHeight, 200) + "px";
+    box.style.overflowY = box.scrollHeight > 200 ? "auto" : "hidden";
+  }
 
   document.addEventListener("keydown", function (evt) {
     var box = composer();
@@ -148,27 +139,217 @@
     if (evt.target !== composer()) return;
     sessionStorage.setItem(draftKey(), evt.target.value);
     syncComposer();
+    var now = Date.now();
+    if (socket && evt.target.value.trim() !== "" && now - lastTypingSent > TYPING_EVERY_MS) {
+      lastTypingSent = now;
+      socket.send(JSON.stringify({ typing: true }));
+    }
   });
 
-  function setupSidebar() {
-    var app = document.getElementById("app");
-    var toggle = document.getElementById("sidebar-toggle");
-    if (!app || !toggle) return;
-    function apply(collapsed) {
-      app.classList.toggle("sidebar-collapsed", collapsed);
-      toggle.setAttribute("aria-expanded", String(!collapsed));
+  // ---- incoming messages ---------------------------------------------------------------
+
+  function localizeTimes(root) {
+    var times = (root || document).querySelectorAll("time[datetime]:not([data-local])");
+    for (var i = 0; i < times.length; i++) {
+      var at = new Date(times[i].getAttribute("datetime"));
+      if (isNaN(at)) continue;
+      times[i].textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      times[i].title = at.toLocaleString();
+      times[i].setAttribute("data-local", "");
     }
-    apply(localStorage.getItem("sidebar-collapsed") === "1");
-    toggle.addEventListener("click", function () {
-      var collapsed = !app.classList.contains("sidebar-collapsed");
-      localStorage.setItem("sidebar-collapsed", collapsed ? "1" : "0");
-      apply(collapsed);
-    });
+  }
+
+  // Consecutive messages by one author within a few minutes share one header.
+  function groupMessages() {
+    var list = messages();
+    if (!list) return;
+    var all = list.querySelectorAll(".msg");
+    var previous = null;
+    for (var i = 0; i < all.length; i++) {
+      var msg = all[i];
+      var grouped = false;
+      if (previous && msg.getAttribute("data-kind") === "user" &&
+          previous.getAttribute("data-kind") === "user" &&
+          previous.nextElementSibling === msg &&
+          previous.getAttribute("data-author") === msg.getAttribute("data-author")) {
+        var a = new Date(previous.querySelector("time").getAttribute("datetime"));
+        var b = new Date(msg.querySelector("time").getAttribute("datetime"));
+        grouped = b - a < GROUP_WITHIN_MS;
+      }
+      msg.classList.toggle("grouped", grouped);
+      previous = msg;
+    }
+  }
+
+  function nearBottom(list) {
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  }
+
+  function scrollToBottom() {
+    var list = messages();
+    if (list) list.scrollTop = list.scrollHeight;
+    var pill = $("new-messages");
+    if (pill) pill.hidden = true;
+  }
+
+  var stickToBottom = true;
+
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    var list = messages();
+    stickToBottom = !list || nearBottom(list);
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var list = messages();
+    localizeTimes(list);
+    groupMessages();
+    for (var id in pending) {
+      if (document.querySelector("#composer-error[data-client-id='" + id + "']")) {
+        // Not stored: give the text back, unless something new was typed meanwhile.
+        var box = composer();
+        if (box && box.value.trim() === "") {
+          box.value = pending[id];
+          syncComposer();
+        }
+        delete pending[id];
+      } else if (list && list.querySelector(".msg[data-client-id='" + id + "']")) {
+        delete pending[id];
+      }
+    }
+    var room = currentRoom();
+    if (room && list) {
+      var newest = newestMessageId();
+      if (newest > (reads[room] || 0)) {
+        if (document.hidden) unseenHere += newest - (reads[room] || 0);
+        reads[room] = newest;
+      }
+      if (stickToBottom) {
+        scrollToBottom();
+      } else if ($("new-messages")) {
+        $("new-messages").hidden = false;
+      }
+    }
+    markSidebar();
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) {
+      unseenHere = 0;
+      markSidebar();
+    }
+  });
+
+  // ---- sidebar: current room, unread counts, title --------------------------------------
+
+  function readSidebarMarks() {
+    var links = document.querySelectorAll("#room-list a[data-slug]");
+    for (var i = 0; i < links.length; i++) {
+      var slug = links[i].getAttribute("data-slug");
+      if (links[i].hasAttribute("data-read")) {
+        reads[slug] = parseInt(links[i].getAttribute("data-read"), 10) || 0;
+      }
+      if (links[i].hasAttribute("data-muted")) muted[slug] = true;
+    }
+    var room = currentRoom();
+    if (room) reads[room] = Math.max(reads[room] || 0, newestMessageId());
+  }
+
+  // The live room list is the same for everyone; this applies what is the viewer's own.
+  function markSidebar() {
+    var links = document.querySelectorAll("#room-list a[data-slug]");
+    var room = currentRoom();
+    var total = 0;
+    for (var i = 0; i < links.length; i++) {
+      var link = links[i];
+      var slug = link.getAttribute("data-slug");
+      var newest = parseInt(link.getAttribute("data-last-id"), 10) || 0;
+      if (!(slug in reads)) reads[slug] = 0;
+      var unread = slug === room ? 0 : Math.max(0, newest - reads[slug]);
+      if (slug === room) {
+        link.setAttribute("aria-current", "page");
+      } else {
+        link.removeAttribute("aria-current");
+      }
+      if (muted[slug]) link.setAttribute("data-muted", "");
+      var badge = link.querySelector(".badge");
+      if (badge) badge.textContent = unread > 0 ? String(unread) : "";
+      link.classList.toggle("unread", unread > 0 && !muted[slug]);
+      if (!muted[slug]) total += unread;
+    }
+    total += unseenHere;
+    var title = document.title.replace(/^\(\d+\) /, "");
+    document.title = total > 0 ? "(" + total + ") " + title : title;
+  }
+
+  // ---- load older, keeping the reader's place -------------------------------------------
+
+  // The swapped-out link is detached, so its afterSwap events never reach the document:
+  // watch the list itself for the older page arriving.
+  var fromBottom = null;
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var list = messages();
+    if (list && evt.detail.target && evt.detail.target.id === "load-older") {
+      fromBottom = list.scrollHeight - list.scrollTop;
+    }
+  });
+
+  function watchOlderPages(list) {
+    new MutationObserver(function () {
+      if (fromBottom === null) return;
+      // Group first: it changes heights above the reader's place.
+      localizeTimes(list);
+      groupMessages();
+      list.scrollTop = list.scrollHeight - fromBottom;
+      fromBottom = null;
+    }).observe(list, { childList: true });
+  }
+
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "room-list") markSidebar();
+  });
+
+  // ---- layout --------------------------------------------------------------------------
+
+  function setupSidebar() {
+    var app = $("app");
+    var toggle = $("sidebar-toggle");
+    if (app && toggle) {
+      var apply = function (collapsed) {
+        app.classList.toggle("sidebar-collapsed", collapsed);
+        toggle.setAttribute("aria-expanded", String(!collapsed));
+      };
+      apply(localStorage.getItem("sidebar-collapsed") === "1");
+      toggle.addEventListener("click", function () {
+        var collapsed = !app.classList.contains("sidebar-collapsed");
+        localStorage.setItem("sidebar-collapsed", collapsed ? "1" : "0");
+        apply(collapsed);
+      });
+    }
+    var drawer = $("drawer-toggle");
+    if (app && drawer) {
+      drawer.addEventListener("click", function () {
+        var open = !app.classList.contains("drawer-open");
+        app.classList.toggle("drawer-open", open);
+        drawer.setAttribute("aria-expanded", String(open));
+      });
+      document.addEventListener("keydown", function (evt) {
+        if (evt.key === "Escape" && app.classList.contains("drawer-open")) {
+          app.classList.remove("drawer-open");
+          drawer.setAttribute("aria-expanded", "false");
+          drawer.focus();
+        }
+      });
+    }
   }
 
   function start() {
+    // The server groups the sidebar by day in this time zone from the next page on.
+    document.cookie = "tz=" + (-new Date().getTimezoneOffset()) + "; path=/; max-age=31536000; SameSite=Lax";
     localizeTimes();
+    groupMessages();
     setupSidebar();
+    readSidebarMarks();
+    markSidebar();
     var box = composer();
     if (box) {
       var draft = sessionStorage.getItem(draftKey());
@@ -176,7 +357,21 @@
       syncComposer();
       box.focus();
     }
-    scrollToBottom();
+    var pill = $("new-messages");
+    if (pill) pill.addEventListener("click", scrollToBottom);
+    var list = messages();
+    if (list) {
+      watchOlderPages(list);
+      list.addEventListener("scroll", function () {
+        if (nearBottom(list) && pill) pill.hidden = true;
+      });
+    }
+    var divider = $("unread-divider");
+    if (divider && list) {
+      list.scrollTop = Math.max(0, divider.offsetTop - list.offsetTop - 40);
+    } else {
+      scrollToBottom();
+    }
   }
 
   if (document.readyState === "loading") {

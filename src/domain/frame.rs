@@ -9,6 +9,8 @@ const MAX_CLIENT_ID_CHARS: usize = 64;
 pub enum ClientFrame {
     /// Sent first on every (re)connect: replay what is newer than `after`, then go live.
     Resume { after: u64 },
+    /// The person is typing (sent throttled by the page); never stored.
+    Typing,
     /// A message from the composer.
     Send {
         body: MessageBody,
@@ -58,6 +60,8 @@ struct RawFrame {
     body: Option<String>,
     client_id: Option<String>,
     resume_after: Option<u64>,
+    #[serde(default)]
+    typing: bool,
 }
 
 impl ClientFrame {
@@ -65,6 +69,9 @@ impl ClientFrame {
         let raw: RawFrame = serde_json::from_str(text).map_err(|_| FrameError::BadFrame)?;
         if let Some(after) = raw.resume_after {
             return Ok(ClientFrame::Resume { after });
+        }
+        if raw.typing && raw.body.is_none() {
+            return Ok(ClientFrame::Typing);
         }
         let body = raw.body.ok_or(FrameError::BadFrame)?;
         let client_id = match raw.client_id.as_deref() {
@@ -102,6 +109,14 @@ mod tests {
         assert_eq!(
             ClientFrame::parse(r#"{"resume_after": 42}"#),
             Ok(ClientFrame::Resume { after: 42 })
+        );
+    }
+
+    #[test]
+    fn parses_typing() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"typing": true}"#),
+            Ok(ClientFrame::Typing)
         );
     }
 

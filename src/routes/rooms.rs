@@ -1,4 +1,5 @@
-//! The welcome view, room pages, history pages, and the no-JavaScript message form.
+//! The welcome view, room pages, history pages, topics, muting, and the no-JavaScript
+//! message form.
 
 use std::sync::Arc;
 
@@ -8,18 +9,37 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use time::OffsetDateTime;
+use time::macros::format_description;
 
+use super::viewer_offset;
 use crate::auth::CurrentUser;
 use crate::domain::{ClientId, MessageBody, RoomName, Slug};
 use crate::error::AppError;
 use crate::hub::{Hub, NewMessage, Room};
 use crate::security::CspNonce;
 use crate::startup::AppState;
-use crate::store::MessageKind;
-use crate::views::{Chrome, ComposerError, History, RoomPage, Sidebar, WelcomePage, render};
+use crate::store::{MessageKind, ReaderRecord};
+use crate::views::{
+    Chrome, ComposerError, History, RoomPage, Sidebar, SidebarViewer, WelcomePage, render,
+};
 
-fn sidebar(hub: &Hub, current: Option<&Slug>) -> Sidebar {
-    Sidebar::new(&hub.rooms_by_activity(), current, OffsetDateTime::now_utc())
+/// A topic longer than this is refused.
+const MAX_TOPIC_CHARS: usize = 200;
+/// A room named after its first message takes this much of the first line.
+const NAME_FROM_MESSAGE_CHARS: usize = 40;
+
+fn sidebar(
+    hub: &Hub,
+    headers: &HeaderMap,
+    current: Option<&Slug>,
+    reader: &ReaderRecord,
+) -> Sidebar {
+    let now = OffsetDateTime::now_utc().to_offset(viewer_offset(headers));
+    Sidebar::new(
+        &hub.room_summaries(),
+        now,
+        Some(SidebarViewer { current, reader }),
+    )
 }
 
 fn find_room(hub: &Hub, slug: &str) -> Result<Arc<Room>, AppError> {
@@ -28,82 +48,217 @@ fn find_room(hub: &Hub, slug: &str) -> Result<Arc<Room>, AppError> {
         .ok_or(AppError::NotFound)
 }
 
+async fn welcome_page(
+    state: &AppState,
+    viewer: &CurrentUser,
+    headers: &HeaderMap,
+    nonce: &CspNonce,
+    name: String,
+    message: String,
+    error: Option<String>,
+) -> Result<WelcomePage, AppError> {
+    let reader = state.hub.reader(&viewer.login_id).await?;
+    Ok(WelcomePage {
+        page: Chrome::new("Welcome", Some(&viewer.nickname), &nonce.0),
+        sidebar: sidebar(&state.hub, headers, None, &reader),
+        name,
+        message,
+        error,
+    })
+}
+
 pub async fn welcome(
     State(state): State<AppState>,
     viewer: CurrentUser,
+    headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    Ok(render(&WelcomePage {
-        page: Chrome::new("Welcome", Some(&viewer.nickname), &nonce.0),
-        sidebar: sidebar(&state.hub, None),
-        name: String::new(),
-        error: None,
-    })?
-    .into_response())
+    let page = welcome_page(
+        &state,
+        &viewer,
+        &headers,
+        &nonce,
+        String::new(),
+        String::new(),
+        None,
+    )
+    .await?;
+    Ok(render(&page)?.into_response())
 }
 
 #[derive(Deserialize)]
 pub struct NewRoomForm {
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    message: String,
 }
 
+/// Opens a room by name (joining it if it exists). Without a name, a first message names
+/// the room; with neither, it gets a dated default name that is never shared.
 pub async fn create_room(
     State(state): State<AppState>,
     viewer: CurrentUser,
+    headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
     Form(form): Form<NewRoomForm>,
 ) -> Result<Response, AppError> {
-    match RoomName::parse(&form.name) {
-        Ok(name) => {
-            let room = state.hub.open_room(&name, &viewer.nickname).await?;
-            Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
+    let first_message = match form.message.trim() {
+        "" => None,
+        text => match MessageBody::parse(text) {
+            Ok(body) => Some(body),
+            Err(e) => {
+                let page = welcome_page(
+                    &state,
+                    &viewer,
+                    &headers,
+                    &nonce,
+                    form.name,
+                    form.message,
+                    Some(e.to_string()),
+                )
+                .await?;
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+            }
+        },
+    };
+    let named = if !form.name.trim().is_empty() {
+        Some(form.name.clone())
+    } else {
+        first_message.as_ref().map(|body| {
+            let line = body.as_str().lines().next().unwrap_or_default();
+            line.chars()
+                .take(NAME_FROM_MESSAGE_CHARS)
+                .collect::<String>()
+        })
+    };
+    let room = match named.as_deref().map(RoomName::parse) {
+        Some(Ok(name)) => state.hub.open_room(&name, &viewer.nickname).await?.0,
+        Some(Err(e)) => {
+            let page = welcome_page(
+                &state,
+                &viewer,
+                &headers,
+                &nonce,
+                form.name,
+                form.message,
+                Some(e.to_string()),
+            )
+            .await?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
         }
-        Err(e) => Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            render(&WelcomePage {
-                page: Chrome::new("Welcome", Some(&viewer.nickname), &nonce.0),
-                sidebar: sidebar(&state.hub, None),
-                name: form.name,
-                error: Some(e.to_string()),
-            })?,
-        )
-            .into_response()),
+        None => {
+            let now = OffsetDateTime::now_utc().to_offset(viewer_offset(&headers));
+            let base = format!(
+                "Chat {}",
+                now.format(format_description!("[day]/[month]/[year] [hour]:[minute]"))
+                    .unwrap_or_default()
+            );
+            open_new_room(&state.hub, &base, &viewer.nickname).await?
+        }
+    };
+    if let Some(body) = first_message {
+        state
+            .hub
+            .post(
+                &room,
+                NewMessage {
+                    kind: MessageKind::User,
+                    author: viewer.nickname.clone(),
+                    body: body.into_string(),
+                    dedup: None,
+                },
+            )
+            .await?;
     }
+    Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
+}
+
+/// Creates a room named `base`, or `base (2)`, `base (3)`… if taken, so two people
+/// starting chats in the same minute don't land in one room.
+async fn open_new_room(hub: &Hub, base: &str, creator: &str) -> Result<Arc<Room>, AppError> {
+    for n in 1..=1000 {
+        let candidate = if n == 1 {
+            base.to_owned()
+        } else {
+            format!("{base} ({n})")
+        };
+        let name = RoomName::parse(&candidate)
+            .map_err(|e| AppError::Internal(format!("default room name {candidate:?}: {e}")))?;
+        let (room, created) = hub.open_room(&name, creator).await?;
+        if created {
+            return Ok(room);
+        }
+    }
+    Err(AppError::Internal(format!(
+        "no free room name after {base:?}"
+    )))
 }
 
 async fn room_page(
     state: &AppState,
     viewer: &CurrentUser,
+    headers: &HeaderMap,
     nonce: &CspNonce,
     room: &Room,
     draft: String,
     error: Option<ComposerError>,
 ) -> Result<RoomPage, AppError> {
-    Ok(RoomPage {
+    let reader = state.hub.reader(&viewer.login_id).await?;
+    let messages = state.hub.newest_page(room).await?;
+    let last_read = reader
+        .last_read
+        .get(room.slug.as_str())
+        .map(|&id| id.max(0) as u64);
+    let first_unread = last_read.and_then(|read| {
+        messages
+            .iter()
+            .find(|m| m.id > read)
+            .map(|m| m.id)
+            .filter(|&id| id > 1)
+    });
+    let page = RoomPage {
         page: Chrome::new(&room.name, Some(&viewer.nickname), &nonce.0),
-        sidebar: sidebar(&state.hub, Some(&room.slug)),
+        sidebar: sidebar(&state.hub, headers, Some(&room.slug), &reader),
         slug: room.slug.clone(),
         name: room.name.clone(),
-        topic: room.topic.clone(),
+        topic: room.topic(),
+        here: room.here(),
+        muted: reader.muted.iter().any(|m| m == room.slug.as_str()),
         history: History {
             slug: room.slug.clone(),
-            messages: state.hub.newest_page(room).await?,
+            messages,
+            first_unread,
         },
         live: true,
         draft,
         error,
-    })
+    };
+    state
+        .hub
+        .mark_read(&viewer.login_id, &room.slug, room.last_id())
+        .await?;
+    Ok(page)
 }
 
 pub async fn show_room(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     viewer: CurrentUser,
+    headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
     let room = find_room(&state.hub, &slug)?;
-    let page = room_page(&state, &viewer, &nonce, &room, String::new(), None).await?;
+    let page = room_page(
+        &state,
+        &viewer,
+        &headers,
+        &nonce,
+        &room,
+        String::new(),
+        None,
+    )
+    .await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -125,11 +280,21 @@ pub async fn older_messages(
     let history = History {
         slug: room.slug.clone(),
         messages: state.hub.page_before(&room, query.before).await?,
+        first_unread: None,
     };
     if headers.contains_key("hx-request") {
         return Ok(render(&history)?.into_response());
     }
-    let mut page = room_page(&state, &viewer, &nonce, &room, String::new(), None).await?;
+    let mut page = room_page(
+        &state,
+        &viewer,
+        &headers,
+        &nonce,
+        &room,
+        String::new(),
+        None,
+    )
+    .await?;
     page.history = history;
     page.live = false;
     Ok(render(&page)?.into_response())
@@ -147,6 +312,7 @@ pub async fn post_message(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     viewer: CurrentUser,
+    headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
     Form(form): Form<MessageForm>,
 ) -> Result<Response, AppError> {
@@ -181,6 +347,58 @@ pub async fn post_message(
             }
         }
     };
-    let page = room_page(&state, &viewer, &nonce, &room, form.body, Some(error)).await?;
+    let page = room_page(
+        &state,
+        &viewer,
+        &headers,
+        &nonce,
+        &room,
+        form.body,
+        Some(error),
+    )
+    .await?;
     Ok((status, render(&page)?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct TopicForm {
+    #[serde(default)]
+    topic: String,
+}
+
+/// Anyone in a room may change its topic; everyone sees it change live.
+pub async fn set_topic(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    viewer: CurrentUser,
+    headers: HeaderMap,
+    Form(form): Form<TopicForm>,
+) -> Result<Response, AppError> {
+    let room = find_room(&state.hub, &slug)?;
+    let topic = form.topic.trim().to_owned();
+    if topic.chars().count() > MAX_TOPIC_CHARS {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("A topic can be at most {MAX_TOPIC_CHARS} characters long."),
+        )
+            .into_response());
+    }
+    if topic != room.topic() {
+        state.hub.set_topic(&room, topic, &viewer.nickname).await?;
+    }
+    if headers.contains_key("hx-request") {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
+}
+
+/// Mutes or unmutes a room for the viewer: still counted, never highlighted.
+pub async fn toggle_mute(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    viewer: CurrentUser,
+) -> Result<Response, AppError> {
+    let room = find_room(&state.hub, &slug)?;
+    state.hub.toggle_mute(&viewer.login_id, &room.slug).await?;
+    Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
 }

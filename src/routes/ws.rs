@@ -1,5 +1,6 @@
-//! The room WebSocket: one connection task that reads frames and forwards the room's live
-//! events, and one writer task that owns the socket's sending half behind a bounded queue.
+//! The WebSockets: `/rooms/{slug}/ws` for a room page, `/ws` for pages without a room (it
+//! carries only sidebar updates). Each has one connection task that reads frames and forwards
+//! live events, and one writer task that owns the sending half behind a bounded queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,15 +12,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use futures_util::stream::{FuturesUnordered, SplitSink, StreamExt};
+use time::UtcOffset;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 
+use super::viewer_offset;
 use crate::auth::CurrentUser;
 use crate::domain::{ClientFrame, FrameError, Slug};
 use crate::error::AppError;
-use crate::hub::{
-    Appended, CatchUp, Hub, LiveEvent, NewMessage, RenderedMessage, Room, SocketGuard,
-};
+use crate::hub::{Appended, CatchUp, Hub, LiveEvent, NewMessage, Room, SocketGuard};
 use crate::startup::AppState;
 use crate::store::{MessageKind, StoreResult};
 use crate::views::{self, ComposerError, History};
@@ -43,15 +44,36 @@ pub async fn room_socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
+    let room = Slug::parse(&slug)
+        .and_then(|slug| state.hub.room(&slug))
+        .ok_or(AppError::NotFound);
+    accept(state, viewer, headers, upgrade, Some(room)).await
+}
+
+/// The socket of pages without a room: sidebar updates only.
+pub async fn global_socket(
+    State(state): State<AppState>,
+    viewer: Option<CurrentUser>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    accept(state, viewer, headers, upgrade, None).await
+}
+
+async fn accept(
+    state: AppState,
+    viewer: Option<CurrentUser>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+    room: Option<Result<Arc<Room>, AppError>>,
+) -> Result<Response, AppError> {
     let Some(viewer) = viewer else {
         return Ok((StatusCode::UNAUTHORIZED, "Log in first.").into_response());
     };
     if !state.origin.matches(&headers) {
         return Ok((StatusCode::FORBIDDEN, "Foreign origin.").into_response());
     }
-    let room = Slug::parse(&slug)
-        .and_then(|slug| state.hub.room(&slug))
-        .ok_or(AppError::NotFound)?;
+    let room = room.transpose()?;
     let Some(guard) = state.hub.open_socket(&viewer.login_id) else {
         return Ok((StatusCode::TOO_MANY_REQUESTS, "Too many open tabs.").into_response());
     };
@@ -59,6 +81,7 @@ pub async fn room_socket(
         hub: state.hub.clone(),
         room,
         viewer,
+        offset: viewer_offset(&headers),
         guard,
         ping_every: state.config.ping_interval(),
         resume_grace: state.config.resume_grace(),
@@ -74,8 +97,11 @@ pub async fn room_socket(
 
 struct Connection {
     hub: Arc<Hub>,
-    room: Arc<Room>,
+    /// `None` for the global socket.
+    room: Option<Arc<Room>>,
     viewer: CurrentUser,
+    /// The viewer's time zone, for the sidebar's day groups.
+    offset: UtcOffset,
     guard: SocketGuard,
     ping_every: Duration,
     resume_grace: Duration,
@@ -114,8 +140,34 @@ impl Outbox {
     }
 }
 
+/// A room socket's position in its room's stream.
+struct Feed {
+    room: Arc<Room>,
+    events: broadcast::Receiver<Arc<LiveEvent>>,
+    /// The newest message id this socket has sent (or that the client already had).
+    last_sent: u64,
+    /// False until the page's `resume_after` (or the grace period): live messages wait, so
+    /// they can't overtake the catch-up.
+    live: bool,
+}
+
+impl Feed {
+    async fn next_event(
+        feed: &mut Option<Feed>,
+    ) -> Result<Arc<LiveEvent>, broadcast::error::RecvError> {
+        match feed {
+            Some(feed) if feed.live => feed.events.recv().await,
+            _ => std::future::pending().await,
+        }
+    }
+}
+
 impl Connection {
-    #[tracing::instrument(name = "socket", skip_all, fields(room = %self.room.slug, nickname = %self.viewer.nickname))]
+    #[tracing::instrument(
+        name = "socket",
+        skip_all,
+        fields(room = %self.room.as_ref().map_or("", |r| r.slug.as_str()), nickname = %self.viewer.nickname)
+    )]
     async fn run(self, socket: WebSocket) {
         let (sink, mut stream) = socket.split();
         let (queue, queued) = mpsc::channel(OUT_QUEUE);
@@ -123,11 +175,18 @@ impl Connection {
         let writer = tokio::spawn(write_loop(sink, queued, close_rx));
         let outbox = Outbox { queue };
 
-        let mut live_events = self.room.subscribe();
-        // Where a client that never asks to resume starts: everything after this is live.
-        let joined_at = self.room.last_id();
-        let mut last_sent: u64 = joined_at;
-        let mut live = false;
+        let mut sidebar = self.hub.sidebar_updates();
+        // Subscribed before reading `last_id`: whatever is newer arrives on the channel.
+        let mut feed = self.room.as_ref().map(|room| Feed {
+            room: room.clone(),
+            events: room.subscribe(),
+            last_sent: room.last_id(),
+            live: false,
+        });
+        if let Some(room) = &self.room {
+            self.hub.arrive(room, &self.viewer.nickname);
+        }
+        tracing::debug!("socket open");
         let resume_deadline = Instant::now() + self.resume_grace;
         let mut pings = interval_at(Instant::now() + self.ping_every, self.ping_every);
         let mut unanswered_pings = 0u32;
@@ -137,6 +196,7 @@ impl Connection {
         let ended = self.guard.ended().clone();
 
         let end = loop {
+            let waiting_for_resume = feed.as_ref().is_some_and(|f| !f.live);
             let step: Result<Option<End>, Stalled> = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Ok(Some(End::Close(CLOSE_RESTART, "server restarting"))),
@@ -146,32 +206,11 @@ impl Connection {
                     match frame {
                         None | Some(Ok(Message::Close(_))) => Ok(Some(End::Drop)),
                         Some(Err(e)) => Ok(Some(read_failure(e))),
-                        Some(Ok(Message::Text(text))) => match ClientFrame::parse(&text) {
-                            Ok(ClientFrame::Resume { after }) => {
-                                self.resume(&outbox, after, &mut last_sent, &mut live).await.map(|_| None)
-                            }
-                            Ok(ClientFrame::Send { body, client_id }) => {
-                                live = true;
-                                let client_id = client_id.map(|c| c.as_str().to_owned());
-                                let answer = self.hub.submit(&self.room, NewMessage {
-                                    kind: MessageKind::User,
-                                    author: self.viewer.nickname.clone(),
-                                    body: body.into_string(),
-                                    dedup: client_id.clone().map(|c| (self.viewer.login_id.clone(), c)),
-                                });
-                                appends.push(Box::pin(async move {
-                                    let result = answer.await.unwrap_or_else(|_| {
-                                        Err(crate::store::StoreError("the committer stopped".into()))
-                                    });
-                                    (client_id, result)
-                                }));
-                                Ok(None)
-                            }
-                            Err(e) => {
-                                error_shown = true;
-                                outbox.text(frame_error(e, None)).map(|_| None)
-                            }
-                        },
+                        Some(Ok(Message::Text(text))) => {
+                            self.handle_frame(&text, &outbox, &mut feed, &mut appends, &mut error_shown)
+                                .await
+                                .map(|_| None)
+                        }
                         Some(Ok(Message::Binary(_))) => {
                             error_shown = true;
                             outbox.text(frame_error(FrameError::BadFrame, None)).map(|_| None)
@@ -180,24 +219,37 @@ impl Connection {
                     }
                 }
                 Some((client_id, result)) = appends.next() => {
-                    self.acknowledge(&outbox, client_id, result, &mut error_shown).map(|_| None)
+                    self.acknowledge(&outbox, feed.as_ref(), client_id, result, &mut error_shown).map(|_| None)
                 }
-                event = live_events.recv(), if live => match event {
-                    Ok(event) => match &*event {
-                        LiveEvent::Message { id, frame } if *id > last_sent => {
-                            last_sent = *id;
-                            outbox.text(frame.clone()).map(|_| None)
+                event = Feed::next_event(&mut feed) => {
+                    let feed = feed.as_mut().expect("events come only from a feed");
+                    match event {
+                        Ok(event) => match &*event {
+                            LiveEvent::Message { id, frame } if *id > feed.last_sent => {
+                                feed.last_sent = *id;
+                                outbox.text(frame.clone()).map(|_| None)
+                            }
+                            LiveEvent::Message { .. } => Ok(None),
+                            LiveEvent::Replace(frame) => outbox.text(frame.clone()).map(|_| None),
+                        },
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            // Fell behind the broadcast: refill the gap from the room's window.
+                            let after = feed.last_sent;
+                            self.resume(&outbox, feed, after).await.map(|_| None)
                         }
-                        LiveEvent::Message { .. } => Ok(None),
-                    },
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Fell behind the broadcast: refill the gap from the room's window.
-                        self.resume(&outbox, last_sent, &mut last_sent, &mut live).await.map(|_| None)
+                        Err(broadcast::error::RecvError::Closed) => Ok(Some(End::Close(CLOSE_RESTART, "room closed"))),
                     }
-                    Err(broadcast::error::RecvError::Closed) => Ok(Some(End::Close(CLOSE_RESTART, "room closed"))),
+                }
+                update = sidebar.recv() => match update {
+                    Ok(update) => outbox.text(update.frame_for(self.offset)).map(|_| None),
+                    // Only the newest list matters; a skipped one is replaced by the next.
+                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(None),
+                    Err(broadcast::error::RecvError::Closed) => Ok(Some(End::Close(CLOSE_RESTART, "server restarting"))),
                 },
-                _ = sleep_until(resume_deadline), if !live => {
-                    live = true;
+                _ = sleep_until(resume_deadline), if waiting_for_resume => {
+                    if let Some(feed) = feed.as_mut() {
+                        feed.live = true;
+                    }
                     Ok(None)
                 }
                 _ = pings.tick() => {
@@ -230,56 +282,106 @@ impl Connection {
         }
         drop(outbox);
         let _ = timeout(Duration::from_secs(2), writer).await;
+        tracing::debug!("socket closed");
+        if let Some(feed) = feed {
+            self.hub.depart(&feed.room, &self.viewer.nickname);
+            if let Err(e) = self
+                .hub
+                .mark_read(&self.viewer.login_id, &feed.room.slug, feed.last_sent)
+                .await
+            {
+                tracing::warn!(error = %e, "could not remember what was read");
+            }
+        }
         drop(self.guard);
+    }
+
+    async fn handle_frame(
+        &self,
+        text: &str,
+        outbox: &Outbox,
+        feed: &mut Option<Feed>,
+        appends: &mut FuturesUnordered<PendingAppend>,
+        error_shown: &mut bool,
+    ) -> Result<(), Stalled> {
+        let Some(feed) = feed.as_mut() else {
+            // The global socket only listens.
+            return Ok(());
+        };
+        match ClientFrame::parse(text) {
+            Ok(ClientFrame::Resume { after }) => self.resume(outbox, feed, after).await,
+            Ok(ClientFrame::Typing) => {
+                self.hub.typing(&feed.room, &self.viewer.nickname);
+                Ok(())
+            }
+            Ok(ClientFrame::Send { body, client_id }) => {
+                feed.live = true;
+                self.hub.stopped_typing(&feed.room, &self.viewer.nickname);
+                let client_id = client_id.map(|c| c.as_str().to_owned());
+                let answer = self.hub.submit(
+                    &feed.room,
+                    NewMessage {
+                        kind: MessageKind::User,
+                        author: self.viewer.nickname.clone(),
+                        body: body.into_string(),
+                        dedup: client_id.clone().map(|c| (self.viewer.login_id.clone(), c)),
+                    },
+                );
+                appends.push(Box::pin(async move {
+                    let result = answer.await.unwrap_or_else(|_| {
+                        Err(crate::store::StoreError("the committer stopped".into()))
+                    });
+                    (client_id, result)
+                }));
+                Ok(())
+            }
+            Err(e) => {
+                *error_shown = true;
+                outbox.text(frame_error(e, None))
+            }
+        }
     }
 
     /// Sends what the client missed after `after` (or a reset when that is too much), and
     /// goes live from there.
-    async fn resume(
-        &self,
-        outbox: &Outbox,
-        after: u64,
-        last_sent: &mut u64,
-        live: &mut bool,
-    ) -> Result<(), Stalled> {
-        let catch_up = match self.hub.catch_up(&self.room, after).await {
+    async fn resume(&self, outbox: &Outbox, feed: &mut Feed, after: u64) -> Result<(), Stalled> {
+        let catch_up = match self.hub.catch_up(&feed.room, after).await {
             Ok(catch_up) => catch_up,
             Err(e) => {
                 tracing::error!(error = %e, "catch-up failed");
                 return outbox.text(frame_error_store());
             }
         };
-        let out_of_order = *live && after < *last_sent;
-        *live = true;
+        // A second resume that goes back behind what was already sent can't be appended in
+        // order: reset instead.
+        let out_of_order = feed.live && after < feed.last_sent;
+        feed.live = true;
         match catch_up {
             CatchUp::Replay(messages) if !out_of_order => {
                 for chunk in messages.chunks(REPLAY_CHUNK) {
                     outbox.text(views::append_fragment(chunk.iter().map(Arc::as_ref)))?;
                 }
                 if let Some(newest) = messages.last() {
-                    *last_sent = newest.id;
+                    feed.last_sent = newest.id;
                 }
-                *last_sent = (*last_sent).max(after.min(self.room.last_id()));
+                feed.last_sent = feed.last_sent.max(after.min(feed.room.last_id()));
                 Ok(())
             }
             CatchUp::Replay(_) | CatchUp::Reset(_) => {
-                let page = self.hub.newest_page(&self.room).await.unwrap_or_default();
-                *last_sent = page.last().map_or(*last_sent, |m| m.id);
-                self.send_reset(outbox, page)
-            }
-        }
-    }
-
-    fn send_reset(&self, outbox: &Outbox, page: Vec<Arc<RenderedMessage>>) -> Result<(), Stalled> {
-        let history = History {
-            slug: self.room.slug.clone(),
-            messages: page,
-        };
-        match views::reset_fragment(&history) {
-            Ok(frame) => outbox.text(frame),
-            Err(e) => {
-                tracing::error!(error = %e, "reset render failed");
-                Ok(())
+                let page = self.hub.newest_page(&feed.room).await.unwrap_or_default();
+                feed.last_sent = page.last().map_or(feed.last_sent, |m| m.id);
+                let history = History {
+                    slug: feed.room.slug.clone(),
+                    messages: page,
+                    first_unread: None,
+                };
+                match views::reset_fragment(&history) {
+                    Ok(frame) => outbox.text(frame),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reset render failed");
+                        Ok(())
+                    }
+                }
             }
         }
     }
@@ -287,14 +389,15 @@ impl Connection {
     fn acknowledge(
         &self,
         outbox: &Outbox,
+        feed: Option<&Feed>,
         client_id: Option<String>,
         result: StoreResult<Appended>,
         error_shown: &mut bool,
     ) -> Result<(), Stalled> {
         match result {
             Ok(appended) => {
-                if let Appended::Duplicate(id) = appended
-                    && let Some(original) = self.hub.recent_message(&self.room, id)
+                if let (Appended::Duplicate(id), Some(feed)) = (appended, feed)
+                    && let Some(original) = self.hub.recent_message(&feed.room, id)
                 {
                     // Replaces the copy the client already has, by id: an acknowledgement.
                     outbox.text(original.html.clone())?;

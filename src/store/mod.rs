@@ -32,6 +32,7 @@ pub trait Storage: Send + Sync + 'static {
     fn rooms(&self) -> StoreResult<Vec<RoomRecord>>;
     /// Inserts the room unless its slug exists; returns whether it was created.
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool>;
+    fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()>;
     /// Appends messages (ids already assigned, contiguous per room) and moves each touched
     /// room's `last_id` in the same commit.
     fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
@@ -39,6 +40,10 @@ pub trait Storage: Send + Sync + 'static {
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>>;
     /// The message a `(login, client_id)` pair was stored as, if any.
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>>;
+
+    /// What a login has read, and which rooms it muted.
+    fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>>;
+    fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()>;
 
     fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>>;
     fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()>;
@@ -138,4 +143,14 @@ pub struct SessionRecord {
     pub data: String,
     /// Unix seconds.
     pub expires_at: i64,
+}
+
+/// Per login: the newest message id seen in each room, and muted rooms. One document, so a
+/// page needs one point lookup for every unread count.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReaderRecord {
+    #[serde(rename = "_id")]
+    pub login_id: String,
+    pub last_read: std::collections::BTreeMap<String, i64>,
+    pub muted: Vec<String>,
 }

@@ -4,8 +4,8 @@ use polodb_core::bson::doc;
 use polodb_core::{Collection, CollectionT, Database, IndexModel, IndexOptions};
 
 use super::{
-    AppendBatch, ClaimRecord, DedupRecord, MessageRecord, RoomRecord, SessionRecord, Storage,
-    StoreError, StoreResult,
+    AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
+    Storage, StoreError, StoreResult,
 };
 use crate::domain::Slug;
 
@@ -14,6 +14,7 @@ const MESSAGES: &str = "messages";
 const DEDUP: &str = "client_ids";
 const CLAIMS: &str = "nickname_claims";
 const SESSIONS: &str = "sessions";
+const READERS: &str = "readers";
 
 /// PoloDB (RocksDB underneath) on local disk. Every commit is synced before it returns.
 pub struct PoloStore {
@@ -69,6 +70,14 @@ impl Storage for PoloStore {
         }
     }
 
+    fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()> {
+        self.rooms_col().update_one(
+            doc! { "_id": room.as_str() },
+            doc! { "$set": { "topic": topic } },
+        )?;
+        Ok(())
+    }
+
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
         let txn = self.db.start_transaction()?;
         if !batch.messages.is_empty() {
@@ -108,6 +117,17 @@ impl Storage for PoloStore {
             .find_one(doc! { "_id": key })?)
     }
 
+    fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {
+        Ok(self
+            .db
+            .collection::<ReaderRecord>(READERS)
+            .find_one(doc! { "_id": login_id })?)
+    }
+
+    fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()> {
+        replace(&self.db, READERS, &reader.login_id, reader)
+    }
+
     fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>> {
         Ok(self
             .db
@@ -116,12 +136,7 @@ impl Storage for PoloStore {
     }
 
     fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()> {
-        let txn = self.db.start_transaction()?;
-        let col_txn = txn.collection::<ClaimRecord>(CLAIMS);
-        col_txn.delete_one(doc! { "_id": &claim.nickname_key })?;
-        col_txn.insert_one(claim)?;
-        txn.commit()?;
-        Ok(())
+        replace(&self.db, CLAIMS, &claim.nickname_key, claim)
     }
 
     fn delete_claim(&self, nickname_key: &str) -> StoreResult<()> {
@@ -151,12 +166,7 @@ impl Storage for PoloStore {
     }
 
     fn save_session(&self, session: &SessionRecord) -> StoreResult<()> {
-        let txn = self.db.start_transaction()?;
-        let col = txn.collection::<SessionRecord>(SESSIONS);
-        col.delete_one(doc! { "_id": &session.id })?;
-        col.insert_one(session)?;
-        txn.commit()?;
-        Ok(())
+        replace(&self.db, SESSIONS, &session.id, session)
     }
 
     fn delete_session(&self, id: &str) -> StoreResult<()> {
@@ -179,4 +189,19 @@ impl Storage for PoloStore {
         }
         Ok(false)
     }
+}
+
+/// Writes `document` under `id`, replacing any previous one, in one commit.
+fn replace<T: serde::Serialize>(
+    db: &Database,
+    collection: &str,
+    id: &str,
+    document: &T,
+) -> StoreResult<()> {
+    let txn = db.start_transaction()?;
+    let col = txn.collection::<T>(collection);
+    col.delete_one(doc! { "_id": id })?;
+    col.insert_one(document)?;
+    txn.commit()?;
+    Ok(())
 }

@@ -5,19 +5,27 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, MutexGuard};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_in, spawn_app_with};
+
+/// Browser tests run one at a time: two shared cores make parallel browsers flaky.
+static ONE_BROWSER_TEST_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+const SEEN_WITHIN: Duration = Duration::from_secs(10);
 
 /// A chromedriver process for one test; killed when dropped.
 pub struct Driver {
     _process: Child,
     url: String,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Driver {
     /// Starts chromedriver. Browser tests need Debian's `chromium` and `chromium-driver`:
     /// when they are missing this fails loudly rather than skipping.
     pub async fn start() -> Driver {
+        let turn = ONE_BROWSER_TEST_AT_A_TIME.lock().await;
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
@@ -38,6 +46,7 @@ impl Driver {
                 return Driver {
                     _process: process,
                     url,
+                    _turn: turn,
                 };
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -47,19 +56,40 @@ impl Driver {
 
     /// A fresh headless browser with its own profile (and so its own cookies).
     pub async fn browser(&self) -> Client {
+        self.browser_with(&["--window-size=1200,800"]).await
+    }
+
+    /// A 375 px wide phone screen.
+    pub async fn phone(&self, extra: &[&str]) -> Client {
+        let options = serde_json::json!({
+            "deviceMetrics": { "width": 375, "height": 812, "pixelRatio": 1.0, "mobile": true, "touch": true }
+        });
+        self.launch(extra, Some(options)).await
+    }
+
+    /// A browser with extra Chromium flags (window size, dark mode, scripts off).
+    pub async fn browser_with(&self, extra: &[&str]) -> Client {
+        self.launch(extra, None).await
+    }
+
+    async fn launch(&self, extra: &[&str], mobile: Option<serde_json::Value>) -> Client {
+        let mut args = vec![
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+        ];
+        args.extend_from_slice(extra);
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                    "--window-size=1200,800",
-                ],
-            }),
-        );
+        let mut options = serde_json::json!({ "binary": "/usr/bin/chromium", "args": args });
+        if let Some(mobile) = mobile {
+            options["mobileEmulation"] = mobile;
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         ClientBuilder::native()
             .capabilities(caps)
             .connect(&self.url)
@@ -166,4 +196,460 @@ async fn a_message_typed_in_one_browser_appears_live_in_another() {
 
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+}
+
+async fn shown(browser: &Client, selector: &str) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(SEEN_WITHIN)
+        .for_element(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector} should appear: {e}"))
+}
+
+async fn script(browser: &Client, code: &str) -> serde_json::Value {
+    browser.execute(code, vec![]).await.unwrap()
+}
+
+/// Polls a script until it returns true.
+async fn until(browser: &Client, what: &str, code: &str) {
+    let deadline = tokio::time::Instant::now() + SEEN_WITHIN;
+    loop {
+        if script(browser, code).await == serde_json::json!(true) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn say(browser: &Client, text: &str) {
+    let composer = browser.find(Locator::Css("#composer-body")).await.unwrap();
+    composer.send_keys(text).await.unwrap();
+    composer.send_keys("\u{E007}").await.unwrap();
+}
+
+async fn save_screenshot(browser: &Client, name: &str) {
+    std::fs::create_dir_all("target/screenshots").unwrap();
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(format!("target/screenshots/{name}.png"), png).unwrap();
+}
+
+#[tokio::test]
+async fn the_sidebar_regroups_live_and_counts_unread_messages() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+
+    // Bob opens a new room and talks in it; alice sees it appear, on top, with a count.
+    let bob = app.login("bob").await;
+    bob.post_form("/rooms", &[("name", "news")]).await;
+    for text in ["first", "second"] {
+        bob.post_form("/rooms/news/messages", &[("body", text)])
+            .await;
+    }
+    until(
+        &alice,
+        "news on top of Today with an unread count",
+        r#"const first = document.querySelector('#room-list .room-group');
+           const link = first && first.querySelector('a');
+           return !!link && first.querySelector('h2').textContent === 'Today'
+               && link.dataset.slug === 'news'
+               && parseInt(link.querySelector('.badge').textContent, 10) >= 2
+               && link.classList.contains('unread');"#,
+    )
+    .await;
+    let current = script(
+        &alice,
+        "return document.querySelector('#room-list a[aria-current=page]').dataset.slug;",
+    )
+    .await;
+    assert_eq!(
+        current,
+        serde_json::json!("lobby"),
+        "the open room stays marked"
+    );
+    until(
+        &alice,
+        "the count in the title",
+        "return /^\\(\\d+\\) /.test(document.title);",
+    )
+    .await;
+
+    // Opening the room clears its count.
+    alice.goto(&app.url("/rooms/news")).await.unwrap();
+    shown(&alice, ".msg[data-author='bob']").await;
+    let badge = script(
+        &alice,
+        "return document.querySelector('#room-list a[data-slug=news] .badge').textContent;",
+    )
+    .await;
+    assert_eq!(badge, serde_json::json!(""));
+    alice.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn presence_counts_a_person_once_across_tabs_and_leaves_with_the_last() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    let bob = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    log_in(&bob, &app, "bob").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    bob.goto(&app.url("/rooms/lobby")).await.unwrap();
+    let first_tab = bob.window().await.unwrap();
+    let second = bob.new_window(true).await.unwrap();
+    bob.switch_to_window(second.handle).await.unwrap();
+    bob.goto(&app.url("/rooms/lobby")).await.unwrap();
+
+    shown(&alice, "#presence li[data-author='bob']").await;
+    shown(&alice, ".msg[data-kind='system']").await;
+    let joins = script(
+        &alice,
+        "return [...document.querySelectorAll('.msg[data-kind=system]')].filter(m => m.textContent.includes('bob joined')).length;",
+    )
+    .await;
+    assert_eq!(joins, serde_json::json!(1), "two tabs are one join");
+
+    // Closing one tab keeps bob here; closing the last one makes him leave.
+    bob.close_window().await.unwrap();
+    bob.switch_to_window(first_tab.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let here = script(
+        &alice,
+        "return !!document.querySelector('#presence li[data-author=bob]');",
+    )
+    .await;
+    assert_eq!(
+        here,
+        serde_json::json!(true),
+        "still here with one tab open"
+    );
+
+    bob.goto("about:blank").await.unwrap();
+    until(
+        &alice,
+        "bob leaving",
+        "return !document.querySelector('#presence li[data-author=bob]');",
+    )
+    .await;
+    until(
+        &alice,
+        "a 'bob left' line",
+        "return [...document.querySelectorAll('.msg[data-kind=system]')].some(m => m.textContent.includes('bob left'));",
+    )
+    .await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_typing_indicator_appears_for_others_and_expires() {
+    let app = spawn_app_with(|config| config.typing_expiry = 1.0).await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    let bob = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    log_in(&bob, &app, "bob").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    bob.goto(&app.url("/rooms/lobby")).await.unwrap();
+    shown(&alice, "#presence li[data-author='bob']").await;
+
+    let composer = bob.find(Locator::Css("#composer-body")).await.unwrap();
+    composer.send_keys("hel").await.unwrap();
+    let typing = shown(&alice, "#typing span[data-author='bob']").await;
+    assert_eq!(typing.text().await.unwrap(), "bob is typing…");
+    let own = script(
+        &bob,
+        "const el = document.querySelector('#typing span[data-author=bob]'); return !el || el.offsetParent === null;",
+    )
+    .await;
+    assert_eq!(
+        own,
+        serde_json::json!(true),
+        "nobody sees themselves typing"
+    );
+    until(
+        &alice,
+        "the indicator to expire",
+        "return !document.querySelector('#typing span[data-author=bob]');",
+    )
+    .await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn scrolled_up_readers_get_a_new_messages_pill_and_load_older_keeps_their_place() {
+    let app = spawn_app().await;
+    let bob = app.login("bob").await;
+    for n in 1..=120 {
+        let body = format!("history {n}");
+        bob.post_form("/rooms/lobby/messages", &[("body", body.as_str())])
+            .await;
+    }
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    shown(&alice, "#msg-120").await;
+    until(
+        &alice,
+        "the view to open at the newest message",
+        "const l = document.getElementById('messages'); return l.scrollHeight - l.scrollTop - l.clientHeight < 5;",
+    )
+    .await;
+
+    // Scrolled up a little, a new message shows the pill instead of moving the view.
+    script(&alice, "const l = document.getElementById('messages'); l.scrollTop = l.scrollHeight - l.clientHeight - 400; return true;").await;
+    bob.post_form("/rooms/lobby/messages", &[("body", "fresh news")])
+        .await;
+    shown(&alice, "#new-messages:not([hidden])").await;
+    alice
+        .find(Locator::Css("#new-messages"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &alice,
+        "the pill to take the reader down",
+        "const l = document.getElementById('messages'); return document.getElementById('new-messages').hidden && l.scrollHeight - l.scrollTop - l.clientHeight < 5;",
+    )
+    .await;
+
+    // Scrolling to the top loads older messages and keeps the reader's place.
+    script(
+        &alice,
+        "document.getElementById('messages').scrollTop = 0; return true;",
+    )
+    .await;
+    shown(&alice, "#msg-30").await;
+    until(
+        &alice,
+        "the first message of the old page to stay in view",
+        "const l = document.getElementById('messages'); const m = document.getElementById('msg-71');
+         const top = m.getBoundingClientRect().top - l.getBoundingClientRect().top;
+         return l.scrollTop > 0 && top > -200 && top < l.clientHeight;",
+    )
+    .await;
+    alice.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dropped_connection_shows_a_banner_then_catches_up() {
+    let app = spawn_app().await;
+    let addr = app.addr;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    say(&alice, "before the restart").await;
+    shown(&alice, ".msg[data-author='alice']").await;
+
+    let data_dir = app.stop().await;
+    shown(&alice, "#connection:not([hidden])").await;
+    let app = spawn_app_in(data_dir, |config| config.addr = addr).await;
+    let bob = app.login("bob").await;
+    bob.post_form("/rooms/lobby/messages", &[("body", "while you were away")])
+        .await;
+    shown(&alice, ".msg[data-author='bob']").await;
+    until(
+        &alice,
+        "the banner to go",
+        "return document.getElementById('connection').hidden;",
+    )
+    .await;
+    let copies = script(
+        &alice,
+        "return document.querySelectorAll('.msg[data-author=bob]').length;",
+    )
+    .await;
+    assert_eq!(copies, serde_json::json!(1), "no duplicates after catch-up");
+    alice.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_welcome_screen_starts_a_room_from_a_first_message() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    let first = alice.find(Locator::Css("#start-message")).await.unwrap();
+    first
+        .send_keys("Offsite planning\nWhere shall we go?")
+        .await
+        .unwrap();
+    alice
+        .find(Locator::Css(".start-room button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shown(&alice, "main.room[data-room='offsite-planning']").await;
+    let message = shown(&alice, ".msg[data-author='alice'] .msg-body").await;
+    assert_eq!(
+        message.text().await.unwrap(),
+        "Offsite planning\nWhere shall we go?"
+    );
+    shown(
+        &alice,
+        "#room-list a[data-slug='offsite-planning'][aria-current='page']",
+    )
+    .await;
+
+    // With nothing typed, each new chat gets its own dated room.
+    for _ in 0..2 {
+        alice.goto(&app.url("/")).await.unwrap();
+        alice
+            .find(Locator::Css(".start-room button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        shown(&alice, "main.room").await;
+    }
+    let chats = script(
+        &alice,
+        "return [...document.querySelectorAll('#room-list a')].filter(a => a.textContent.startsWith('Chat ')).length;",
+    )
+    .await;
+    assert_eq!(chats, serde_json::json!(2));
+    alice.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_javascript_people_can_log_in_read_and_post() {
+    let app = spawn_app().await;
+    let bob = app.login("bob").await;
+    bob.post_form(
+        "/rooms/lobby/messages",
+        &[("body", "hello, no-script friend")],
+    )
+    .await;
+    let driver = Driver::start().await;
+    let alice = driver
+        .browser_with(&[
+            "--window-size=1200,800",
+            "--blink-settings=scriptEnabled=false",
+        ])
+        .await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    let read = shown(&alice, ".msg[data-author='bob'] .msg-body").await;
+    assert_eq!(read.text().await.unwrap(), "hello, no-script friend");
+    let time = shown(&alice, ".msg[data-author='bob'] time").await;
+    assert!(
+        time.text().await.unwrap().ends_with("UTC"),
+        "UTC without the script"
+    );
+
+    let composer = alice.find(Locator::Css("#composer-body")).await.unwrap();
+    composer
+        .send_keys("posted with a plain form")
+        .await
+        .unwrap();
+    alice
+        .find(Locator::Css("#composer button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let posted = shown(&alice, ".msg[data-author='alice'] .msg-body").await;
+    assert_eq!(posted.text().await.unwrap(), "posted with a plain form");
+    alice.close().await.unwrap();
+}
+
+/// Wide and narrow, light and dark: saved under target/screenshots/ to be looked at.
+#[tokio::test]
+async fn the_room_page_holds_its_layout_wide_and_narrow_light_and_dark() {
+    let app = spawn_app().await;
+    let bob = app.login("bob").await;
+    bob.post_form("/rooms", &[("name", "Design review")]).await;
+    for text in [
+        "Morning! The new sidebar groups rooms by recency.",
+        "Links work too: https://example.com/spec",
+        "Multi-line\nmessages keep\ntheir lines.",
+    ] {
+        bob.post_form("/rooms/design-review/messages", &[("body", text)])
+            .await;
+    }
+    let driver = Driver::start().await;
+    for (name, nickname, phone, flags) in [
+        (
+            "room-wide-light",
+            "alice",
+            false,
+            vec!["--window-size=1440,900"],
+        ),
+        (
+            "room-wide-dark",
+            "amy",
+            false,
+            vec!["--window-size=1440,900", "--force-dark-mode"],
+        ),
+        ("room-narrow-light", "ann", true, vec![]),
+        ("room-narrow-dark", "ava", true, vec!["--force-dark-mode"]),
+    ] {
+        let alice = if phone {
+            driver.phone(&flags).await
+        } else {
+            driver.browser_with(&flags).await
+        };
+        log_in(&alice, &app, nickname).await;
+        alice.goto(&app.url("/rooms/design-review")).await.unwrap();
+        say(&alice, "Looks good to me. Shipping it today.").await;
+        shown(&alice, &format!(".msg[data-author='{nickname}']")).await;
+        let overflow = script(
+            &alice,
+            "return document.documentElement.scrollWidth > window.innerWidth;",
+        )
+        .await;
+        assert_eq!(
+            overflow,
+            serde_json::json!(false),
+            "{name}: no sideways scrolling"
+        );
+        let composer_visible = script(
+            &alice,
+            "const r = document.getElementById('composer-body').getBoundingClientRect(); return r.bottom <= window.innerHeight && r.width > 200;",
+        )
+        .await;
+        assert_eq!(
+            composer_visible,
+            serde_json::json!(true),
+            "{name}: composer in view"
+        );
+        save_screenshot(&alice, name).await;
+        if phone {
+            // The sidebar is a drawer there: closed, then opened by its button.
+            let width = script(&alice, "return window.innerWidth;").await;
+            assert_eq!(width, serde_json::json!(375));
+            alice
+                .find(Locator::Css("#drawer-toggle"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            until(
+                &alice,
+                "the drawer to open",
+                "const r = document.getElementById('sidebar').getBoundingClientRect(); return r.left >= 0 && r.right > 200;",
+            )
+            .await;
+            save_screenshot(&alice, &format!("{name}-drawer")).await;
+        }
+        alice.close().await.unwrap();
+    }
 }

@@ -251,10 +251,32 @@ impl Ws {
         }
     }
 
-    pub async fn next_text(&mut self) -> String {
+    /// The next text frame, whatever it is.
+    pub async fn next_raw(&mut self) -> String {
         match self.next().await {
             Received::Text(text) => text,
             other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next text frame that isn't presence, typing, the sidebar, or only system lines
+    /// ("alice joined"): the frames most tests are about.
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            let frame = self.next_raw().await;
+            if !is_ambient(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Skips frames until one contains `needle`.
+    pub async fn next_containing(&mut self, needle: &str) -> String {
+        loop {
+            let frame = self.next_raw().await;
+            if frame.contains(needle) {
+                return frame;
+            }
         }
     }
 
@@ -267,12 +289,37 @@ impl Ws {
         }
     }
 
-    /// Asserts nothing arrives for a while.
+    /// Asserts no frame but ambient ones (presence, typing, sidebar, system lines) arrives
+    /// for a while.
     pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Some(Received::Text(text)) = self.next_within(wait).await {
-            panic!("expected no frame, got {text}");
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Some(Received::Text(text)) = self
+            .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            if !is_ambient(&text) {
+                panic!("expected no frame, got {text}");
+            }
         }
     }
+}
+
+/// Frames about who is here, who types, the room list, or only system lines.
+pub fn is_ambient(frame: &str) -> bool {
+    frame.starts_with(r#"<section id="presence""#)
+        || frame.starts_with(r#"<div id="typing""#)
+        || frame.starts_with(r#"<nav id="room-list""#)
+        || (frame.starts_with(r#"<div id="messages" hx-swap-oob="beforeend">"#)
+            && !frame.contains(r#"data-kind="user""#))
+}
+
+/// Ids of the people's messages (not system lines) in an HTML text, in document order.
+pub fn user_message_ids(html: &str) -> Vec<u64> {
+    html.split("<article ")
+        .skip(1)
+        .filter(|article| article.contains(r#"data-kind="user""#))
+        .flat_map(|article| message_ids(&format!("<article {article}")))
+        .collect()
 }
 
 /// Message ids (`msg-N`) in an HTML text, in document order.

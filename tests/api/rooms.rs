@@ -8,7 +8,14 @@ async fn the_lobby_exists_and_renders_sidebar_history_and_composer() {
     assert!(page.contains(r#"ws-connect="/rooms/lobby/ws""#), "{page}");
     assert!(page.contains(r#"action="/rooms/lobby/messages""#));
     assert!(page.contains(r#"name="body""#));
-    assert!(page.contains(r#"href="/rooms/lobby" aria-current="page""#));
+    let lobby_link = page
+        .split("<a ")
+        .find(|a| a.starts_with(r#"href="/rooms/lobby""#))
+        .expect("the lobby in the sidebar");
+    assert!(
+        lobby_link.contains(r#"aria-current="page""#),
+        "{lobby_link}"
+    );
     assert!(page.contains("Today"), "sidebar groups rooms by recency");
 }
 
@@ -196,4 +203,84 @@ async fn pages_carry_a_content_security_policy_without_inline_scripts() {
     assert!(page.contains(&format!(r#"<style nonce="{nonce}">"#)));
     assert!(page.contains(r#"data-author="alice""#), "own-message rule");
     assert!(!page.contains("<script>"), "no inline script");
+}
+
+#[tokio::test]
+async fn anyone_in_a_room_can_change_its_topic_live_with_a_system_line() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let mut b = bob.ws("lobby").await;
+    b.resume(0).await;
+    let response = alice
+        .post_form("/rooms/lobby/topic", &[("topic", "Release <v2>")])
+        .await;
+    assert_eq!(response.status(), 303);
+    let topic = b.next_containing(r#"id="room-topic""#).await;
+    assert_eq!(
+        topic,
+        r#"<p id="room-topic" class="topic">Release &#60;v2&#62;</p>"#
+    );
+    let line = b.next_containing("set the topic").await;
+    assert!(line.contains(r#"data-kind="system""#), "{line}");
+    assert!(
+        line.contains("alice set the topic to “Release &lt;v2&gt;”"),
+        "{line}"
+    );
+    let page = bob.get_text("/rooms/lobby").await;
+    assert!(page.contains(r#"<p id="room-topic" class="topic">Release &#60;v2&#62;</p>"#));
+    let long = "t".repeat(201);
+    let response = alice
+        .post_form("/rooms/lobby/topic", &[("topic", long.as_str())])
+        .await;
+    assert_eq!(response.status(), 422);
+}
+
+#[tokio::test]
+async fn a_muted_room_is_marked_for_its_viewer_only() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let response = alice.post_form("/rooms/lobby/mute", &[]).await;
+    assert_eq!(response.status(), 303);
+    let muted = |page: &str| {
+        page.split("<a ")
+            .find(|a| a.starts_with(r#"href="/rooms/lobby""#))
+            .unwrap()
+            .contains("data-muted")
+    };
+    assert!(muted(&alice.get_text("/").await));
+    assert!(!muted(&bob.get_text("/").await));
+    alice.post_form("/rooms/lobby/mute", &[]).await;
+    assert!(!muted(&alice.get_text("/").await));
+}
+
+#[tokio::test]
+async fn unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    bob.post_form("/rooms/lobby/messages", &[("body", "seen")])
+        .await;
+    alice.get_text("/rooms/lobby").await;
+    for body in ["new one", "new two"] {
+        bob.post_form("/rooms/lobby/messages", &[("body", body)])
+            .await;
+    }
+    let home = alice.get_text("/").await;
+    let link = home
+        .split("<a ")
+        .find(|a| a.starts_with(r#"href="/rooms/lobby""#))
+        .unwrap();
+    assert!(
+        link.contains(r#"<span class="badge" aria-label="unread messages">2</span>"#),
+        "{link}"
+    );
+    let page = alice.get_text("/rooms/lobby").await;
+    let divider = page.find("New since your last visit").expect("a divider");
+    assert!(page.find("seen").unwrap() < divider);
+    assert!(divider < page.find("new one").unwrap());
+    // Opened now: nothing is unread any more.
+    let home = alice.get_text("/").await;
+    assert!(!home.contains(r#"aria-label="unread messages">2<"#));
 }

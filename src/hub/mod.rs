@@ -1,0 +1,640 @@
+//! Rooms, their live subscribers, and the committer that persists messages before anyone
+//! sees them.
+//!
+//! A message goes: connection → committer thread (group commit into the store) → rendered
+//! once → pushed into the room's recent window → the same bytes broadcast to every subscriber.
+//! The committer is the only writer of message ids, so ids, window order and broadcast order
+//! always agree. Presence, typing and the sidebar are flushed by one ticker, at most once per
+//! interval, so a busy room never turns every keystroke or connect into a broadcast storm.
+
+mod committer;
+mod room;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::thread;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use time::{OffsetDateTime, UtcOffset};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{RoomName, Slug};
+use crate::store::{MessageKind, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult};
+use crate::views;
+use committer::{AppendRequest, run_committer};
+use room::render;
+pub use room::{CatchUp, LiveEvent, RenderedMessage, Room};
+
+/// How many of a room's newest messages stay rendered in memory. Catch-ups up to this size
+/// are served without touching the database; beyond `RESET_THRESHOLD` the client gets a reset.
+pub const WINDOW: usize = 600;
+/// More missed messages than this and a catch-up becomes a reset to the newest page.
+pub const RESET_THRESHOLD: u64 = 500;
+/// Messages in a page of history.
+pub const PAGE: u64 = 50;
+/// Live events a subscriber may fall behind before it refills from the window.
+const BROADCAST_CAPACITY: usize = 1024;
+/// Requests the committer folds into one commit at most.
+const MAX_BATCH: usize = 512;
+/// Open sockets one login may hold.
+pub const MAX_SOCKETS_PER_LOGIN: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Stored(u64),
+    /// The same client id from the same login was stored before as this id.
+    Duplicate(u64),
+}
+
+/// A message to post.
+pub struct NewMessage {
+    pub kind: MessageKind,
+    pub author: String,
+    pub body: String,
+    /// `(login_id, client_id)`: a resend with the same pair is stored once.
+    pub dedup: Option<(String, String)>,
+}
+
+impl NewMessage {
+    /// A line in the stream such as "alice joined"; `actor` is kept as the author.
+    pub fn system(actor: &str, body: String) -> NewMessage {
+        NewMessage {
+            kind: MessageKind::System,
+            author: actor.to_owned(),
+            body,
+            dedup: None,
+        }
+    }
+}
+
+/// Timing of the live extras; flags, so tests can shorten them.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// At most one presence, typing or sidebar fragment per room per interval.
+    pub flush_interval: Duration,
+    /// A typing indicator disappears this long after the last keystroke.
+    pub typing_expiry: Duration,
+    /// A person whose last tab closed is announced as left only after this long, so a
+    /// reload is not a leave and a join.
+    pub leave_debounce: Duration,
+    /// "joined"/"left" lines are posted only while at most this many people are present.
+    pub announce_limit: usize,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings {
+            flush_interval: Duration::from_secs(1),
+            typing_expiry: Duration::from_secs(3),
+            leave_debounce: Duration::from_secs(5),
+            announce_limit: 50,
+        }
+    }
+}
+
+/// A room as the sidebar lists it.
+#[derive(Debug, Clone)]
+pub struct RoomSummary {
+    pub slug: Slug,
+    pub name: String,
+    pub last_id: u64,
+    /// Unix milliseconds.
+    pub last_activity: i64,
+}
+
+/// A new state of the room list, rendered at most once per viewer time zone and shared.
+pub struct SidebarUpdate {
+    rooms: Vec<RoomSummary>,
+    now: OffsetDateTime,
+    frames: Mutex<HashMap<UtcOffset, Utf8Bytes>>,
+}
+
+impl SidebarUpdate {
+    pub fn frame_for(&self, offset: UtcOffset) -> Utf8Bytes {
+        let mut frames = self.frames.lock().expect("sidebar frames lock");
+        frames
+            .entry(offset)
+            .or_insert_with(|| {
+                let list = views::Sidebar::new(&self.rooms, self.now.to_offset(offset), None);
+                Utf8Bytes::from(list.render_list())
+            })
+            .clone()
+    }
+}
+
+pub struct Hub {
+    storage: Arc<dyn Storage>,
+    /// Read on every page and upgrade, written only when a room is created.
+    rooms: RwLock<HashMap<Slug, Arc<Room>>>,
+    committer: mpsc::Sender<AppendRequest>,
+    /// Set by the committer when rooms moved; the ticker then sends one sidebar update.
+    sidebar_dirty: Arc<AtomicBool>,
+    sidebar: broadcast::Sender<Arc<SidebarUpdate>>,
+    settings: LiveSettings,
+    /// Reader records are read-modify-write; one update at a time keeps marks from being lost.
+    readers_lock: tokio::sync::Mutex<()>,
+    /// Open sockets per login: the per-login cap, and the token that ends them on logout.
+    logins: Mutex<HashMap<String, LoginSockets>>,
+    shutdown: CancellationToken,
+}
+
+struct LoginSockets {
+    open: usize,
+    ended: CancellationToken,
+}
+
+/// Handle on the committer thread, to wait for it to flush on shutdown.
+pub struct Committer {
+    thread: thread::JoinHandle<()>,
+}
+
+impl Committer {
+    /// Waits until every queued message is committed; call after the hub is dropped.
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+impl Hub {
+    /// Loads the rooms (creating `lobby` on first start) and starts the committer thread.
+    /// Blocking: call from `spawn_blocking`. Start the ticker with [`Hub::spawn_ticker`].
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        settings: LiveSettings,
+    ) -> StoreResult<(Arc<Hub>, Committer)> {
+        let lobby = new_room_record(Slug::lobby(), "lobby".into(), String::new(), "");
+        storage.create_room(&lobby)?;
+        let rooms = storage
+            .rooms()?
+            .into_iter()
+            .map(|record| (record.slug.clone(), Arc::new(Room::from_record(record))))
+            .collect();
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        let committer_storage = storage.clone();
+        let sidebar_dirty = Arc::new(AtomicBool::new(false));
+        let committer_dirty = sidebar_dirty.clone();
+        let thread = thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || run_committer(committer_storage.as_ref(), rx, &committer_dirty))
+            .map_err(|e| StoreError(format!("cannot start the committer: {e}")))?;
+        let hub = Arc::new(Hub {
+            storage,
+            rooms: RwLock::new(rooms),
+            committer: tx,
+            sidebar_dirty,
+            sidebar: broadcast::channel(16).0,
+            settings,
+            readers_lock: tokio::sync::Mutex::new(()),
+            logins: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+        });
+        Ok((hub, Committer { thread }))
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Cancelled when the server shuts down: every socket closes with 1012.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    pub fn room(&self, slug: &Slug) -> Option<Arc<Room>> {
+        self.rooms.read().expect("rooms lock").get(slug).cloned()
+    }
+
+    /// Every room, most recently active first.
+    pub fn room_summaries(&self) -> Vec<RoomSummary> {
+        let mut rooms: Vec<RoomSummary> = self
+            .rooms
+            .read()
+            .expect("rooms lock")
+            .values()
+            .map(|room| RoomSummary {
+                slug: room.slug.clone(),
+                name: room.name.clone(),
+                last_id: room.last_id(),
+                last_activity: room.last_activity(),
+            })
+            .collect();
+        rooms.sort_by(|a, b| {
+            b.last_activity
+                .cmp(&a.last_activity)
+                .then_with(|| a.slug.cmp(&b.slug))
+        });
+        rooms
+    }
+
+    pub fn sidebar_updates(&self) -> broadcast::Receiver<Arc<SidebarUpdate>> {
+        self.sidebar.subscribe()
+    }
+
+    /// Returns the room with this name's slug, creating it if needed; `true` if created.
+    pub async fn open_room(
+        &self,
+        name: &RoomName,
+        creator: &str,
+    ) -> StoreResult<(Arc<Room>, bool)> {
+        if let Some(room) = self.room(name.slug()) {
+            return Ok((room, false));
+        }
+        let record = new_room_record(
+            name.slug().clone(),
+            name.as_str().to_owned(),
+            String::new(),
+            creator,
+        );
+        let storage = self.storage.clone();
+        let insert = record.clone();
+        let created = tokio::task::spawn_blocking(move || storage.create_room(&insert))
+            .await
+            .map_err(|e| StoreError(e.to_string()))??;
+        let room = {
+            let mut rooms = self.rooms.write().expect("rooms lock");
+            rooms
+                .entry(record.slug.clone())
+                .or_insert_with(|| Arc::new(Room::from_record(record)))
+                .clone()
+        };
+        if created {
+            let _ = self
+                .post(
+                    &room,
+                    NewMessage::system(creator, format!("room created by {creator}")),
+                )
+                .await;
+            self.sidebar_dirty.store(true, Ordering::Release);
+        }
+        Ok((room, created))
+    }
+
+    /// Changes a room's topic, stores it, and tells the room.
+    pub async fn set_topic(&self, room: &Arc<Room>, topic: String, by: &str) -> StoreResult<()> {
+        let storage = self.storage.clone();
+        let slug = room.slug.clone();
+        let stored = topic.clone();
+        tokio::task::spawn_blocking(move || storage.set_topic(&slug, &stored))
+            .await
+            .map_err(|e| StoreError(e.to_string()))??;
+        room.set_topic(topic.clone());
+        room.replace(views::topic_fragment(&topic));
+        let line = if topic.is_empty() {
+            format!("{by} cleared the topic")
+        } else {
+            format!("{by} set the topic to “{topic}”")
+        };
+        self.post(room, NewMessage::system(by, line)).await?;
+        Ok(())
+    }
+
+    /// A socket of `nickname` opened in the room. The first tab announces a join, unless the
+    /// person was only reloading.
+    pub fn arrive(&self, room: &Arc<Room>, nickname: &str) {
+        let announce = {
+            let mut presence = room.presence.lock().expect("presence lock");
+            let tabs = presence.tabs.entry(nickname.to_owned()).or_insert(0);
+            *tabs += 1;
+            let first_tab = *tabs == 1;
+            let returning = presence.leaving.remove(nickname).is_some();
+            presence.presence_changed = true;
+            first_tab && !returning && presence.tabs.len() <= self.settings.announce_limit
+        };
+        if announce {
+            drop(self.submit(
+                room,
+                NewMessage::system(nickname, format!("{nickname} joined")),
+            ));
+        }
+    }
+
+    /// A socket of `nickname` closed. The last tab starts the leave debounce.
+    pub fn depart(&self, room: &Arc<Room>, nickname: &str) {
+        let mut presence = room.presence.lock().expect("presence lock");
+        if let Some(tabs) = presence.tabs.get_mut(nickname) {
+            *tabs -= 1;
+            if *tabs == 0 {
+                presence.tabs.remove(nickname);
+                presence.typing.remove(nickname);
+                presence.leaving.insert(nickname.to_owned(), Instant::now());
+                presence.typing_changed = true;
+            }
+        }
+    }
+
+    /// `nickname` is typing in the room (throttled by the page).
+    pub fn typing(&self, room: &Room, nickname: &str) {
+        let mut presence = room.presence.lock().expect("presence lock");
+        let until = Instant::now() + self.settings.typing_expiry;
+        if presence.typing.insert(nickname.to_owned(), until).is_none() {
+            presence.typing_changed = true;
+        }
+    }
+
+    /// A message from `nickname` ends their typing indicator.
+    pub fn stopped_typing(&self, room: &Room, nickname: &str) {
+        let mut presence = room.presence.lock().expect("presence lock");
+        if presence.typing.remove(nickname).is_some() {
+            presence.typing_changed = true;
+        }
+    }
+
+    /// Starts the ticker that flushes presence, typing and the sidebar.
+    pub fn spawn_ticker(self: &Arc<Self>) {
+        let hub: Weak<Hub> = Arc::downgrade(self);
+        let every = self.settings.flush_interval;
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                let Some(hub) = hub.upgrade() else { return };
+                hub.flush_live_state();
+            }
+        });
+    }
+
+    fn flush_live_state(&self) {
+        let now = Instant::now();
+        let rooms: Vec<Arc<Room>> = self
+            .rooms
+            .read()
+            .expect("rooms lock")
+            .values()
+            .cloned()
+            .collect();
+        for room in rooms {
+            let (here, typing, departed) = {
+                let mut presence = room.presence.lock().expect("presence lock");
+                let debounce = self.settings.leave_debounce;
+                let mut departed = Vec::new();
+                presence.leaving.retain(|name, since| {
+                    let gone = now.duration_since(*since) >= debounce;
+                    if gone {
+                        departed.push(name.clone());
+                    }
+                    !gone
+                });
+                let typing_before = presence.typing.len();
+                presence.typing.retain(|_, until| *until > now);
+                if presence.typing.len() != typing_before {
+                    presence.typing_changed = true;
+                }
+                if !departed.is_empty() {
+                    presence.presence_changed = true;
+                }
+                let here = std::mem::take(&mut presence.presence_changed).then(|| presence.here());
+                let typing = std::mem::take(&mut presence.typing_changed)
+                    .then(|| presence.typing.keys().cloned().collect::<Vec<_>>());
+                let quiet = presence.tabs.len() <= self.settings.announce_limit;
+                (here, typing, if quiet { departed } else { Vec::new() })
+            };
+            if let Some(here) = here {
+                room.replace(views::presence_fragment(&here));
+            }
+            if let Some(typing) = typing {
+                room.replace(views::typing_fragment(&typing));
+            }
+            for name in departed {
+                drop(self.submit(&room, NewMessage::system(&name, format!("{name} left"))));
+            }
+        }
+        if self.sidebar_dirty.swap(false, Ordering::AcqRel) {
+            let _ = self.sidebar.send(Arc::new(SidebarUpdate {
+                rooms: self.room_summaries(),
+                now: OffsetDateTime::now_utc(),
+                frames: Mutex::new(HashMap::new()),
+            }));
+        }
+    }
+
+    /// Queues a message for the committer; the receiver resolves once it is durable and
+    /// broadcast, or with the storage error.
+    pub fn submit(
+        &self,
+        room: &Arc<Room>,
+        message: NewMessage,
+    ) -> oneshot::Receiver<StoreResult<Appended>> {
+        let (reply, answer) = oneshot::channel();
+        let dedup_key = message
+            .dedup
+            .as_ref()
+            .map(|(login, client)| format!("{login}/{client}"));
+        let request = AppendRequest {
+            room: room.clone(),
+            kind: message.kind,
+            author: message.author,
+            body: message.body,
+            client_id: message.dedup.map(|(_, client)| client),
+            dedup_key,
+            reply,
+        };
+        if let Err(refused) = self.committer.try_send(request) {
+            let request = match refused {
+                mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+            };
+            let _ = request.reply.send(Err(StoreError(
+                "the server is too busy to store messages".into(),
+            )));
+        }
+        answer
+    }
+
+    /// Persists and broadcasts a message, waiting for the commit.
+    pub async fn post(&self, room: &Arc<Room>, message: NewMessage) -> StoreResult<Appended> {
+        self.submit(room, message)
+            .await
+            .map_err(|_| StoreError("the committer stopped".into()))?
+    }
+
+    /// The newest `PAGE` messages of a room, oldest first.
+    pub async fn newest_page(&self, room: &Room) -> StoreResult<Vec<Arc<RenderedMessage>>> {
+        room.ensure_loaded(&self.storage).await?;
+        Ok(room.with_window(|w| w.iter().rev().take(PAGE as usize).rev().cloned().collect()))
+    }
+
+    /// Up to `PAGE` messages older than `before`, oldest first.
+    pub async fn page_before(
+        &self,
+        room: &Room,
+        before: u64,
+    ) -> StoreResult<Vec<Arc<RenderedMessage>>> {
+        let to = before.min(room.last_id() + 1).saturating_sub(1);
+        if to == 0 {
+            return Ok(Vec::new());
+        }
+        let from = to.saturating_sub(PAGE - 1).max(1);
+        room.ensure_loaded(&self.storage).await?;
+        let from_window = room.with_window(|w| {
+            let first = w.front().map(|m| m.id)?;
+            (first <= from).then(|| {
+                w.iter()
+                    .filter(|m| m.id >= from && m.id <= to)
+                    .cloned()
+                    .collect()
+            })
+        });
+        if let Some(page) = from_window {
+            return Ok(page);
+        }
+        let storage = self.storage.clone();
+        let slug = room.slug.clone();
+        let records = tokio::task::spawn_blocking(move || storage.messages(&slug, from, to))
+            .await
+            .map_err(|e| StoreError(e.to_string()))??;
+        Ok(records.iter().map(|r| Arc::new(render(r))).collect())
+    }
+
+    /// What a client whose newest message is `after` has missed.
+    pub async fn catch_up(&self, room: &Room, after: u64) -> StoreResult<CatchUp> {
+        room.ensure_loaded(&self.storage).await?;
+        Ok(room.with_window(|w| {
+            let newest = w.back().map_or(0, |m| m.id);
+            let oldest = w.front().map_or(1, |m| m.id);
+            let missed = newest.saturating_sub(after);
+            if missed > RESET_THRESHOLD || after + 1 < oldest {
+                CatchUp::Reset(w.iter().rev().take(PAGE as usize).rev().cloned().collect())
+            } else {
+                CatchUp::Replay(w.iter().filter(|m| m.id > after).cloned().collect())
+            }
+        }))
+    }
+
+    /// A message from the window, for acknowledging a resend.
+    pub fn recent_message(&self, room: &Room, id: u64) -> Option<Arc<RenderedMessage>> {
+        room.with_window(|w| w.iter().rev().find(|m| m.id == id).cloned())
+    }
+
+    /// Counts a new socket for a login, or refuses it over the cap. The guard uncounts it.
+    pub fn open_socket(self: &Arc<Self>, login_id: &str) -> Option<SocketGuard> {
+        let mut logins = self.logins.lock().expect("logins lock");
+        let entry = logins
+            .entry(login_id.to_owned())
+            .or_insert_with(|| LoginSockets {
+                open: 0,
+                ended: CancellationToken::new(),
+            });
+        if entry.open >= MAX_SOCKETS_PER_LOGIN {
+            return None;
+        }
+        entry.open += 1;
+        Some(SocketGuard {
+            hub: self.clone(),
+            login_id: login_id.to_owned(),
+            ended: entry.ended.clone(),
+        })
+    }
+
+    /// Ends every socket of a login (logout): they close with 1008.
+    pub fn end_login(&self, login_id: &str) {
+        if let Some(entry) = self.logins.lock().expect("logins lock").remove(login_id) {
+            entry.ended.cancel();
+        }
+    }
+}
+
+/// One counted socket of a login.
+pub struct SocketGuard {
+    hub: Arc<Hub>,
+    login_id: String,
+    ended: CancellationToken,
+}
+
+impl SocketGuard {
+    /// Cancelled when the login ends.
+    pub fn ended(&self) -> &CancellationToken {
+        &self.ended
+    }
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let mut logins = self.hub.logins.lock().expect("logins lock");
+        if let Some(entry) = logins.get_mut(&self.login_id)
+            && !entry.ended.is_cancelled()
+        {
+            entry.open -= 1;
+            if entry.open == 0 {
+                logins.remove(&self.login_id);
+            }
+        }
+    }
+}
+
+fn new_room_record(slug: Slug, name: String, topic: String, creator: &str) -> RoomRecord {
+    let now = now_millis();
+    RoomRecord {
+        slug,
+        name,
+        topic,
+        created_by: creator.to_owned(),
+        created_at: now,
+        last_id: 0,
+        last_activity: now,
+    }
+}
+
+pub fn now_millis() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Hub {
+    /// What a login has read and muted.
+    pub async fn reader(&self, login_id: &str) -> StoreResult<ReaderRecord> {
+        let storage = self.storage.clone();
+        let login = login_id.to_owned();
+        let found = tokio::task::spawn_blocking(move || storage.reader(&login))
+            .await
+            .map_err(|e| StoreError(e.to_string()))??;
+        Ok(found.unwrap_or_else(|| ReaderRecord {
+            login_id: login_id.to_owned(),
+            ..ReaderRecord::default()
+        }))
+    }
+
+    /// Read-modify-write of a login's reader record, one at a time.
+    async fn update_reader(
+        &self,
+        login_id: &str,
+        change: impl FnOnce(&mut ReaderRecord) + Send + 'static,
+    ) -> StoreResult<()> {
+        let _one_at_a_time = self.readers_lock.lock().await;
+        let mut reader = self.reader(login_id).await?;
+        change(&mut reader);
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || storage.save_reader(&reader))
+            .await
+            .map_err(|e| StoreError(e.to_string()))?
+    }
+
+    /// Remembers that the login has seen the room up to `id`.
+    pub async fn mark_read(&self, login_id: &str, room: &Slug, id: u64) -> StoreResult<()> {
+        let slug = room.as_str().to_owned();
+        self.update_reader(login_id, move |reader| {
+            let seen = reader.last_read.entry(slug).or_insert(0);
+            *seen = (*seen).max(id as i64);
+        })
+        .await
+    }
+
+    /// Mutes or unmutes a room for the login.
+    pub async fn toggle_mute(&self, login_id: &str, room: &Slug) -> StoreResult<()> {
+        let slug = room.as_str().to_owned();
+        self.update_reader(login_id, move |reader| {
+            if let Some(at) = reader.muted.iter().position(|m| *m == slug) {
+                reader.muted.remove(at);
+            } else {
+                reader.muted.push(slug);
+            }
+        })
+        .await
+    }
+}

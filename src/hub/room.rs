@@ -1,0 +1,221 @@
+//! One room: its recent window of rendered messages, its live channel, and who is present.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::{BROADCAST_CAPACITY, WINDOW};
+use crate::domain::Slug;
+use crate::store::{MessageRecord, RoomRecord, Storage, StoreError, StoreResult};
+use crate::views;
+
+/// One message, rendered once with `_message.html`.
+#[derive(Debug)]
+pub struct RenderedMessage {
+    pub id: u64,
+    pub html: String,
+}
+
+/// What a room pushes to its subscribers. Each frame is built once and shared.
+#[derive(Debug)]
+pub enum LiveEvent {
+    /// A stored message, appended in id order.
+    Message { id: u64, frame: Utf8Bytes },
+    /// A fragment that replaces an element by id (presence, typing, topic).
+    Replace(Utf8Bytes),
+}
+
+pub struct Room {
+    pub slug: Slug,
+    pub name: String,
+    topic: RwLock<String>,
+    /// Newest committed id; written only by the committer after the window holds the message.
+    last_id: AtomicU64,
+    last_activity: AtomicI64,
+    window: Mutex<Window>,
+    /// Serialises the first load of the window, so two readers don't both hit the database.
+    window_load: tokio::sync::Mutex<()>,
+    live: broadcast::Sender<Arc<LiveEvent>>,
+    /// Who is here, who is typing; changed on connect, disconnect and typing frames, and
+    /// flushed as one fragment per tick by the hub's ticker.
+    pub(super) presence: Mutex<Presence>,
+}
+
+#[derive(Default)]
+pub(super) struct Presence {
+    /// Open sockets per nickname: two tabs are one person.
+    pub tabs: BTreeMap<String, usize>,
+    /// People whose last tab closed, and when; announced as left after the debounce.
+    pub leaving: HashMap<String, Instant>,
+    /// Who is typing, until when.
+    pub typing: BTreeMap<String, Instant>,
+    pub presence_changed: bool,
+    pub typing_changed: bool,
+}
+
+impl Presence {
+    /// Everyone shown as here: open tabs, plus those still inside the leave debounce.
+    pub fn here(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tabs
+            .keys()
+            .chain(self.leaving.keys())
+            .cloned()
+            .collect();
+        names.sort_by_key(|n| n.to_lowercase());
+        names.dedup();
+        names
+    }
+}
+
+/// The newest messages of a room. Until the first reader loads it from disk, messages
+/// committed meanwhile collect in `pending` (contiguous, since every commit passes here).
+enum Window {
+    Unloaded {
+        pending: VecDeque<Arc<RenderedMessage>>,
+    },
+    Loaded(VecDeque<Arc<RenderedMessage>>),
+}
+
+/// Result of a catch-up request.
+pub enum CatchUp {
+    /// The messages after the client's newest, in order (possibly none).
+    Replay(Vec<Arc<RenderedMessage>>),
+    /// Too many missed: replace the whole list with the newest page.
+    Reset(Vec<Arc<RenderedMessage>>),
+}
+
+impl Room {
+    pub(super) fn from_record(record: RoomRecord) -> Room {
+        Room {
+            slug: record.slug,
+            name: record.name,
+            topic: RwLock::new(record.topic),
+            last_id: AtomicU64::new(record.last_id.max(0) as u64),
+            last_activity: AtomicI64::new(record.last_activity),
+            window: Mutex::new(Window::Unloaded {
+                pending: VecDeque::new(),
+            }),
+            window_load: tokio::sync::Mutex::new(()),
+            live: broadcast::channel(BROADCAST_CAPACITY).0,
+            presence: Mutex::new(Presence::default()),
+        }
+    }
+
+    pub fn topic(&self) -> String {
+        self.topic.read().expect("topic lock").clone()
+    }
+
+    pub(super) fn set_topic(&self, topic: String) {
+        *self.topic.write().expect("topic lock") = topic;
+    }
+
+    /// Sends a replace-by-id fragment to everyone in the room.
+    pub(super) fn replace(&self, fragment: String) {
+        let _ = self
+            .live
+            .send(Arc::new(LiveEvent::Replace(Utf8Bytes::from(fragment))));
+    }
+
+    /// Names present now, for the page and the presence fragment.
+    pub fn here(&self) -> Vec<String> {
+        self.presence.lock().expect("presence lock").here()
+    }
+
+    pub fn last_id(&self) -> u64 {
+        self.last_id.load(Ordering::Acquire)
+    }
+
+    /// Unix milliseconds of the newest message or of creation.
+    pub fn last_activity(&self) -> i64 {
+        self.last_activity.load(Ordering::Acquire)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
+    }
+
+    pub(super) fn publish(&self, message: Arc<RenderedMessage>, created_at: i64) {
+        let frame = Utf8Bytes::from(views::append_fragment([message.as_ref()]));
+        let id = message.id;
+        {
+            let mut window = self.window.lock().expect("window lock");
+            let entries = match &mut *window {
+                Window::Loaded(entries) => entries,
+                Window::Unloaded { pending } => pending,
+            };
+            entries.push_back(message);
+            while entries.len() > WINDOW {
+                entries.pop_front();
+            }
+            if let Window::Unloaded { pending } = &mut *window
+                && pending.len() >= WINDOW
+            {
+                // A full window of contiguous messages needs nothing from disk.
+                *window = Window::Loaded(std::mem::take(pending));
+            }
+        }
+        self.last_id.store(id, Ordering::Release);
+        self.last_activity.store(created_at, Ordering::Release);
+        // No subscribers is fine: the message is stored and in the window.
+        let _ = self.live.send(Arc::new(LiveEvent::Message { id, frame }));
+    }
+
+    pub(super) async fn ensure_loaded(&self, storage: &Arc<dyn Storage>) -> StoreResult<()> {
+        if self.is_loaded() {
+            return Ok(());
+        }
+        let _loading = self.window_load.lock().await;
+        if self.is_loaded() {
+            return Ok(());
+        }
+        let last = self.last_id();
+        let from = last.saturating_sub(WINDOW as u64 - 1).max(1);
+        let records = if last == 0 {
+            Vec::new()
+        } else {
+            let storage = storage.clone();
+            let slug = self.slug.clone();
+            tokio::task::spawn_blocking(move || storage.messages(&slug, from, last))
+                .await
+                .map_err(|e| StoreError(e.to_string()))??
+        };
+        let mut loaded: VecDeque<Arc<RenderedMessage>> =
+            records.iter().map(|r| Arc::new(render(r))).collect();
+        let mut window = self.window.lock().expect("window lock");
+        if let Window::Unloaded { pending } = &mut *window {
+            loaded.extend(pending.drain(..).filter(|m| m.id > last));
+            while loaded.len() > WINDOW {
+                loaded.pop_front();
+            }
+            *window = Window::Loaded(loaded);
+        }
+        Ok(())
+    }
+
+    fn is_loaded(&self) -> bool {
+        matches!(*self.window.lock().expect("window lock"), Window::Loaded(_))
+    }
+
+    /// Reads the loaded window; callers make sure it is loaded first.
+    pub(super) fn with_window<T>(
+        &self,
+        read: impl FnOnce(&VecDeque<Arc<RenderedMessage>>) -> T,
+    ) -> T {
+        match &*self.window.lock().expect("window lock") {
+            Window::Loaded(entries) => read(entries),
+            Window::Unloaded { pending } => read(pending),
+        }
+    }
+}
+
+pub(super) fn render(record: &MessageRecord) -> RenderedMessage {
+    RenderedMessage {
+        id: record.id as u64,
+        html: views::render_message(record),
+    }
+}
