@@ -36,6 +36,18 @@ pub struct Config {
     #[arg(long, env = "CHAT_LOG", default_value = "info")]
     pub log: String,
 
+    /// Messages per second one login may send (0 turns the limit off).
+    #[arg(long, env = "CHAT_RATE_LIMIT", default_value_t = 10.0)]
+    pub rate_limit: f64,
+
+    /// Messages one login may send in a burst before the rate applies.
+    #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 30.0)]
+    pub rate_burst: f64,
+
+    /// Days a session lasts without being used; then it ends and its nickname is free.
+    #[arg(long, env = "CHAT_SESSION_DAYS", default_value_t = 30)]
+    pub session_days: u32,
+
     /// Seconds between WebSocket pings; a peer that misses two pongs is dropped.
     #[arg(long, env = "CHAT_PING_INTERVAL", default_value_t = 30.0)]
     pub ping_interval: f64,
@@ -75,6 +87,10 @@ impl Config {
             public_url: None,
             secure_cookies: false,
             log: "warn".into(),
+            // Tests that flood a room turn it on themselves.
+            rate_limit: 0.0,
+            rate_burst: 30.0,
+            session_days: 30,
             ping_interval: 30.0,
             resume_grace: 1.0,
             flush_interval: 0.1,

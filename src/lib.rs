@@ -9,7 +9,8 @@
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
-//! - [`security`]: same-origin checks and headers; [`assets`]: embedded static files.
+//! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
+//!   [`assets`]: embedded static files.
 
 pub mod assets;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod hub;
+pub mod rate_limit;
 pub mod routes;
 pub mod security;
 pub mod startup;

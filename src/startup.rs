@@ -19,14 +19,13 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
 use crate::hub::{Committer, Hub};
+use crate::rate_limit::RateLimiter;
 use crate::security::{self, OwnOrigin};
 use crate::store::{PoloStore, SessionBackend, Storage};
 use crate::{assets, auth, routes};
 
 /// A urlencoded form over this gets 413. 64 KiB still fits 4,000 CJK characters encoded.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
-/// How long a session lives without being used.
-const SESSION_IDLE_DAYS: i64 = 14;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -40,6 +39,7 @@ pub struct AppState {
     pub login_lock: Arc<tokio::sync::Mutex<()>>,
     /// Every open socket, so shutdown can wait for their close frames to go out.
     pub tracker: TaskTracker,
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 pub struct Application {
@@ -78,9 +78,10 @@ impl Application {
             hub,
             storage,
             origin: OwnOrigin::new(config.public_url.as_deref()),
-            config: Arc::new(config),
             login_lock: Arc::new(tokio::sync::Mutex::new(())),
             tracker: TaskTracker::new(),
+            rate_limiter: Arc::new(RateLimiter::new(config.rate_limit, config.rate_burst)),
+            config: Arc::new(config),
         };
         Ok(Application {
             listener,
@@ -154,9 +155,9 @@ pub fn router(state: AppState) -> Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(
-            SESSION_IDLE_DAYS,
-        )));
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(i64::from(
+            state.config.session_days,
+        ))));
 
     Router::new()
         .route("/", get(routes::rooms::welcome))

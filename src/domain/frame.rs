@@ -43,12 +43,15 @@ pub enum FrameError {
     BadFrame,
     #[error(transparent)]
     Body(#[from] BodyError),
+    #[error("You are sending messages too fast. Wait a moment, then send it again.")]
+    RateLimited,
 }
 
 impl FrameError {
     pub fn code(self) -> &'static str {
         match self {
             FrameError::BadFrame => "bad_frame",
+            FrameError::RateLimited => "rate_limited",
             FrameError::Body(e) => e.code(),
         }
     }

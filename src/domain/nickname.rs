@@ -1,6 +1,7 @@
 use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_security::confusable_detection::skeleton;
 
 pub const MAX_NICKNAME_CHARS: usize = 32;
 
@@ -40,10 +41,12 @@ impl Nickname {
         &self.0
     }
 
-    /// The key that uniqueness is decided on: NFKC, then lower case, so that `Alice`, `ALICE`
-    /// and full-width `Ａｌｉｃｅ` are one nickname.
+    /// The key that uniqueness is decided on: NFKC and lower case, so `Alice`, `ALICE` and
+    /// full-width `Ａｌｉｃｅ` are one nickname; then the UTS #39 skeleton, so a Cyrillic `а`
+    /// can't pass for a Latin `a`.
     pub fn key(&self) -> String {
-        self.0.nfkc().flat_map(char::to_lowercase).nfkc().collect()
+        let folded: String = self.0.nfkc().flat_map(char::to_lowercase).nfkc().collect();
+        skeleton(&folded).collect()
     }
 }
 
@@ -99,5 +102,18 @@ mod tests {
         assert_eq!(a, Nickname::parse("ALICE").unwrap().key());
         assert_eq!(a, Nickname::parse("Ａｌｉｃｅ").unwrap().key());
         assert_ne!(a, Nickname::parse("Alicia").unwrap().key());
+    }
+
+    #[test]
+    fn key_catches_confusable_look_alikes() {
+        let latin = Nickname::parse("paypal").unwrap().key();
+        // Cyrillic а and р.
+        assert_eq!(
+            latin,
+            Nickname::parse("\u{0440}\u{0430}yp\u{0430}l")
+                .unwrap()
+                .key()
+        );
+        assert_ne!(latin, Nickname::parse("paypal2").unwrap().key());
     }
 }

@@ -13,7 +13,7 @@ use time::macros::format_description;
 
 use super::viewer_offset;
 use crate::auth::CurrentUser;
-use crate::domain::{ClientId, MessageBody, RoomName, Slug};
+use crate::domain::{ClientId, FrameError, MessageBody, RoomName, Slug};
 use crate::error::AppError;
 use crate::hub::{Hub, NewMessage, Room};
 use crate::security::CspNonce;
@@ -322,6 +322,13 @@ pub async fn post_message(
             StatusCode::UNPROCESSABLE_ENTITY,
             ComposerError::new(e.code(), e.to_string()),
         ),
+        Ok(_) if !state.rate_limiter.allow(&viewer.login_id) => {
+            let limited = FrameError::RateLimited;
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                ComposerError::new(limited.code(), limited.to_string()),
+            )
+        }
         Ok(body) => {
             let client_id = form.client_id.as_deref().and_then(ClientId::parse);
             let message = NewMessage {

@@ -21,6 +21,7 @@ use crate::auth::CurrentUser;
 use crate::domain::{ClientFrame, FrameError, Slug};
 use crate::error::AppError;
 use crate::hub::{Appended, CatchUp, Hub, LiveEvent, NewMessage, Room, SocketGuard};
+use crate::rate_limit::RateLimiter;
 use crate::startup::AppState;
 use crate::store::{MessageKind, StoreResult};
 use crate::views::{self, ComposerError, History};
@@ -83,6 +84,7 @@ async fn accept(
         viewer,
         offset: viewer_offset(&headers),
         guard,
+        rate_limiter: state.rate_limiter.clone(),
         ping_every: state.config.ping_interval(),
         resume_grace: state.config.resume_grace(),
     };
@@ -103,6 +105,7 @@ struct Connection {
     /// The viewer's time zone, for the sidebar's day groups.
     offset: UtcOffset,
     guard: SocketGuard,
+    rate_limiter: Arc<RateLimiter>,
     ping_every: Duration,
     resume_grace: Duration,
 }
@@ -313,6 +316,16 @@ impl Connection {
             Ok(ClientFrame::Typing) => {
                 self.hub.typing(&feed.room, &self.viewer.nickname);
                 Ok(())
+            }
+            Ok(ClientFrame::Send { client_id, .. })
+                if !self.rate_limiter.allow(&self.viewer.login_id) =>
+            {
+                // Refused and said so, with the client id, so the page gives the text back.
+                *error_shown = true;
+                outbox.text(frame_error(
+                    FrameError::RateLimited,
+                    client_id.map(|c| c.as_str().to_owned()),
+                ))
             }
             Ok(ClientFrame::Send { body, client_id }) => {
                 feed.live = true;

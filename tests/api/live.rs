@@ -313,3 +313,52 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     ws.closed_with().await;
 }
+
+#[tokio::test]
+async fn over_the_rate_limit_the_sender_is_told_and_accepted_messages_are_all_kept() {
+    let app = spawn_app_with(|config| {
+        config.rate_limit = 1.0;
+        config.rate_burst = 3.0;
+    })
+    .await;
+    let alice = app.login("alice").await;
+    let mut ws = alice.ws("lobby").await;
+    ws.resume(0).await;
+    for n in 1..=5 {
+        ws.send_json(
+            serde_json::json!({ "body": format!("burst {n}"), "client_id": format!("b{n}") }),
+        )
+        .await;
+    }
+    let mut stored = Vec::new();
+    let mut limited = Vec::new();
+    while stored.len() + limited.len() < 5 {
+        let frame = ws.next_text().await;
+        if frame.contains(r#"data-error="rate_limited""#) {
+            let id = frame.split(r#"data-client-id=""#).nth(1).unwrap();
+            limited.push(id[..id.find('"').unwrap()].to_owned());
+        } else if !user_message_ids(&frame).is_empty() {
+            stored.extend(user_message_ids(&frame));
+        }
+    }
+    assert_eq!(stored.len(), 3, "the burst passes");
+    assert_eq!(
+        limited,
+        vec!["b4", "b5"],
+        "the rest are refused, each said so"
+    );
+    let page = alice.get_text("/rooms/lobby").await;
+    assert_eq!(
+        user_message_ids(&page),
+        stored,
+        "everything accepted is stored"
+    );
+    assert!(!page.contains("burst 4"));
+
+    // The no-JS form is limited too, and keeps the text.
+    let response = alice
+        .post_form("/rooms/lobby/messages", &[("body", "one more")])
+        .await;
+    assert_eq!(response.status(), 429);
+    assert!(response.text().await.unwrap().contains("one more"));
+}

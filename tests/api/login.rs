@@ -134,3 +134,16 @@ async fn a_cross_site_form_post_is_refused() {
         .unwrap();
     assert_eq!(response.status(), 403);
 }
+
+#[tokio::test]
+async fn a_held_nickname_cannot_be_taken_by_a_look_alike() {
+    let app = spawn_app().await;
+    let _alice = app.login("alice").await;
+    for look_alike in ["\u{0430}lice", "ＡＬＩＣＥ"] {
+        let response = app
+            .visitor()
+            .post_form("/login", &[("nickname", look_alike)])
+            .await;
+        assert_eq!(response.status(), 422, "{look_alike}");
+    }
+}
