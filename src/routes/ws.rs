@@ -30,6 +30,8 @@ use crate::views::{self, ComposerError, History};
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Frames waiting for one socket. A reader this far behind is closed with 1013.
 const OUT_QUEUE: usize = 256;
+/// Frames written before one flush, at most.
+const WRITE_BATCH: usize = 64;
 /// Messages per catch-up frame.
 const REPLAY_CHUNK: usize = 100;
 
@@ -463,41 +465,59 @@ fn frame_error_store() -> String {
     ))
 }
 
-/// Owns the sending half. Sends queued frames in order; a close request jumps the queue, and
-/// a socket that can't take it within a second is dropped.
+/// Owns the sending half. Sends queued frames in order, flushing once per batch of what is
+/// queued rather than once per frame; a close request jumps the queue, and a socket that
+/// can't take it within a second is dropped.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut queued: mpsc::Receiver<Message>,
     mut close: oneshot::Receiver<CloseFrame>,
 ) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {
-        tokio::select! {
+        let first = tokio::select! {
             biased;
-            frame = &mut close => {
-                if let Ok(frame) = frame {
-                    let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
-                }
-                return;
-            }
-            message = queued.recv() => {
-                let Some(message) = message else {
-                    // The connection ended without a close frame to send.
-                    if let Ok(frame) = close.try_recv() {
-                        let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
-                    }
-                    return;
-                };
-                tokio::select! {
-                    biased;
-                    frame = &mut close => {
-                        if let Ok(frame) = frame {
-                            let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
-                        }
-                        return;
-                    }
-                    sent = sink.send(message) => if sent.is_err() { return },
-                }
+            frame = &mut close => return send_close(&mut sink, frame.ok()).await,
+            message = queued.recv() => match message {
+                Some(message) => message,
+                // The connection ended; send its close frame if it left one.
+                None => return send_close(&mut sink, close.try_recv().ok()).await,
+            },
+        };
+        batch.push(first);
+        while batch.len() < WRITE_BATCH {
+            match queued.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
             }
         }
+        let closing = tokio::select! {
+            biased;
+            frame = &mut close => Some(frame.ok()),
+            written = async {
+                for message in batch.drain(..) {
+                    sink.feed(message).await?;
+                }
+                sink.flush().await
+            } => {
+                if written.is_err() {
+                    return;
+                }
+                None
+            }
+        };
+        if let Some(frame) = closing {
+            return send_close(&mut sink, frame).await;
+        }
+    }
+}
+
+async fn send_close(sink: &mut SplitSink<WebSocket, Message>, frame: Option<CloseFrame>) {
+    if let Some(frame) = frame {
+        let _ = timeout(
+            Duration::from_secs(1),
+            sink.send(Message::Close(Some(frame))),
+        )
+        .await;
     }
 }

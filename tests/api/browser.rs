@@ -16,9 +16,22 @@ const SEEN_WITHIN: Duration = Duration::from_secs(10);
 
 /// A chromedriver process for one test; killed when dropped.
 pub struct Driver {
-    _process: Child,
+    process: Child,
     url: String,
     _turn: MutexGuard<'static, ()>,
+}
+
+impl Drop for Driver {
+    /// Ends chromedriver and every browser it started, even when a test failed before
+    /// closing its sessions.
+    fn drop(&mut self) {
+        if let Some(pid) = self.process.id() {
+            // SAFETY: killpg only sends a signal to the group chromedriver leads.
+            unsafe {
+                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
 }
 
 impl Driver {
@@ -32,6 +45,8 @@ impl Driver {
         };
         let process = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // Its own process group, so the browsers it starts go with it (see Drop).
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -44,7 +59,7 @@ impl Driver {
                 .is_ok()
             {
                 return Driver {
-                    _process: process,
+                    process,
                     url,
                     _turn: turn,
                 };
