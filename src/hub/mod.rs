@@ -500,7 +500,7 @@ impl Hub {
             let newest = w.back().map_or(0, |m| m.id);
             let oldest = w.front().map_or(1, |m| m.id);
             let missed = newest.saturating_sub(after);
-            if missed > RESET_THRESHOLD || after + 1 < oldest {
+            if missed > RESET_THRESHOLD || after.saturating_add(1) < oldest {
                 CatchUp::Reset(w.iter().rev().take(PAGE as usize).rev().cloned().collect())
             } else {
                 CatchUp::Replay(w.iter().filter(|m| m.id > after).cloned().collect())

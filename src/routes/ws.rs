@@ -285,8 +285,21 @@ impl Connection {
         } else {
             writer.abort();
         }
+        let closing = matches!(end, End::Close(..));
         drop(outbox);
         let _ = timeout(Duration::from_secs(2), writer).await;
+        if closing {
+            // Finish the closing handshake: dropping a socket with unread data resets the
+            // connection, and the client would see 1006 instead of our close code.
+            let _ = timeout(Duration::from_secs(1), async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
         tracing::debug!("socket closed");
         if let Some(feed) = feed {
             self.hub.depart(&feed.room, &self.viewer.nickname);
