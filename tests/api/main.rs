@@ -2,8 +2,11 @@
 //! WebSocket clients, and headless Chromium for what a person sees.
 
 mod browser;
+mod crash;
+mod graceful;
 mod helpers;
 mod live;
 mod login;
 mod restart;
 mod rooms;
+mod store_failure;

@@ -1,0 +1,286 @@
+//! Storage failure: the server runs on a PoloDB store whose `append` can be switched to fail,
+//! as a full disk would. The sender gets the `store_failed` error fragment, nothing is
+//! broadcast, the no-JavaScript form gets 503 with the text kept, everything else keeps
+//! serving, and once the store works again messages are stored and broadcast with ids that
+//! continue where they were.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chat::domain::Slug;
+use chat::store::{
+    AppendBatch, ClaimRecord, DedupRecord, MessageRecord, PoloStore, ReaderRecord, RoomRecord,
+    SessionRecord, Storage, StoreError, StoreResult,
+};
+use chat::{Application, Config};
+
+use crate::crash::harness::{
+    Event, Frame, Msg, Socket, Visitor, history, parse_frame, sequence_problems,
+};
+
+/// PoloDB with a switch that makes every `append` fail.
+struct FlakyStore {
+    inner: PoloStore,
+    fail_appends: AtomicBool,
+    failed: AtomicU64,
+}
+
+impl Storage for FlakyStore {
+    fn rooms(&self) -> StoreResult<Vec<RoomRecord>> {
+        self.inner.rooms()
+    }
+    fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
+        self.inner.create_room(room)
+    }
+    fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()> {
+        self.inner.set_topic(room, topic)
+    }
+    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
+        if self.fail_appends.load(Ordering::SeqCst) {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError("No space left on device (simulated)".into()));
+        }
+        self.inner.append(batch)
+    }
+    fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
+        self.inner.messages(room, from, to)
+    }
+    fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
+        self.inner.dedup_lookup(key)
+    }
+    fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {
+        self.inner.reader(login_id)
+    }
+    fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()> {
+        self.inner.save_reader(reader)
+    }
+    fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>> {
+        self.inner.claim(nickname_key)
+    }
+    fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()> {
+        self.inner.put_claim(claim)
+    }
+    fn delete_claim(&self, nickname_key: &str) -> StoreResult<()> {
+        self.inner.delete_claim(nickname_key)
+    }
+    fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        self.inner.session(id)
+    }
+    fn create_session(&self, session: &SessionRecord) -> StoreResult<bool> {
+        self.inner.create_session(session)
+    }
+    fn save_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        self.inner.save_session(session)
+    }
+    fn delete_session(&self, id: &str) -> StoreResult<()> {
+        self.inner.delete_session(id)
+    }
+    fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
+        self.inner.login_is_live(login_id, now_unix)
+    }
+}
+
+/// The next message or composer-error frame, skipping presence, typing and sidebar updates.
+async fn next_frame(socket: &mut Socket) -> Frame {
+    loop {
+        match parse_frame(&socket.next_text().await.expect("a frame")) {
+            Frame::Other(_) => continue,
+            frame => return frame,
+        }
+    }
+}
+
+/// Nothing stored is shown and no error arrives for a while (presence updates may).
+async fn expect_no_messages(socket: &mut Socket, who: &str) {
+    let until = tokio::time::Instant::now() + Duration::from_millis(400);
+    while let Some(event) = socket
+        .next_within(until.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        match event {
+            Event::Text(text) => {
+                if !matches!(parse_frame(&text), Frame::Other(_)) {
+                    panic!("{who} should get nothing, got {text}");
+                }
+            }
+            Event::Closed(code) => panic!("{who}'s socket closed ({code:?})"),
+        }
+    }
+}
+
+/// The user messages of the next frame that has any (system lines such as "alice joined"
+/// take ids from the same sequence and are skipped here).
+async fn next_user_messages(socket: &mut Socket) -> Vec<Msg> {
+    loop {
+        match next_frame(socket).await {
+            Frame::Append(messages) => {
+                let users: Vec<Msg> = messages.into_iter().filter(|m| m.kind == "user").collect();
+                if !users.is_empty() {
+                    return users;
+                }
+            }
+            Frame::ErrorCleared => continue,
+            other => panic!("expected appended messages, got {other:?}"),
+        }
+    }
+}
+
+/// The sender gets its message back and (after an error) the cleared error, in either order.
+async fn sender_sees(socket: &mut Socket, cleared_too: bool) -> Msg {
+    let mut message = None;
+    let mut cleared = !cleared_too;
+    while message.is_none() || !cleared {
+        match next_frame(socket).await {
+            Frame::Append(messages) => {
+                let mut users: Vec<Msg> =
+                    messages.into_iter().filter(|m| m.kind == "user").collect();
+                if let Some(m) = users.pop() {
+                    assert!(message.is_none() && users.is_empty(), "one message: {m:?}");
+                    message = Some(m);
+                }
+            }
+            Frame::ErrorCleared if !cleared => cleared = true,
+            other => panic!("unexpected frame for the sender: {other:?}"),
+        }
+    }
+    message.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_refuses_with_an_error_fragment_broadcasts_nothing_and_recovers() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore {
+        inner: PoloStore::open(data_dir.path()).unwrap(),
+        fail_appends: AtomicBool::new(false),
+        failed: AtomicU64::new(0),
+    });
+    let app = Application::build_with_storage(Config::for_tests(data_dir.path()), store.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.address());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+
+    let alice = Visitor::logged_in(&base, "alice").await.unwrap();
+    let bob = Visitor::logged_in(&base, "bob").await.unwrap();
+    let mut a = alice.socket("lobby").await.unwrap();
+    let mut b = bob.socket("lobby").await.unwrap();
+    a.resume(0).await.unwrap();
+    b.resume(0).await.unwrap();
+
+    a.say("before the failure", Some("ok-1")).await.unwrap();
+    let first = sender_sees(&mut a, false).await;
+    assert_eq!(next_user_messages(&mut b).await, vec![first.clone()]);
+    let last_good = first.id;
+
+    // The disk fills up.
+    store.fail_appends.store(true, Ordering::SeqCst);
+    a.say("doomed", Some("doomed-1")).await.unwrap();
+    match next_frame(&mut a).await {
+        Frame::Error { code, client_id } => {
+            assert_eq!(code, "store_failed");
+            assert_eq!(client_id.as_deref(), Some("doomed-1"));
+        }
+        other => panic!("expected the store_failed error fragment, got {other:?}"),
+    }
+    expect_no_messages(&mut b, "bob (nothing is broadcast)").await;
+    expect_no_messages(&mut a, "alice (the error only)").await;
+
+    // Without JavaScript: 503 and the room page with the error and the text kept.
+    let response = alice
+        .post_form(
+            "/rooms/lobby/messages",
+            &[("body", "kept across the failure")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains(r#"<div id="composer-error" role="alert" data-error="store_failed""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(">kept across the failure</textarea>"),
+        "the text is kept in the composer"
+    );
+    expect_no_messages(&mut b, "bob (nothing is broadcast)").await;
+
+    // The server keeps serving meanwhile: health, logins, pages, sockets (carol's "joined"
+    // line can't be stored either, and is not shown).
+    let health = alice.get("/healthz").await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok");
+    let carol = Visitor::logged_in(&base, "carol").await.unwrap();
+    let shown = history(&carol, "lobby").await.unwrap();
+    assert_eq!(shown.last(), Some(&first), "nothing newer is stored");
+    let mut c = carol.socket("lobby").await.unwrap();
+    c.resume(0).await.unwrap();
+    assert_eq!(next_user_messages(&mut c).await, vec![first.clone()]);
+    a.say("still failing", Some("doomed-2")).await.unwrap();
+    assert!(matches!(
+        next_frame(&mut a).await,
+        Frame::Error { code, client_id } if code == "store_failed" && client_id.as_deref() == Some("doomed-2")
+    ));
+    expect_no_messages(&mut b, "bob (nothing is broadcast)").await;
+    expect_no_messages(&mut c, "carol (nothing is broadcast)").await;
+    assert!(
+        store.failed.load(Ordering::SeqCst) >= 3,
+        "the store was asked"
+    );
+
+    // The disk has room again: the resend of the refused message is stored (its client id
+    // was never recorded), broadcast, and takes the next id: no gap from the failures.
+    store.fail_appends.store(false, Ordering::SeqCst);
+    a.say("doomed", Some("doomed-1")).await.unwrap();
+    let resent = sender_sees(&mut a, true).await;
+    assert_eq!(resent.id, last_good + 1, "ids continue without a gap");
+    assert_eq!(resent.body, "doomed");
+    assert_eq!(next_user_messages(&mut b).await, vec![resent.clone()]);
+    assert_eq!(next_user_messages(&mut c).await, vec![resent.clone()]);
+
+    b.say("after recovery", None).await.unwrap();
+    let third = sender_sees(&mut b, false).await;
+    assert_eq!(third.id, last_good + 2);
+    assert_eq!(next_user_messages(&mut a).await, vec![third.clone()]);
+
+    let response = alice
+        .post_form(
+            "/rooms/lobby/messages",
+            &[("body", "kept across the failure")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let fourth = next_user_messages(&mut a).await;
+    assert_eq!(next_user_messages(&mut b).await, fourth);
+    assert_eq!(fourth.len(), 1);
+    assert_eq!(fourth[0].id, last_good + 3);
+
+    let stored = history(&carol, "lobby").await.unwrap();
+    assert_eq!(sequence_problems(&stored), Vec::<String>::new());
+    let users: Vec<(u64, &str)> = stored
+        .iter()
+        .filter(|m| m.kind == "user")
+        .map(|m| (m.id, m.body.as_str()))
+        .collect();
+    assert_eq!(
+        users,
+        vec![
+            (last_good, "before the failure"),
+            (last_good + 1, "doomed"),
+            (last_good + 2, "after recovery"),
+            (last_good + 3, "kept across the failure"),
+        ]
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .expect("the server stops in time")
+        .unwrap()
+        .unwrap();
+}
