@@ -36,11 +36,30 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        session
+        let user = session
             .get::<CurrentUser>(USER_KEY)
             .await
-            .map_err(|e| AppError::from(e).into_response())
+            .map_err(|e| AppError::from(e).into_response())?;
+        if user.is_some() {
+            keep_alive(&session)
+                .await
+                .map_err(|e| AppError::from(e).into_response())?;
+        }
+        Ok(user)
     }
+}
+
+/// Session key of the day (days since the epoch) the session was last used on.
+const SEEN_DAY_KEY: &str = "seen_day";
+
+/// Sessions expire after inactivity, but are only written when changed: touching them once a
+/// day keeps an active session alive without a disk write per request.
+async fn keep_alive(session: &Session) -> Result<(), tower_sessions::session::Error> {
+    let today = OffsetDateTime::now_utc().unix_timestamp() / 86_400;
+    if session.get::<i64>(SEEN_DAY_KEY).await? != Some(today) {
+        session.insert(SEEN_DAY_KEY, today).await?;
+    }
+    Ok(())
 }
 
 /// A page that needs a login: without one, the browser is sent to the login form and back.

@@ -137,6 +137,8 @@ pub struct Hub {
     settings: LiveSettings,
     /// Reader records are read-modify-write; one update at a time keeps marks from being lost.
     readers_lock: tokio::sync::Mutex<()>,
+    /// Write-through cache of reader records, read on every page.
+    readers: Mutex<HashMap<String, ReaderRecord>>,
     /// Open sockets per login: the per-login cap, and the token that ends them on logout.
     logins: Mutex<HashMap<String, LoginSockets>>,
     shutdown: CancellationToken,
@@ -189,6 +191,7 @@ impl Hub {
             sidebar: broadcast::channel(16).0,
             settings,
             readers_lock: tokio::sync::Mutex::new(()),
+            readers: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
         });
@@ -586,33 +589,58 @@ pub fn now_millis() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Reader records kept in memory at most; past it the cache starts over (they're on disk).
+const READER_CACHE: usize = 10_000;
+
 impl Hub {
-    /// What a login has read and muted.
+    /// What a login has read and muted. Served from memory after the first read, since every
+    /// page needs it.
     pub async fn reader(&self, login_id: &str) -> StoreResult<ReaderRecord> {
+        if let Some(cached) = self.readers.lock().expect("readers lock").get(login_id) {
+            return Ok(cached.clone());
+        }
         let storage = self.storage.clone();
         let login = login_id.to_owned();
         let found = tokio::task::spawn_blocking(move || storage.reader(&login))
             .await
-            .map_err(|e| StoreError(e.to_string()))??;
-        Ok(found.unwrap_or_else(|| ReaderRecord {
-            login_id: login_id.to_owned(),
-            ..ReaderRecord::default()
-        }))
+            .map_err(|e| StoreError(e.to_string()))??
+            .unwrap_or_else(|| ReaderRecord {
+                login_id: login_id.to_owned(),
+                ..ReaderRecord::default()
+            });
+        self.remember_reader(found.clone());
+        Ok(found)
     }
 
-    /// Read-modify-write of a login's reader record, one at a time.
+    fn remember_reader(&self, reader: ReaderRecord) {
+        let mut readers = self.readers.lock().expect("readers lock");
+        if readers.len() >= READER_CACHE {
+            readers.clear();
+        }
+        readers.insert(reader.login_id.clone(), reader);
+    }
+
+    /// Read-modify-write of a login's reader record, one at a time; written only if `change`
+    /// changed it, so reloading a page costs no disk write.
     async fn update_reader(
         &self,
         login_id: &str,
         change: impl FnOnce(&mut ReaderRecord) + Send + 'static,
     ) -> StoreResult<()> {
         let _one_at_a_time = self.readers_lock.lock().await;
-        let mut reader = self.reader(login_id).await?;
-        change(&mut reader);
+        let before = self.reader(login_id).await?;
+        let mut after = before.clone();
+        change(&mut after);
+        if after == before {
+            return Ok(());
+        }
         let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || storage.save_reader(&reader))
+        let saved = after.clone();
+        tokio::task::spawn_blocking(move || storage.save_reader(&saved))
             .await
-            .map_err(|e| StoreError(e.to_string()))?
+            .map_err(|e| StoreError(e.to_string()))??;
+        self.remember_reader(after);
+        Ok(())
     }
 
     /// Remembers that the login has seen the room up to `id`.
