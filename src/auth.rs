@@ -1,6 +1,6 @@
 //! Nickname login: who the viewer is, and the login and logout handlers.
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -105,7 +105,28 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
+/// Session key set when a visitor gave the join code through an invite link.
+const JOIN_CODE_GIVEN: &str = "join_code_given";
+
+/// Whether this visitor still has to give the join code.
+async fn needs_code(state: &AppState, session: &Session) -> Result<bool, AppError> {
+    Ok(state.config.join_code.is_some()
+        && session.get::<bool>(JOIN_CODE_GIVEN).await? != Some(true))
+}
+
+/// Compares without stopping at the first difference, so timing says little about the code.
+fn same_code(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
 pub async fn login_form(
+    State(state): State<AppState>,
+    session: Session,
     viewer: Option<CurrentUser>,
     Query(query): Query<NextQuery>,
     Extension(nonce): Extension<CspNonce>,
@@ -117,16 +138,34 @@ pub async fn login_form(
     Ok(render(&LoginPage {
         page: Chrome::new("Log in", None, &nonce.0),
         nickname: String::new(),
+        ask_code: needs_code(&state, &session).await?,
         error: None,
         next,
     })?
     .into_response())
 }
 
+/// An invite link: carries the join code, then shows the login form without asking for it.
+pub async fn join(
+    State(state): State<AppState>,
+    session: Session,
+    Path(code): Path<String>,
+) -> Result<Response, AppError> {
+    match &state.config.join_code {
+        Some(expected) if same_code(&code, expected) => {
+            session.insert(JOIN_CODE_GIVEN, true).await?;
+            Ok(Redirect::to("/login").into_response())
+        }
+        _ => Err(AppError::NotFound),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     #[serde(default)]
     nickname: String,
+    #[serde(default)]
+    code: String,
     next: Option<String>,
 }
 
@@ -138,18 +177,32 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let next = local_next(form.next);
+    let code_missing = needs_code(&state, &session).await?;
     let refuse = |error: String| -> Result<Response, AppError> {
         Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             render(&LoginPage {
                 page: Chrome::new("Log in", None, &nonce.0),
                 nickname: form.nickname.clone(),
+                ask_code: code_missing,
                 error: Some(error),
                 next: next.clone(),
             })?,
         )
             .into_response())
     };
+    if code_missing
+        && !state
+            .config
+            .join_code
+            .as_deref()
+            .is_some_and(|expected| same_code(&form.code, expected))
+    {
+        return refuse(
+            "That join code is not right. Ask whoever invited you for the code or an invite link."
+                .into(),
+        );
+    }
     let nickname = match Nickname::parse(&form.nickname) {
         Ok(nickname) => nickname,
         Err(e) => return refuse(e.to_string()),

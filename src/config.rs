@@ -36,6 +36,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_LOG", default_value = "info")]
     pub log: String,
 
+    /// A code people must give to log in (in the form, or through an invite link
+    /// `/join/CODE`). Without it, anyone who can reach the server may pick a nickname.
+    #[arg(long, env = "CHAT_JOIN_CODE")]
+    pub join_code: Option<String>,
+
     /// Messages per second one login may send (0 turns the limit off).
     #[arg(long, env = "CHAT_RATE_LIMIT", default_value_t = 10.0)]
     pub rate_limit: f64,
@@ -86,6 +91,7 @@ impl Config {
             data_dir: data_dir.into(),
             public_url: None,
             secure_cookies: false,
+            join_code: None,
             log: "warn".into(),
             // Tests that flood a room turn it on themselves.
             rate_limit: 0.0,

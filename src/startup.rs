@@ -163,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(routes::rooms::welcome))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/join/{code}", get(auth::join))
         .route("/rooms", post(routes::rooms::create_room))
         .route("/rooms/{slug}", get(routes::rooms::show_room))
         .route(

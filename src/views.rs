@@ -57,6 +57,8 @@ impl Chrome {
 pub struct LoginPage {
     pub page: Chrome,
     pub nickname: String,
+    /// Whether the form asks for the join code (set, and not yet given by an invite link).
+    pub ask_code: bool,
     pub error: Option<String>,
     pub next: Option<String>,
 }

@@ -1,4 +1,4 @@
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_valid_nickname_logs_in_and_sees_the_welcome_view() {
@@ -146,4 +146,46 @@ async fn a_held_nickname_cannot_be_taken_by_a_look_alike() {
             .await;
         assert_eq!(response.status(), 422, "{look_alike}");
     }
+}
+
+#[tokio::test]
+async fn with_a_join_code_nobody_gets_in_without_it() {
+    let app = spawn_app_with(|config| config.join_code = Some("open-sesame".into())).await;
+    let stranger = app.visitor();
+    let form = stranger.get_text("/login").await;
+    assert!(
+        form.contains(r#"name="code""#),
+        "the form asks for the code"
+    );
+    let response = stranger
+        .post_form("/login", &[("nickname", "eve"), ("code", "guess")])
+        .await;
+    assert_eq!(response.status(), 422);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("join code is not right")
+    );
+    assert_eq!(
+        stranger.get("/rooms/lobby").await.status(),
+        303,
+        "still outside"
+    );
+    assert_eq!(stranger.get("/join/guess").await.status(), 404);
+
+    let response = stranger
+        .post_form("/login", &[("nickname", "eve"), ("code", "open-sesame")])
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(stranger.get("/rooms/lobby").await.status(), 200);
+
+    // An invite link carries the code, and the form stops asking for it.
+    let invited = app.visitor();
+    let response = invited.get("/join/open-sesame").await;
+    assert_eq!(response.headers()["location"], "/login");
+    assert!(!invited.get_text("/login").await.contains(r#"name="code""#));
+    let response = invited.post_form("/login", &[("nickname", "frank")]).await;
+    assert_eq!(response.status(), 303);
 }
