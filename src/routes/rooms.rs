@@ -103,38 +103,9 @@ pub async fn create_room(
     Extension(nonce): Extension<CspNonce>,
     Form(form): Form<NewRoomForm>,
 ) -> Result<Response, AppError> {
-    let first_message = match form.message.trim() {
-        "" => None,
-        text => match MessageBody::parse(text) {
-            Ok(body) => Some(body),
-            Err(e) => {
-                let page = welcome_page(
-                    &state,
-                    &viewer,
-                    &headers,
-                    &nonce,
-                    form.name,
-                    form.message,
-                    Some(e.to_string()),
-                )
-                .await?;
-                return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
-            }
-        },
-    };
-    let named = if !form.name.trim().is_empty() {
-        Some(form.name.clone())
-    } else {
-        first_message.as_ref().map(|body| {
-            let line = body.as_str().lines().next().unwrap_or_default();
-            line.chars()
-                .take(NAME_FROM_MESSAGE_CHARS)
-                .collect::<String>()
-        })
-    };
-    let room = match named.as_deref().map(RoomName::parse) {
-        Some(Ok(name)) => state.hub.open_room(&name, &viewer.nickname).await?.0,
-        Some(Err(e)) => {
+    let (name, first_message) = match read_new_room_form(&form) {
+        Ok(plan) => plan,
+        Err(error) => {
             let page = welcome_page(
                 &state,
                 &viewer,
@@ -142,11 +113,14 @@ pub async fn create_room(
                 &nonce,
                 form.name,
                 form.message,
-                Some(e.to_string()),
+                Some(error),
             )
             .await?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
         }
+    };
+    let room = match name {
+        Some(name) => state.hub.open_room(&name, &viewer.nickname).await?.0,
         None => {
             let now = OffsetDateTime::now_utc().to_offset(viewer_offset(&headers));
             let base = format!(
@@ -172,6 +146,32 @@ pub async fn create_room(
             .await?;
     }
     Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
+}
+
+/// The welcome form as a plan: the room's name (`None` for a dated default) and the first
+/// message, if any. A name left empty comes from the message's first line.
+fn read_new_room_form(
+    form: &NewRoomForm,
+) -> Result<(Option<RoomName>, Option<MessageBody>), String> {
+    let first_message = match form.message.trim() {
+        "" => None,
+        text => Some(MessageBody::parse(text).map_err(|e| e.to_string())?),
+    };
+    let name = if form.name.trim().is_empty() {
+        first_message.as_ref().map(|body| {
+            let line = body.as_str().lines().next().unwrap_or_default();
+            line.chars()
+                .take(NAME_FROM_MESSAGE_CHARS)
+                .collect::<String>()
+        })
+    } else {
+        Some(form.name.clone())
+    };
+    let name = name
+        .map(|name| RoomName::parse(&name))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok((name, first_message))
 }
 
 /// Creates a room named `base`, or `base (2)`, `base (3)`… if taken, so two people

@@ -149,13 +149,7 @@ async fn background_of(browser: &Client, selector: &str) -> String {
 async fn a_message_typed_in_one_browser_appears_live_in_another() {
     let app = spawn_app().await;
     let driver = Driver::start().await;
-    let alice = driver.browser().await;
-    let bob = driver.browser().await;
-    log_in(&alice, &app, "alice").await;
-    log_in(&bob, &app, "bob").await;
-    for browser in [&alice, &bob] {
-        browser.goto(&app.url("/rooms/lobby")).await.unwrap();
-    }
+    let (alice, bob) = alice_and_bob_in_the_lobby(&driver, &app).await;
 
     let composer = alice.find(Locator::Css("#composer-body")).await.unwrap();
     composer
@@ -211,6 +205,17 @@ async fn a_message_typed_in_one_browser_appears_live_in_another() {
 
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+}
+
+/// Two browsers logged in through the form, both showing the lobby.
+async fn alice_and_bob_in_the_lobby(driver: &Driver, app: &TestApp) -> (Client, Client) {
+    let alice = driver.browser().await;
+    let bob = driver.browser().await;
+    log_in(&alice, app, "alice").await;
+    log_in(&bob, app, "bob").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    bob.goto(&app.url("/rooms/lobby")).await.unwrap();
+    (alice, bob)
 }
 
 async fn shown(browser: &Client, selector: &str) -> fantoccini::elements::Element {
@@ -312,12 +317,7 @@ async fn the_sidebar_regroups_live_and_counts_unread_messages() {
 async fn presence_counts_a_person_once_across_tabs_and_leaves_with_the_last() {
     let app = spawn_app().await;
     let driver = Driver::start().await;
-    let alice = driver.browser().await;
-    let bob = driver.browser().await;
-    log_in(&alice, &app, "alice").await;
-    log_in(&bob, &app, "bob").await;
-    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
-    bob.goto(&app.url("/rooms/lobby")).await.unwrap();
+    let (alice, bob) = alice_and_bob_in_the_lobby(&driver, &app).await;
     let first_tab = bob.window().await.unwrap();
     let second = bob.new_window(true).await.unwrap();
     bob.switch_to_window(second.handle).await.unwrap();
@@ -368,12 +368,7 @@ async fn presence_counts_a_person_once_across_tabs_and_leaves_with_the_last() {
 async fn the_typing_indicator_appears_for_others_and_expires() {
     let app = spawn_app_with(|config| config.typing_expiry = 1.0).await;
     let driver = Driver::start().await;
-    let alice = driver.browser().await;
-    let bob = driver.browser().await;
-    log_in(&alice, &app, "alice").await;
-    log_in(&bob, &app, "bob").await;
-    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
-    bob.goto(&app.url("/rooms/lobby")).await.unwrap();
+    let (alice, bob) = alice_and_bob_in_the_lobby(&driver, &app).await;
     shown(&alice, "#presence li[data-author='bob']").await;
 
     let composer = bob.find(Locator::Css("#composer-body")).await.unwrap();
