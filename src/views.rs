@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use crate::assets;
-use crate::domain::{Slug, render_body};
+use crate::domain::{Slug, is_emoji_only, render_body};
 use crate::error::AppError;
 use crate::hub::{RenderedMessage, RoomSummary};
 use crate::store::{MessageKind, MessageRecord, ReaderRecord};
@@ -151,6 +151,7 @@ struct MessageView<'a> {
     kind: &'static str,
     author: &'a str,
     body_html: String,
+    emoji_only: bool,
     datetime: String,
     time_text: String,
     client_id: Option<&'a str>,
@@ -167,6 +168,7 @@ pub fn render_message(record: &MessageRecord) -> String {
             MessageKind::System => "",
         },
         body_html: render_body(&record.body),
+        emoji_only: is_emoji_only(&record.body),
         datetime: at.format(&Rfc3339).unwrap_or_default(),
         time_text: at
             .format(format_description!("[hour]:[minute] UTC"))

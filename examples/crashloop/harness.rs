@@ -368,7 +368,8 @@ pub struct Msg {
     pub kind: String,
     /// Empty for system lines.
     pub author: String,
-    /// The inner HTML of `.msg-body` (the bodies this harness sends need no escaping).
+    /// The text of `.msg-body`: its one paragraph, unwrapped (the bodies this harness sends
+    /// are plain words that need no escaping and carry no formatting).
     pub body: String,
     pub client_id: Option<String>,
 }
@@ -417,7 +418,12 @@ pub fn parse_messages(html: &str) -> Vec<Msg> {
                 .find("<div class=\"msg-body\">")
                 .map(|at| {
                     let inner = &whole[at + "<div class=\"msg-body\">".len()..];
-                    inner.strip_suffix("</div>").unwrap_or(inner).to_owned()
+                    let inner = inner.strip_suffix("</div>").unwrap_or(inner);
+                    inner
+                        .strip_prefix("<p>")
+                        .and_then(|p| p.strip_suffix("</p>"))
+                        .unwrap_or(inner)
+                        .to_owned()
                 })
                 .unwrap_or_default();
             out.push(Msg {

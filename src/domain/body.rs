@@ -1,6 +1,8 @@
 use std::fmt::Write;
+use std::sync::LazyLock;
 
 use linkify::{LinkFinder, LinkKind};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 pub const MAX_BODY_CHARS: usize = 4000;
 
@@ -47,30 +49,191 @@ impl MessageBody {
     }
 }
 
-/// Renders a plain-text body as HTML: everything escaped, `http(s)` URLs turned into links that
-/// open apart from the chat and pass no referrer trust. Newlines are kept by the stylesheet
-/// (`white-space: pre-wrap`).
+/// Renders a body as safe HTML: `**bold**`, `_italic_`, `` `code` ``, fenced code blocks,
+/// `> quotes`, and `http(s)` links (auto-linked, `rel="noopener nofollow ugc"`, new tab).
+/// Single newlines stay line breaks. Raw HTML and images never render: they come out as the
+/// text that was typed. Headings, lists and rules are kept as typed too, since a chat line
+/// starting with `#` or `-` is rarely meant as a document heading or list. An allow-list
+/// sanitiser checks the result, so even a renderer bug can't let markup through.
 pub fn render_body(text: &str) -> String {
-    let mut html = String::with_capacity(text.len() + text.len() / 8);
+    let source = keep_block_syntax_literal(text);
+    let mut html = String::with_capacity(text.len() * 2);
+    let mut in_code_block = false;
+    let mut in_image = false;
+    let mut open_links: Vec<bool> = Vec::new();
+    for event in Parser::new_ext(&source, Options::empty()) {
+        match event {
+            Event::Start(Tag::Paragraph) => html.push_str("<p>"),
+            Event::End(TagEnd::Paragraph) => html.push_str("</p>"),
+            Event::Start(Tag::Emphasis) => html.push_str("<em>"),
+            Event::End(TagEnd::Emphasis) => html.push_str("</em>"),
+            Event::Start(Tag::Strong) => html.push_str("<strong>"),
+            Event::End(TagEnd::Strong) => html.push_str("</strong>"),
+            Event::Start(Tag::BlockQuote(_)) => html.push_str("<blockquote>"),
+            Event::End(TagEnd::BlockQuote(_)) => html.push_str("</blockquote>"),
+            Event::Start(Tag::CodeBlock(_)) => {
+                in_code_block = true;
+                html.push_str("<pre><code>");
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                in_code_block = false;
+                html.push_str("</code></pre>");
+            }
+            Event::Code(code) => {
+                html.push_str("<code>");
+                escape_into(&mut html, &code);
+                html.push_str("</code>");
+            }
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                let web = is_web_url(&dest_url);
+                if web {
+                    push_link_start(&mut html, &dest_url);
+                }
+                open_links.push(web);
+            }
+            Event::End(TagEnd::Link) if open_links.pop() == Some(true) => html.push_str("</a>"),
+            // An image shows as its alt text, never as an <img>.
+            Event::Start(Tag::Image { .. }) => in_image = true,
+            Event::End(TagEnd::Image) => in_image = false,
+            Event::Text(text) if in_code_block || in_image || !open_links.is_empty() => {
+                escape_into(&mut html, &text)
+            }
+            Event::Text(text) => linkify_into(&mut html, &text),
+            // Raw HTML is shown as the text it is, line breaks kept.
+            Event::Start(Tag::HtmlBlock) => html.push_str("<p>"),
+            Event::End(TagEnd::HtmlBlock) => html.push_str("</p>"),
+            Event::Html(raw) => {
+                for (n, line) in raw.trim_end_matches('\n').split('\n').enumerate() {
+                    if n > 0 {
+                        html.push_str("<br>");
+                    }
+                    escape_into(&mut html, line);
+                }
+            }
+            Event::InlineHtml(raw) => escape_into(&mut html, &raw),
+            Event::SoftBreak | Event::HardBreak => html.push_str("<br>"),
+            // Block syntax is escaped before parsing; should any get through, its text stays.
+            Event::Start(Tag::Heading { .. } | Tag::Item) => html.push_str("<p>"),
+            Event::End(TagEnd::Heading(_) | TagEnd::Item) => html.push_str("</p>"),
+            _ => {}
+        }
+    }
+    sanitizer().clean(&html).to_string()
+}
+
+/// Whether a body is only a few emoji, shown large.
+pub fn is_emoji_only(text: &str) -> bool {
+    const MAX_EMOJI: usize = 8;
+    let mut emoji = 0;
+    for c in text.chars().filter(|c| !c.is_whitespace()) {
+        match c as u32 {
+            // Joiners, variation selectors, skin tones, keycaps and tags extend the one before.
+            0x200D | 0xFE0E | 0xFE0F | 0x20E3 | 0x1F3FB..=0x1F3FF | 0xE0020..=0xE007F => {}
+            0x1F000..=0x1FAFF
+            | 0x2600..=0x27BF
+            | 0x2B00..=0x2BFF
+            | 0x2190..=0x21FF
+            | 0x2300..=0x23FF
+            | 0x25A0..=0x25FF
+            | 0x3030
+            | 0x303D
+            | 0x3297
+            | 0x3299
+            | 0x00A9
+            | 0x00AE
+            | 0x203C
+            | 0x2049
+            | 0x2122
+            | 0x2139 => emoji += 1,
+            _ => return false,
+        }
+    }
+    (1..=MAX_EMOJI).contains(&emoji)
+}
+
+fn sanitizer() -> &'static ammonia::Builder<'static> {
+    static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+        let mut builder = ammonia::Builder::empty();
+        builder
+            .add_tags(["p", "br", "strong", "em", "code", "pre", "blockquote", "a"])
+            .add_tag_attributes("a", ["href", "target"])
+            .add_url_schemes(["http", "https"])
+            .url_relative(ammonia::UrlRelative::Deny)
+            .link_rel(Some("noopener nofollow ugc"))
+            .set_tag_attribute_value("a", "target", "_blank");
+        builder
+    });
+    &SANITIZER
+}
+
+/// Backslash-escapes what would start a heading, list, rule or setext underline, outside
+/// fenced code, so it renders as typed.
+fn keep_block_syntax_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut in_fence = false;
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let rest = &line[indent..];
+        if rest.starts_with("```") || rest.starts_with("~~~") {
+            in_fence = !in_fence;
+        }
+        out.push_str(&line[..indent]);
+        if in_fence || indent >= 4 {
+            out.push_str(rest);
+            continue;
+        }
+        let mut chars = rest.chars();
+        let first = chars.next();
+        let second = chars.next();
+        let bullet = matches!(first, Some('-' | '+' | '*')) && matches!(second, None | Some(' '));
+        let rule_or_underline = matches!(first, Some('-' | '*' | '_' | '='))
+            && rest.chars().all(|c| c == ' ' || Some(c) == first);
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let numbered = (1..=9).contains(&digits)
+            && matches!(rest.as_bytes().get(digits), Some(b'.' | b')'))
+            && matches!(rest.as_bytes().get(digits + 1), None | Some(b' '));
+        if numbered {
+            out.push_str(&rest[..digits]);
+            out.push('\\');
+            out.push_str(&rest[digits..]);
+        } else {
+            if first == Some('#') || bullet || rule_or_underline {
+                out.push('\\');
+            }
+            out.push_str(rest);
+        }
+    }
+    out
+}
+
+fn is_web_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+fn push_link_start(html: &mut String, url: &str) {
+    html.push_str("<a href=\"");
+    escape_into(html, url);
+    html.push_str("\" target=\"_blank\" rel=\"noopener nofollow ugc\">");
+}
+
+/// Escapes text and turns the `http(s)` URLs in it into links.
+fn linkify_into(html: &mut String, text: &str) {
     let mut finder = LinkFinder::new();
     finder.kinds(&[LinkKind::Url]);
     for span in finder.spans(text) {
         let piece = span.as_str();
-        let is_web_link = span.kind() == Some(&LinkKind::Url) && {
-            let lower = piece.get(..8).unwrap_or(piece).to_ascii_lowercase();
-            lower.starts_with("http://") || lower.starts_with("https://")
-        };
-        if is_web_link {
-            html.push_str("<a href=\"");
-            escape_into(&mut html, piece);
-            html.push_str("\" rel=\"noopener nofollow ugc\" target=\"_blank\">");
-            escape_into(&mut html, piece);
+        if span.kind() == Some(&LinkKind::Url) && is_web_url(piece) {
+            push_link_start(html, piece);
+            escape_into(html, piece);
             html.push_str("</a>");
         } else {
-            escape_into(&mut html, piece);
+            escape_into(html, piece);
         }
     }
-    html
 }
 
 fn escape_into(out: &mut String, text: &str) {
@@ -91,6 +254,7 @@ fn escape_into(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn body_is_trimmed_and_bounded() {
@@ -104,32 +268,121 @@ mod tests {
     }
 
     #[test]
-    fn html_is_escaped() {
+    fn html_is_shown_as_typed() {
         assert_eq!(
-            render_body("<script>alert('x')</script> & \"q\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+            render_body("<script>alert('x')</script> & <b>\"q\"</b>"),
+            "<p>&lt;script&gt;alert('x')&lt;/script&gt; &amp; &lt;b&gt;\"q\"&lt;/b&gt;</p>"
         );
+    }
+
+    #[test]
+    fn formatting_renders() {
+        assert_eq!(
+            render_body("**bold** _it_ `a<b`"),
+            "<p><strong>bold</strong> <em>it</em> <code>a&lt;b</code></p>"
+        );
+        assert_eq!(
+            render_body("> quoted"),
+            "<blockquote>\n<p>quoted</p>\n</blockquote>".replace('\n', "")
+        );
+        assert_eq!(
+            render_body("```\nlet x = 1 < 2;\n- not a list\n```"),
+            "<pre><code>let x = 1 &lt; 2;\n- not a list\n</code></pre>"
+        );
+    }
+
+    #[test]
+    fn single_newlines_stay_line_breaks() {
+        assert_eq!(render_body("one\ntwo"), "<p>one<br>two</p>");
+    }
+
+    #[test]
+    fn block_syntax_stays_as_typed() {
+        assert_eq!(render_body("# not a heading"), "<p># not a heading</p>");
+        assert_eq!(render_body("- one\n- two"), "<p>- one<br>- two</p>");
+        assert_eq!(render_body("1. first"), "<p>1. first</p>");
+        assert_eq!(render_body("a\n---"), "<p>a<br>---</p>");
     }
 
     #[test]
     fn urls_become_safe_links() {
-        let html = render_body("see https://example.com/a?b=1&c=2 now");
         assert_eq!(
-            html,
-            "see <a href=\"https://example.com/a?b=1&amp;c=2\" rel=\"noopener nofollow ugc\" \
-             target=\"_blank\">https://example.com/a?b=1&amp;c=2</a> now"
+            render_body("see https://example.com/a?b=1&c=2 now"),
+            "<p>see <a href=\"https://example.com/a?b=1&amp;c=2\" target=\"_blank\" \
+             rel=\"noopener nofollow ugc\">https://example.com/a?b=1&amp;c=2</a> now</p>"
         );
     }
 
     #[test]
-    fn only_web_schemes_are_linked() {
-        let html = render_body("javascript://alert(1) mailto:x@y.z");
-        assert!(!html.contains("<a"), "{html}");
+    fn only_web_links_and_no_images_render() {
+        for input in [
+            "[x](javascript:alert(1))",
+            "javascript://alert(1) mailto:x@y.z",
+            "![pic](https://example.com/a.png)",
+            "<img src=x onerror=alert(1)>",
+        ] {
+            let html = render_body(input);
+            assert!(
+                !html.contains("<a") && !html.contains("<img"),
+                "{input}: {html}"
+            );
+        }
+        assert!(render_body("[docs](https://example.com)").contains(">docs</a>"));
     }
 
     #[test]
     fn link_text_cannot_break_out_of_the_attribute() {
         let html = render_body("https://x.org/\"onmouseover=alert(1)");
-        assert!(!html.contains("\"onmouseover"), "{html}");
+        let link = &html[html.find("<a ").unwrap()..html.find("</a>").unwrap()];
+        assert!(!link.contains("onmouseover"), "{html}");
+    }
+
+    #[test]
+    fn a_few_emoji_alone_show_large() {
+        assert!(is_emoji_only("🎉"));
+        assert!(is_emoji_only("👍🏽 ❤️"));
+        assert!(is_emoji_only("👨‍👩‍👧"));
+        assert!(!is_emoji_only("nice 🎉"));
+        assert!(!is_emoji_only(&"🎉".repeat(9)));
+    }
+
+    proptest::proptest! {
+        /// Whatever is typed, the only markup out is the renderer's own, and every link is a
+        /// web link with the safe attributes.
+        #[test]
+        fn nothing_typed_becomes_markup(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[ -~\\n]{0,8}",
+                    proptest::sample::select(vec![
+                        "https://x.org/", "http://a.b/?q=\"", "javascript:", "<", ">", "\"", "'",
+                        "&", "**", "_", "`", "```\n", "> ", "[", "](", ")", "![", "<img ", " on",
+                        "<script>", "\n", "# ", "- ",
+                    ])
+                    .prop_map(str::to_owned),
+                ],
+                0..40,
+            )
+        ) {
+            let input = pieces.concat();
+            let html = render_body(&input);
+            let allowed = ["p", "/p", "br", "strong", "/strong", "em", "/em", "code", "/code",
+                "pre", "/pre", "blockquote", "/blockquote", "/a"];
+            for tag in html.split('<').skip(1) {
+                let name = tag.split(['>', ' ']).next().unwrap_or_default();
+                if name == "a" {
+                    let attrs = &tag[..tag.find('>').unwrap()];
+                    proptest::prop_assert!(
+                        attrs.starts_with("a href=\"http://") || attrs.starts_with("a href=\"https://"),
+                        "{}", html
+                    );
+                    proptest::prop_assert!(attrs.ends_with("\" target=\"_blank\" rel=\"noopener nofollow ugc\""), "{}", html);
+                    let href = &attrs["a href=\"".len()..attrs.find("\" target=").unwrap()];
+                    proptest::prop_assert!(!href.contains(['"', '<', '>']), "{}", html);
+                } else {
+                    proptest::prop_assert!(allowed.contains(&name), "<{}> in {}", name, html);
+                }
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ mod frame;
 mod nickname;
 mod room;
 
-pub use body::{BodyError, MessageBody, render_body};
+pub use body::{BodyError, MessageBody, is_emoji_only, render_body};
 pub use frame::{ClientFrame, ClientId, FrameError};
 pub use nickname::{Nickname, NicknameError};
 pub use room::{RoomName, RoomNameError, Slug};

@@ -41,18 +41,21 @@ async fn two_clients_in_a_room_see_each_others_messages_and_another_room_does_no
 }
 
 #[tokio::test]
-async fn html_is_escaped_newlines_kept_and_urls_become_safe_links() {
+async fn html_is_escaped_newlines_kept_formatting_rendered_and_urls_become_safe_links() {
     let app = spawn_app().await;
     let alice = app.login("alice").await;
     let mut ws = alice.ws("lobby").await;
     ws.resume(0).await;
-    ws.say("<script>alert(1)</script>\nline two https://example.com/x?a=1&b=2")
+    ws.say("<script>alert(1)</script>\nline **two** https://example.com/x?a=1&b=2")
         .await;
     let frame = ws.next_text().await;
     assert!(!frame.contains("<script>"), "{frame}");
-    assert!(frame.contains("&lt;script&gt;alert(1)&lt;/script&gt;\nline two"));
+    assert!(
+        frame.contains("<p>&lt;script&gt;alert(1)&lt;/script&gt;</p><p>line <strong>two</strong>"),
+        "{frame}"
+    );
     assert!(frame.contains(
-        r#"<a href="https://example.com/x?a=1&amp;b=2" rel="noopener nofollow ugc" target="_blank">"#
+        r#"<a href="https://example.com/x?a=1&amp;b=2" target="_blank" rel="noopener nofollow ugc">"#
     ));
 }
 
