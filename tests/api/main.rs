@@ -10,3 +10,4 @@ mod login;
 mod restart;
 mod rooms;
 mod store_failure;
+mod storm;
