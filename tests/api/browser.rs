@@ -492,6 +492,7 @@ async fn the_welcome_screen_starts_a_room_from_a_first_message() {
     let driver = Driver::start().await;
     let alice = driver.browser().await;
     log_in(&alice, &app, "alice").await;
+    save_screenshot(&alice, "welcome").await;
     let first = alice.find(Locator::Css("#start-message")).await.unwrap();
     first
         .send_keys("Offsite planning\nWhere shall we go?")
