@@ -78,6 +78,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_ANNOUNCE_LIMIT", default_value_t = 50)]
     pub announce_limit: usize,
 
+    /// Seconds after start without "joined" lines, so pages reconnecting after a restart
+    /// don't look like people arriving.
+    #[arg(long, env = "CHAT_QUIET_AFTER_START", default_value_t = 30.0)]
+    pub quiet_after_start: f64,
+
     /// Seconds that graceful shutdown may take before the process exits regardless.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE", default_value_t = 10.0)]
     pub shutdown_grace: f64,
@@ -103,6 +108,7 @@ impl Config {
             typing_expiry: 3.0,
             leave_debounce: 0.5,
             announce_limit: 50,
+            quiet_after_start: 0.0,
             shutdown_grace: 10.0,
         }
     }
@@ -113,6 +119,7 @@ impl Config {
             typing_expiry: seconds(self.typing_expiry),
             leave_debounce: seconds(self.leave_debounce),
             announce_limit: self.announce_limit,
+            quiet_after_start: seconds(self.quiet_after_start),
         }
     }
 

@@ -83,6 +83,9 @@ pub struct LiveSettings {
     pub leave_debounce: Duration,
     /// "joined"/"left" lines are posted only while at most this many people are present.
     pub announce_limit: usize,
+    /// No "joined" lines this long after start: pages reconnecting after a restart aren't
+    /// people arriving.
+    pub quiet_after_start: Duration,
 }
 
 impl Default for LiveSettings {
@@ -92,6 +95,7 @@ impl Default for LiveSettings {
             typing_expiry: Duration::from_secs(3),
             leave_debounce: Duration::from_secs(5),
             announce_limit: 50,
+            quiet_after_start: Duration::from_secs(30),
         }
     }
 }
@@ -135,6 +139,7 @@ pub struct Hub {
     sidebar_dirty: Arc<AtomicBool>,
     sidebar: broadcast::Sender<Arc<SidebarUpdate>>,
     settings: LiveSettings,
+    started: Instant,
     /// Reader records are read-modify-write; one update at a time keeps marks from being lost.
     readers_lock: tokio::sync::Mutex<()>,
     /// Write-through cache of reader records, read on every page.
@@ -190,6 +195,7 @@ impl Hub {
             sidebar_dirty,
             sidebar: broadcast::channel(16).0,
             settings,
+            started: Instant::now(),
             readers_lock: tokio::sync::Mutex::new(()),
             readers: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
@@ -305,7 +311,10 @@ impl Hub {
             let first_tab = *tabs == 1;
             let returning = presence.leaving.remove(nickname).is_some();
             presence.presence_changed = true;
-            first_tab && !returning && presence.tabs.len() <= self.settings.announce_limit
+            first_tab
+                && !returning
+                && presence.tabs.len() <= self.settings.announce_limit
+                && self.started.elapsed() >= self.settings.quiet_after_start
         };
         if announce {
             drop(self.submit(

@@ -84,3 +84,16 @@ async fn shutdown_closes_sockets_with_1012_so_pages_reconnect() {
         .expect("shutdown finishes within its grace period")
         .unwrap();
 }
+
+#[tokio::test]
+async fn pages_reconnecting_right_after_a_start_are_not_announced_as_arrivals() {
+    let app = crate::helpers::spawn_app_with(|config| config.quiet_after_start = 30.0).await;
+    let alice = app.login("alice").await;
+    let mut ws = alice.ws("lobby").await;
+    ws.resume(0).await;
+    ws.say("back again").await;
+    ws.next_containing("back again").await;
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(page.contains("back again"));
+    assert!(!page.contains("alice joined"), "{page}");
+}
