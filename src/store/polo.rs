@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use polodb_core::bson::doc;
-use polodb_core::{Collection, CollectionT, Database, IndexModel, IndexOptions};
+use polodb_core::{Collection, CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
 use super::{
     AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
@@ -46,23 +46,45 @@ impl PoloStore {
     fn rooms_col(&self) -> Collection<RoomRecord> {
         self.db.collection(ROOMS)
     }
+
+    /// Runs reads in a transaction that is rolled back. A read outside one auto-commits a
+    /// synced transaction: an fdatasync per lookup.
+    fn read<T>(
+        &self,
+        reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
+    ) -> StoreResult<T> {
+        let txn = self.db.start_transaction()?;
+        let result = reads(&txn);
+        txn.rollback()?;
+        Ok(result?)
+    }
+
+    fn find_one<T>(&self, collection: &str, id: &str) -> StoreResult<Option<T>>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync,
+    {
+        self.read(|txn| txn.collection::<T>(collection).find_one(doc! { "_id": id }))
+    }
 }
 
 impl Storage for PoloStore {
     fn rooms(&self) -> StoreResult<Vec<RoomRecord>> {
-        let cursor = self.rooms_col().find(doc! {}).run()?;
-        Ok(cursor.collect::<Result<Vec<_>, _>>()?)
+        self.read(|txn| {
+            txn.collection::<RoomRecord>(ROOMS)
+                .find(doc! {})
+                .run()?
+                .collect()
+        })
     }
 
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
-        let rooms = self.rooms_col();
-        if rooms
-            .find_one(doc! { "_id": room.slug.as_str() })?
+        if self
+            .find_one::<RoomRecord>(ROOMS, room.slug.as_str())?
             .is_some()
         {
             return Ok(false);
         }
-        match rooms.insert_one(room) {
+        match self.rooms_col().insert_one(room) {
             Ok(_) => Ok(true),
             // Lost a race with another creator of the same slug.
             Err(polodb_core::Error::DuplicateKey(_)) => Ok(false),
@@ -100,28 +122,24 @@ impl Storage for PoloStore {
     }
 
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
-        let col: Collection<MessageRecord> = self.db.collection(MESSAGES);
-        let mut out = Vec::with_capacity(to.saturating_sub(from) as usize + 1);
-        for id in from.max(1)..=to {
-            if let Some(m) = col.find_one(doc! { "_id": MessageRecord::key_for(room, id) })? {
-                out.push(m);
+        self.read(|txn| {
+            let col = txn.collection::<MessageRecord>(MESSAGES);
+            let mut out = Vec::with_capacity(to.saturating_sub(from) as usize + 1);
+            for id in from.max(1)..=to {
+                if let Some(m) = col.find_one(doc! { "_id": MessageRecord::key_for(room, id) })? {
+                    out.push(m);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
-        Ok(self
-            .db
-            .collection::<DedupRecord>(DEDUP)
-            .find_one(doc! { "_id": key })?)
+        self.find_one(DEDUP, key)
     }
 
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {
-        Ok(self
-            .db
-            .collection::<ReaderRecord>(READERS)
-            .find_one(doc! { "_id": login_id })?)
+        self.find_one(READERS, login_id)
     }
 
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()> {
@@ -129,10 +147,7 @@ impl Storage for PoloStore {
     }
 
     fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>> {
-        Ok(self
-            .db
-            .collection::<ClaimRecord>(CLAIMS)
-            .find_one(doc! { "_id": nickname_key })?)
+        self.find_one(CLAIMS, nickname_key)
     }
 
     fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()> {
@@ -147,18 +162,21 @@ impl Storage for PoloStore {
     }
 
     fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
-        Ok(self
-            .db
-            .collection::<SessionRecord>(SESSIONS)
-            .find_one(doc! { "_id": id })?)
+        self.find_one(SESSIONS, id)
     }
 
     fn create_session(&self, session: &SessionRecord) -> StoreResult<bool> {
-        let col = self.db.collection::<SessionRecord>(SESSIONS);
-        if col.find_one(doc! { "_id": &session.id })?.is_some() {
+        if self
+            .find_one::<SessionRecord>(SESSIONS, &session.id)?
+            .is_some()
+        {
             return Ok(false);
         }
-        match col.insert_one(session) {
+        match self
+            .db
+            .collection::<SessionRecord>(SESSIONS)
+            .insert_one(session)
+        {
             Ok(_) => Ok(true),
             Err(polodb_core::Error::DuplicateKey(_)) => Ok(false),
             Err(e) => Err(e.into()),
@@ -177,17 +195,18 @@ impl Storage for PoloStore {
     }
 
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
-        let cursor = self
-            .db
-            .collection::<SessionRecord>(SESSIONS)
-            .find(doc! { "login_id": login_id })
-            .run()?;
-        for session in cursor {
-            if session?.expires_at > now_unix {
-                return Ok(true);
+        self.read(|txn| {
+            for session in txn
+                .collection::<SessionRecord>(SESSIONS)
+                .find(doc! { "login_id": login_id })
+                .run()?
+            {
+                if session?.expires_at > now_unix {
+                    return Ok(true);
+                }
             }
-        }
-        Ok(false)
+            Ok(false)
+        })
     }
 }
 
