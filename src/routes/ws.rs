@@ -486,7 +486,6 @@ async fn write_loop(
     mut queued: mpsc::Receiver<Message>,
     mut close: oneshot::Receiver<CloseFrame>,
 ) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {
         let first = tokio::select! {
             biased;
@@ -497,19 +496,16 @@ async fn write_loop(
                 None => return send_close(&mut sink, close.try_recv().ok()).await,
             },
         };
-        batch.push(first);
-        while batch.len() < WRITE_BATCH {
-            match queued.try_recv() {
-                Ok(message) => batch.push(message),
-                Err(_) => break,
-            }
-        }
         let closing = tokio::select! {
             biased;
             frame = &mut close => Some(frame.ok()),
             written = async {
-                for message in batch.drain(..) {
-                    sink.feed(message).await?;
+                sink.feed(first).await?;
+                for _ in 1..WRITE_BATCH {
+                    match queued.try_recv() {
+                        Ok(message) => sink.feed(message).await?,
+                        Err(_) => break,
+                    }
                 }
                 sink.flush().await
             } => {
