@@ -1,0 +1,362 @@
+//! Scenario 5, durable writes: persisted messages per second through the store's group
+//! commit (`Storage::append` with batches, one synced PoloDB transaction each), on an empty
+//! database and again after filling it to a million messages; then how long the real binary
+//! takes to answer `/healthz` on that data directory.
+//!
+//! ```sh
+//! cargo build --release
+//! cargo run --release --example storebench                      # quick: fill 100k
+//! cargo run --release --example storebench -- --fill 1000000    # the issue's figure
+//! ```
+//!
+//! `--dedup` adds what the committer does for a send with a `client_id`: one dedup lookup
+//! per message (a miss) and one dedup record in the same commit.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chat::domain::Slug;
+use chat::store::{
+    AppendBatch, DedupRecord, MessageKind, MessageRecord, PoloStore, RoomRecord, Storage,
+};
+use clap::Parser;
+use hdrhistogram::Histogram;
+
+/// Persisted messages per second through `Storage::append`.
+#[derive(Debug, Parser)]
+#[command(name = "storebench")]
+struct Args {
+    /// Batch sizes to measure (the committer folds up to 512 requests into one commit).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16, 128, 512])]
+    batches: Vec<usize>,
+    /// Seconds per measurement, at most.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Messages per measurement, at most (so measuring does not fill the database itself).
+    #[arg(long, default_value_t = 50_000)]
+    max_messages: u64,
+    /// Messages to store before measuring again (0 skips the second round).
+    #[arg(long, default_value_t = 100_000)]
+    fill: u64,
+    /// Seconds the fill may take at most.
+    #[arg(long, default_value_t = 300.0)]
+    fill_seconds: f64,
+    /// Bytes in each message body.
+    #[arg(long, default_value_t = 80)]
+    body_bytes: usize,
+    /// Also look up and store a dedup record per message, as a send with a `client_id` does.
+    #[arg(long)]
+    dedup: bool,
+    /// Where the temporary database goes (on disk, so fsync is real).
+    #[arg(long, default_value = "target/bench")]
+    work_dir: PathBuf,
+    /// The chat binary for the start-up check; skipped when it does not exist.
+    #[arg(long, default_value = "target/release/chat")]
+    chat_bin: PathBuf,
+    /// Keep the database directory afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+struct Writer {
+    store: PoloStore,
+    room: Slug,
+    next_id: u64,
+    body: String,
+    dedup: bool,
+}
+
+impl Writer {
+    fn batch(&mut self, size: usize) -> AppendBatch {
+        let now = now_millis();
+        let mut batch = AppendBatch::default();
+        for _ in 0..size {
+            self.next_id += 1;
+            let id = self.next_id;
+            let client_id = self.dedup.then(|| format!("c{id}"));
+            if let Some(client) = &client_id {
+                batch.dedup.push(DedupRecord {
+                    key: format!("bench-login/{client}"),
+                    room: self.room.clone(),
+                    id: id as i64,
+                });
+            }
+            batch.messages.push(MessageRecord {
+                key: MessageRecord::key_for(&self.room, id),
+                room: self.room.clone(),
+                id: id as i64,
+                kind: MessageKind::User,
+                author: "bench".into(),
+                body: self.body.clone(),
+                created_at: now,
+                client_id,
+            });
+        }
+        batch.room_heads = vec![(self.room.clone(), self.next_id as i64, now)];
+        batch
+    }
+
+    /// One group commit the way the committer does it.
+    fn commit(&mut self, size: usize) -> anyhow::Result<()> {
+        let batch = self.batch(size);
+        if self.dedup {
+            for record in &batch.dedup {
+                // A new client id is never found; the committer still has to look.
+                let _ = self.store.dedup_lookup(&record.key)?;
+            }
+        }
+        self.store.append(&batch)?;
+        Ok(())
+    }
+}
+
+struct Rate {
+    batch: usize,
+    messages: u64,
+    secs: f64,
+    commit_latency: Histogram<u64>,
+}
+
+impl Rate {
+    fn per_sec(&self) -> f64 {
+        self.messages as f64 / self.secs
+    }
+}
+
+fn measure(writer: &mut Writer, batch: usize, args: &Args) -> anyhow::Result<Rate> {
+    let mut commit_latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let start = Instant::now();
+    let limit = Duration::from_secs_f64(args.seconds);
+    let mut messages = 0;
+    while start.elapsed() < limit && messages < args.max_messages {
+        let t = Instant::now();
+        writer.commit(batch)?;
+        commit_latency.saturating_record(t.elapsed().as_micros().max(1) as u64);
+        messages += batch as u64;
+    }
+    Ok(Rate {
+        batch,
+        messages,
+        secs: start.elapsed().as_secs_f64(),
+        commit_latency,
+    })
+}
+
+fn print_rates(label: &str, rates: &[Rate]) {
+    println!("\n{label}:");
+    println!("| batch | messages/s | commits/s | commit p50 ms | commit p99 ms |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    for r in rates {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} |",
+            r.batch,
+            r.per_sec(),
+            r.messages as f64 / r.batch as f64 / r.secs,
+            r.commit_latency.value_at_quantile(0.5) as f64 / 1000.0,
+            r.commit_latency.value_at_quantile(0.99) as f64 / 1000.0,
+        );
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+/// A fresh database with the lobby in it.
+fn open_writer(args: &Args, data_dir: &Path) -> anyhow::Result<Writer> {
+    let store = PoloStore::open(data_dir)?;
+    let room = Slug::lobby();
+    store.create_room(&RoomRecord {
+        slug: room.clone(),
+        name: "lobby".into(),
+        topic: String::new(),
+        created_by: String::new(),
+        created_at: now_millis(),
+        last_id: 0,
+        last_activity: now_millis(),
+    })?;
+    Ok(Writer {
+        store,
+        room,
+        next_id: 0,
+        body: "m".repeat(args.body_bytes.max(1)),
+        dedup: args.dedup,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.work_dir)?;
+    let dir = tempfile::Builder::new()
+        .prefix("storebench-")
+        .tempdir_in(&args.work_dir)?;
+    println!(
+        "storebench: databases under {}, bodies of {} bytes, dedup {}, each measurement at most {} s / {} messages",
+        dir.path().display(),
+        args.body_bytes,
+        args.dedup,
+        args.seconds,
+        args.max_messages
+    );
+
+    // Each batch size on an empty database of its own.
+    let mut empty = Vec::new();
+    for (i, &batch) in args.batches.iter().enumerate() {
+        let mut writer = open_writer(&args, &dir.path().join(format!("empty-{i}")))?;
+        empty.push(measure(&mut writer, batch.max(1), &args)?);
+    }
+    print_rates("empty database", &empty);
+
+    let data_dir = dir.path().join("data");
+    let mut writer = open_writer(&args, &data_dir)?;
+    if args.fill > 0 {
+        println!("\nfilling to {} messages in batches of 512…", args.fill);
+        let start = Instant::now();
+        let limit = Duration::from_secs_f64(args.fill_seconds);
+        let mut chunk_start = Instant::now();
+        let mut chunk_from = writer.next_id;
+        while writer.next_id < args.fill && start.elapsed() < limit {
+            let size = 512.min((args.fill - writer.next_id) as usize);
+            writer.commit(size)?;
+            if writer.next_id - chunk_from >= 100_000 || writer.next_id == args.fill {
+                println!(
+                    "  {:>9} stored, {:.0} messages/s over the last {}",
+                    writer.next_id,
+                    (writer.next_id - chunk_from) as f64 / chunk_start.elapsed().as_secs_f64(),
+                    writer.next_id - chunk_from
+                );
+                chunk_start = Instant::now();
+                chunk_from = writer.next_id;
+            }
+        }
+        println!(
+            "  filled to {} in {:.1} s",
+            writer.next_id,
+            start.elapsed().as_secs_f64()
+        );
+        let mut full = Vec::new();
+        for &batch in &args.batches {
+            full.push(measure(&mut writer, batch.max(1), &args)?);
+        }
+        print_rates(
+            &format!("after the fill ({} messages stored)", writer.next_id),
+            &full,
+        );
+        println!("\n| batch | rate full ÷ rate empty |");
+        println!("| ---: | ---: |");
+        for (e, f) in empty.iter().zip(&full) {
+            println!("| {} | {:.2} |", e.batch, f.per_sec() / e.per_sec());
+        }
+    }
+
+    let stored = writer.next_id;
+    let closing = Instant::now();
+    drop(writer);
+    println!(
+        "\nclosed the database in {:.2} s (dropping waits for RocksDB compaction)",
+        closing.elapsed().as_secs_f64()
+    );
+
+    let reopening = Instant::now();
+    let reopened = PoloStore::open(&data_dir)?;
+    let rooms = reopened.rooms()?;
+    println!(
+        "reopened in-process with {} stored: open + rooms() in {:.3} s (lobby last_id {})",
+        stored,
+        reopening.elapsed().as_secs_f64(),
+        rooms
+            .iter()
+            .find(|r| r.slug == Slug::lobby())
+            .map_or(0, |r| r.last_id)
+    );
+    drop(reopened);
+
+    if args.chat_bin.exists() {
+        let secs = time_to_healthz(&args.chat_bin, &data_dir, dir.path())?;
+        println!(
+            "`{}` on that data dir answered /healthz {:.3} s after spawn",
+            args.chat_bin.display(),
+            secs
+        );
+    } else {
+        println!(
+            "{} not found: skipped the start-up check (cargo build --release)",
+            args.chat_bin.display()
+        );
+    }
+
+    if args.keep {
+        println!("kept {}", dir.keep().display());
+    }
+    Ok(())
+}
+
+/// Spawns the chat on `data_dir` and returns the seconds until `/healthz` answers 200.
+fn time_to_healthz(chat_bin: &Path, data_dir: &Path, log_dir: &Path) -> anyhow::Result<f64> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let log = std::fs::File::create(log_dir.join("chat.log"))?;
+    let start = Instant::now();
+    let mut child = Command::new(chat_bin)
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--log")
+        .arg("warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting the chat")?;
+    let mut answered = None;
+    while start.elapsed() < Duration::from_secs(60) {
+        if healthz(addr) {
+            answered = Some(start.elapsed().as_secs_f64());
+            break;
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: a signal to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let stop = Instant::now();
+    while stop.elapsed() < Duration::from_secs(5) {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    answered.context("the chat never answered /healthz (see chat.log)")
+}
+
+fn healthz(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1.1 200")
+}
