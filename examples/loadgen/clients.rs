@@ -279,7 +279,11 @@ fn parse_token(token: &str, prefix: &str) -> Option<(u64, u64, u64)> {
     let rest = token.strip_prefix(prefix)?;
     let (sender, rest) = rest.split_once('q')?;
     let (seq, sent_at) = rest.split_once('t')?;
-    Some((sender.parse().ok()?, seq.parse().ok()?, sent_at.parse().ok()?))
+    Some((
+        sender.parse().ok()?,
+        seq.parse().ok()?,
+        sent_at.parse().ok()?,
+    ))
 }
 
 fn new_histogram() -> Histogram<u64> {
