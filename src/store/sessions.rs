@@ -1,5 +1,6 @@
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -9,10 +10,16 @@ use tower_sessions::session_store::{self, SessionStore};
 use super::{SessionRecord, Storage, StoreError};
 use crate::auth::{LOGIN_ID_FIELD, USER_KEY};
 
-/// tower-sessions on the chat's own database, so a restart logs nobody out.
+/// Sessions kept in memory at most; past it the cache starts over (they're on disk).
+const SESSION_CACHE: usize = 100_000;
+
+/// tower-sessions on the chat's own database, so a restart logs nobody out. Records are
+/// cached write-through: every request loads its session, and this process is the database's
+/// only writer.
 #[derive(Clone)]
 pub struct SessionBackend {
     storage: Arc<dyn Storage>,
+    cache: Arc<Mutex<HashMap<String, SessionRecord>>>,
 }
 
 impl fmt::Debug for SessionBackend {
@@ -23,7 +30,18 @@ impl fmt::Debug for SessionBackend {
 
 impl SessionBackend {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        SessionBackend { storage }
+        SessionBackend {
+            storage,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn remember(&self, record: SessionRecord) {
+        let mut cache = self.cache.lock().expect("session cache lock");
+        if cache.len() >= SESSION_CACHE {
+            cache.clear();
+        }
+        cache.insert(record.id.clone(), record);
     }
 
     async fn blocking<T: Send + 'static>(
@@ -81,13 +99,32 @@ impl SessionStore for SessionBackend {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let stored = to_stored(record)?;
-        self.blocking(move |s| s.save_session(&stored)).await
+        let save = stored.clone();
+        self.blocking(move |s| s.save_session(&save)).await?;
+        self.remember(stored);
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let id = id.to_string();
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        match self.blocking(move |s| s.session(&id)).await? {
+        let cached = self
+            .cache
+            .lock()
+            .expect("session cache lock")
+            .get(&id)
+            .cloned();
+        let stored = match cached {
+            Some(stored) => Some(stored),
+            None => {
+                let found = self.blocking(move |s| s.session(&id)).await?;
+                if let Some(stored) = &found {
+                    self.remember(stored.clone());
+                }
+                found
+            }
+        };
+        match stored {
             Some(stored) if stored.expires_at > now => from_stored(stored).map(Some),
             _ => Ok(None),
         }
@@ -95,6 +132,7 @@ impl SessionStore for SessionBackend {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let id = id.to_string();
+        self.cache.lock().expect("session cache lock").remove(&id);
         self.blocking(move |s| s.delete_session(&id)).await
     }
 }
