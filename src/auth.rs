@@ -13,7 +13,7 @@ use crate::domain::Nickname;
 use crate::error::AppError;
 use crate::security::CspNonce;
 use crate::startup::AppState;
-use crate::store::ClaimRecord;
+use crate::store::{self, ClaimRecord};
 use crate::views::{Chrome, LoginPage, render};
 
 /// Session key of the logged-in user.
@@ -215,7 +215,6 @@ pub async fn login(
 
     // One login at a time decides who holds a nickname.
     let _claiming = state.login_lock.lock().await;
-    let storage = state.storage.clone();
     let key = nickname.key();
     let own_login = previous.as_ref().map(|p| p.login_id.clone());
     let claim = ClaimRecord {
@@ -223,7 +222,7 @@ pub async fn login(
         nickname: user.nickname.clone(),
         login_id: user.login_id.clone(),
     };
-    let held = tokio::task::spawn_blocking(move || -> Result<bool, crate::store::StoreError> {
+    let held = store::blocking(&state.storage, move |storage| {
         if let Some(existing) = storage.claim(&key)?
             && Some(&existing.login_id) != own_login.as_ref()
             && storage.login_is_live(
@@ -236,8 +235,7 @@ pub async fn login(
         storage.put_claim(&claim)?;
         Ok(false)
     })
-    .await
-    .map_err(|e| crate::store::StoreError(e.to_string()))??;
+    .await?;
     if held {
         return refuse(format!(
             "“{}” is taken by someone who is logged in right now. Please pick another nickname.",
@@ -245,7 +243,7 @@ pub async fn login(
         ));
     }
     if let Some(previous) = previous {
-        release(&state, &previous, Some(&nickname.key())).await?;
+        release(&state, &previous).await?;
     }
     session.cycle_id().await?;
     session.insert(USER_KEY, &user).await?;
@@ -253,22 +251,15 @@ pub async fn login(
     Ok(Redirect::to(next.as_deref().unwrap_or("/")).into_response())
 }
 
-/// Frees a login's nickname (unless it is being kept) and closes its sockets.
-async fn release(
-    state: &AppState,
-    user: &CurrentUser,
-    keep_key: Option<&str>,
-) -> Result<(), AppError> {
+/// Closes a login's sockets and frees its nickname, if the claim is still that login's (a
+/// re-login under the same name has already moved it to the new login).
+async fn release(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
     state.hub.end_login(&user.login_id);
     let key = Nickname::parse(&user.nickname)
         .map(|n| n.key())
         .unwrap_or_default();
-    if keep_key == Some(key.as_str()) {
-        return Ok(());
-    }
-    let storage = state.storage.clone();
     let login_id = user.login_id.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
+    store::blocking(&state.storage, move |storage| {
         if storage
             .claim(&key)?
             .is_some_and(|claim| claim.login_id == login_id)
@@ -277,8 +268,7 @@ async fn release(
         }
         Ok(())
     })
-    .await
-    .map_err(|e| crate::store::StoreError(e.to_string()))??;
+    .await?;
     Ok(())
 }
 
@@ -288,7 +278,7 @@ pub async fn logout(
     viewer: Option<CurrentUser>,
 ) -> Result<Response, AppError> {
     if let Some(user) = viewer {
-        release(&state, &user, None).await?;
+        release(&state, &user).await?;
         tracing::info!(nickname = %user.nickname, "logged out");
     }
     session.flush().await?;

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{RoomName, Slug};
-use crate::store::{MessageKind, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult};
+use crate::store::{self, MessageKind, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult};
 use crate::views;
 use committer::{AppendRequest, run_committer};
 use room::render;
@@ -71,7 +71,7 @@ impl NewMessage {
     }
 }
 
-/// Timing of the live extras; flags, so tests can shorten them.
+/// Timing of the live extras; flags (defaults in `Config`), so tests can shorten them.
 #[derive(Debug, Clone)]
 pub struct LiveSettings {
     /// At most one presence, typing or sidebar fragment per room per interval.
@@ -86,18 +86,6 @@ pub struct LiveSettings {
     /// No "joined" lines this long after start: pages reconnecting after a restart aren't
     /// people arriving.
     pub quiet_after_start: Duration,
-}
-
-impl Default for LiveSettings {
-    fn default() -> Self {
-        LiveSettings {
-            flush_interval: Duration::from_secs(1),
-            typing_expiry: Duration::from_secs(3),
-            leave_debounce: Duration::from_secs(5),
-            announce_limit: 50,
-            quiet_after_start: Duration::from_secs(30),
-        }
-    }
 }
 
 /// A room as the sidebar lists it.
@@ -204,10 +192,6 @@ impl Hub {
         Ok((hub, Committer { thread }))
     }
 
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
-    }
-
     /// Cancelled when the server shuts down: every socket closes with 1012.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
@@ -258,11 +242,8 @@ impl Hub {
             String::new(),
             creator,
         );
-        let storage = self.storage.clone();
         let insert = record.clone();
-        let created = tokio::task::spawn_blocking(move || storage.create_room(&insert))
-            .await
-            .map_err(|e| StoreError(e.to_string()))??;
+        let created = store::blocking(&self.storage, move |s| s.create_room(&insert)).await?;
         let room = {
             let mut rooms = self.rooms.write().expect("rooms lock");
             rooms
@@ -284,12 +265,9 @@ impl Hub {
 
     /// Changes a room's topic, stores it, and tells the room.
     pub async fn set_topic(&self, room: &Arc<Room>, topic: String, by: &str) -> StoreResult<()> {
-        let storage = self.storage.clone();
         let slug = room.slug.clone();
         let stored = topic.clone();
-        tokio::task::spawn_blocking(move || storage.set_topic(&slug, &stored))
-            .await
-            .map_err(|e| StoreError(e.to_string()))??;
+        store::blocking(&self.storage, move |s| s.set_topic(&slug, &stored)).await?;
         room.set_topic(topic.clone());
         room.replace(views::topic_fragment(&topic));
         let line = if topic.is_empty() {
@@ -497,11 +475,8 @@ impl Hub {
         if let Some(page) = from_window {
             return Ok(page);
         }
-        let storage = self.storage.clone();
         let slug = room.slug.clone();
-        let records = tokio::task::spawn_blocking(move || storage.messages(&slug, from, to))
-            .await
-            .map_err(|e| StoreError(e.to_string()))??;
+        let records = store::blocking(&self.storage, move |s| s.messages(&slug, from, to)).await?;
         Ok(records.iter().map(|r| Arc::new(render(r))).collect())
     }
 
@@ -608,11 +583,9 @@ impl Hub {
         if let Some(cached) = self.readers.lock().expect("readers lock").get(login_id) {
             return Ok(cached.clone());
         }
-        let storage = self.storage.clone();
         let login = login_id.to_owned();
-        let found = tokio::task::spawn_blocking(move || storage.reader(&login))
-            .await
-            .map_err(|e| StoreError(e.to_string()))??
+        let found = store::blocking(&self.storage, move |s| s.reader(&login))
+            .await?
             .unwrap_or_else(|| ReaderRecord {
                 login_id: login_id.to_owned(),
                 ..ReaderRecord::default()
@@ -643,11 +616,8 @@ impl Hub {
         if after == before {
             return Ok(());
         }
-        let storage = self.storage.clone();
         let saved = after.clone();
-        tokio::task::spawn_blocking(move || storage.save_reader(&saved))
-            .await
-            .map_err(|e| StoreError(e.to_string()))??;
+        store::blocking(&self.storage, move |s| s.save_reader(&saved)).await?;
         self.remember_reader(after);
         Ok(())
     }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{BROADCAST_CAPACITY, WINDOW};
 use crate::domain::Slug;
-use crate::store::{MessageRecord, RoomRecord, Storage, StoreError, StoreResult};
+use crate::store::{self, MessageRecord, RoomRecord, Storage, StoreResult};
 use crate::views;
 
 /// One message, rendered once with `_message.html`.
@@ -178,11 +178,8 @@ impl Room {
         let records = if last == 0 {
             Vec::new()
         } else {
-            let storage = storage.clone();
             let slug = self.slug.clone();
-            tokio::task::spawn_blocking(move || storage.messages(&slug, from, last))
-                .await
-                .map_err(|e| StoreError(e.to_string()))??
+            store::blocking(storage, move |s| s.messages(&slug, from, last)).await?
         };
         let mut loaded: VecDeque<Arc<RenderedMessage>> =
             records.iter().map(|r| Arc::new(render(r))).collect();

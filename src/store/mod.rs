@@ -6,6 +6,8 @@
 mod polo;
 mod sessions;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Slug;
@@ -24,6 +26,17 @@ impl From<polodb_core::Error> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Runs storage work on tokio's blocking pool: every call from async code goes through here.
+pub async fn blocking<T: Send + 'static>(
+    storage: &Arc<dyn Storage>,
+    work: impl FnOnce(&dyn Storage) -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    let storage = storage.clone();
+    tokio::task::spawn_blocking(move || work(storage.as_ref()))
+        .await
+        .map_err(|e| StoreError(format!("storage task failed: {e}")))?
+}
 
 /// The operations the chat needs from a database. PoloDB is the embedded default; keys are
 /// designed so that every read is a point lookup.

@@ -37,12 +37,6 @@ impl PoloStore {
         Ok(PoloStore { db })
     }
 
-    /// Hands out the database so shutdown can drop it on a thread of its own: dropping waits
-    /// for RocksDB compaction, which must not hold up the exit.
-    pub fn into_database(self) -> Database {
-        self.db
-    }
-
     fn rooms_col(&self) -> Collection<RoomRecord> {
         self.db.collection(ROOMS)
     }

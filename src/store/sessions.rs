@@ -48,10 +48,8 @@ impl SessionBackend {
         &self,
         work: impl FnOnce(&dyn Storage) -> Result<T, StoreError> + Send + 'static,
     ) -> session_store::Result<T> {
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || work(storage.as_ref()))
+        super::blocking(&self.storage, work)
             .await
-            .map_err(|e| session_store::Error::Backend(e.to_string()))?
             .map_err(|e| session_store::Error::Backend(e.to_string()))
     }
 }
