@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: flags with `CHAT_*` environment fallbacks.
 //! - [`startup`]: `Application::build` / `run_until_stopped`, the router, ordered shutdown.
-//! - [`domain`]: parsed input types (`Nickname`, `RoomName`/`Slug`, `MessageBody`, frames).
+//! - [`domain`]: parsed input types (`Nickname`, `RoomName`/`Slug`, `MessageBody`, frames)
+//!   and the message renderer; the `chat-domain` crate (`crates/chat-domain`), re-exported.
 //! - [`store`]: the narrow storage interface, PoloDB behind it, and the session store.
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
@@ -15,7 +16,6 @@
 pub mod assets;
 pub mod auth;
 pub mod config;
-pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod rate_limit;
@@ -25,5 +25,7 @@ pub mod startup;
 pub mod store;
 pub mod views;
 
+/// The parsers live in their own crate so they can be fuzzed without building RocksDB.
+pub use chat_domain as domain;
 pub use config::Config;
 pub use startup::Application;

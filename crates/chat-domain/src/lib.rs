@@ -1,4 +1,7 @@
 //! Parsed domain types. Input becomes one of these at the edge; only parsed values go inward.
+//!
+//! This crate depends on no storage or web framework, so its parsers and the message renderer
+//! build in seconds for unit tests and for the fuzzers in `fuzz/`.
 
 mod body;
 mod frame;
