@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chat::domain::Slug;
 use chat::store::{
-    AppendBatch, DedupRecord, MessageKind, MessageRecord, PoloStore, RoomRecord, Storage,
+    AppendBatch, DedupRecord, MessageKind, MessageRecord, PoloStore, RoomHead, RoomRecord, Storage,
 };
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -97,7 +97,12 @@ impl Writer {
                 )
             });
         }
-        batch.room_heads = vec![(self.room.clone(), self.next_id as i64, now)];
+        batch.room_heads = vec![RoomHead {
+            slug: self.room.clone(),
+            last_id: self.next_id as i64,
+            last_activity: now,
+            mentions: Vec::new(),
+        }];
         batch
     }
 
@@ -182,6 +187,7 @@ fn open_writer(args: &Args, data_dir: &Path) -> anyhow::Result<Writer> {
         created_at: now_millis(),
         last_id: 0,
         last_activity: now_millis(),
+        mentions: Vec::new(),
     })?;
     Ok(Writer {
         store,

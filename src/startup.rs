@@ -191,6 +191,10 @@ pub fn router(state: AppState) -> Router {
             "/rooms/{slug}/messages/{id}/reactions",
             post(routes::messages::toggle_reaction),
         )
+        .route(
+            "/rooms/{slug}/mentions",
+            get(routes::rooms::mention_suggestions),
+        )
         .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
         .route("/rooms/{slug}/topic", post(routes::rooms::set_topic))
         .route("/rooms/{slug}/mute", post(routes::rooms::toggle_mute))

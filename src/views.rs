@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use crate::assets;
-use crate::domain::{Slug, is_emoji_only, render_body};
+use crate::domain::{Nickname, Slug, is_emoji_only, render_body_and_mentions};
 use crate::error::AppError;
 use crate::hub::{RenderedMessage, RoomSummary};
 use crate::store::{MessageKind, MessageRecord, Reaction, ReaderRecord, ReplyPreview};
@@ -41,18 +41,37 @@ impl Chrome {
         }
     }
 
-    /// The viewer's nickname inside a CSS string: nicknames hold no quotes or backslashes,
-    /// but escaping keeps that from being something the stylesheet relies on.
-    pub fn viewer_css(&self) -> String {
-        let mut out = String::new();
-        for c in self.viewer.as_deref().unwrap_or_default().chars() {
-            match c {
-                '"' | '\\' | '<' | '>' => out.push_str(&format!("\\{:x} ", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out
+    /// How mentions name the viewer, for the CSS that highlights them.
+    pub fn viewer_mention_key(&self) -> String {
+        self.viewer
+            .as_deref()
+            .and_then(|v| Nickname::parse(v).ok())
+            .map(|n| n.mention_key())
+            .unwrap_or_default()
     }
+
+    /// The viewer's nickname inside a CSS string.
+    pub fn viewer_css(&self) -> String {
+        css_string(self.viewer.as_deref().unwrap_or_default())
+    }
+
+    /// The viewer's mention key inside a CSS string.
+    pub fn viewer_mention_css(&self) -> String {
+        css_string(&self.viewer_mention_key())
+    }
+}
+
+/// Text for inside a double-quoted CSS string: nicknames hold no quotes or backslashes, but
+/// escaping keeps that from being something the stylesheet relies on.
+fn css_string(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '"' | '\\' | '<' | '>' => out.push_str(&format!("\\{:x} ", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[derive(Template)]
@@ -157,6 +176,8 @@ struct MessageView<'a> {
     kind: &'static str,
     author: &'a str,
     body_html: String,
+    /// Mention keys, space-separated, for the viewer's CSS (`[data-mentions~=…]`).
+    mentions: String,
     emoji_only: bool,
     datetime: String,
     time_text: String,
@@ -168,8 +189,10 @@ struct MessageView<'a> {
 }
 
 /// Renders one message with `_message.html`: the only place message markup comes from.
-pub fn render_message(record: &MessageRecord) -> String {
+/// Returns the markup and the mention keys of the people it mentions.
+pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
     let at = from_millis(record.created_at);
+    let body = render_body_and_mentions(&record.body);
     let view = MessageView {
         slug: record.room.as_str(),
         id: record.id,
@@ -178,7 +201,8 @@ pub fn render_message(record: &MessageRecord) -> String {
             MessageKind::User => &record.author,
             MessageKind::System => "",
         },
-        body_html: render_body(&record.body),
+        body_html: body.html,
+        mentions: body.mentions.join(" "),
         emoji_only: is_emoji_only(&record.body),
         datetime: rfc3339(at),
         time_text: utc_time_text(at),
@@ -191,13 +215,14 @@ pub fn render_message(record: &MessageRecord) -> String {
         reactions: &record.reactions,
         reply_to: record.reply_to.as_ref(),
     };
-    view.render().unwrap_or_else(|e| {
+    let html = view.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, id = record.id, "message render failed");
         format!(
             r#"<article id="msg-{}" class="msg" data-kind="system" data-author=""></article>"#,
             record.id
         )
-    })
+    });
+    (html, body.mentions)
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
@@ -208,6 +233,13 @@ fn rfc3339(at: OffsetDateTime) -> String {
 fn utc_time_text(at: OffsetDateTime) -> String {
     at.format(format_description!("[hour]:[minute] UTC"))
         .unwrap_or_default()
+}
+
+/// People the composer offers while the viewer types `@…`.
+#[derive(Template)]
+#[template(path = "_mention_suggestions.html")]
+pub struct MentionSuggestions {
+    pub names: Vec<String>,
 }
 
 /// The form that edits a message in place of its body (`hx-get` of the edit button).
@@ -259,6 +291,11 @@ pub struct SidebarRoom {
     /// The viewer's newest seen id; `None` in the shared live copy.
     pub read: Option<u64>,
     pub muted: bool,
+    /// `key:id` of the newest message mentioning each person, for the page's script to
+    /// mark rooms live; the same in every copy.
+    pub mention_marks: String,
+    /// The newest message mentioning the viewer (0 for none, or in the shared copy).
+    pub viewer_mentioned_at: u64,
 }
 
 impl SidebarRoom {
@@ -268,12 +305,21 @@ impl SidebarRoom {
             _ => 0,
         }
     }
+
+    /// Whether an unread message mentions the viewer.
+    pub fn mentioned(&self) -> bool {
+        self.unread() > 0
+            && self
+                .read
+                .is_some_and(|read| self.viewer_mentioned_at > read)
+    }
 }
 
-/// Which room a page shows and what its viewer has read.
+/// Which room a page shows, and who is looking and what they have read.
 pub struct SidebarViewer<'a> {
     pub current: Option<&'a Slug>,
     pub reader: &'a ReaderRecord,
+    pub mention_key: &'a str,
 }
 
 const GROUPS: [&str; 5] = [
@@ -322,6 +368,16 @@ impl Sidebar {
                 muted: viewer
                     .as_ref()
                     .is_some_and(|v| v.reader.muted.iter().any(|m| m == slug)),
+                mention_marks: room
+                    .mentions
+                    .iter()
+                    .map(|mark| format!("{}:{}", mark.key, mark.id))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                viewer_mentioned_at: viewer
+                    .as_ref()
+                    .and_then(|v| room.mentions.iter().find(|m| m.key == v.mention_key))
+                    .map_or(0, |mark| mark.id.max(0) as u64),
             });
         }
         groups.retain(|g| !g.rooms.is_empty());

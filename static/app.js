@@ -23,10 +23,8 @@
     return room ? room.getAttribute("data-room") : null;
   }
   function draftKey() { return "draft:" + currentRoom(); }
-  function viewer() {
-    var room = document.querySelector("main.room");
-    return room ? room.getAttribute("data-viewer") : null;
-  }
+  function viewer() { return document.body.getAttribute("data-viewer"); }
+  function viewerKey() { return document.body.getAttribute("data-viewer-key"); }
 
   function messageId(el) { return parseInt(el.id.slice(4), 10) || 0; }
 
@@ -120,6 +118,7 @@
       syncComposer();
     }
     setReply(null);
+    closeSuggestions();
     var shown = $("composer-error");
     if (shown && shown.getAttribute("data-error") === "action") {
       shown.textContent = "";
@@ -140,6 +139,7 @@
 
   document.addEventListener("keydown", function (evt) {
     var box = composer();
+    if (evt.target === box && suggestionKey(evt)) return;
     if (evt.target !== box || evt.key !== "Enter" || evt.shiftKey || evt.isComposing) return;
     evt.preventDefault();
     if (box.value.trim() !== "") box.form.requestSubmit();
@@ -149,12 +149,120 @@
     if (evt.target !== composer()) return;
     sessionStorage.setItem(draftKey(), evt.target.value);
     syncComposer();
+    suggestMentions(evt.target);
     var now = Date.now();
     if (socket && evt.target.value.trim() !== "" && now - lastTypingSent > TYPING_EVERY_MS) {
       lastTypingSent = now;
       socket.send(JSON.stringify({ typing: true }));
     }
   });
+
+  // ---- @mentions: suggestions while typing, notifications when mentioned ----------------
+
+  var MENTION_BEFORE_CARET = /(^|[^\p{L}\p{N}_.\-@])@([\p{L}\p{N}_.\-]{0,32})$/u;
+  var askedFor = null; // the prefix the shown suggestions are for
+
+  function suggestions() { return $("mention-suggestions"); }
+
+  function typedMention(box) {
+    var match = MENTION_BEFORE_CARET.exec(box.value.slice(0, box.selectionStart));
+    return match ? match[2] : null;
+  }
+
+  function suggestMentions(box) {
+    var prefix = typedMention(box);
+    if (prefix === null) {
+      closeSuggestions();
+    } else if (prefix !== askedFor) {
+      askedFor = prefix;
+      htmx.ajax("GET", "/rooms/" + currentRoom() + "/mentions?q=" + encodeURIComponent(prefix),
+        { target: "#mention-suggestions", swap: "outerHTML" });
+    }
+  }
+
+  function closeSuggestions() {
+    var list = suggestions();
+    if (list) list.hidden = true;
+    askedFor = null;
+  }
+
+  function acceptSuggestion(option) {
+    var box = composer();
+    var prefix = typedMention(box);
+    if (!option || prefix === null) return closeSuggestions();
+    var caret = box.selectionStart;
+    var start = caret - prefix.length;
+    var name = option.getAttribute("data-nickname");
+    box.value = box.value.slice(0, start) + name + " " + box.value.slice(caret);
+    box.selectionStart = box.selectionEnd = start + name.length + 1;
+    closeSuggestions();
+    syncComposer();
+    box.focus();
+  }
+
+  // Arrow keys move through open suggestions, Enter or Tab takes one, Escape closes them.
+  function suggestionKey(evt) {
+    var list = suggestions();
+    if (!list || list.hidden) return false;
+    var options = list.querySelectorAll("li");
+    var current = list.querySelector("li[aria-selected='true']");
+    var at = Array.prototype.indexOf.call(options, current);
+    if (evt.key === "ArrowDown" || evt.key === "ArrowUp") {
+      var next = options[(at + (evt.key === "ArrowDown" ? 1 : options.length - 1)) % options.length];
+      if (current) current.removeAttribute("aria-selected");
+      next.setAttribute("aria-selected", "true");
+    } else if ((evt.key === "Enter" || evt.key === "Tab") && !evt.shiftKey) {
+      acceptSuggestion(current || options[0]);
+    } else if (evt.key === "Escape") {
+      closeSuggestions();
+    } else {
+      return false;
+    }
+    evt.preventDefault();
+    return true;
+  }
+
+  document.addEventListener("mousedown", function (evt) {
+    var option = evt.target.closest ? evt.target.closest("#mention-suggestions li") : null;
+    if (option) {
+      evt.preventDefault(); // keep the composer focused
+      acceptSuggestion(option);
+    }
+  });
+
+  var notifiedUpTo = 0; // newest message id already considered for a notification
+
+  function notifyMentions() {
+    var key = viewerKey();
+    var list = messages();
+    if (!key || !list) return;
+    var mentioned = list.querySelectorAll(".msg[data-mentions]");
+    for (var i = 0; i < mentioned.length; i++) {
+      var msg = mentioned[i];
+      var id = messageId(msg);
+      var names = msg.getAttribute("data-mentions").split(" ");
+      if (id <= notifiedUpTo || names.indexOf(key) < 0 || msg.getAttribute("data-author") === viewer()) continue;
+      if (document.hidden && window.Notification && Notification.permission === "granted") {
+        var body = msg.querySelector(".msg-body");
+        var note = new Notification(msg.getAttribute("data-author") + " mentioned you", {
+          body: body ? body.textContent.slice(0, 140) : "",
+          tag: currentRoom() + "/" + id,
+        });
+        note.onclick = function () { window.focus(); };
+      }
+    }
+    notifiedUpTo = Math.max(notifiedUpTo, newestMessageId());
+  }
+
+  function setupNotifications() {
+    var toggle = $("notify-toggle");
+    if (!toggle || !window.Notification) return;
+    var sync = function () { toggle.hidden = Notification.permission !== "default"; };
+    sync();
+    toggle.addEventListener("click", function () {
+      Notification.requestPermission().then(sync);
+    });
+  }
 
   // ---- incoming messages ---------------------------------------------------------------
 
@@ -226,6 +334,7 @@
         delete pending[id];
       }
     }
+    notifyMentions();
     var room = currentRoom();
     if (room && list) {
       var newest = newestMessageId();
@@ -264,6 +373,17 @@
     if (room) reads[room] = Math.max(reads[room] || 0, newestMessageId());
   }
 
+  // The newest message in a sidebar room that mentions the viewer (0 for none).
+  function mentionedAt(link) {
+    var key = viewerKey();
+    var marks = (link.getAttribute("data-mentions") || "").split(" ");
+    for (var i = 0; key && i < marks.length; i++) {
+      var at = marks[i].lastIndexOf(":");
+      if (marks[i].slice(0, at) === key) return parseInt(marks[i].slice(at + 1), 10) || 0;
+    }
+    return 0;
+  }
+
   // The live room list is the same for everyone; this applies what is the viewer's own.
   function markSidebar() {
     var links = document.querySelectorAll("#room-list a[data-slug]");
@@ -284,6 +404,7 @@
       var badge = link.querySelector(".badge");
       if (badge) badge.textContent = unread > 0 ? String(unread) : "";
       link.classList.toggle("unread", unread > 0 && !muted[slug]);
+      link.classList.toggle("mentioned", unread > 0 && mentionedAt(link) > reads[slug]);
       if (!muted[slug]) total += unread;
     }
     total += unseenHere;
@@ -528,6 +649,8 @@
       });
     }
     if (list) setupToolbar(list);
+    setupNotifications();
+    notifiedUpTo = newestMessageId();
     var focus = list && list.getAttribute("data-focus");
     var focused = focus && $("msg-" + focus);
     var divider = $("unread-divider");

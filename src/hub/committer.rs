@@ -12,10 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::now_millis;
 use super::room::{Room, render};
 use super::{Appended, ChangeError, MAX_BATCH, MessageChange, RenderedMessage};
-use crate::domain::Slug;
+use crate::domain::{Nickname, Slug};
 use crate::store::{
-    AppendBatch, DedupRecord, MessageKind, MessageRecord, Reaction, ReplyPreview, Storage,
-    StoreError, StoreResult,
+    AppendBatch, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction, ReplyPreview,
+    RoomHead, Storage, StoreError, StoreResult,
 };
 
 /// How much of the answered message a reply quotes.
@@ -187,6 +187,26 @@ fn toggle_reaction(reactions: &mut Vec<Reaction>, emoji: &str, by: &str) {
     }
 }
 
+/// Mention marks a room keeps; the oldest are forgotten first.
+const MENTION_MARKS: usize = 64;
+
+/// Records that `message` is the newest to mention each person it names (but its author).
+fn mark_mentions(marks: &mut Vec<MentionMark>, message: &RenderedMessage) {
+    let author = Nickname::parse(&message.author).map(|n| n.mention_key());
+    for key in &message.mentions {
+        if author.as_ref().is_ok_and(|a| a == key) {
+            continue;
+        }
+        marks.retain(|mark| mark.key != *key);
+        marks.push(MentionMark {
+            key: key.clone(),
+            id: message.id as i64,
+        });
+    }
+    let excess = marks.len().saturating_sub(MENTION_MARKS);
+    marks.drain(..excess);
+}
+
 /// What a reply quotes of message `id`, if it exists and is not deleted.
 fn reply_preview(storage: &dyn Storage, room: &Slug, id: u64) -> Option<ReplyPreview> {
     let answered = storage.messages(room, id, id).ok()?.pop()?;
@@ -269,16 +289,40 @@ fn commit_batch(
     if accepted.is_empty() {
         return false;
     }
+    // Rendered before the commit, so the mentions can be stored in it; shown only after.
+    let rendered: Vec<RenderedMessage> = batch.messages.iter().map(render).collect();
+    let mut marks: HashMap<Slug, Vec<MentionMark>> = HashMap::new();
+    for (record, message) in batch.messages.iter().zip(&rendered) {
+        if message.mentions.is_empty() {
+            continue;
+        }
+        let (room, _) = &next_ids[&record.room];
+        let room_marks = marks
+            .entry(room.slug.clone())
+            .or_insert_with(|| room.mention_marks());
+        mark_mentions(room_marks, message);
+    }
     batch.room_heads = next_ids
-        .into_iter()
-        .map(|(slug, (_, last))| (slug, last as i64, now))
+        .iter()
+        .map(|(slug, (room, last))| RoomHead {
+            slug: slug.clone(),
+            last_id: *last as i64,
+            last_activity: now,
+            mentions: marks
+                .get(slug)
+                .cloned()
+                .unwrap_or_else(|| room.mention_marks()),
+        })
         .collect();
 
     match storage.append(&batch) {
         Ok(()) => {
-            for (request, record) in accepted.into_iter().zip(&batch.messages) {
-                let id = record.id as u64;
-                request.room.publish(Arc::new(render(record)), now);
+            for (slug, room_marks) in marks {
+                next_ids[&slug].0.set_mention_marks(room_marks);
+            }
+            for (request, message) in accepted.into_iter().zip(rendered) {
+                let id = message.id;
+                request.room.publish(Arc::new(message), now);
                 if let Some(key) = request.dedup_key {
                     dedup.insert(key, id);
                 }

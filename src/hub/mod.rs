@@ -22,9 +22,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{RoomName, Slug};
+use crate::domain::{Nickname, RoomName, Slug};
 use crate::store::{
-    self, MessageKind, MessageRecord, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult,
+    self, MentionMark, MessageKind, MessageRecord, ReaderRecord, RoomRecord, Storage, StoreError,
+    StoreResult,
 };
 use crate::views;
 use committer::{AppendRequest, ChangeRequest, CommitRequest, run_committer};
@@ -122,6 +123,7 @@ pub struct RoomSummary {
     pub last_id: u64,
     /// Unix milliseconds.
     pub last_activity: i64,
+    pub mentions: Vec<MentionMark>,
 }
 
 /// A new state of the room list, rendered at most once per viewer time zone and shared.
@@ -239,6 +241,7 @@ impl Hub {
                 name: room.name.clone(),
                 last_id: room.last_id(),
                 last_activity: room.last_activity(),
+                mentions: room.mention_marks(),
             })
             .collect();
         rooms.sort_by(|a, b| {
@@ -567,6 +570,31 @@ impl Hub {
             .map(|record| Arc::new(render(&record))))
     }
 
+    /// People to offer when `viewer` types `@prefix`: recent authors, newest first, then
+    /// those here now, whose mention key starts with `prefix` (already a mention key).
+    pub async fn mention_candidates(
+        &self,
+        room: &Room,
+        viewer: &str,
+        prefix: &str,
+    ) -> StoreResult<Vec<String>> {
+        const SHOWN: usize = 8;
+        room.ensure_loaded(&self.storage).await?;
+        let mut names: Vec<String> =
+            room.with_window(|w| w.iter().rev().map(|m| m.author.clone()).collect());
+        names.extend(room.here());
+        let mut seen = std::collections::HashSet::new();
+        Ok(names
+            .into_iter()
+            .filter(|name| !name.is_empty() && name != viewer)
+            .filter_map(|name| Nickname::parse(&name).ok())
+            .filter(|name| name.mention_key().starts_with(prefix))
+            .filter(|name| seen.insert(name.mention_key()))
+            .map(|name| name.as_str().to_owned())
+            .take(SHOWN)
+            .collect())
+    }
+
     /// A message from the window, for acknowledging a resend.
     pub fn recent_message(&self, room: &Room, id: u64) -> Option<Arc<RenderedMessage>> {
         room.with_window(|w| w.iter().rev().find(|m| m.id == id).cloned())
@@ -648,6 +676,7 @@ fn new_room_record(slug: Slug, name: String, topic: String, creator: &str) -> Ro
         created_at: now,
         last_id: 0,
         last_activity: now,
+        mentions: Vec::new(),
     }
 }
 

@@ -10,14 +10,20 @@ use tokio::time::Instant;
 
 use super::{BROADCAST_CAPACITY, WINDOW};
 use crate::domain::Slug;
-use crate::store::{self, MessageRecord, RoomRecord, Storage, StoreResult};
+use crate::store::{
+    self, MentionMark, MessageKind, MessageRecord, RoomRecord, Storage, StoreResult,
+};
 use crate::views;
 
 /// One message, rendered once with `_message.html`.
 #[derive(Debug)]
 pub struct RenderedMessage {
     pub id: u64,
+    /// Who wrote it; empty for system lines. Offered as `@mention` suggestions.
+    pub author: String,
     pub html: String,
+    /// Mention keys of the people it mentions.
+    pub mentions: Vec<String>,
 }
 
 /// What a room pushes to its subscribers. Each frame is built once and shared.
@@ -36,6 +42,8 @@ pub struct Room {
     /// Newest committed id; written only by the committer after the window holds the message.
     last_id: AtomicU64,
     last_activity: AtomicI64,
+    /// Written by the committer with each batch that mentions someone here.
+    mentions: Mutex<Vec<MentionMark>>,
     window: Mutex<Window>,
     /// Serialises the first load of the window, so two readers don't both hit the database.
     window_load: tokio::sync::Mutex<()>,
@@ -97,6 +105,7 @@ impl Room {
             topic: RwLock::new(record.topic),
             last_id: AtomicU64::new(record.last_id.max(0) as u64),
             last_activity: AtomicI64::new(record.last_activity),
+            mentions: Mutex::new(record.mentions),
             window: Mutex::new(Window::Unloaded {
                 pending: VecDeque::new(),
             }),
@@ -133,6 +142,15 @@ impl Room {
     /// Unix milliseconds of the newest message or of creation.
     pub fn last_activity(&self) -> i64 {
         self.last_activity.load(Ordering::Acquire)
+    }
+
+    /// The newest message mentioning each recently mentioned person.
+    pub fn mention_marks(&self) -> Vec<MentionMark> {
+        self.mentions.lock().expect("mentions lock").clone()
+    }
+
+    pub(super) fn set_mention_marks(&self, marks: Vec<MentionMark>) {
+        *self.mentions.lock().expect("mentions lock") = marks;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
@@ -228,8 +246,14 @@ impl Room {
 }
 
 pub(super) fn render(record: &MessageRecord) -> RenderedMessage {
+    let (html, mentions) = views::render_message(record);
     RenderedMessage {
         id: record.id as u64,
-        html: views::render_message(record),
+        author: match record.kind {
+            MessageKind::User => record.author.clone(),
+            MessageKind::System => String::new(),
+        },
+        html,
+        mentions,
     }
 }

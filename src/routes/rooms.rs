@@ -13,14 +13,15 @@ use time::macros::format_description;
 
 use super::viewer_offset;
 use crate::auth::CurrentUser;
-use crate::domain::{ClientId, FrameError, MessageBody, RoomName, Slug};
+use crate::domain::{ClientId, FrameError, MessageBody, Nickname, RoomName, Slug};
 use crate::error::AppError;
 use crate::hub::{Hub, NewMessage, Room};
 use crate::security::CspNonce;
 use crate::startup::AppState;
 use crate::store::{MessageKind, ReaderRecord};
 use crate::views::{
-    Chrome, ComposerError, History, RoomPage, Sidebar, SidebarViewer, WelcomePage, render,
+    Chrome, ComposerError, History, MentionSuggestions, RoomPage, Sidebar, SidebarViewer,
+    WelcomePage, render,
 };
 
 /// A topic longer than this is refused.
@@ -31,14 +32,22 @@ const NAME_FROM_MESSAGE_CHARS: usize = 40;
 fn sidebar(
     hub: &Hub,
     headers: &HeaderMap,
+    viewer: &CurrentUser,
     current: Option<&Slug>,
     reader: &ReaderRecord,
 ) -> Sidebar {
     let now = OffsetDateTime::now_utc().to_offset(viewer_offset(headers));
+    let mention_key = Nickname::parse(&viewer.nickname)
+        .map(|n| n.mention_key())
+        .unwrap_or_default();
     Sidebar::new(
         &hub.room_summaries(),
         now,
-        Some(SidebarViewer { current, reader }),
+        Some(SidebarViewer {
+            current,
+            reader,
+            mention_key: &mention_key,
+        }),
     )
 }
 
@@ -60,7 +69,7 @@ async fn welcome_page(
     let reader = state.hub.reader(&viewer.login_id).await?;
     Ok(WelcomePage {
         page: Chrome::new("Welcome", Some(&viewer.nickname), &nonce.0),
-        sidebar: sidebar(&state.hub, headers, None, &reader),
+        sidebar: sidebar(&state.hub, headers, viewer, None, &reader),
         name,
         message,
         error,
@@ -220,7 +229,7 @@ pub(super) async fn room_page(
     });
     let page = RoomPage {
         page: Chrome::new(&room.name, Some(&viewer.nickname), &nonce.0),
-        sidebar: sidebar(&state.hub, headers, Some(&room.slug), &reader),
+        sidebar: sidebar(&state.hub, headers, viewer, Some(&room.slug), &reader),
         slug: room.slug.clone(),
         name: room.name.clone(),
         topic: room.topic(),
@@ -371,6 +380,37 @@ pub async fn post_message(
     )
     .await?;
     Ok((status, render(&page)?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct MentionQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// Who `@` could mean, as a list the composer shows while the viewer types a mention.
+pub async fn mention_suggestions(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(query): Query<MentionQuery>,
+    viewer: CurrentUser,
+) -> Result<Response, AppError> {
+    let room = find_room(&state.hub, &slug)?;
+    // What follows `@` so far; something no nickname starts with matches nobody.
+    let prefix = match query.q.as_str() {
+        "" => Some(String::new()),
+        typed => Nickname::parse(typed).ok().map(|n| n.mention_key()),
+    };
+    let names = match prefix {
+        Some(prefix) => {
+            state
+                .hub
+                .mention_candidates(&room, &viewer.nickname, &prefix)
+                .await?
+        }
+        None => Vec::new(),
+    };
+    Ok(render(&MentionSuggestions { names })?.into_response())
 }
 
 #[derive(Deserialize)]

@@ -85,6 +85,26 @@ pub struct RoomRecord {
     pub last_id: i64,
     /// Unix milliseconds of the newest message, or of creation.
     pub last_activity: i64,
+    /// The newest message mentioning each recently mentioned person, oldest first.
+    #[serde(default)]
+    pub mentions: Vec<MentionMark>,
+}
+
+/// Message `id` mentioned the person with this mention key: what marks a room in that
+/// person's sidebar until they have read it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MentionMark {
+    pub key: String,
+    pub id: i64,
+}
+
+/// A room's state after a batch, written in the batch's commit.
+#[derive(Debug, Clone)]
+pub struct RoomHead {
+    pub slug: Slug,
+    pub last_id: i64,
+    pub last_activity: i64,
+    pub mentions: Vec<MentionMark>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -187,8 +207,8 @@ pub struct DedupRecord {
 pub struct AppendBatch {
     pub messages: Vec<MessageRecord>,
     pub dedup: Vec<DedupRecord>,
-    /// `(room, last_id, last_activity)` after this batch.
-    pub room_heads: Vec<(Slug, i64, i64)>,
+    /// Each touched room after this batch.
+    pub room_heads: Vec<RoomHead>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

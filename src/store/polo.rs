@@ -105,10 +105,16 @@ impl Storage for PoloStore {
                 .insert_many(&batch.dedup)?;
         }
         let rooms = txn.collection::<RoomRecord>(ROOMS);
-        for (slug, last_id, last_activity) in &batch.room_heads {
+        for head in &batch.room_heads {
+            let mentions = polodb_core::bson::to_bson(&head.mentions)
+                .map_err(|e| StoreError(format!("mention marks: {e}")))?;
             rooms.update_one(
-                doc! { "_id": slug.as_str() },
-                doc! { "$set": { "last_id": last_id, "last_activity": last_activity } },
+                doc! { "_id": head.slug.as_str() },
+                doc! { "$set": {
+                    "last_id": head.last_id,
+                    "last_activity": head.last_activity,
+                    "mentions": mentions,
+                } },
             )?;
         }
         txn.commit()?;

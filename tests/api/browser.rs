@@ -775,3 +775,41 @@ async fn people_edit_react_reply_and_delete_live_across_two_browsers() {
     alice.close().await.unwrap();
     bob.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn typing_at_suggests_people_and_the_mentioned_person_sees_it_highlighted() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let (alice, bob) = alice_and_bob_in_the_lobby(&driver, &app).await;
+    say(&bob, "morning all").await;
+    shown(&alice, ".msg[data-author='bob']").await;
+
+    let composer = alice.find(Locator::Css("#composer-body")).await.unwrap();
+    composer.send_keys("@b").await.unwrap();
+    let option = shown(
+        &alice,
+        "#mention-suggestions:not([hidden]) li[data-nickname='bob']",
+    )
+    .await;
+    assert_eq!(option.text().await.unwrap(), "@bob");
+    composer.send_keys("\u{E004}").await.unwrap(); // Tab takes the suggestion
+    until(
+        &alice,
+        "the mention to be completed",
+        "return document.getElementById('composer-body').value === '@bob ';",
+    )
+    .await;
+    composer.send_keys("lunch?").await.unwrap();
+    composer.send_keys("\u{E007}").await.unwrap();
+
+    let mention = ".msg[data-author='alice'][data-mentions~='bob']";
+    shown(&bob, &format!("{mention} .mention[data-mention='bob']")).await;
+    let highlighted = background_of(&bob, mention).await;
+    let plain = background_of(&bob, ".msg[data-author='bob']").await;
+    let for_alice = background_of(&alice, mention).await;
+    assert_ne!(highlighted, plain, "a mention of the viewer stands out");
+    assert_ne!(highlighted, for_alice, "only for the person mentioned");
+    save_screenshot(&bob, "mention").await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}

@@ -2,7 +2,9 @@ use std::fmt::Write;
 use std::sync::LazyLock;
 
 use linkify::{LinkFinder, LinkKind};
-use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, TextMergeStream};
+
+use crate::Nickname;
 
 pub const MAX_BODY_CHARS: usize = 4000;
 
@@ -55,13 +57,31 @@ impl MessageBody {
 /// text that was typed. Headings, lists and rules are kept as typed too, since a chat line
 /// starting with `#` or `-` is rarely meant as a document heading or list. An allow-list
 /// sanitiser checks the result, so even a renderer bug can't let markup through.
+/// `@nickname` becomes a mention chip (not inside code or links).
 pub fn render_body(text: &str) -> String {
+    render_body_and_mentions(text).html
+}
+
+/// A rendered body and the people it mentions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedBody {
+    pub html: String,
+    /// Mention keys ([`Nickname::mention_key`]), each once, in order of first mention.
+    pub mentions: Vec<String>,
+}
+
+/// A message names at most this many people; more `@`s stay plain text.
+const MAX_MENTIONS: usize = 20;
+
+/// [`render_body`], also collecting who is mentioned, so both come from one parse.
+pub fn render_body_and_mentions(text: &str) -> RenderedBody {
     let source = keep_block_syntax_literal(text);
+    let mut mentions = Vec::new();
     let mut html = String::with_capacity(text.len() * 2);
     let mut in_code_block = false;
     let mut in_image = false;
     let mut open_links: Vec<bool> = Vec::new();
-    for event in Parser::new_ext(&source, Options::empty()) {
+    for event in TextMergeStream::new(Parser::new_ext(&source, Options::empty())) {
         match event {
             Event::Start(Tag::Paragraph) => html.push_str("<p>"),
             Event::End(TagEnd::Paragraph) => html.push_str("</p>"),
@@ -98,7 +118,7 @@ pub fn render_body(text: &str) -> String {
             Event::Text(text) if in_code_block || in_image || !open_links.is_empty() => {
                 escape_into(&mut html, &text)
             }
-            Event::Text(text) => linkify_into(&mut html, &text),
+            Event::Text(text) => linkify_into(&mut html, &text, &mut mentions),
             // Raw HTML is shown as the text it is, line breaks kept.
             Event::Start(Tag::HtmlBlock) => html.push_str("<p>"),
             Event::End(TagEnd::HtmlBlock) => html.push_str("</p>"),
@@ -118,7 +138,10 @@ pub fn render_body(text: &str) -> String {
             _ => {}
         }
     }
-    sanitizer().clean(&html).to_string()
+    RenderedBody {
+        html: sanitizer().clean(&html).to_string(),
+        mentions,
+    }
 }
 
 /// Whether a body is only a few emoji, shown large.
@@ -155,8 +178,20 @@ fn sanitizer() -> &'static ammonia::Builder<'static> {
     static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
         let mut builder = ammonia::Builder::empty();
         builder
-            .add_tags(["p", "br", "strong", "em", "code", "pre", "blockquote", "a"])
+            .add_tags([
+                "p",
+                "br",
+                "strong",
+                "em",
+                "code",
+                "pre",
+                "blockquote",
+                "a",
+                "span",
+            ])
             .add_tag_attributes("a", ["href", "target"])
+            .add_tag_attributes("span", ["data-mention"])
+            .add_allowed_classes("span", ["mention"])
             .add_url_schemes(["http", "https"])
             .url_relative(ammonia::UrlRelative::Deny)
             .link_rel(Some("noopener nofollow ugc"))
@@ -220,8 +255,8 @@ fn push_link_start(html: &mut String, url: &str) {
     html.push_str("\" target=\"_blank\" rel=\"noopener nofollow ugc\">");
 }
 
-/// Escapes text and turns the `http(s)` URLs in it into links.
-fn linkify_into(html: &mut String, text: &str) {
+/// Escapes text, turning `http(s)` URLs into links and `@nickname`s into mention chips.
+fn linkify_into(html: &mut String, text: &str, mentions: &mut Vec<String>) {
     let mut finder = LinkFinder::new();
     finder.kinds(&[LinkKind::Url]);
     for span in finder.spans(text) {
@@ -231,9 +266,54 @@ fn linkify_into(html: &mut String, text: &str) {
             escape_into(html, piece);
             html.push_str("</a>");
         } else {
-            escape_into(html, piece);
+            mentions_into(html, piece, mentions);
         }
     }
+}
+
+fn is_nickname_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Escapes text, turning each `@nickname` that starts a word into a mention chip. A
+/// trailing `.` is the sentence's, not the name's; `me@example.org` is no mention.
+fn mentions_into(html: &mut String, text: &str, mentions: &mut Vec<String>) {
+    let mut plain_from = 0;
+    let mut previous: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let starts_word = previous.is_none_or(|p| !is_nickname_char(p) && p != '@');
+        previous = Some(c);
+        if c != '@' || !starts_word || mentions.len() >= MAX_MENTIONS {
+            continue;
+        }
+        let name_from = at + 1;
+        let mut name_to = name_from;
+        while let Some(&(next_at, next)) = chars.peek() {
+            if !is_nickname_char(next) {
+                break;
+            }
+            name_to = next_at + next.len_utf8();
+            previous = Some(next);
+            chars.next();
+        }
+        let name = text[name_from..name_to].trim_end_matches('.');
+        let Ok(nickname) = Nickname::parse(name) else {
+            continue;
+        };
+        escape_into(html, &text[plain_from..at]);
+        let key = nickname.mention_key();
+        html.push_str("<span class=\"mention\" data-mention=\"");
+        escape_into(html, &key);
+        html.push_str("\">@");
+        escape_into(html, name);
+        html.push_str("</span>");
+        plain_from = name_from + name.len();
+        if !mentions.contains(&key) {
+            mentions.push(key);
+        }
+    }
+    escape_into(html, &text[plain_from..]);
 }
 
 fn escape_into(out: &mut String, text: &str) {
@@ -346,6 +426,37 @@ mod tests {
         assert!(!is_emoji_only(&"🎉".repeat(9)));
     }
 
+    #[test]
+    fn mentions_become_chips_and_are_collected_once() {
+        let body =
+            render_body_and_mentions("@Alice and @bob_2, ask @alice. Mail me@example.org or @");
+        assert_eq!(
+            body.html,
+            "<p><span class=\"mention\" data-mention=\"alice\">@Alice</span> and \
+             <span class=\"mention\" data-mention=\"bob_2\">@bob_2</span>, ask \
+             <span class=\"mention\" data-mention=\"alice\">@alice</span>. Mail me@example.org or @</p>"
+        );
+        assert_eq!(body.mentions, ["alice", "bob_2"]);
+    }
+
+    #[test]
+    fn no_mentions_in_code_or_links() {
+        let body = render_body_and_mentions("`@alice` https://x.org/@bob [@carol](https://x.org)");
+        assert!(body.mentions.is_empty(), "{:?}", body);
+        assert!(!body.html.contains("class=\"mention\""), "{}", body.html);
+    }
+
+    #[test]
+    fn a_mention_cannot_carry_markup() {
+        let body = render_body_and_mentions("@<b>x</b> @\"onclick=x @a<script>");
+        assert_eq!(body.mentions, ["a"]);
+        assert!(
+            !body.html.contains("<b>") && !body.html.contains("<script"),
+            "{}",
+            body.html
+        );
+    }
+
     proptest::proptest! {
         /// Whatever is typed, the only markup out is the renderer's own, and every link is a
         /// web link with the safe attributes.
@@ -357,7 +468,7 @@ mod tests {
                     proptest::sample::select(vec![
                         "https://x.org/", "http://a.b/?q=\"", "javascript:", "<", ">", "\"", "'",
                         "&", "**", "_", "`", "```\n", "> ", "[", "](", ")", "![", "<img ", " on",
-                        "<script>", "\n", "# ", "- ",
+                        "<script>", "\n", "# ", "- ", "@", "@al", "@\"", ".",
                     ])
                     .prop_map(str::to_owned),
                 ],
@@ -367,7 +478,7 @@ mod tests {
             let input = pieces.concat();
             let html = render_body(&input);
             let allowed = ["p", "/p", "br", "strong", "/strong", "em", "/em", "code", "/code",
-                "pre", "/pre", "blockquote", "/blockquote", "/a"];
+                "pre", "/pre", "blockquote", "/blockquote", "/a", "/span"];
             for tag in html.split('<').skip(1) {
                 let name = tag.split(['>', ' ']).next().unwrap_or_default();
                 if name == "a" {
@@ -379,6 +490,14 @@ mod tests {
                     proptest::prop_assert!(attrs.ends_with("\" target=\"_blank\" rel=\"noopener nofollow ugc\""), "{}", html);
                     let href = &attrs["a href=\"".len()..attrs.find("\" target=").unwrap()];
                     proptest::prop_assert!(!href.contains(['"', '<', '>']), "{}", html);
+                } else if name == "span" {
+                    let attrs = &tag[..tag.find('>').unwrap()];
+                    let key = attrs.strip_prefix("span class=\"mention\" data-mention=\"")
+                        .and_then(|rest| rest.strip_suffix('"'));
+                    proptest::prop_assert!(
+                        key.is_some_and(|k| !k.is_empty() && k.chars().all(is_nickname_char)),
+                        "{}", html
+                    );
                 } else {
                     proptest::prop_assert!(allowed.contains(&name), "<{}> in {}", name, html);
                 }

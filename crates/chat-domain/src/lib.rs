@@ -8,7 +8,9 @@ mod frame;
 mod nickname;
 mod room;
 
-pub use body::{BodyError, MessageBody, is_emoji_only, render_body};
+pub use body::{
+    BodyError, MessageBody, RenderedBody, is_emoji_only, render_body, render_body_and_mentions,
+};
 pub use frame::{ClientFrame, ClientId, FrameError};
 pub use nickname::{Nickname, NicknameError};
 pub use room::{RoomName, RoomNameError, Slug};

@@ -41,6 +41,12 @@ impl Nickname {
         &self.0
     }
 
+    /// How `@mentions` name this person: NFKC and lower case, so `@Alice` reaches `alice`.
+    /// (Look-alikes can't hold a nickname of their own, so no skeleton is needed here.)
+    pub fn mention_key(&self) -> String {
+        self.0.nfkc().flat_map(char::to_lowercase).collect()
+    }
+
     /// The key that uniqueness is decided on: NFKC and lower case, so `Alice`, `ALICE` and
     /// full-width `Ａｌｉｃｅ` are one nickname; then the UTS #39 skeleton, so a Cyrillic `а`
     /// can't pass for a Latin `a`.
