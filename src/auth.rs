@@ -29,6 +29,15 @@ pub struct CurrentUser {
     pub login_id: String,
 }
 
+impl CurrentUser {
+    /// How mentions and direct conversations name this person.
+    pub fn mention_key(&self) -> String {
+        Nickname::parse(&self.nickname)
+            .map(|n| n.mention_key())
+            .unwrap_or_default()
+    }
+}
+
 impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     type Rejection = Response;
 

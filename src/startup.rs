@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/join/{code}", get(auth::join))
         .route("/rooms", post(routes::rooms::create_room))
+        .route("/dm/{nickname}", get(routes::rooms::open_direct))
         .route("/rooms/{slug}", get(routes::rooms::show_room))
         .route(
             "/rooms/{slug}/messages",

@@ -276,6 +276,9 @@ pub fn reset_fragment(history: &History) -> Result<String, askama::Error> {
 #[template(path = "_room_list.html")]
 pub struct Sidebar {
     pub groups: Vec<SidebarGroup>,
+    /// The viewer's direct conversations, named after the other person. Never in the shared
+    /// live copy: the page keeps them in a list of their own.
+    pub direct: Vec<SidebarRoom>,
 }
 
 pub struct SidebarGroup {
@@ -345,7 +348,20 @@ impl Sidebar {
                 rooms: Vec::new(),
             })
             .collect();
+        let mut direct = Vec::new();
         for room in rooms {
+            let direct_with = room.slug.direct_members().map(|(a, b)| {
+                let me = viewer.as_ref().map_or("", |v| v.mention_key);
+                let other = room.name.split(" & ").find(|name| {
+                    Nickname::parse(name).map(|n| n.mention_key()).as_deref() != Ok(me)
+                });
+                (a == me || b == me, other)
+            });
+            if let Some((mine, _)) = direct_with
+                && !mine
+            {
+                continue;
+            }
             let active = from_millis(room.last_activity)
                 .to_offset(now.offset())
                 .date();
@@ -357,9 +373,12 @@ impl Sidebar {
                 _ => 4,
             };
             let slug = room.slug.as_str();
-            groups[group].rooms.push(SidebarRoom {
+            let entry = SidebarRoom {
                 slug: room.slug.clone(),
-                name: room.name.clone(),
+                name: match direct_with {
+                    Some((_, Some(other))) => other.to_owned(),
+                    _ => room.name.clone(),
+                },
                 last_id: room.last_id,
                 current: viewer.as_ref().and_then(|v| v.current) == Some(&room.slug),
                 read: viewer
@@ -378,10 +397,14 @@ impl Sidebar {
                     .as_ref()
                     .and_then(|v| room.mentions.iter().find(|m| m.key == v.mention_key))
                     .map_or(0, |mark| mark.id.max(0) as u64),
-            });
+            };
+            match direct_with {
+                Some(_) => direct.push(entry),
+                None => groups[group].rooms.push(entry),
+            }
         }
         groups.retain(|g| !g.rooms.is_empty());
-        Sidebar { groups }
+        Sidebar { groups, direct }
     }
 
     /// The `#room-list` fragment, which replaces the list by id.

@@ -361,7 +361,7 @@
   // ---- sidebar: current room, unread counts, title --------------------------------------
 
   function readSidebarMarks() {
-    var links = document.querySelectorAll("#room-list a[data-slug]");
+    var links = document.querySelectorAll(".room-list a[data-slug]");
     for (var i = 0; i < links.length; i++) {
       var slug = links[i].getAttribute("data-slug");
       if (links[i].hasAttribute("data-read")) {
@@ -386,7 +386,7 @@
 
   // The live room list is the same for everyone; this applies what is the viewer's own.
   function markSidebar() {
-    var links = document.querySelectorAll("#room-list a[data-slug]");
+    var links = document.querySelectorAll(".room-list a[data-slug]");
     var room = currentRoom();
     var total = 0;
     for (var i = 0; i < links.length; i++) {

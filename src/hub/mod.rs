@@ -262,15 +262,30 @@ impl Hub {
         name: &RoomName,
         creator: &str,
     ) -> StoreResult<(Arc<Room>, bool)> {
-        if let Some(room) = self.room(name.slug()) {
-            return Ok((room, false));
-        }
         let record = new_room_record(
             name.slug().clone(),
             name.as_str().to_owned(),
             String::new(),
             creator,
         );
+        self.open(record, creator).await
+    }
+
+    /// The direct conversation between `me` and `other`, created on first use.
+    pub async fn open_direct(
+        &self,
+        me: &Nickname,
+        other: &Nickname,
+    ) -> StoreResult<(Arc<Room>, bool)> {
+        let slug = Slug::direct(&me.mention_key(), &other.mention_key());
+        let record = new_room_record(slug, format!("{me} & {other}"), String::new(), me.as_str());
+        self.open(record, me.as_str()).await
+    }
+
+    async fn open(&self, record: RoomRecord, creator: &str) -> StoreResult<(Arc<Room>, bool)> {
+        if let Some(room) = self.room(&record.slug) {
+            return Ok((room, false));
+        }
         let insert = record.clone();
         let created = store::blocking(&self.storage, move |s| s.create_room(&insert)).await?;
         let room = {
@@ -290,6 +305,14 @@ impl Hub {
             self.sidebar_dirty.store(true, Ordering::Release);
         }
         Ok((room, created))
+    }
+
+    /// Whether someone holds this nickname now, so a conversation with them can start.
+    pub async fn nickname_is_held(&self, nickname: &Nickname) -> StoreResult<bool> {
+        let key = nickname.key();
+        Ok(store::blocking(&self.storage, move |s| s.claim(&key))
+            .await?
+            .is_some())
     }
 
     /// Changes a room's topic, stores it, and tells the room.

@@ -115,6 +115,14 @@ impl Room {
         }
     }
 
+    /// Whether the person with this mention key may see the room: everyone, unless it is a
+    /// direct conversation, which only its two people may.
+    pub fn readable_by(&self, mention_key: &str) -> bool {
+        self.slug
+            .direct_members()
+            .is_none_or(|(a, b)| mention_key == a || mention_key == b)
+    }
+
     pub fn topic(&self) -> String {
         self.topic.read().expect("topic lock").clone()
     }

@@ -34,7 +34,7 @@ pub async fn show_message(
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     if id == 0 || id > room.last_id() {
         return Err(AppError::NotFound);
     }
@@ -71,7 +71,7 @@ pub async fn edit_form(
     Path((slug, id)): Path<(String, u64)>,
     viewer: CurrentUser,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     let record = state
         .hub
         .message_record(&room, id)
@@ -102,7 +102,7 @@ pub async fn update_message(
     viewer: CurrentUser,
     Form(form): Form<EditForm>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     let body = match MessageBody::parse(&form.body) {
         Ok(body) => body,
         Err(e) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response()),
@@ -123,7 +123,7 @@ pub async fn delete_message(
     Path((slug, id)): Path<(String, u64)>,
     viewer: CurrentUser,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     let message = state
         .hub
         .change_message(&room, id, &viewer.nickname, MessageChange::Delete)
@@ -145,7 +145,7 @@ pub async fn toggle_reaction(
     headers: HeaderMap,
     Form(form): Form<ReactionForm>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     if !REACTIONS.contains(&form.emoji.as_str()) {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,

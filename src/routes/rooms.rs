@@ -37,9 +37,7 @@ fn sidebar(
     reader: &ReaderRecord,
 ) -> Sidebar {
     let now = OffsetDateTime::now_utc().to_offset(viewer_offset(headers));
-    let mention_key = Nickname::parse(&viewer.nickname)
-        .map(|n| n.mention_key())
-        .unwrap_or_default();
+    let mention_key = viewer.mention_key();
     Sidebar::new(
         &hub.room_summaries(),
         now,
@@ -51,9 +49,16 @@ fn sidebar(
     )
 }
 
-pub(super) fn find_room(hub: &Hub, slug: &str) -> Result<Arc<Room>, AppError> {
+/// The room at this URL, if the viewer may see it: to anyone else a direct conversation
+/// does not exist.
+pub(super) fn find_room(
+    hub: &Hub,
+    slug: &str,
+    viewer: &CurrentUser,
+) -> Result<Arc<Room>, AppError> {
     Slug::parse(slug)
         .and_then(|slug| hub.room(&slug))
+        .filter(|room| room.readable_by(&viewer.mention_key()))
         .ok_or(AppError::NotFound)
 }
 
@@ -259,7 +264,7 @@ pub async fn show_room(
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     let page = room_page(
         &state,
         &viewer,
@@ -287,7 +292,7 @@ pub async fn older_messages(
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     let history = History {
         slug: room.slug.clone(),
         messages: state.hub.page_before(&room, query.before).await?,
@@ -330,7 +335,7 @@ pub async fn post_message(
     Extension(nonce): Extension<CspNonce>,
     Form(form): Form<MessageForm>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     let (status, error) = match MessageBody::parse(&form.body) {
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -382,6 +387,27 @@ pub async fn post_message(
     Ok((status, render(&page)?).into_response())
 }
 
+/// `/dm/{nickname}`: the direct conversation with a person, created on first use. Only the
+/// two of them can ever see it; anyone else gets 404 on all of its paths.
+pub async fn open_direct(
+    State(state): State<AppState>,
+    Path(nickname): Path<String>,
+    viewer: CurrentUser,
+) -> Result<Response, AppError> {
+    let me = Nickname::parse(&viewer.nickname)
+        .map_err(|e| AppError::Internal(format!("session nickname {:?}: {e}", viewer.nickname)))?;
+    let other = Nickname::parse(&nickname).map_err(|_| AppError::NotFound)?;
+    if other.mention_key() == me.mention_key() {
+        return Err(AppError::NotFound);
+    }
+    let slug = Slug::direct(&me.mention_key(), &other.mention_key());
+    if state.hub.room(&slug).is_none() && !state.hub.nickname_is_held(&other).await? {
+        return Err(AppError::NotFound);
+    }
+    let (room, _) = state.hub.open_direct(&me, &other).await?;
+    Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
+}
+
 #[derive(Deserialize)]
 pub struct MentionQuery {
     #[serde(default)]
@@ -395,7 +421,7 @@ pub async fn mention_suggestions(
     Query(query): Query<MentionQuery>,
     viewer: CurrentUser,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     // What follows `@` so far; something no nickname starts with matches nobody.
     let prefix = match query.q.as_str() {
         "" => Some(String::new()),
@@ -427,7 +453,7 @@ pub async fn set_topic(
     headers: HeaderMap,
     Form(form): Form<TopicForm>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     let topic = form.topic.trim().to_owned();
     if topic.chars().count() > MAX_TOPIC_CHARS {
         return Ok((
@@ -451,7 +477,7 @@ pub async fn toggle_mute(
     Path(slug): Path<String>,
     viewer: CurrentUser,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug)?;
+    let room = find_room(&state.hub, &slug, &viewer)?;
     state.hub.toggle_mute(&viewer.login_id, &room.slug).await?;
     Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
 }

@@ -813,3 +813,34 @@ async fn typing_at_suggests_people_and_the_mentioned_person_sees_it_highlighted(
     alice.close().await.unwrap();
     bob.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_name_in_the_room_opens_a_direct_conversation_listed_apart() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let (alice, bob) = alice_and_bob_in_the_lobby(&driver, &app).await;
+
+    shown(&alice, "#presence a[href='/dm/bob']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shown(&alice, "main.room[data-room='dm~alice~bob']").await;
+    say(&alice, "a word in private").await;
+    shown(&alice, ".msg[data-author='alice']").await;
+
+    bob.goto(&app.url("/")).await.unwrap();
+    let entry = shown(&bob, "#dm-list a[data-slug='dm~alice~bob']").await;
+    let name = entry.find(Locator::Css(".room-name")).await.unwrap();
+    assert_eq!(
+        name.text().await.unwrap(),
+        "alice",
+        "named after the other person"
+    );
+    entry.click().await.unwrap();
+    let seen = shown(&bob, ".msg[data-author='alice'] .msg-body").await;
+    assert_eq!(seen.text().await.unwrap(), "a word in private");
+    save_screenshot(&bob, "direct").await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}

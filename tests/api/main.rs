@@ -3,6 +3,7 @@
 
 mod browser;
 mod crash;
+mod direct;
 mod graceful;
 mod helpers;
 mod live;

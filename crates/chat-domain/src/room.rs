@@ -69,9 +69,35 @@ impl Slug {
         (!cut.is_empty()).then(|| Slug(cut.to_owned()))
     }
 
-    /// Accepts a slug from a URL only if it is already in canonical form.
+    /// Accepts a slug from a URL only if it is already in canonical form: a named room's, or
+    /// a direct conversation's.
     pub fn parse(path_segment: &str) -> Option<Slug> {
-        Slug::from_name(path_segment).filter(|slug| slug.0 == path_segment)
+        Slug::from_name(path_segment)
+            .filter(|slug| slug.0 == path_segment)
+            .or_else(|| Slug::parse_direct(path_segment))
+    }
+
+    /// The room of a direct conversation between two people, named by their mention keys.
+    /// `~` never survives [`Slug::from_name`], so no named room can take or reach this slug.
+    pub fn direct(a: &str, b: &str) -> Slug {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        Slug(format!("{DIRECT_PREFIX}{first}~{second}"))
+    }
+
+    fn parse_direct(path_segment: &str) -> Option<Slug> {
+        let (a, b) = path_segment.strip_prefix(DIRECT_PREFIX)?.split_once('~')?;
+        let key = |k: &str| {
+            !k.is_empty()
+                && k.chars().all(|c| {
+                    (c.is_alphanumeric() && !c.is_uppercase()) || matches!(c, '_' | '-' | '.')
+                })
+        };
+        (key(a) && key(b) && a < b).then(|| Slug::direct(a, b))
+    }
+
+    /// The two people of a direct conversation (their mention keys); `None` for a named room.
+    pub fn direct_members(&self) -> Option<(&str, &str)> {
+        self.0.strip_prefix(DIRECT_PREFIX)?.split_once('~')
     }
 
     pub fn lobby() -> Slug {
@@ -89,9 +115,31 @@ impl fmt::Display for Slug {
     }
 }
 
+const DIRECT_PREFIX: &str = "dm~";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_slug_names_both_people_in_order_and_no_room_name_reaches_it() {
+        let dm = Slug::direct("bob", "alice");
+        assert_eq!(dm.as_str(), "dm~alice~bob");
+        assert_eq!(dm, Slug::direct("alice", "bob"));
+        assert_eq!(dm.direct_members(), Some(("alice", "bob")));
+        assert_eq!(Slug::parse("dm~alice~bob"), Some(dm.clone()));
+        assert_eq!(Slug::lobby().direct_members(), None);
+        for not_canonical in [
+            "dm~bob~alice",
+            "dm~alice~alice",
+            "dm~Alice~bob",
+            "dm~a~b~c",
+            "dm~~b",
+        ] {
+            assert_eq!(Slug::parse(not_canonical), None, "{not_canonical}");
+        }
+        assert_eq!(slug("dm~alice~bob").as_deref(), Some("dm-alice-bob"));
+    }
 
     fn slug(name: &str) -> Option<String> {
         Slug::from_name(name).map(|s| s.0)

@@ -1,0 +1,96 @@
+//! Direct messages: a private room between two people, opened at `/dm/{nickname}`. Only the
+//! two can see it, by any path; to everyone else it does not exist.
+
+use reqwest::Method;
+
+use crate::helpers::{spawn_app, user_message_ids};
+
+#[tokio::test]
+async fn a_direct_conversation_is_seen_by_its_two_people_only() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("Bob").await;
+    let carol = app.login("carol").await;
+
+    let opened = alice.get("/dm/bob").await;
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()["location"], "/rooms/dm~alice~bob");
+    let page = alice.get_text("/rooms/dm~alice~bob").await;
+    assert!(page.contains(r#"ws-connect="/rooms/dm~alice~bob/ws""#));
+
+    let mut to_bob = bob.ws("dm~alice~bob").await;
+    to_bob.resume(0).await;
+    let mut from_alice = alice.ws("dm~alice~bob").await;
+    from_alice.resume(0).await;
+    from_alice.say("just between us").await;
+    let frame = to_bob.next_text().await;
+    assert!(frame.contains("just between us"));
+    let id = user_message_ids(&frame)[0];
+
+    // Both see it in their own sidebar section, named after the other person.
+    let bobs_page = bob.get_text("/").await;
+    assert!(
+        bobs_page.contains(r#"<nav id="dm-list""#),
+        "bob's sidebar lists it"
+    );
+    assert!(bobs_page.contains(r#"<span class="room-name">alice</span>"#));
+    assert!(
+        !bobs_page[..bobs_page.find(r#"<nav id="dm-list""#).unwrap()].contains("dm~alice~bob"),
+        "not among the rooms"
+    );
+
+    // Carol: 404 everywhere, and no trace of it in her sidebar.
+    let room = "/rooms/dm~alice~bob";
+    for path in [
+        room.to_owned(),
+        format!("{room}/messages?before=10"),
+        format!("{room}/messages/{id}"),
+        format!("{room}/messages/{id}/edit"),
+        format!("{room}/mentions?q="),
+    ] {
+        assert_eq!(carol.get(&path).await.status(), 404, "GET {path}");
+    }
+    let react = carol
+        .htmx(
+            Method::POST,
+            &format!("{room}/messages/{id}/reactions"),
+            &[("emoji", "👍")],
+        )
+        .await;
+    assert_eq!(react.status(), 404);
+    let post = carol
+        .post_form(&format!("{room}/messages"), &[("body", "let me in")])
+        .await;
+    assert_eq!(post.status(), 404);
+    assert_eq!(
+        carol
+            .try_ws("dm~alice~bob", Some(&app.origin()))
+            .await
+            .err(),
+        Some(404)
+    );
+    let carols_page = carol.get_text("/").await;
+    assert!(!carols_page.contains("dm~alice~bob") && !carols_page.contains("dm-list"));
+
+    // Creating a room by that name makes an ordinary, different room.
+    let made = carol.post_form("/rooms", &[("name", "dm~alice~bob")]).await;
+    assert_eq!(made.headers()["location"], "/rooms/dm-alice-bob");
+    assert!(!bob.get_text(room).await.contains("let me in"));
+}
+
+#[tokio::test]
+async fn a_conversation_needs_someone_real_on_the_other_side() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    assert_eq!(
+        alice.get("/dm/alice").await.status(),
+        404,
+        "not with oneself"
+    );
+    assert_eq!(
+        alice.get("/dm/nobody").await.status(),
+        404,
+        "not with nobody"
+    );
+    assert_eq!(alice.get("/dm/%3Cscript%3E").await.status(), 404);
+}
