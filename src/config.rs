@@ -86,6 +86,16 @@ pub struct Config {
     /// Seconds that graceful shutdown may take before the process exits regardless.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE", default_value_t = 10.0)]
     pub shutdown_grace: f64,
+
+    /// Seconds a connection may take to send a request's headers, and may stay idle between
+    /// requests, before it is closed (so slow clients can't hold connections open).
+    #[arg(long, env = "CHAT_HEADER_TIMEOUT", default_value_t = 10.0)]
+    pub header_timeout: f64,
+
+    /// Seconds an HTTP request may take, body included, before it gets 408. A WebSocket is not
+    /// limited by it once upgraded.
+    #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value_t = 30.0)]
+    pub request_timeout: f64,
 }
 
 impl Config {
@@ -110,6 +120,8 @@ impl Config {
             announce_limit: 50,
             quiet_after_start: 0.0,
             shutdown_grace: 10.0,
+            header_timeout: 10.0,
+            request_timeout: 30.0,
         }
     }
 
@@ -133,6 +145,14 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         seconds(self.shutdown_grace)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        seconds(self.header_timeout.max(0.01))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        seconds(self.request_timeout.max(0.01))
     }
 }
 

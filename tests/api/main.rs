@@ -9,5 +9,6 @@ mod live;
 mod login;
 mod restart;
 mod rooms;
+mod slowloris;
 mod store_failure;
 mod storm;
