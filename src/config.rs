@@ -96,6 +96,14 @@ pub struct Config {
     /// limited by it once upgraded.
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value_t = 30.0)]
     pub request_timeout: f64,
+
+    /// Tests only: sessions last this long unused, instead of `session_days`.
+    #[arg(skip)]
+    pub session_lifetime_override: Option<Duration>,
+
+    /// How often open sockets are checked for a session that expired.
+    #[arg(skip = Duration::from_secs(60))]
+    pub expiry_check_interval: Duration,
 }
 
 impl Config {
@@ -122,6 +130,8 @@ impl Config {
             shutdown_grace: 10.0,
             header_timeout: 10.0,
             request_timeout: 30.0,
+            session_lifetime_override: None,
+            expiry_check_interval: Duration::from_secs(1),
         }
     }
 
@@ -145,6 +155,12 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         seconds(self.shutdown_grace)
+    }
+
+    /// How long a session lasts unused.
+    pub fn session_lifetime(&self) -> Duration {
+        self.session_lifetime_override
+            .unwrap_or(Duration::from_secs(u64::from(self.session_days) * 86_400))
     }
 
     pub fn header_timeout(&self) -> Duration {

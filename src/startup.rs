@@ -121,6 +121,7 @@ impl Application {
         let header_timeout = state.config.header_timeout();
         let hub_shutdown = state.hub.shutdown_token().clone();
         let tracker = state.tracker.clone();
+        tokio::spawn(auth::end_expired_logins(state.clone()));
         let router = router(state);
 
         let stopping = hub_shutdown.clone();
@@ -214,9 +215,10 @@ pub fn router(state: AppState) -> Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(i64::from(
-            state.config.session_days,
-        ))));
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.config.session_lifetime())
+                .unwrap_or(time::Duration::MAX),
+        ));
 
     Router::new()
         .route("/", get(routes::rooms::welcome))

@@ -9,6 +9,7 @@ mod live;
 mod login;
 mod restart;
 mod rooms;
+mod session_expiry;
 mod slowloris;
 mod store_failure;
 mod storm;
