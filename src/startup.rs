@@ -125,17 +125,21 @@ impl Application {
         let router = router(state);
 
         let stopping = hub_shutdown.clone();
-        let serve = serve(listener, router, header_timeout, async move {
+        let mut serve = pin!(serve(listener, router, header_timeout, async move {
             shutdown.await;
             tracing::info!("shutting down");
             stopping.cancel();
-        });
-        let deadline = tokio::time::Instant::now() + grace;
+        }));
         tokio::select! {
-            () = serve => {}
-            // Without a deadline a hung HTTP request could hold up the exit.
-            _ = async { hub_shutdown.cancelled().await; tokio::time::sleep_until(deadline).await } => {}
-        };
+            () = &mut serve => {}
+            () = hub_shutdown.cancelled() => {}
+        }
+        // The grace period starts with the shutdown, however long the server ran before it.
+        let deadline = tokio::time::Instant::now() + grace;
+        // Without a deadline a hung HTTP request could hold up the exit.
+        if tokio::time::timeout_at(deadline, serve).await.is_err() {
+            tracing::warn!("some requests did not finish in time");
+        }
         tracker.close();
         if tokio::time::timeout_at(deadline, tracker.wait())
             .await
