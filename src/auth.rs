@@ -281,6 +281,52 @@ async fn release(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Closes the sockets of logins whose session expired unused, with 1008 as logout does,
+/// checking every `expiry_check_interval`. A socket proves its session only when it opens;
+/// without this, one left open would keep talking under a nickname that someone else may
+/// have taken since. (The nickname is already free: a claim counts only while its login has
+/// a live session.)
+pub async fn end_expired_logins(state: AppState) {
+    let mut ticks = tokio::time::interval(state.config.expiry_check_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = state.hub.shutdown_token().clone();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let logins = state.hub.logins_with_sockets();
+        if logins.is_empty() {
+            continue;
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let expired = store::blocking(&state.storage, move |storage| {
+            let mut expired = Vec::new();
+            for login_id in logins {
+                if !storage.login_is_live(&login_id, now)? {
+                    expired.push(login_id);
+                }
+            }
+            Ok(expired)
+        })
+        .await;
+        match expired {
+            Ok(expired) => {
+                if !expired.is_empty() {
+                    tracing::info!(
+                        logins = expired.len(),
+                        "sessions expired; closing their sockets"
+                    );
+                }
+                for login_id in expired {
+                    state.hub.end_login(&login_id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check sessions for expiry"),
+        }
+    }
+}
+
 pub async fn logout(
     State(state): State<AppState>,
     session: Session,

@@ -86,6 +86,24 @@ pub struct Config {
     /// Seconds that graceful shutdown may take before the process exits regardless.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE", default_value_t = 10.0)]
     pub shutdown_grace: f64,
+
+    /// Seconds a connection may take to send a request's headers, and may stay idle between
+    /// requests, before it is closed (so slow clients can't hold connections open).
+    #[arg(long, env = "CHAT_HEADER_TIMEOUT", default_value_t = 10.0)]
+    pub header_timeout: f64,
+
+    /// Seconds an HTTP request may take, body included, before it gets 408. A WebSocket is not
+    /// limited by it once upgraded.
+    #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value_t = 30.0)]
+    pub request_timeout: f64,
+
+    /// Tests only: sessions last this long unused, instead of `session_days`.
+    #[arg(skip)]
+    pub session_lifetime_override: Option<Duration>,
+
+    /// How often open sockets are checked for a session that expired.
+    #[arg(skip = Duration::from_secs(60))]
+    pub expiry_check_interval: Duration,
 }
 
 impl Config {
@@ -110,6 +128,10 @@ impl Config {
             announce_limit: 50,
             quiet_after_start: 0.0,
             shutdown_grace: 10.0,
+            header_timeout: 10.0,
+            request_timeout: 30.0,
+            session_lifetime_override: None,
+            expiry_check_interval: Duration::from_secs(1),
         }
     }
 
@@ -133,6 +155,20 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         seconds(self.shutdown_grace)
+    }
+
+    /// How long a session lasts unused.
+    pub fn session_lifetime(&self) -> Duration {
+        self.session_lifetime_override
+            .unwrap_or(Duration::from_secs(u64::from(self.session_days) * 86_400))
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        seconds(self.header_timeout.max(0.01))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        seconds(self.request_timeout.max(0.01))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +11,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -113,28 +118,29 @@ impl Application {
             committer,
         } = self;
         let grace = state.config.shutdown_grace();
+        let header_timeout = state.config.header_timeout();
         let hub_shutdown = state.hub.shutdown_token().clone();
         let tracker = state.tracker.clone();
+        tokio::spawn(auth::end_expired_logins(state.clone()));
         let router = router(state);
 
         let stopping = hub_shutdown.clone();
-        // Chat frames are small and latency-bound: don't let Nagle hold them back.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let mut serve = pin!(serve(listener, router, header_timeout, async move {
             shutdown.await;
             tracing::info!("shutting down");
             stopping.cancel();
-        });
-        let deadline = tokio::time::Instant::now() + grace;
+        }));
         let served = tokio::select! {
-            served = serve => served,
-            // Without a deadline a hung HTTP request could hold up the exit.
-            _ = async { hub_shutdown.cancelled().await; tokio::time::sleep_until(deadline).await } => Ok(()),
+            () = &mut serve => true,
+            () = hub_shutdown.cancelled() => false,
         };
+        // The grace period starts with the shutdown, however long the server ran before it.
+        let deadline = tokio::time::Instant::now() + grace;
+        // Without a deadline a hung HTTP request could hold up the exit. (A finished future
+        // must not be polled again.)
+        if !served && tokio::time::timeout_at(deadline, serve).await.is_err() {
+            tracing::warn!("some requests did not finish in time");
+        }
         tracker.close();
         if tokio::time::timeout_at(deadline, tracker.wait())
             .await
@@ -150,10 +156,62 @@ impl Application {
         {
             tracing::warn!("the committer did not finish in time");
         }
-        served.context("serving")?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Serves HTTP/1.1 with WebSocket upgrades until `shutdown` resolves, then stops accepting
+/// and lets each connection finish its request before it closes. Upgraded sockets are no
+/// longer connections here: the caller closes them.
+///
+/// hyper's own loop rather than `axum::serve`, which has no header-read timeout: a client
+/// sending its headers a byte at a time (slowloris) would hold its connection forever.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    // Chat frames are small and latency-bound: don't let Nagle hold them back.
+    let mut listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let draining = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let connection = http
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()))
+            .with_upgrades();
+        let draining = draining.clone();
+        connections.spawn(async move {
+            let mut connection = pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = draining.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    draining.cancel();
+    connections.close();
+    connections.wait().await;
 }
 
 pub fn router(state: AppState) -> Router {
@@ -162,9 +220,10 @@ pub fn router(state: AppState) -> Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(i64::from(
-            state.config.session_days,
-        ))));
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.config.session_lifetime())
+                .unwrap_or(time::Duration::MAX),
+        ));
 
     Router::new()
         .route("/", get(routes::rooms::welcome))
@@ -211,7 +270,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+            state.config.request_timeout(),
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -643,6 +643,16 @@ impl Hub {
         })
     }
 
+    /// The logins that have sockets open.
+    pub fn logins_with_sockets(&self) -> Vec<String> {
+        self.logins
+            .lock()
+            .expect("logins lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Ends every socket of a login (logout): they close with 1008.
     pub fn end_login(&self, login_id: &str) {
         if let Some(entry) = self.logins.lock().expect("logins lock").remove(login_id) {

@@ -1,7 +1,9 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use polodb_core::bson::doc;
-use polodb_core::{Collection, CollectionT, Database, IndexModel, IndexOptions, Transaction};
+use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
 use super::{
     AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
@@ -16,29 +18,40 @@ const CLAIMS: &str = "nickname_claims";
 const SESSIONS: &str = "sessions";
 const READERS: &str = "readers";
 
+/// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
+const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
+
 /// PoloDB (RocksDB underneath) on local disk. Every commit is synced before it returns.
 pub struct PoloStore {
-    db: Database,
+    path: PathBuf,
+    /// Operations hold the read lock; reopening holds the write lock, so the old handle is
+    /// closed before the new one opens (RocksDB allows one per directory). `None` only after
+    /// a reopen failed: the next write tries again.
+    db: RwLock<Option<Database>>,
+    /// Counts reopens, so writers that failed together reopen once.
+    reopens: AtomicU64,
 }
 
 impl PoloStore {
     pub fn open(dir: &Path) -> StoreResult<PoloStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
-        let db = Database::open_path(dir.join("chat.db"))?;
-        db.collection::<SessionRecord>(SESSIONS)
-            .create_index(IndexModel {
-                keys: doc! { "login_id": 1 },
-                options: Some(IndexOptions {
-                    name: Some("login_id".into()),
-                    unique: None,
-                }),
-            })?;
-        Ok(PoloStore { db })
+        let path = dir.join("chat.db");
+        let db = open_database(&path)?;
+        Ok(PoloStore {
+            path,
+            db: RwLock::new(Some(db)),
+            reopens: AtomicU64::new(0),
+        })
     }
 
-    fn rooms_col(&self) -> Collection<RoomRecord> {
-        self.db.collection(ROOMS)
+    /// Runs `work` on the open database.
+    fn with_db<T>(&self, work: impl FnOnce(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
+        let db = self.db.read().expect("database lock");
+        let db = db
+            .as_ref()
+            .ok_or_else(|| StoreError("the database could not be reopened".into()))?;
+        Ok(work(db)?)
     }
 
     /// Runs reads in a transaction that is rolled back. A read outside one auto-commits a
@@ -47,10 +60,59 @@ impl PoloStore {
         &self,
         reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
     ) -> StoreResult<T> {
-        let txn = self.db.start_transaction()?;
-        let result = reads(&txn);
-        txn.rollback()?;
-        Ok(result?)
+        self.with_db(|db| {
+            let txn = db.start_transaction()?;
+            let result = reads(&txn);
+            txn.rollback()?;
+            result
+        })
+    }
+
+    /// Runs a write. Once a write has failed for lack of space, RocksDB refuses every write
+    /// until 64 MiB (its write buffer) are free, which on a small disk is never; reopening
+    /// the database clears that, as a restart does. So a write that fails that way while
+    /// there is room again reopens the database and is tried once more.
+    fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
+        let reopens = self.reopens.load(Ordering::Acquire);
+        let failed = match self.with_db(&work) {
+            Err(e) if (is_out_of_space(&e) || self.is_closed()) && self.has_room_to_reopen() => e,
+            done => return done,
+        };
+        tracing::warn!(error = %failed, "a write failed for lack of space; reopening the database");
+        self.reopen(reopens)?;
+        self.with_db(&work)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.db.read().expect("database lock").is_none()
+    }
+
+    /// Whether the disk has room to replay the write-ahead logs and go on.
+    fn has_room_to_reopen(&self) -> bool {
+        let logs: u64 = std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+            .filter_map(|entry| entry.metadata().ok())
+            .map(|meta| meta.len())
+            .sum();
+        rustix::fs::statvfs(&self.path)
+            .is_ok_and(|fs| fs.f_bavail.saturating_mul(fs.f_frsize) >= logs + ROOM_TO_REOPEN)
+    }
+
+    /// Closes and reopens the database, unless another writer did since `seen` reopens.
+    fn reopen(&self, seen: u64) -> StoreResult<()> {
+        let mut db = self.db.write().expect("database lock");
+        if self.reopens.load(Ordering::Acquire) != seen {
+            return Ok(());
+        }
+        self.reopens.fetch_add(1, Ordering::AcqRel);
+        // Closed first: RocksDB allows one handle per directory.
+        drop(db.take());
+        *db = Some(open_database(&self.path)?);
+        tracing::info!("database reopened");
+        Ok(())
     }
 
     fn find_one<T>(&self, collection: &str, id: &str) -> StoreResult<Option<T>>
@@ -59,6 +121,23 @@ impl PoloStore {
     {
         self.read(|txn| txn.collection::<T>(collection).find_one(doc! { "_id": id }))
     }
+}
+
+fn open_database(path: &Path) -> StoreResult<Database> {
+    let db = Database::open_path(path)?;
+    db.collection::<SessionRecord>(SESSIONS)
+        .create_index(IndexModel {
+            keys: doc! { "login_id": 1 },
+            options: Some(IndexOptions {
+                name: Some("login_id".into()),
+                unique: None,
+            }),
+        })?;
+    Ok(db)
+}
+
+fn is_out_of_space(error: &StoreError) -> bool {
+    error.0.contains("No space left on device")
 }
 
 impl Storage for PoloStore {
@@ -78,47 +157,56 @@ impl Storage for PoloStore {
         {
             return Ok(false);
         }
-        match self.rooms_col().insert_one(room) {
-            Ok(_) => Ok(true),
-            // Lost a race with another creator of the same slug.
-            Err(polodb_core::Error::DuplicateKey(_)) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        self.write(
+            |db| match db.collection::<RoomRecord>(ROOMS).insert_one(room) {
+                Ok(_) => Ok(true),
+                // Lost a race with another creator of the same slug.
+                Err(polodb_core::Error::DuplicateKey(_)) => Ok(false),
+                Err(e) => Err(e),
+            },
+        )
     }
 
     fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()> {
-        self.rooms_col().update_one(
-            doc! { "_id": room.as_str() },
-            doc! { "$set": { "topic": topic } },
-        )?;
-        Ok(())
+        self.write(|db| {
+            db.collection::<RoomRecord>(ROOMS).update_one(
+                doc! { "_id": room.as_str() },
+                doc! { "$set": { "topic": topic } },
+            )?;
+            Ok(())
+        })
     }
 
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
-        let txn = self.db.start_transaction()?;
-        if !batch.messages.is_empty() {
-            txn.collection::<MessageRecord>(MESSAGES)
-                .insert_many(&batch.messages)?;
-        }
-        if !batch.dedup.is_empty() {
-            txn.collection::<DedupRecord>(DEDUP)
-                .insert_many(&batch.dedup)?;
-        }
-        let rooms = txn.collection::<RoomRecord>(ROOMS);
-        for head in &batch.room_heads {
-            let mentions = polodb_core::bson::to_bson(&head.mentions)
-                .map_err(|e| StoreError(format!("mention marks: {e}")))?;
-            rooms.update_one(
-                doc! { "_id": head.slug.as_str() },
-                doc! { "$set": {
+        let heads = batch
+            .room_heads
+            .iter()
+            .map(|head| {
+                let mentions = polodb_core::bson::to_bson(&head.mentions)
+                    .map_err(|e| StoreError(format!("mention marks: {e}")))?;
+                Ok(doc! { "$set": {
                     "last_id": head.last_id,
                     "last_activity": head.last_activity,
                     "mentions": mentions,
-                } },
-            )?;
-        }
-        txn.commit()?;
-        Ok(())
+                } })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.write(|db| {
+            let txn = db.start_transaction()?;
+            if !batch.messages.is_empty() {
+                txn.collection::<MessageRecord>(MESSAGES)
+                    .insert_many(&batch.messages)?;
+            }
+            if !batch.dedup.is_empty() {
+                txn.collection::<DedupRecord>(DEDUP)
+                    .insert_many(&batch.dedup)?;
+            }
+            let rooms = txn.collection::<RoomRecord>(ROOMS);
+            for (head, update) in batch.room_heads.iter().zip(&heads) {
+                rooms.update_one(doc! { "_id": head.slug.as_str() }, update.clone())?;
+            }
+            txn.commit()
+        })
     }
 
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
@@ -135,7 +223,7 @@ impl Storage for PoloStore {
     }
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
-        replace(&self.db, MESSAGES, &message.key, message)
+        self.write(|db| replace(db, MESSAGES, &message.key, message))
     }
 
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
@@ -147,7 +235,7 @@ impl Storage for PoloStore {
     }
 
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()> {
-        replace(&self.db, READERS, &reader.login_id, reader)
+        self.write(|db| replace(db, READERS, &reader.login_id, reader))
     }
 
     fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>> {
@@ -155,14 +243,15 @@ impl Storage for PoloStore {
     }
 
     fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()> {
-        replace(&self.db, CLAIMS, &claim.nickname_key, claim)
+        self.write(|db| replace(db, CLAIMS, &claim.nickname_key, claim))
     }
 
     fn delete_claim(&self, nickname_key: &str) -> StoreResult<()> {
-        self.db
-            .collection::<ClaimRecord>(CLAIMS)
-            .delete_one(doc! { "_id": nickname_key })?;
-        Ok(())
+        self.write(|db| {
+            db.collection::<ClaimRecord>(CLAIMS)
+                .delete_one(doc! { "_id": nickname_key })?;
+            Ok(())
+        })
     }
 
     fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -176,26 +265,25 @@ impl Storage for PoloStore {
         {
             return Ok(false);
         }
-        match self
-            .db
-            .collection::<SessionRecord>(SESSIONS)
-            .insert_one(session)
-        {
-            Ok(_) => Ok(true),
-            Err(polodb_core::Error::DuplicateKey(_)) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        self.write(
+            |db| match db.collection::<SessionRecord>(SESSIONS).insert_one(session) {
+                Ok(_) => Ok(true),
+                Err(polodb_core::Error::DuplicateKey(_)) => Ok(false),
+                Err(e) => Err(e),
+            },
+        )
     }
 
     fn save_session(&self, session: &SessionRecord) -> StoreResult<()> {
-        replace(&self.db, SESSIONS, &session.id, session)
+        self.write(|db| replace(db, SESSIONS, &session.id, session))
     }
 
     fn delete_session(&self, id: &str) -> StoreResult<()> {
-        self.db
-            .collection::<SessionRecord>(SESSIONS)
-            .delete_one(doc! { "_id": id })?;
-        Ok(())
+        self.write(|db| {
+            db.collection::<SessionRecord>(SESSIONS)
+                .delete_one(doc! { "_id": id })?;
+            Ok(())
+        })
     }
 
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
@@ -220,11 +308,10 @@ fn replace<T: serde::Serialize>(
     collection: &str,
     id: &str,
     document: &T,
-) -> StoreResult<()> {
+) -> polodb_core::Result<()> {
     let txn = db.start_transaction()?;
     let col = txn.collection::<T>(collection);
     col.delete_one(doc! { "_id": id })?;
     col.insert_one(document)?;
-    txn.commit()?;
-    Ok(())
+    txn.commit()
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::crash::harness::{
-    Chatter, ChatterLog, ChatterPlan, ChildServer, Msg, Progress, Visitor, WAIT, history,
+    Chatter, ChatterLog, ChatterPlan, ChildServer, Event, Msg, Progress, Visitor, WAIT, history,
     sequence_problems,
 };
 use crate::crash::server_bin;
@@ -191,4 +191,43 @@ async fn sigterm_under_load_closes_with_1012_and_resumed_clients_show_exactly_th
             .unwrap()
             .success()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_after_running_longer_than_the_grace_period_still_gets_the_whole_grace() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let grace = Duration::from_secs(1);
+    let mut server = ChildServer::start(
+        server_bin(),
+        data_dir.path(),
+        None,
+        &data_dir.path().join("server.log"),
+        &["--shutdown-grace", "1"],
+    )
+    .await
+    .unwrap();
+    let alice = Visitor::logged_in(&server.base(), "alice").await.unwrap();
+    let mut socket = alice.socket("lobby").await.unwrap();
+    // A page reads all along, so it answers the close at once.
+    let closed = tokio::spawn(async move {
+        loop {
+            match socket.next_within(WAIT * 2).await {
+                Some(Event::Text(_)) => continue,
+                Some(Event::Closed(code)) => return (code, socket.ended_by),
+                None => return (None, Some("no close".into())),
+            }
+        }
+    });
+    // Up for longer than the grace period and the committer's extra second.
+    tokio::time::sleep(grace * 3).await;
+
+    server.terminate().unwrap();
+    let status = server.wait(WAIT).await.unwrap();
+    assert!(status.success(), "graceful exit, got {status}");
+    let (code, ended_by) = closed.await.unwrap();
+    assert_eq!(code, Some(1012), "Service Restart ({ended_by:?})");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    for late in ["did not close in time", "did not finish in time"] {
+        assert!(!log.contains(late), "shutdown cut short: {late}\n{log}");
+    }
 }

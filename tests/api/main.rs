@@ -12,5 +12,7 @@ mod mentions;
 mod messages;
 mod restart;
 mod rooms;
+mod session_expiry;
+mod slowloris;
 mod store_failure;
 mod storm;
