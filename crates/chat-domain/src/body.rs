@@ -364,25 +364,7 @@ mod tests {
                 0..40,
             )
         ) {
-            let input = pieces.concat();
-            let html = render_body(&input);
-            let allowed = ["p", "/p", "br", "strong", "/strong", "em", "/em", "code", "/code",
-                "pre", "/pre", "blockquote", "/blockquote", "/a"];
-            for tag in html.split('<').skip(1) {
-                let name = tag.split(['>', ' ']).next().unwrap_or_default();
-                if name == "a" {
-                    let attrs = &tag[..tag.find('>').unwrap()];
-                    proptest::prop_assert!(
-                        attrs.starts_with("a href=\"http://") || attrs.starts_with("a href=\"https://"),
-                        "{}", html
-                    );
-                    proptest::prop_assert!(attrs.ends_with("\" target=\"_blank\" rel=\"noopener nofollow ugc\""), "{}", html);
-                    let href = &attrs["a href=\"".len()..attrs.find("\" target=").unwrap()];
-                    proptest::prop_assert!(!href.contains(['"', '<', '>']), "{}", html);
-                } else {
-                    proptest::prop_assert!(allowed.contains(&name), "<{}> in {}", name, html);
-                }
-            }
+            crate::invariants::check_render_body(&pieces.concat());
         }
     }
 }

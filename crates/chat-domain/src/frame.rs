@@ -2,7 +2,7 @@ use serde::Deserialize;
 
 use super::{BodyError, MessageBody};
 
-const MAX_CLIENT_ID_CHARS: usize = 64;
+pub(crate) const MAX_CLIENT_ID_CHARS: usize = 64;
 
 /// What a browser (or any client) sends over the room socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,5 +141,20 @@ mod tests {
     fn body_errors_keep_their_code() {
         let err = ClientFrame::parse(r#"{"body":"   "}"#).unwrap_err();
         assert_eq!(err.code(), "empty");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsed_frames_agree_with_their_json(
+            body in proptest::option::of("\\PC{0,20}"),
+            client_id in "[a-z0-9_<-]{0,3}",
+            typing: bool,
+            resume_after in proptest::option::of(0..3u64),
+        ) {
+            let frame = serde_json::json!({
+                "body": body, "client_id": client_id, "typing": typing, "resume_after": resume_after,
+            });
+            crate::invariants::check_client_frame(&frame.to_string());
+        }
     }
 }

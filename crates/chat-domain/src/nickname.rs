@@ -45,9 +45,13 @@ impl Nickname {
     /// full-width `Ａｌｉｃｅ` are one nickname; then the UTS #39 skeleton, so a Cyrillic `а`
     /// can't pass for a Latin `a`.
     pub fn key(&self) -> String {
-        let folded: String = self.0.nfkc().flat_map(char::to_lowercase).nfkc().collect();
-        skeleton(&folded).collect()
+        uniqueness_key(&self.0)
     }
+}
+
+pub(crate) fn uniqueness_key(text: &str) -> String {
+    let folded: String = text.nfkc().flat_map(char::to_lowercase).nfkc().collect();
+    skeleton(&folded).collect()
 }
 
 impl fmt::Display for Nickname {
@@ -115,5 +119,12 @@ mod tests {
                 .key()
         );
         assert_ne!(latin, Nickname::parse("paypal2").unwrap().key());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_keeps_the_rules_and_keys_ignore_case_and_width(input in "\\PC{0,40}") {
+            crate::invariants::check_nickname(&input);
+        }
     }
 }
