@@ -69,6 +69,10 @@ struct RawFrame {
 
 impl ClientFrame {
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        // serde would also take the fields in order from an array: `["hi", "c-1"]`.
+        if !text.trim_start().starts_with('{') {
+            return Err(FrameError::BadFrame);
+        }
         let raw: RawFrame = serde_json::from_str(text).map_err(|_| FrameError::BadFrame)?;
         if let Some(after) = raw.resume_after {
             return Ok(ClientFrame::Resume { after });
@@ -132,6 +136,7 @@ mod tests {
             r#"{"body": 5}"#,
             r#"{"resume_after": -1}"#,
             r#"{"body":"x","client_id":"<bad>"}"#,
+            r#"["hi", "c-1"]"#,
         ] {
             assert_eq!(ClientFrame::parse(bad), Err(FrameError::BadFrame), "{bad}");
         }
