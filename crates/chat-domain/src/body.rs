@@ -37,7 +37,10 @@ impl MessageBody {
         if trimmed.chars().count() > MAX_BODY_CHARS {
             return Err(BodyError::TooLong);
         }
-        Ok(MessageBody(trimmed.replace("\r\n", "\n")))
+        // As HTML does: CR LF, then any CR left, becomes LF.
+        Ok(MessageBody(
+            trimmed.replace("\r\n", "\n").replace('\r', "\n"),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -209,9 +212,10 @@ fn keep_block_syntax_literal(text: &str) -> String {
     out
 }
 
+/// Only a URL the sanitiser can parse keeps its `href`; any other would leave a dead `<a>`.
 fn is_web_url(url: &str) -> bool {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
+    (lower.starts_with("http://") || lower.starts_with("https://")) && url::Url::parse(url).is_ok()
 }
 
 fn push_link_start(html: &mut String, url: &str) {
@@ -265,6 +269,13 @@ mod tests {
             MessageBody::parse(&"字".repeat(MAX_BODY_CHARS + 1)),
             Err(BodyError::TooLong)
         );
+    }
+
+    #[test]
+    fn line_endings_become_newlines() {
+        assert_eq!(MessageBody::parse("a\r\nb").unwrap().as_str(), "a\nb");
+        assert_eq!(MessageBody::parse("a\r\r\nb").unwrap().as_str(), "a\n\nb");
+        assert_eq!(MessageBody::parse("a\rb").unwrap().as_str(), "a\nb");
     }
 
     #[test]
@@ -328,6 +339,11 @@ mod tests {
             );
         }
         assert!(render_body("[docs](https://example.com)").contains(">docs</a>"));
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_stays_text() {
+        assert_eq!(render_body("<HTTPS://![t>"), "<p>HTTPS://![t</p>");
     }
 
     #[test]
