@@ -86,14 +86,15 @@ impl Writer {
                 });
             }
             batch.messages.push(MessageRecord {
-                key: MessageRecord::key_for(&self.room, id),
-                room: self.room.clone(),
-                id: id as i64,
-                kind: MessageKind::User,
-                author: "bench".into(),
-                body: self.body.clone(),
-                created_at: now,
                 client_id,
+                ..MessageRecord::new(
+                    &self.room,
+                    id,
+                    MessageKind::User,
+                    "bench".into(),
+                    self.body.clone(),
+                    now,
+                )
             });
         }
         batch.room_heads = vec![(self.room.clone(), self.next_id as i64, now)];

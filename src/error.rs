@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::hub::ChangeError;
 use crate::store::StoreError;
 use crate::views::{Chrome, ErrorPage};
 
@@ -11,6 +12,9 @@ use crate::views::{Chrome, ErrorPage};
 pub enum AppError {
     #[error("not found")]
     NotFound,
+    /// Someone else's message: only its author may edit or delete it.
+    #[error("not the author")]
+    NotAuthor,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("template failed: {0}")]
@@ -29,6 +33,11 @@ impl AppError {
                 "Nothing here",
                 "There is no such page or room. It may have been mistyped, or it never existed.",
             ),
+            AppError::NotAuthor => (
+                StatusCode::FORBIDDEN,
+                "Not your message",
+                "Only the person who wrote a message can edit or delete it.",
+            ),
             AppError::Store(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Storage is unavailable",
@@ -39,6 +48,16 @@ impl AppError {
                 "Something went wrong",
                 "The server hit an unexpected problem. It has been logged; please try again.",
             ),
+        }
+    }
+}
+
+impl From<ChangeError> for AppError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::NotFound => AppError::NotFound,
+            ChangeError::Forbidden => AppError::NotAuthor,
+            ChangeError::Store(e) => AppError::Store(e),
         }
     }
 }

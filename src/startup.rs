@@ -177,6 +177,20 @@ pub fn router(state: AppState) -> Router {
             "/rooms/{slug}/messages",
             get(routes::rooms::older_messages).post(routes::rooms::post_message),
         )
+        .route(
+            "/rooms/{slug}/messages/{id}",
+            get(routes::messages::show_message)
+                .put(routes::messages::update_message)
+                .delete(routes::messages::delete_message),
+        )
+        .route(
+            "/rooms/{slug}/messages/{id}/edit",
+            get(routes::messages::edit_form),
+        )
+        .route(
+            "/rooms/{slug}/messages/{id}/reactions",
+            post(routes::messages::toggle_reaction),
+        )
         .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
         .route("/rooms/{slug}/topic", post(routes::rooms::set_topic))
         .route("/rooms/{slug}/mute", post(routes::rooms::toggle_mute))

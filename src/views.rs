@@ -13,7 +13,10 @@ use crate::assets;
 use crate::domain::{Slug, is_emoji_only, render_body};
 use crate::error::AppError;
 use crate::hub::{RenderedMessage, RoomSummary};
-use crate::store::{MessageKind, MessageRecord, ReaderRecord};
+use crate::store::{MessageKind, MessageRecord, Reaction, ReaderRecord, ReplyPreview};
+
+/// The emoji anyone can react with: a small set keeps the picker one row and the markup short.
+pub const REACTIONS: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "🙏"];
 
 /// Renders a template, turning a template failure into a logged 500 rather than a panic.
 pub fn render<T: Template>(template: &T) -> Result<Html<String>, AppError> {
@@ -86,6 +89,8 @@ pub struct RoomPage {
     pub history: History,
     /// Whether this page shows the newest messages (and so goes live).
     pub live: bool,
+    /// The message a permalink opened the page at.
+    pub focus: Option<u64>,
     pub draft: String,
     pub error: Option<ComposerError>,
 }
@@ -147,6 +152,7 @@ impl ComposerError {
 #[derive(Template)]
 #[template(path = "_message.html")]
 struct MessageView<'a> {
+    slug: &'a str,
     id: i64,
     kind: &'static str,
     author: &'a str,
@@ -155,12 +161,17 @@ struct MessageView<'a> {
     datetime: String,
     time_text: String,
     client_id: Option<&'a str>,
+    edited: Option<(String, String)>,
+    deleted: bool,
+    reactions: &'a [Reaction],
+    reply_to: Option<&'a ReplyPreview>,
 }
 
 /// Renders one message with `_message.html`: the only place message markup comes from.
 pub fn render_message(record: &MessageRecord) -> String {
     let at = from_millis(record.created_at);
     let view = MessageView {
+        slug: record.room.as_str(),
         id: record.id,
         kind: record.kind.as_str(),
         author: match record.kind {
@@ -169,11 +180,16 @@ pub fn render_message(record: &MessageRecord) -> String {
         },
         body_html: render_body(&record.body),
         emoji_only: is_emoji_only(&record.body),
-        datetime: at.format(&Rfc3339).unwrap_or_default(),
-        time_text: at
-            .format(format_description!("[hour]:[minute] UTC"))
-            .unwrap_or_default(),
+        datetime: rfc3339(at),
+        time_text: utc_time_text(at),
         client_id: record.client_id.as_deref(),
+        edited: record
+            .edited_at
+            .map(from_millis)
+            .map(|at| (rfc3339(at), utc_time_text(at))),
+        deleted: record.deleted,
+        reactions: &record.reactions,
+        reply_to: record.reply_to.as_ref(),
     };
     view.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, id = record.id, "message render failed");
@@ -182,6 +198,26 @@ pub fn render_message(record: &MessageRecord) -> String {
             record.id
         )
     })
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Shown until the page's script puts the time in the reader's zone.
+fn utc_time_text(at: OffsetDateTime) -> String {
+    at.format(format_description!("[hour]:[minute] UTC"))
+        .unwrap_or_default()
+}
+
+/// The form that edits a message in place of its body (`hx-get` of the edit button).
+#[derive(Template)]
+#[template(path = "_message_edit.html")]
+pub struct MessageEdit<'a> {
+    pub slug: &'a str,
+    pub id: i64,
+    pub author: &'a str,
+    pub body: &'a str,
 }
 
 /// Messages appended at the end of `#messages`: the live and catch-up frame.

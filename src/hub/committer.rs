@@ -1,5 +1,7 @@
-//! The committer thread: the only writer of message ids. It takes whatever requests are
-//! queued, stores them in one synced commit, then publishes them in id order.
+//! The committer thread: the only writer of messages. It takes whatever requests are
+//! queued, stores new messages in one synced commit, then publishes them in id order. Edits,
+//! deletions and reactions pass through the same queue, so a change can never overtake the
+//! message it changes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -9,11 +11,21 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::now_millis;
 use super::room::{Room, render};
-use super::{Appended, MAX_BATCH};
+use super::{Appended, ChangeError, MAX_BATCH, MessageChange, RenderedMessage};
 use crate::domain::Slug;
 use crate::store::{
-    AppendBatch, DedupRecord, MessageKind, MessageRecord, Storage, StoreError, StoreResult,
+    AppendBatch, DedupRecord, MessageKind, MessageRecord, Reaction, ReplyPreview, Storage,
+    StoreError, StoreResult,
 };
+
+/// How much of the answered message a reply quotes.
+const REPLY_EXCERPT_CHARS: usize = 120;
+
+/// Work for the committer, in the order it was queued.
+pub(super) enum CommitRequest {
+    Append(AppendRequest),
+    Change(ChangeRequest),
+}
 
 /// Recently seen `(login, client_id)` keys kept in memory, so most resends skip the database.
 const DEDUP_CACHE: usize = 16_384;
@@ -26,7 +38,18 @@ pub(super) struct AppendRequest {
     pub body: String,
     pub client_id: Option<String>,
     pub dedup_key: Option<String>,
+    /// The id of the message this one answers, in the same room.
+    pub reply_to: Option<u64>,
     pub reply: oneshot::Sender<StoreResult<Appended>>,
+}
+
+/// A request to change a stored message on behalf of `by`.
+pub(super) struct ChangeRequest {
+    pub room: Arc<Room>,
+    pub id: u64,
+    pub by: String,
+    pub change: MessageChange,
+    pub reply: oneshot::Sender<Result<Arc<RenderedMessage>, ChangeError>>,
 }
 
 /// Bounded memory of recent dedup keys, oldest forgotten first.
@@ -56,18 +79,38 @@ impl DedupCache {
 /// draining the queue: that is the shutdown flush.
 pub(super) fn run_committer(
     storage: &dyn Storage,
-    mut requests: mpsc::Receiver<AppendRequest>,
+    mut requests: mpsc::Receiver<CommitRequest>,
     sidebar_dirty: &AtomicBool,
 ) {
     let mut dedup = DedupCache {
         ids: HashMap::new(),
         order: VecDeque::new(),
     };
-    while let Some(first) = requests.blocking_recv() {
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(request) => request,
+            None => match requests.blocking_recv() {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        let first = match first {
+            CommitRequest::Change(change) => {
+                apply_change(storage, change);
+                continue;
+            }
+            CommitRequest::Append(append) => append,
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match requests.try_recv() {
-                Ok(request) => batch.push(request),
+                Ok(CommitRequest::Append(request)) => batch.push(request),
+                // Committed after this batch, in queue order.
+                Ok(change) => {
+                    next = Some(change);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -75,6 +118,90 @@ pub(super) fn run_committer(
             sidebar_dirty.store(true, Ordering::Release);
         }
     }
+}
+
+/// Applies an edit, deletion or reaction, stores it, and replaces the message for everyone.
+fn apply_change(storage: &dyn Storage, request: ChangeRequest) {
+    let outcome = change_message(storage, &request).map(|record| {
+        let rendered = Arc::new(render(&record));
+        request.room.republish(rendered.clone());
+        rendered
+    });
+    let _ = request.reply.send(outcome);
+}
+
+fn change_message(
+    storage: &dyn Storage,
+    request: &ChangeRequest,
+) -> Result<MessageRecord, ChangeError> {
+    let mut record = storage
+        .messages(&request.room.slug, request.id, request.id)?
+        .pop()
+        .filter(|m| m.kind == MessageKind::User && !m.deleted)
+        .ok_or(ChangeError::NotFound)?;
+    let own = record.author == request.by;
+    match &request.change {
+        MessageChange::Edit(body) => {
+            if !own {
+                return Err(ChangeError::Forbidden);
+            }
+            if record.body == *body {
+                return Ok(record);
+            }
+            record.body = body.clone();
+            record.edited_at = Some(now_millis());
+        }
+        MessageChange::Delete => {
+            if !own {
+                return Err(ChangeError::Forbidden);
+            }
+            record.deleted = true;
+            record.body.clear();
+            record.reactions.clear();
+            record.reply_to = None;
+        }
+        MessageChange::React(emoji) => toggle_reaction(&mut record.reactions, emoji, &request.by),
+    }
+    storage.update_message(&record)?;
+    Ok(record)
+}
+
+fn toggle_reaction(reactions: &mut Vec<Reaction>, emoji: &str, by: &str) {
+    match reactions.iter_mut().position(|r| r.emoji == emoji) {
+        Some(at) => {
+            let people = &mut reactions[at].by;
+            match people.iter().position(|p| p == by) {
+                Some(mine) => {
+                    people.remove(mine);
+                }
+                None => people.push(by.to_owned()),
+            }
+            if people.is_empty() {
+                reactions.remove(at);
+            }
+        }
+        None => reactions.push(Reaction {
+            emoji: emoji.to_owned(),
+            by: vec![by.to_owned()],
+        }),
+    }
+}
+
+/// What a reply quotes of message `id`, if it exists and is not deleted.
+fn reply_preview(storage: &dyn Storage, room: &Slug, id: u64) -> Option<ReplyPreview> {
+    let answered = storage.messages(room, id, id).ok()?.pop()?;
+    if answered.deleted || answered.kind != MessageKind::User {
+        return None;
+    }
+    let mut excerpt: String = answered.body.chars().take(REPLY_EXCERPT_CHARS).collect();
+    if excerpt.len() < answered.body.len() {
+        excerpt.push('…');
+    }
+    Some(ReplyPreview {
+        id: answered.id,
+        author: answered.author,
+        excerpt,
+    })
 }
 
 /// Returns whether anything was published.
@@ -115,14 +242,18 @@ fn commit_batch(
         slot.1 += 1;
         let id = slot.1;
         let record = MessageRecord {
-            key: MessageRecord::key_for(&request.room.slug, id),
-            room: request.room.slug.clone(),
-            id: id as i64,
-            kind: request.kind,
-            author: request.author.clone(),
-            body: request.body.clone(),
-            created_at: now,
             client_id: request.client_id.clone(),
+            reply_to: request
+                .reply_to
+                .and_then(|answered| reply_preview(storage, &request.room.slug, answered)),
+            ..MessageRecord::new(
+                &request.room.slug,
+                id,
+                request.kind,
+                request.author.clone(),
+                request.body.clone(),
+                now,
+            )
         };
         if let Some(key) = &request.dedup_key {
             keys_in_batch.insert(key.clone(), id);

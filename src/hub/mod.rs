@@ -23,9 +23,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{RoomName, Slug};
-use crate::store::{self, MessageKind, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult};
+use crate::store::{
+    self, MessageKind, MessageRecord, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult,
+};
 use crate::views;
-use committer::{AppendRequest, run_committer};
+use committer::{AppendRequest, ChangeRequest, CommitRequest, run_committer};
 use room::render;
 pub use room::{CatchUp, LiveEvent, RenderedMessage, Room};
 
@@ -57,6 +59,29 @@ pub struct NewMessage {
     pub body: String,
     /// `(login_id, client_id)`: a resend with the same pair is stored once.
     pub dedup: Option<(String, String)>,
+    /// The message this one answers; ignored unless it exists in the same room.
+    pub reply_to: Option<u64>,
+}
+
+/// A change to a stored message, on behalf of a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageChange {
+    /// New text; only the author may.
+    Edit(String),
+    /// Leaves "message deleted" in place; only the author may.
+    Delete,
+    /// Adds or takes back the person's reaction with this emoji.
+    React(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("there is no such message")]
+    NotFound,
+    #[error("only its author can change a message")]
+    Forbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl NewMessage {
@@ -67,6 +92,7 @@ impl NewMessage {
             author: actor.to_owned(),
             body,
             dedup: None,
+            reply_to: None,
         }
     }
 }
@@ -122,7 +148,7 @@ pub struct Hub {
     storage: Arc<dyn Storage>,
     /// Read on every page and upgrade, written only when a room is created.
     rooms: RwLock<HashMap<Slug, Arc<Room>>>,
-    committer: mpsc::Sender<AppendRequest>,
+    committer: mpsc::Sender<CommitRequest>,
     /// Set by the committer when rooms moved; the ticker then sends one sidebar update.
     sidebar_dirty: Arc<AtomicBool>,
     sidebar: broadcast::Sender<Arc<SidebarUpdate>>,
@@ -425,17 +451,41 @@ impl Hub {
             body: message.body,
             client_id: message.dedup.map(|(_, client)| client),
             dedup_key,
+            reply_to: message.reply_to,
             reply,
         };
-        if let Err(refused) = self.committer.try_send(request) {
-            let request = match refused {
-                mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
-            };
-            let _ = request.reply.send(Err(StoreError(
-                "the server is too busy to store messages".into(),
-            )));
+        if let Err(refused) = self.committer.try_send(CommitRequest::Append(request))
+            && let CommitRequest::Append(request) = refused_request(refused)
+        {
+            let _ = request.reply.send(Err(too_busy()));
         }
         answer
+    }
+
+    /// Edits, deletes or reacts to message `id` on behalf of `by`, through the committer so it
+    /// is ordered with new messages; everyone in the room gets the new rendering.
+    pub async fn change_message(
+        &self,
+        room: &Arc<Room>,
+        id: u64,
+        by: &str,
+        change: MessageChange,
+    ) -> Result<Arc<RenderedMessage>, ChangeError> {
+        let (reply, answer) = oneshot::channel();
+        let request = ChangeRequest {
+            room: room.clone(),
+            id,
+            by: by.to_owned(),
+            change,
+            reply,
+        };
+        if let Err(refused) = self.committer.try_send(CommitRequest::Change(request)) {
+            drop(refused_request(refused));
+            return Err(too_busy().into());
+        }
+        answer
+            .await
+            .map_err(|_| StoreError("the committer stopped".into()))?
     }
 
     /// Persists and broadcasts a message, waiting for the commit.
@@ -493,6 +543,28 @@ impl Hub {
                 CatchUp::Replay(w.iter().filter(|m| m.id > after).cloned().collect())
             }
         }))
+    }
+
+    /// Message `id` as stored, for editing it.
+    pub async fn message_record(&self, room: &Room, id: u64) -> StoreResult<Option<MessageRecord>> {
+        let slug = room.slug.clone();
+        Ok(
+            store::blocking(&self.storage, move |s| s.messages(&slug, id, id))
+                .await?
+                .pop(),
+        )
+    }
+
+    /// Message `id` as rendered now: from the window, or from the database.
+    pub async fn message(&self, room: &Room, id: u64) -> StoreResult<Option<Arc<RenderedMessage>>> {
+        room.ensure_loaded(&self.storage).await?;
+        if let Some(recent) = self.recent_message(room, id) {
+            return Ok(Some(recent));
+        }
+        Ok(self
+            .message_record(room, id)
+            .await?
+            .map(|record| Arc::new(render(&record))))
     }
 
     /// A message from the window, for acknowledging a resend.
@@ -554,6 +626,16 @@ impl Drop for SocketGuard {
             }
         }
     }
+}
+
+fn refused_request(refused: mpsc::error::TrySendError<CommitRequest>) -> CommitRequest {
+    match refused {
+        mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+    }
+}
+
+fn too_busy() -> StoreError {
+    StoreError("the server is too busy to store messages".into())
 }
 
 fn new_room_record(slug: Slug, name: String, topic: String, creator: &str) -> RoomRecord {

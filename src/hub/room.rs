@@ -25,7 +25,7 @@ pub struct RenderedMessage {
 pub enum LiveEvent {
     /// A stored message, appended in id order.
     Message { id: u64, frame: Utf8Bytes },
-    /// A fragment that replaces an element by id (presence, typing, topic).
+    /// A fragment that replaces an element by id (presence, typing, topic, a changed message).
     Replace(Utf8Bytes),
 }
 
@@ -163,6 +163,23 @@ impl Room {
         self.last_activity.store(created_at, Ordering::Release);
         // No subscribers is fine: the message is stored and in the window.
         let _ = self.live.send(Arc::new(LiveEvent::Message { id, frame }));
+    }
+
+    /// A stored message changed (edit, deletion, reaction): the window keeps the new
+    /// rendering, and subscribers get it to replace the old one by id.
+    pub(super) fn republish(&self, message: Arc<RenderedMessage>) {
+        let frame = Utf8Bytes::from(message.html.clone());
+        {
+            let mut window = self.window.lock().expect("window lock");
+            let entries = match &mut *window {
+                Window::Loaded(entries) => entries,
+                Window::Unloaded { pending } => pending,
+            };
+            if let Some(slot) = entries.iter_mut().rev().find(|m| m.id == message.id) {
+                *slot = message;
+            }
+        }
+        let _ = self.live.send(Arc::new(LiveEvent::Replace(frame)));
     }
 
     pub(super) async fn ensure_loaded(&self, storage: &Arc<dyn Storage>) -> StoreResult<()> {

@@ -42,7 +42,7 @@ fn sidebar(
     )
 }
 
-fn find_room(hub: &Hub, slug: &str) -> Result<Arc<Room>, AppError> {
+pub(super) fn find_room(hub: &Hub, slug: &str) -> Result<Arc<Room>, AppError> {
     Slug::parse(slug)
         .and_then(|slug| hub.room(&slug))
         .ok_or(AppError::NotFound)
@@ -141,6 +141,7 @@ pub async fn create_room(
                     author: viewer.nickname.clone(),
                     body: body.into_string(),
                     dedup: None,
+                    reply_to: None,
                 },
             )
             .await?;
@@ -195,7 +196,7 @@ async fn open_new_room(hub: &Hub, base: &str, creator: &str) -> Result<Arc<Room>
     )))
 }
 
-async fn room_page(
+pub(super) async fn room_page(
     state: &AppState,
     viewer: &CurrentUser,
     headers: &HeaderMap,
@@ -231,6 +232,7 @@ async fn room_page(
             first_unread,
         },
         live: true,
+        focus: None,
         draft,
         error,
     };
@@ -305,6 +307,9 @@ pub struct MessageForm {
     #[serde(default)]
     body: String,
     client_id: Option<String>,
+    /// Empty when the message answers nothing.
+    #[serde(default)]
+    reply_to: String,
 }
 
 /// Posting without JavaScript: persisted and broadcast like a socket message, then 303 back.
@@ -336,6 +341,7 @@ pub async fn post_message(
                 author: viewer.nickname.clone(),
                 body: body.into_string(),
                 dedup: client_id.map(|c| (viewer.login_id.clone(), c.as_str().to_owned())),
+                reply_to: form.reply_to.parse().ok(),
             };
             match state.hub.post(&room, message).await {
                 Ok(_) => {

@@ -342,7 +342,11 @@ impl Connection {
                     client_id.map(|c| c.as_str().to_owned()),
                 ))
             }
-            Ok(ClientFrame::Send { body, client_id }) => {
+            Ok(ClientFrame::Send {
+                body,
+                client_id,
+                reply_to,
+            }) => {
                 feed.live = true;
                 self.hub.stopped_typing(&feed.room, &self.viewer.nickname);
                 let client_id = client_id.map(|c| c.as_str().to_owned());
@@ -353,6 +357,7 @@ impl Connection {
                         author: self.viewer.nickname.clone(),
                         body: body.into_string(),
                         dedup: client_id.clone().map(|c| (self.viewer.login_id.clone(), c)),
+                        reply_to,
                     },
                 );
                 appends.push(Box::pin(async move {

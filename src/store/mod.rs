@@ -51,6 +51,8 @@ pub trait Storage: Send + Sync + 'static {
     fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
     /// Messages of `room` with ids in `from..=to` that exist, in id order.
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>>;
+    /// Rewrites one stored message in place: an edit, a deletion or a reaction.
+    fn update_message(&self, message: &MessageRecord) -> StoreResult<()>;
     /// The message a `(login, client_id)` pair was stored as, if any.
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>>;
 
@@ -113,9 +115,60 @@ pub struct MessageRecord {
     /// Unix milliseconds.
     pub created_at: i64,
     pub client_id: Option<String>,
+    /// Unix milliseconds of the last edit.
+    #[serde(default)]
+    pub edited_at: Option<i64>,
+    /// A deleted message keeps its place (and id) with its body cleared.
+    #[serde(default)]
+    pub deleted: bool,
+    /// In the order each emoji was first used.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+    #[serde(default)]
+    pub reply_to: Option<ReplyPreview>,
+}
+
+/// One emoji on a message and who reacted with it, in the order they did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub by: Vec<String>,
+}
+
+/// What a reply shows of the message it answers, copied when the reply is sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplyPreview {
+    pub id: i64,
+    pub author: String,
+    pub excerpt: String,
 }
 
 impl MessageRecord {
+    /// A new message as first stored: not edited, deleted, reacted to or answering anything.
+    pub fn new(
+        room: &Slug,
+        id: u64,
+        kind: MessageKind,
+        author: String,
+        body: String,
+        created_at: i64,
+    ) -> MessageRecord {
+        MessageRecord {
+            key: MessageRecord::key_for(room, id),
+            room: room.clone(),
+            id: id as i64,
+            kind,
+            author,
+            body,
+            created_at,
+            client_id: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+            reply_to: None,
+        }
+    }
+
     /// `{slug}/{id}` with the id zero-padded, so a room's messages sort by id too.
     pub fn key_for(room: &Slug, id: u64) -> String {
         format!("{room}/{id:020}")

@@ -128,6 +128,10 @@ impl Storage for PoloStore {
         })
     }
 
+    fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
+        replace(&self.db, MESSAGES, &message.key, message)
+    }
+
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
         self.find_one(DEDUP, key)
     }

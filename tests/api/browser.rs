@@ -664,3 +664,114 @@ async fn the_room_page_holds_its_layout_wide_and_narrow_light_and_dark() {
         alice.close().await.unwrap();
     }
 }
+
+/// Shows the message toolbar for `selector`'s message, as hovering or tabbing to it does.
+async fn open_toolbar(browser: &Client, message: &str) {
+    browser
+        .execute(
+            "document.querySelector(arguments[0] + ' .msg-link').focus();",
+            vec![serde_json::json!(message)],
+        )
+        .await
+        .unwrap();
+    shown(browser, "#msg-toolbar:not([hidden])").await;
+}
+
+#[tokio::test]
+async fn people_edit_react_reply_and_delete_live_across_two_browsers() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let (alice, bob) = alice_and_bob_in_the_lobby(&driver, &app).await;
+
+    say(&alice, "teh first draft").await;
+    shown(&bob, ".msg[data-author='alice']").await;
+    let mine = ".msg[data-author='alice']";
+
+    // Alice edits her message in place; bob sees the new text marked as edited.
+    open_toolbar(&alice, mine).await;
+    alice
+        .find(Locator::Css("#msg-toolbar [data-action='edit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let editor = shown(&alice, ".msg.editing textarea").await;
+    editor.clear().await.unwrap();
+    editor.send_keys("the final text").await.unwrap();
+    editor.send_keys("\u{E007}").await.unwrap();
+    until(
+        &bob,
+        "bob to see the edit",
+        "var m = document.querySelector(\".msg[data-author='alice']\"); \
+         return !!m && m.textContent.includes('the final text') && !!m.querySelector('.msg-edited');",
+    )
+    .await;
+
+    // Bob can react and reply, but has no edit or delete for alice's message.
+    open_toolbar(&bob, mine).await;
+    let edit_shown = script(
+        &bob,
+        "return getComputedStyle(document.querySelector(\"#msg-toolbar [data-action='edit']\")).display !== 'none';",
+    )
+    .await;
+    assert_eq!(
+        edit_shown,
+        serde_json::json!(false),
+        "no edit button on others' messages"
+    );
+    bob.find(Locator::Css("#msg-toolbar .react-menu summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    bob.find(Locator::Css("#msg-toolbar [data-react='👍']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let reaction = shown(&alice, ".msg[data-author='alice'] .reaction[data-by='bob']").await;
+    assert_eq!(
+        reaction.attr("title").await.unwrap().as_deref(),
+        Some("bob")
+    );
+    let count = reaction.find(Locator::Css(".count")).await.unwrap();
+    assert_eq!(count.text().await.unwrap(), "1");
+
+    open_toolbar(&bob, mine).await;
+    bob.find(Locator::Css("#msg-toolbar [data-action='reply']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shown(&bob, "#reply-bar:not([hidden])").await;
+    say(&bob, "agreed").await;
+    let quote = shown(&alice, ".msg[data-author='bob'] .msg-reply").await;
+    assert!(quote.text().await.unwrap().contains("the final text"));
+    shown(&bob, "#reply-bar[hidden]").await;
+
+    open_toolbar(&alice, mine).await;
+    save_screenshot(&alice, "message-actions").await;
+
+    // Alice deletes her message: a marker stays in its place for both.
+    alice
+        .find(Locator::Css("#msg-toolbar [data-action='delete']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    alice.accept_alert().await.unwrap();
+    until(
+        &bob,
+        "bob to see the deletion",
+        "var m = document.querySelector(\".msg[data-author='alice']\"); \
+         return !!m && m.classList.contains('deleted') && !m.textContent.includes('the final text');",
+    )
+    .await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}

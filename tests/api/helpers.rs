@@ -163,6 +163,23 @@ impl Visitor {
             .unwrap()
     }
 
+    /// A request as htmx sends it from the page: `HX-Request`, `Origin`, form-encoded values.
+    pub async fn htmx(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .header("Origin", &self.origin)
+            .header("HX-Request", "true")
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn ws(&self, room: &str) -> Ws {
         self.try_ws(room, Some(&self.origin.clone()))
             .await

@@ -7,6 +7,7 @@ mod graceful;
 mod helpers;
 mod live;
 mod login;
+mod messages;
 mod restart;
 mod rooms;
 mod store_failure;

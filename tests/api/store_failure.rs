@@ -19,7 +19,7 @@ use crate::crash::harness::{
     Event, Frame, Msg, Socket, Visitor, history, parse_frame, sequence_problems,
 };
 
-/// PoloDB with a switch that makes every `append` fail.
+/// PoloDB with a switch that makes every message write (`append`, `update_message`) fail.
 struct FlakyStore {
     inner: PoloStore,
     fail_appends: AtomicBool,
@@ -45,6 +45,13 @@ impl Storage for FlakyStore {
     }
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
         self.inner.messages(room, from, to)
+    }
+    fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
+        if self.fail_appends.load(Ordering::SeqCst) {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError("No space left on device (simulated)".into()));
+        }
+        self.inner.update_message(message)
     }
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
         self.inner.dedup_lookup(key)

@@ -15,6 +15,8 @@ pub enum ClientFrame {
     Send {
         body: MessageBody,
         client_id: Option<ClientId>,
+        /// The message this one answers.
+        reply_to: Option<u64>,
     },
 }
 
@@ -65,6 +67,25 @@ struct RawFrame {
     resume_after: Option<u64>,
     #[serde(default)]
     typing: bool,
+    reply_to: Option<MessageIdField>,
+}
+
+/// A message id as a form sends it (a string, empty for none) or as a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MessageIdField {
+    Number(u64),
+    Text(String),
+}
+
+impl MessageIdField {
+    fn parse(self) -> Result<Option<u64>, FrameError> {
+        match self {
+            MessageIdField::Number(id) => Ok(Some(id)),
+            MessageIdField::Text(text) if text.is_empty() => Ok(None),
+            MessageIdField::Text(text) => text.parse().map(Some).map_err(|_| FrameError::BadFrame),
+        }
+    }
 }
 
 impl ClientFrame {
@@ -85,9 +106,14 @@ impl ClientFrame {
             None | Some("") => None,
             Some(id) => Some(ClientId::parse(id).ok_or(FrameError::BadFrame)?),
         };
+        let reply_to = match raw.reply_to {
+            None => None,
+            Some(field) => field.parse()?,
+        };
         Ok(ClientFrame::Send {
             body: MessageBody::parse(&body)?,
             client_id,
+            reply_to,
         })
     }
 }
@@ -107,7 +133,26 @@ mod tests {
             ClientFrame::Send {
                 body: MessageBody::parse("hi").unwrap(),
                 client_id: ClientId::parse("c-1"),
+                reply_to: None,
             }
+        );
+    }
+
+    #[test]
+    fn parses_a_reply_from_a_form_field_or_a_number() {
+        for (text, expected) in [
+            (r#"{"body":"hi","reply_to":"7"}"#, Some(7)),
+            (r#"{"body":"hi","reply_to":7}"#, Some(7)),
+            (r#"{"body":"hi","reply_to":""}"#, None),
+        ] {
+            let Ok(ClientFrame::Send { reply_to, .. }) = ClientFrame::parse(text) else {
+                panic!("{text} did not parse");
+            };
+            assert_eq!(reply_to, expected, "{text}");
+        }
+        assert_eq!(
+            ClientFrame::parse(r#"{"body":"hi","reply_to":"x"}"#),
+            Err(FrameError::BadFrame)
         );
     }
 
@@ -155,9 +200,11 @@ mod tests {
             client_id in "[a-z0-9_<-]{0,3}",
             typing: bool,
             resume_after in proptest::option::of(0..3u64),
+            reply_to in proptest::option::of("[0-9x]{0,2}"),
         ) {
             let frame = serde_json::json!({
                 "body": body, "client_id": client_id, "typing": typing, "resume_after": resume_after,
+                "reply_to": reply_to,
             });
             crate::invariants::check_client_frame(&frame.to_string());
         }

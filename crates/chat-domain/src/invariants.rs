@@ -91,16 +91,26 @@ pub fn check_client_frame(text: &str) {
             assert_eq!(field("typing"), Some(&serde_json::Value::Bool(true)));
             assert!(field("body").is_none_or(|body| body.is_null()));
         }
-        Ok(ClientFrame::Send { body, client_id }) => {
+        Ok(ClientFrame::Send {
+            body,
+            client_id,
+            reply_to,
+        }) => {
             let typed = field("body").and_then(|v| v.as_str());
             assert_eq!(typed.map(MessageBody::parse), Some(Ok(body.clone())));
             assert_message_body_rules(&body);
             if let Some(id) = &client_id {
                 assert_client_id_rules(id);
             }
+            assert_eq!(reply_to, typed_message_id(field("reply_to")), "{text}");
+            let written = send_frame_json(&body, client_id.as_ref(), reply_to);
             assert_eq!(
-                ClientFrame::parse(&send_frame_json(&body, client_id.as_ref())),
-                Ok(ClientFrame::Send { body, client_id }),
+                ClientFrame::parse(&written),
+                Ok(ClientFrame::Send {
+                    body,
+                    client_id,
+                    reply_to
+                }),
                 "a sent frame written back as JSON parses the same"
             );
         }
@@ -114,8 +124,22 @@ pub fn check_client_frame(text: &str) {
     }
 }
 
-fn send_frame_json(body: &MessageBody, client_id: Option<&ClientId>) -> String {
-    let mut frame = serde_json::json!({ "body": body.as_str() });
+/// A message id as a number, or as a form's string with empty for none.
+fn typed_message_id(field: Option<&serde_json::Value>) -> Option<u64> {
+    match field? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) if text.is_empty() => None,
+        serde_json::Value::String(text) => Some(text.parse().expect("a refused id")),
+        other => Some(other.as_u64().expect("a refused id")),
+    }
+}
+
+fn send_frame_json(
+    body: &MessageBody,
+    client_id: Option<&ClientId>,
+    reply_to: Option<u64>,
+) -> String {
+    let mut frame = serde_json::json!({ "body": body.as_str(), "reply_to": reply_to });
     if let Some(id) = client_id {
         frame["client_id"] = id.as_str().into();
     }
