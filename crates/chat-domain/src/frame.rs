@@ -2,7 +2,7 @@ use serde::Deserialize;
 
 use super::{BodyError, MessageBody};
 
-const MAX_CLIENT_ID_CHARS: usize = 64;
+pub(crate) const MAX_CLIENT_ID_CHARS: usize = 64;
 
 /// What a browser (or any client) sends over the room socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,10 @@ impl MessageIdField {
 
 impl ClientFrame {
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        // serde would also take the fields in order from an array: `["hi", "c-1"]`.
+        if !text.trim_start().starts_with('{') {
+            return Err(FrameError::BadFrame);
+        }
         let raw: RawFrame = serde_json::from_str(text).map_err(|_| FrameError::BadFrame)?;
         if let Some(after) = raw.resume_after {
             return Ok(ClientFrame::Resume { after });
@@ -177,6 +181,7 @@ mod tests {
             r#"{"body": 5}"#,
             r#"{"resume_after": -1}"#,
             r#"{"body":"x","client_id":"<bad>"}"#,
+            r#"["hi", "c-1"]"#,
         ] {
             assert_eq!(ClientFrame::parse(bad), Err(FrameError::BadFrame), "{bad}");
         }
@@ -186,5 +191,22 @@ mod tests {
     fn body_errors_keep_their_code() {
         let err = ClientFrame::parse(r#"{"body":"   "}"#).unwrap_err();
         assert_eq!(err.code(), "empty");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsed_frames_agree_with_their_json(
+            body in proptest::option::of("\\PC{0,20}"),
+            client_id in "[a-z0-9_<-]{0,3}",
+            typing: bool,
+            resume_after in proptest::option::of(0..3u64),
+            reply_to in proptest::option::of("[0-9x]{0,2}"),
+        ) {
+            let frame = serde_json::json!({
+                "body": body, "client_id": client_id, "typing": typing, "resume_after": resume_after,
+                "reply_to": reply_to,
+            });
+            crate::invariants::check_client_frame(&frame.to_string());
+        }
     }
 }

@@ -5,6 +5,8 @@
 
 mod body;
 mod frame;
+#[cfg(any(test, feature = "invariants"))]
+pub mod invariants;
 mod nickname;
 mod room;
 

@@ -5,7 +5,7 @@ use unicode_security::confusable_detection::skeleton;
 
 pub const MAX_NICKNAME_CHARS: usize = 32;
 
-/// A validated nickname: 1–32 letters, digits, `_`, `-` or `.`.
+/// A validated nickname: 1–32 letters, digits, `_`, `-` or `.`, none of them invisible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nickname(String);
 
@@ -28,10 +28,7 @@ impl Nickname {
         if trimmed.chars().count() > MAX_NICKNAME_CHARS {
             return Err(NicknameError::TooLong);
         }
-        if !trimmed
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
+        if !trimmed.chars().all(is_nickname_char) {
             return Err(NicknameError::InvalidCharacter);
         }
         Ok(Nickname(trimmed.to_owned()))
@@ -47,13 +44,49 @@ impl Nickname {
         self.0.nfkc().flat_map(char::to_lowercase).collect()
     }
 
-    /// The key that uniqueness is decided on: NFKC and lower case, so `Alice`, `ALICE` and
+    /// The key that uniqueness is decided on: NFKC and case folding, so `Alice`, `ALICE` and
     /// full-width `Ａｌｉｃｅ` are one nickname; then the UTS #39 skeleton, so a Cyrillic `а`
     /// can't pass for a Latin `a`.
     pub fn key(&self) -> String {
-        let folded: String = self.0.nfkc().flat_map(char::to_lowercase).nfkc().collect();
-        skeleton(&folded).collect()
+        uniqueness_key(&self.0)
     }
+}
+
+fn is_nickname_char(c: char) -> bool {
+    (c.is_alphanumeric() && !is_hangul_filler(c)) || matches!(c, '_' | '-' | '.')
+}
+
+/// The only letters that show as nothing (UTS #39 skeletons drop them): a name of them would
+/// be blank.
+fn is_hangul_filler(c: char) -> bool {
+    matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
+}
+
+/// Folds and takes the skeleton until nothing changes: a skeleton can hold capitals (`0` is
+/// `O`), and `E0` must meet `eo`. A few rounds always settle; the bound only guards the loop.
+pub(crate) fn uniqueness_key(text: &str) -> String {
+    const MAX_ROUNDS: usize = 8;
+    let mut key = skeleton_of_folded(text);
+    for _ in 0..MAX_ROUNDS {
+        let next = skeleton_of_folded(&key);
+        if next == key {
+            break;
+        }
+        key = next;
+    }
+    key
+}
+
+/// Lower case of upper case is Unicode's full case folding but for a handful of letters
+/// (`ß` and `SS` meet, as do `ς` and `Σ`), which `to_lowercase` alone misses.
+fn skeleton_of_folded(text: &str) -> String {
+    let folded: String = text
+        .nfkc()
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .nfkc()
+        .collect();
+    skeleton(&folded).collect()
 }
 
 impl fmt::Display for Nickname {
@@ -100,6 +133,11 @@ mod tests {
             Nickname::parse("<script>"),
             Err(NicknameError::InvalidCharacter)
         );
+        assert_eq!(
+            Nickname::parse("\u{115F}"),
+            Err(NicknameError::InvalidCharacter),
+            "a Hangul filler is a letter that shows as nothing"
+        );
     }
 
     #[test]
@@ -121,5 +159,27 @@ mod tests {
                 .key()
         );
         assert_ne!(latin, Nickname::parse("paypal2").unwrap().key());
+    }
+
+    #[test]
+    fn key_folds_the_capitals_a_skeleton_gives() {
+        // The skeleton of a digit zero is a capital O.
+        let key = Nickname::parse("eo").unwrap().key();
+        assert_eq!(key, Nickname::parse("E0").unwrap().key());
+        assert_eq!(key, Nickname::parse("EO").unwrap().key());
+    }
+
+    #[test]
+    fn key_folds_case_fully() {
+        let key = |name| Nickname::parse(name).unwrap().key();
+        assert_eq!(key("straße"), key("STRASSE"));
+        assert_eq!(key("σας"), key("ΣΑΣ"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_keeps_the_rules_and_keys_ignore_case_and_width(input in "\\PC{0,40}") {
+            crate::invariants::check_nickname(&input);
+        }
     }
 }

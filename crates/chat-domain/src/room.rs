@@ -173,4 +173,11 @@ mod tests {
         assert!(Slug::parse("Lobby").is_none());
         assert!(Slug::parse("a--b").is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn slugs_keep_the_rules_of_the_design(input in "\\PC{0,100}") {
+            crate::invariants::check_room_name(&input);
+        }
+    }
 }
