@@ -334,6 +334,8 @@ pub async fn logout(
 ) -> Result<Response, AppError> {
     if let Some(user) = viewer {
         release(&state, &user).await?;
+        // Linked devices share the login: they are logged out with it.
+        state.sessions.end_login(&user.login_id).await?;
         tracing::info!(nickname = %user.nickname, "logged out");
     }
     session.flush().await?;

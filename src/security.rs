@@ -22,6 +22,21 @@ impl OwnOrigin {
         }
     }
 
+    /// This server's own origin as a person's browser reaches it: `--public-url`, or the
+    /// request's `Host` (https when cookies are marked Secure).
+    pub fn base_url(&self, headers: &HeaderMap, https: bool) -> String {
+        match &self.public {
+            Some(public) => public.clone(),
+            None => {
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("localhost");
+                format!("{}://{host}", if https { "https" } else { "http" })
+            }
+        }
+    }
+
     /// Whether `Origin` names this server. A missing `Origin` is not a match.
     pub fn matches(&self, headers: &HeaderMap) -> bool {
         let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {

@@ -26,6 +26,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::config::Config;
 use crate::hub::{Committer, Hub};
 use crate::rate_limit::RateLimiter;
+use crate::routes::devices::DeviceLinks;
 use crate::security::{self, OwnOrigin};
 use crate::store::{PoloStore, SessionBackend, Storage};
 use crate::{assets, auth, routes};
@@ -46,6 +47,10 @@ pub struct AppState {
     /// Every open socket, so shutdown can wait for their close frames to go out.
     pub tracker: TaskTracker,
     pub rate_limiter: Arc<RateLimiter>,
+    /// The session store, also used directly to end a login on all its devices.
+    pub sessions: SessionBackend,
+    /// One-time links that log another device in as the same person.
+    pub device_links: Arc<DeviceLinks>,
 }
 
 pub struct Application {
@@ -82,6 +87,8 @@ impl Application {
             .with_context(|| format!("binding {}", config.addr))?;
         let state = AppState {
             hub,
+            sessions: SessionBackend::new(storage.clone()),
+            device_links: Arc::new(DeviceLinks::default()),
             storage,
             origin: OwnOrigin::new(config.public_url.as_deref()),
             login_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -215,7 +222,7 @@ async fn serve(
 }
 
 pub fn router(state: AppState) -> Router {
-    let sessions = SessionManagerLayer::new(SessionBackend::new(state.storage.clone()))
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name("chat_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
@@ -230,6 +237,11 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/join/{code}", get(auth::join))
+        .route("/devices/link", get(routes::devices::new_link))
+        .route(
+            "/devices/claim/{token}",
+            get(routes::devices::confirm_claim).post(routes::devices::claim),
+        )
         .route("/rooms", post(routes::rooms::create_room))
         .route("/dm/{nickname}", get(routes::rooms::open_direct))
         .route("/rooms/{slug}", get(routes::rooms::show_room))

@@ -1,5 +1,6 @@
 //! Thin HTTP handlers, one file per area.
 
+pub mod devices;
 pub mod messages;
 pub mod rooms;
 pub mod ws;

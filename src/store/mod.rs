@@ -69,6 +69,8 @@ pub trait Storage: Send + Sync + 'static {
     fn create_session(&self, session: &SessionRecord) -> StoreResult<bool>;
     fn save_session(&self, session: &SessionRecord) -> StoreResult<()>;
     fn delete_session(&self, id: &str) -> StoreResult<()>;
+    /// Ends every session of a login (all its linked devices).
+    fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()>;
     /// Whether any unexpired session belongs to this login.
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool>;
 }

@@ -286,6 +286,14 @@ impl Storage for PoloStore {
         })
     }
 
+    fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
+        self.write(|db| {
+            db.collection::<SessionRecord>(SESSIONS)
+                .delete_many(doc! { "login_id": login_id })?;
+            Ok(())
+        })
+    }
+
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
         self.read(|txn| {
             for session in txn

@@ -44,6 +44,16 @@ impl SessionBackend {
         cache.insert(record.id.clone(), record);
     }
 
+    /// Ends every session of a login, on every device it was linked to.
+    pub async fn end_login(&self, login_id: &str) -> Result<(), StoreError> {
+        self.cache
+            .lock()
+            .expect("session cache lock")
+            .retain(|_, record| record.login_id.as_deref() != Some(login_id));
+        let login_id = login_id.to_owned();
+        super::blocking(&self.storage, move |s| s.delete_login_sessions(&login_id)).await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&dyn Storage) -> Result<T, StoreError> + Send + 'static,

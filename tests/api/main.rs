@@ -3,6 +3,7 @@
 
 mod browser;
 mod crash;
+mod devices;
 mod direct;
 mod graceful;
 mod helpers;

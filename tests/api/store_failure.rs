@@ -46,6 +46,9 @@ impl Storage for FlakyStore {
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
         self.inner.messages(room, from, to)
     }
+    fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
+        self.inner.delete_login_sessions(login_id)
+    }
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
         if self.fail_appends.load(Ordering::SeqCst) {
             self.failed.fetch_add(1, Ordering::SeqCst);

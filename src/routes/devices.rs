@@ -1,0 +1,213 @@
+//! "Link another device": a one-time link (and its QR code) that logs a second browser in as
+//! the same person, sharing their login, so a phone and a laptop can share a nickname.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use qrcode::QrCode;
+use qrcode::render::svg;
+use tower_sessions::Session;
+
+use crate::auth::{CurrentUser, USER_KEY};
+use crate::domain::Nickname;
+use crate::error::AppError;
+use crate::security::CspNonce;
+use crate::startup::AppState;
+use crate::store;
+use crate::views::{Chrome, ErrorPage, render};
+
+/// How long a link works after it is made.
+pub const LINK_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// Links waiting to be used at most; making one more forgets the expired ones first.
+const MAX_PENDING_LINKS: usize = 10_000;
+
+/// Unused links by token. In memory: a restart only means making a new link.
+#[derive(Default)]
+pub struct DeviceLinks {
+    pending: Mutex<HashMap<String, (CurrentUser, Instant)>>,
+}
+
+impl DeviceLinks {
+    /// A new one-time token for `user`, valid until `now + LINK_LIFETIME`.
+    pub fn issue(&self, user: CurrentUser, now: Instant) -> Option<String> {
+        let token = random_token();
+        let mut pending = self.pending.lock().expect("device links lock");
+        pending.retain(|_, (_, expires)| *expires > now);
+        if pending.len() >= MAX_PENDING_LINKS {
+            return None;
+        }
+        pending.insert(token.clone(), (user, now + LINK_LIFETIME));
+        Some(token)
+    }
+
+    /// Whose link this is, if it is unused and unexpired.
+    pub fn peek(&self, token: &str, now: Instant) -> Option<CurrentUser> {
+        let pending = self.pending.lock().expect("device links lock");
+        let (user, expires) = pending.get(token)?;
+        (*expires > now).then(|| user.clone())
+    }
+
+    /// Uses the link up: it works once.
+    pub fn take(&self, token: &str, now: Instant) -> Option<CurrentUser> {
+        let (user, expires) = self
+            .pending
+            .lock()
+            .expect("device links lock")
+            .remove(token)?;
+        (expires > now).then_some(user)
+    }
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Template)]
+#[template(path = "link_device.html")]
+struct LinkPage {
+    page: Chrome,
+    url: String,
+    qr_svg: String,
+    minutes: u64,
+}
+
+#[derive(Template)]
+#[template(path = "claim_device.html")]
+struct ClaimPage {
+    page: Chrome,
+    token: String,
+    nickname: String,
+}
+
+/// Makes a link for the viewer and shows it with its QR code.
+pub async fn new_link(
+    State(state): State<AppState>,
+    viewer: CurrentUser,
+    headers: HeaderMap,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let nickname = viewer.nickname.clone();
+    let token = state
+        .device_links
+        .issue(viewer, Instant::now())
+        .ok_or_else(|| AppError::Internal("too many device links waiting".into()))?;
+    let base = state.origin.base_url(&headers, state.config.secure_cookies);
+    let url = format!("{base}/devices/claim/{token}");
+    let qr_svg = QrCode::new(url.as_bytes())
+        .map_err(|e| AppError::Internal(format!("QR code: {e}")))?
+        .render::<svg::Color>()
+        .min_dimensions(220, 220)
+        .quiet_zone(true)
+        .build();
+    let page = LinkPage {
+        page: Chrome::new("Link another device", Some(&nickname), &nonce.0),
+        url,
+        qr_svg,
+        minutes: LINK_LIFETIME.as_secs() / 60,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+/// Opening the link asks first, so a link preview fetching it doesn't use it up.
+pub async fn confirm_claim(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let Some(user) = state.device_links.peek(&token, Instant::now()) else {
+        return Ok(link_gone(&nonce));
+    };
+    let page = ClaimPage {
+        page: Chrome::new("Log in on this device", None, &nonce.0),
+        token,
+        nickname: user.nickname,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+/// Logs this browser in as the link's person, in the same login (logging out ends both).
+pub async fn claim(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    session: Session,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let Some(user) = state.device_links.take(&token, Instant::now()) else {
+        return Ok(link_gone(&nonce));
+    };
+    // The person may have logged out since making the link: then it logs nobody in.
+    let key = Nickname::parse(&user.nickname)
+        .map(|n| n.key())
+        .map_err(|e| AppError::Internal(format!("linked nickname: {e}")))?;
+    let login_id = user.login_id.clone();
+    let still_held = store::blocking(&state.storage, move |s| {
+        Ok(s.claim(&key)?.is_some_and(|c| c.login_id == login_id))
+    })
+    .await?;
+    if !still_held {
+        return Ok(link_gone(&nonce));
+    }
+    session.cycle_id().await?;
+    session.insert(USER_KEY, &user).await?;
+    tracing::info!(nickname = %user.nickname, "linked another device");
+    Ok(Redirect::to("/").into_response())
+}
+
+fn link_gone(nonce: &CspNonce) -> Response {
+    let heading = "This link no longer works";
+    let page = ErrorPage {
+        page: Chrome::new(heading, None, &nonce.0),
+        heading: heading.into(),
+        text: "A device link works once, for ten minutes, and only while its person is logged in. Ask for a new one from the device that is logged in.".into(),
+    };
+    match render(&page) {
+        Ok(html) => (StatusCode::GONE, html).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> CurrentUser {
+        CurrentUser {
+            nickname: "alice".into(),
+            login_id: "login-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_link_works_once_and_only_for_ten_minutes() {
+        let links = DeviceLinks::default();
+        let start = Instant::now();
+        let token = links.issue(alice(), start).unwrap();
+        assert_eq!(token.len(), 48);
+        assert!(
+            links
+                .peek(&token, start + Duration::from_secs(599))
+                .is_some()
+        );
+        assert!(
+            links
+                .take(&token, start + Duration::from_secs(600))
+                .is_none(),
+            "expired"
+        );
+
+        let token = links.issue(alice(), start).unwrap();
+        assert_eq!(
+            links.take(&token, start).map(|u| u.login_id),
+            Some("login-1".into())
+        );
+        assert!(links.take(&token, start).is_none(), "used up");
+        assert!(links.peek("made-up", start).is_none());
+    }
+}
