@@ -101,7 +101,9 @@ pub struct RoomPage {
     pub page: Chrome,
     pub sidebar: Sidebar,
     pub slug: Slug,
+    /// The room's name, or in a direct conversation the other person's.
     pub name: String,
+    pub direct: bool,
     pub topic: String,
     pub here: Vec<String>,
     pub muted: bool,
@@ -352,10 +354,7 @@ impl Sidebar {
         for room in rooms {
             let direct_with = room.slug.direct_members().map(|(a, b)| {
                 let me = viewer.as_ref().map_or("", |v| v.mention_key);
-                let other = room.name.split(" & ").find(|name| {
-                    Nickname::parse(name).map(|n| n.mention_key()).as_deref() != Ok(me)
-                });
-                (a == me || b == me, other)
+                (a == me || b == me, direct_partner(&room.name, me))
             });
             if let Some((mine, _)) = direct_with
                 && !mine
@@ -414,6 +413,13 @@ impl Sidebar {
             String::new()
         })
     }
+}
+
+/// In a direct conversation named "alice & bob", the one who isn't `viewer_key`.
+pub fn direct_partner<'a>(room_name: &'a str, viewer_key: &str) -> Option<&'a str> {
+    room_name
+        .split(" & ")
+        .find(|name| Nickname::parse(name).map(|n| n.mention_key()).as_deref() != Ok(viewer_key))
 }
 
 fn from_millis(ms: i64) -> OffsetDateTime {

@@ -21,7 +21,7 @@ use crate::startup::AppState;
 use crate::store::{MessageKind, ReaderRecord};
 use crate::views::{
     Chrome, ComposerError, History, MentionSuggestions, RoomPage, Sidebar, SidebarViewer,
-    WelcomePage, render,
+    WelcomePage, direct_partner, render,
 };
 
 /// A topic longer than this is refused.
@@ -232,11 +232,17 @@ pub(super) async fn room_page(
             .map(|m| m.id)
             .filter(|&id| id > 1)
     });
+    let direct = room.slug.direct_members().is_some();
+    let name = match direct {
+        true => direct_partner(&room.name, &viewer.mention_key()).unwrap_or(&room.name),
+        false => &room.name,
+    };
     let page = RoomPage {
-        page: Chrome::new(&room.name, Some(&viewer.nickname), &nonce.0),
+        page: Chrome::new(name, Some(&viewer.nickname), &nonce.0),
         sidebar: sidebar(&state.hub, headers, viewer, Some(&room.slug), &reader),
         slug: room.slug.clone(),
-        name: room.name.clone(),
+        name: name.to_owned(),
+        direct,
         topic: room.topic(),
         here: room.here(),
         muted: reader.muted.iter().any(|m| m == room.slug.as_str()),
