@@ -7,8 +7,10 @@ mod body;
 mod frame;
 mod nickname;
 mod room;
+mod search;
 
 pub use body::{BodyError, MessageBody, is_emoji_only, render_body};
 pub use frame::{ClientFrame, ClientId, FrameError};
 pub use nickname::{Nickname, NicknameError};
 pub use room::{RoomName, RoomNameError, Slug};
+pub use search::{QueryError, SearchQuery, Snippet, Word, excerpt, index_terms, words};
