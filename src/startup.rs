@@ -192,6 +192,7 @@ pub fn router(state: AppState) -> Router {
             post(routes::messages::toggle_reaction),
         )
         .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
+        .route("/search", get(routes::search::search))
         .route("/rooms/{slug}/topic", post(routes::rooms::set_topic))
         .route("/rooms/{slug}/mute", post(routes::rooms::toggle_mute))
         .route("/ws", get(routes::ws::global_socket))

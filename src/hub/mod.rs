@@ -227,6 +227,12 @@ impl Hub {
         self.rooms.read().expect("rooms lock").get(slug).cloned()
     }
 
+    /// Whether `nickname` may read `room`: search asks it of every hit. Every room is open to
+    /// everyone logged in today; private rooms (direct messages) add their rule here.
+    pub fn can_read(&self, _nickname: &str, room: &Slug) -> bool {
+        self.room(room).is_some()
+    }
+
     /// Every room, most recently active first.
     pub fn room_summaries(&self) -> Vec<RoomSummary> {
         let mut rooms: Vec<RoomSummary> = self

@@ -2,6 +2,7 @@
 
 pub mod messages;
 pub mod rooms;
+pub mod search;
 pub mod ws;
 
 use axum::http::{HeaderMap, header};

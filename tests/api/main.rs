@@ -10,5 +10,6 @@ mod login;
 mod messages;
 mod restart;
 mod rooms;
+mod search;
 mod store_failure;
 mod storm;
