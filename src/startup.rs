@@ -268,6 +268,7 @@ pub fn router(state: AppState) -> Router {
             get(routes::rooms::mention_suggestions),
         )
         .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
+        .route("/search", get(routes::search::search))
         .route("/rooms/{slug}/topic", post(routes::rooms::set_topic))
         .route("/rooms/{slug}/mute", post(routes::rooms::toggle_mute))
         .route("/ws", get(routes::ws::global_socket))

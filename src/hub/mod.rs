@@ -229,6 +229,12 @@ impl Hub {
         self.rooms.read().expect("rooms lock").get(slug).cloned()
     }
 
+    /// Whether the person with this mention key may read `room`: search asks it of every
+    /// hit. The same rule as every room path ([`Room::readable_by`]).
+    pub fn can_read(&self, mention_key: &str, room: &Slug) -> bool {
+        self.room(room).is_some_and(|r| r.readable_by(mention_key))
+    }
+
     /// Every room, most recently active first.
     pub fn room_summaries(&self) -> Vec<RoomSummary> {
         let mut rooms: Vec<RoomSummary> = self

@@ -3,6 +3,7 @@
 pub mod devices;
 pub mod messages;
 pub mod rooms;
+pub mod search;
 pub mod ws;
 
 use axum::http::{HeaderMap, header};

@@ -29,7 +29,7 @@ const MAX_TOPIC_CHARS: usize = 200;
 /// A room named after its first message takes this much of the first line.
 const NAME_FROM_MESSAGE_CHARS: usize = 40;
 
-fn sidebar(
+pub(super) fn sidebar(
     hub: &Hub,
     headers: &HeaderMap,
     viewer: &CurrentUser,

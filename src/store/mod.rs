@@ -4,15 +4,17 @@
 //! committer thread for message batches, `spawn_blocking` for the rest.
 
 mod polo;
+mod search_index;
 mod sessions;
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Slug;
+use crate::domain::{SearchQuery, Slug};
 
 pub use polo::PoloStore;
+pub use search_index::{MAX_CANDIDATES, SearchCursor, SearchPage};
 pub use sessions::SessionBackend;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,13 +48,25 @@ pub trait Storage: Send + Sync + 'static {
     /// Inserts the room unless its slug exists; returns whether it was created.
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool>;
     fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()>;
-    /// Appends messages (ids already assigned, contiguous per room) and moves each touched
-    /// room's `last_id` in the same commit.
+    /// Appends messages (ids already assigned, contiguous per room), indexes them for search,
+    /// and moves each touched room's `last_id`, all in the same commit.
     fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
     /// Messages of `room` with ids in `from..=to` that exist, in id order.
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>>;
-    /// Rewrites one stored message in place: an edit, a deletion or a reaction.
+    /// Rewrites one stored message in place: an edit, a deletion or a reaction. The search
+    /// index follows in the same commit: a deleted message is found by nothing, an edited
+    /// one by its new words only.
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()>;
+    /// People's messages (not system lines, not deleted) holding every term of `query`, in
+    /// rooms `can_read` allows, newest first: at most `limit`, older than `before` if given.
+    /// `more` is where the next page starts when the search stopped early.
+    fn search(
+        &self,
+        query: &SearchQuery,
+        before: Option<&SearchCursor>,
+        limit: usize,
+        can_read: &dyn Fn(&Slug) -> bool,
+    ) -> StoreResult<SearchPage>;
     /// The message a `(login, client_id)` pair was stored as, if any.
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>>;
 

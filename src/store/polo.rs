@@ -5,11 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
+use super::search_index::{self, SearchCursor, SearchPage};
 use super::{
     AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
     Storage, StoreError, StoreResult,
 };
-use crate::domain::Slug;
+use crate::domain::{SearchQuery, Slug};
 
 const ROOMS: &str = "rooms";
 const MESSAGES: &str = "messages";
@@ -56,7 +57,7 @@ impl PoloStore {
 
     /// Runs reads in a transaction that is rolled back. A read outside one auto-commits a
     /// synced transaction: an fdatasync per lookup.
-    fn read<T>(
+    pub(super) fn read<T>(
         &self,
         reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
     ) -> StoreResult<T> {
@@ -196,6 +197,7 @@ impl Storage for PoloStore {
             if !batch.messages.is_empty() {
                 txn.collection::<MessageRecord>(MESSAGES)
                     .insert_many(&batch.messages)?;
+                search_index::index_new(&txn, &batch.messages)?;
             }
             if !batch.dedup.is_empty() {
                 txn.collection::<DedupRecord>(DEDUP)
@@ -223,7 +225,25 @@ impl Storage for PoloStore {
     }
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
-        self.write(|db| replace(db, MESSAGES, &message.key, message))
+        self.write(|db| {
+            let txn = db.start_transaction()?;
+            let old = txn
+                .collection::<MessageRecord>(MESSAGES)
+                .find_one(doc! { "_id": &message.key })?;
+            replace_in(&txn, MESSAGES, &message.key, message)?;
+            search_index::reindex(&txn, old.as_ref(), message)?;
+            txn.commit()
+        })
+    }
+
+    fn search(
+        &self,
+        query: &SearchQuery,
+        before: Option<&SearchCursor>,
+        limit: usize,
+        can_read: &dyn Fn(&Slug) -> bool,
+    ) -> StoreResult<SearchPage> {
+        self.read(|txn| search_index::search(txn, MESSAGES, query, before, limit, can_read))
     }
 
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
@@ -318,8 +338,18 @@ fn replace<T: serde::Serialize>(
     document: &T,
 ) -> polodb_core::Result<()> {
     let txn = db.start_transaction()?;
+    replace_in(&txn, collection, id, document)?;
+    txn.commit()
+}
+
+fn replace_in<T: serde::Serialize>(
+    txn: &Transaction,
+    collection: &str,
+    id: &str,
+    document: &T,
+) -> polodb_core::Result<()> {
     let col = txn.collection::<T>(collection);
     col.delete_one(doc! { "_id": id })?;
     col.insert_one(document)?;
-    txn.commit()
+    Ok(())
 }

@@ -218,7 +218,7 @@ async fn alice_and_bob_in_the_lobby(driver: &Driver, app: &TestApp) -> (Client, 
     (alice, bob)
 }
 
-async fn shown(browser: &Client, selector: &str) -> fantoccini::elements::Element {
+pub(crate) async fn shown(browser: &Client, selector: &str) -> fantoccini::elements::Element {
     browser
         .wait()
         .at_most(SEEN_WITHIN)
@@ -252,7 +252,7 @@ async fn say(browser: &Client, text: &str) {
     composer.send_keys("\u{E007}").await.unwrap();
 }
 
-async fn save_screenshot(browser: &Client, name: &str) {
+pub(crate) async fn save_screenshot(browser: &Client, name: &str) {
     std::fs::create_dir_all("target/screenshots").unwrap();
     let png = browser.screenshot().await.unwrap();
     std::fs::write(format!("target/screenshots/{name}.png"), png).unwrap();

@@ -69,6 +69,15 @@ async fn a_direct_conversation_is_seen_by_its_two_people_only() {
             .err(),
         Some(404)
     );
+    let found = |page: String| page.contains("/rooms/dm~alice~bob/messages/");
+    assert!(
+        found(bob.get_text("/search?q=between").await),
+        "bob finds it"
+    );
+    assert!(
+        !found(carol.get_text("/search?q=between").await),
+        "carol's search never shows it"
+    );
     let carols_page = carol.get_text("/").await;
     assert!(!carols_page.contains("dm~alice~bob") && !carols_page.contains("dm-list"));
 

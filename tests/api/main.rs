@@ -13,6 +13,7 @@ mod mentions;
 mod messages;
 mod restart;
 mod rooms;
+mod search;
 mod session_expiry;
 mod slowloris;
 mod store_failure;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use chat::domain::Slug;
+use chat::domain::{SearchQuery, Slug};
 use chat::store::{
     AppendBatch, ClaimRecord, DedupRecord, MessageRecord, PoloStore, ReaderRecord, RoomRecord,
-    SessionRecord, Storage, StoreError, StoreResult,
+    SearchCursor, SearchPage, SessionRecord, Storage, StoreError, StoreResult,
 };
 use chat::{Application, Config};
 
@@ -55,6 +55,15 @@ impl Storage for FlakyStore {
             return Err(StoreError("No space left on device (simulated)".into()));
         }
         self.inner.update_message(message)
+    }
+    fn search(
+        &self,
+        query: &SearchQuery,
+        before: Option<&SearchCursor>,
+        limit: usize,
+        can_read: &dyn Fn(&Slug) -> bool,
+    ) -> StoreResult<SearchPage> {
+        self.inner.search(query, before, limit, can_read)
     }
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
         self.inner.dedup_lookup(key)

@@ -9,6 +9,7 @@ mod frame;
 pub mod invariants;
 mod nickname;
 mod room;
+mod search;
 
 pub use body::{
     BodyError, MessageBody, RenderedBody, is_emoji_only, render_body, render_body_and_mentions,
@@ -16,3 +17,4 @@ pub use body::{
 pub use frame::{ClientFrame, ClientId, FrameError};
 pub use nickname::{Nickname, NicknameError};
 pub use room::{RoomName, RoomNameError, Slug};
+pub use search::{QueryError, SearchQuery, Snippet, Word, excerpt, index_terms, words};

@@ -1,0 +1,147 @@
+//! Search across the rooms the viewer can read: a plain GET form, so it works without
+//! JavaScript, answered by a full page of the newest matches linking to their permalinks.
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+use super::rooms::sidebar;
+use super::viewer_offset;
+use crate::auth::CurrentUser;
+use crate::domain::{QueryError, SearchQuery, Snippet, excerpt};
+use crate::error::AppError;
+use crate::security::CspNonce;
+use crate::startup::AppState;
+use crate::store::{self, MessageRecord, SearchCursor};
+use crate::views::{Chrome, Sidebar, render};
+
+/// Results per page.
+pub const RESULTS_PER_PAGE: usize = 50;
+/// Characters of a message shown around its first match.
+const EXCERPT_CHARS: usize = 240;
+
+#[derive(Template)]
+#[template(path = "search.html")]
+pub struct SearchPage {
+    pub page: Chrome,
+    pub sidebar: Sidebar,
+    /// The query as typed.
+    pub query: String,
+    pub outcome: Outcome,
+}
+
+pub enum Outcome {
+    /// Nothing to search for yet, or a query that can't be run; shown as a friendly note.
+    Note(String),
+    Results {
+        hits: Vec<Hit>,
+        /// The cursor of the next page, if there may be more.
+        more: Option<String>,
+        /// Whether this page continues an earlier one.
+        continued: bool,
+    },
+}
+
+/// One matching message as the results list shows it.
+pub struct Hit {
+    pub slug: String,
+    pub room_name: String,
+    pub id: i64,
+    pub author: String,
+    pub datetime: String,
+    /// In the viewer's time zone, with the date: results span any time.
+    pub when: String,
+    pub excerpt: Vec<Snippet>,
+}
+
+#[derive(Deserialize)]
+pub struct SearchParams {
+    #[serde(default)]
+    q: String,
+    before: Option<String>,
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    Query(params): Query<SearchParams>,
+    viewer: CurrentUser,
+    headers: HeaderMap,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let reader = state.hub.reader(&viewer.login_id).await?;
+    let (status, outcome) = match SearchQuery::parse(&params.q) {
+        Err(QueryError::Empty) => (StatusCode::OK, Outcome::Note(QueryError::Empty.to_string())),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Outcome::Note(e.to_string()),
+        ),
+        Ok(query) => {
+            let before = params.before.as_deref().and_then(SearchCursor::parse);
+            let continued = before.is_some();
+            let hub = state.hub.clone();
+            let mention_key = viewer.mention_key();
+            let terms = query.terms().to_vec();
+            let found = store::blocking(&state.storage, move |s| {
+                s.search(&query, before.as_ref(), RESULTS_PER_PAGE, &|room| {
+                    hub.can_read(&mention_key, room)
+                })
+            })
+            .await?;
+            let offset = viewer_offset(&headers);
+            let hits = found
+                .hits
+                .iter()
+                .map(|message| Hit {
+                    slug: message.room.as_str().to_owned(),
+                    room_name: state
+                        .hub
+                        .room(&message.room)
+                        .map_or_else(|| message.room.to_string(), |room| room.name.clone()),
+                    id: message.id,
+                    author: message.author.clone(),
+                    datetime: created_at(message).format(&Rfc3339).unwrap_or_default(),
+                    when: created_at(message)
+                        .to_offset(offset)
+                        .format(format_description!(
+                            "[day padding:none] [month repr:short] [year], [hour]:[minute]"
+                        ))
+                        .unwrap_or_default(),
+                    excerpt: excerpt(&message.body, &terms, EXCERPT_CHARS),
+                })
+                .collect();
+            (
+                StatusCode::OK,
+                Outcome::Results {
+                    hits,
+                    more: found.more.map(|cursor| cursor.as_str().to_owned()),
+                    continued,
+                },
+            )
+        }
+    };
+    let page = SearchPage {
+        page: Chrome::new(search_title(&params.q), Some(&viewer.nickname), &nonce.0),
+        sidebar: sidebar(&state.hub, &headers, &viewer, None, &reader),
+        query: params.q.trim().to_owned(),
+        outcome,
+    };
+    Ok((status, render(&page)?).into_response())
+}
+
+fn search_title(query: &str) -> String {
+    match query.trim() {
+        "" => "Search".to_owned(),
+        query => format!("{} – Search", query.chars().take(60).collect::<String>()),
+    }
+}
+
+fn created_at(message: &MessageRecord) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(message.created_at) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

@@ -1,0 +1,380 @@
+//! Search: `GET /search?q=` finds people's messages in every readable room, newest first,
+//! with the matching words marked in escaped text and links to the permalinks. The index is
+//! kept in PoloDB and follows edits, deletions and restarts.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use reqwest::Method;
+
+use crate::browser::{Driver, log_in, save_screenshot, shown};
+use crate::helpers::{Visitor, spawn_app, spawn_app_in, spawn_app_with, user_message_ids};
+
+/// One result as the page lists it: the permalink, and the excerpt's HTML.
+#[derive(Debug)]
+struct Hit {
+    link: String,
+    text: String,
+}
+
+async fn search(visitor: &Visitor, query: &str) -> (u16, String) {
+    search_path(visitor, &format!("/search?q={}", encode(query))).await
+}
+
+async fn search_path(visitor: &Visitor, path: &str) -> (u16, String) {
+    let response = visitor.get(path).await;
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn hits(page: &str) -> Vec<Hit> {
+    page.split(r#"<li class="search-hit">"#)
+        .skip(1)
+        .map(|item| {
+            let link = between(item, r#"<a href=""#, r#"""#);
+            let text = between(item, r#"<span class="hit-text">"#, "</span>\n");
+            Hit {
+                link: link.replace("&#x2f;", "/").replace("&#35;", "#"),
+                text: text.to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).expect(start) + start.len();
+    let to = text[from..].find(end).expect(end) + from;
+    &text[from..to]
+}
+
+fn permalink(room: &str, id: u64) -> String {
+    format!("/rooms/{room}/messages/{id}#msg-{id}")
+}
+
+/// Posts as a plain form (no JavaScript), which answers once the message is stored.
+async fn post(visitor: &Visitor, room: &str, body: &str) {
+    let response = visitor
+        .post_form(&format!("/rooms/{room}/messages"), &[("body", body)])
+        .await;
+    assert_eq!(response.status(), 303, "posting {body:?}");
+}
+
+/// The id of the newest message of `room` from the room page.
+async fn newest_id(visitor: &Visitor, room: &str) -> u64 {
+    let page = visitor.get_text(&format!("/rooms/{room}")).await;
+    *user_message_ids(&page).last().expect("a message")
+}
+
+#[tokio::test]
+async fn a_word_is_found_across_rooms_newest_first_with_the_match_marked() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    post(&alice, "lobby", "The pineapple pizza debate is back").await;
+    let older = newest_id(&alice, "lobby").await;
+    assert_eq!(
+        bob.post_form("/rooms", &[("name", "kitchen")])
+            .await
+            .status(),
+        303
+    );
+    post(&bob, "kitchen", "PINEAPPLE on toast? Pineapple!").await;
+    let newer = newest_id(&bob, "kitchen").await;
+    post(&bob, "kitchen", "pine apples are not a thing").await;
+
+    let (status, page) = search(&alice, "pineapple").await;
+    assert_eq!(status, 200);
+    let found = hits(&page);
+    assert_eq!(
+        found.iter().map(|h| h.link.as_str()).collect::<Vec<_>>(),
+        [permalink("kitchen", newer), permalink("lobby", older)],
+        "both rooms, newest first, whole words only: {page}"
+    );
+    assert_eq!(
+        found[0].text,
+        "<mark>PINEAPPLE</mark> on toast? <mark>Pineapple</mark>!"
+    );
+    assert_eq!(
+        found[1].text,
+        "The <mark>pineapple</mark> pizza debate is back"
+    );
+    assert!(
+        page.contains("#kitchen") && page.contains(">bob<"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"value="pineapple""#),
+        "the query stays in the box"
+    );
+    assert!(!page.contains("Older results"), "one page holds them all");
+
+    let (_, page) = search(&alice, "mango").await;
+    assert!(hits(&page).is_empty());
+    assert!(page.contains("No messages have all of “mango”."), "{page}");
+}
+
+#[tokio::test]
+async fn the_highlight_is_escaped_text_never_markup_from_a_message() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    post(
+        &alice,
+        "lobby",
+        r#"<script>alert("pwned")</script> the plan is <b>bold</b> & "quoted""#,
+    )
+    .await;
+
+    let (_, page) = search(&alice, "plan").await;
+    let found = hits(&page);
+    assert_eq!(found.len(), 1, "{page}");
+    assert_eq!(
+        found[0].text,
+        "&#60;script&#62;alert(&#34;pwned&#34;)&#60;/script&#62; the <mark>plan</mark> is &#60;b&#62;bold&#60;/b&#62; &#38; &#34;quoted&#34;"
+    );
+    assert!(!page.contains("<script>alert") && !page.contains("<b>bold"));
+
+    let (_, page) = search(&alice, "script").await;
+    assert!(
+        hits(&page)[0]
+            .text
+            .starts_with("&#60;<mark>script</mark>&#62;alert"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn edits_change_what_a_message_is_found_by() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "meet at the harbour at noon").await;
+    let id = newest_id(&alice, "lobby").await;
+    assert_eq!(hits(&search(&alice, "harbour").await.1).len(), 1);
+
+    let edited = alice
+        .htmx(
+            Method::PUT,
+            &format!("/rooms/lobby/messages/{id}"),
+            &[("body", "meet at the station at noon")],
+        )
+        .await;
+    assert_eq!(edited.status(), 200);
+
+    let (_, page) = search(&alice, "harbour").await;
+    assert!(hits(&page).is_empty(), "the old word is gone: {page}");
+    let found = hits(&search(&alice, "station").await.1);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].link, permalink("lobby", id));
+    assert_eq!(
+        hits(&search(&alice, "noon meet").await.1).len(),
+        1,
+        "words the edit kept still find it"
+    );
+}
+
+#[tokio::test]
+async fn deleted_messages_are_not_found() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "the launch code is 1234").await;
+    let secret = newest_id(&alice, "lobby").await;
+    post(&alice, "lobby", "the launch is on friday").await;
+    let kept = newest_id(&alice, "lobby").await;
+    assert_eq!(hits(&search(&alice, "launch").await.1).len(), 2);
+
+    let deleted = alice
+        .htmx(
+            Method::DELETE,
+            &format!("/rooms/lobby/messages/{secret}"),
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status(), 200);
+
+    let found = hits(&search(&alice, "launch").await.1);
+    assert_eq!(
+        found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
+        [permalink("lobby", kept)]
+    );
+    assert!(hits(&search(&alice, "1234").await.1).is_empty());
+}
+
+#[tokio::test]
+async fn the_index_survives_a_restart_and_keeps_growing_after_it() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "remember the lighthouse").await;
+    let before_restart = newest_id(&alice, "lobby").await;
+
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |_| {}).await;
+    let carol = app.login("carol").await;
+    let found = hits(&search(&carol, "lighthouse").await.1);
+    assert_eq!(
+        found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
+        [permalink("lobby", before_restart)]
+    );
+
+    post(&carol, "lobby", "the lighthouse again").await;
+    let after_restart = newest_id(&carol, "lobby").await;
+    let found = hits(&search(&carol, "Lighthouse").await.1);
+    assert_eq!(
+        found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
+        [
+            permalink("lobby", after_restart),
+            permalink("lobby", before_restart)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_query_of_several_words_finds_messages_with_all_of_them() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "a red apple").await;
+    let red_apple = newest_id(&alice, "lobby").await;
+    post(&alice, "lobby", "a green apple").await;
+    post(&alice, "lobby", "a red car").await;
+    let red_car = newest_id(&alice, "lobby").await;
+
+    let found = hits(&search(&alice, "Apple, red").await.1);
+    assert_eq!(
+        found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
+        [permalink("lobby", red_apple)]
+    );
+    assert_eq!(found[0].text, "a <mark>red</mark> <mark>apple</mark>");
+    let found = hits(&search(&alice, "red").await.1);
+    assert_eq!(
+        found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
+        [permalink("lobby", red_car), permalink("lobby", red_apple)]
+    );
+    assert!(hits(&search(&alice, "green car").await.1).is_empty());
+}
+
+#[tokio::test]
+async fn more_than_a_page_of_results_continues_with_an_older_results_link() {
+    let app = spawn_app_with(|config| config.rate_limit = 0.0).await;
+    let alice = app.login("alice").await;
+    for n in 1..=55 {
+        post(&alice, "lobby", &format!("ping number {n}")).await;
+    }
+    let (_, first) = search(&alice, "ping").await;
+    let first_hits = hits(&first);
+    assert_eq!(first_hits.len(), 50);
+    assert!(first_hits[0].text.ends_with("number 55"), "newest first");
+    let more = between(&first, r#"<a class="search-more" href=""#, r#"""#).replace("&amp;", "&");
+    assert!(more.starts_with("/search?q=ping&before="), "{more}");
+
+    let (status, second) = search_path(&alice, &more).await;
+    assert_eq!(status, 200);
+    let older: Vec<String> = hits(&second).into_iter().map(|h| h.text).collect();
+    assert_eq!(
+        older,
+        (1..=5)
+            .rev()
+            .map(|n| format!("<mark>ping</mark> number {n}"))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !second.contains("search-more"),
+        "no link past the oldest match"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_or_overlong_query_gets_a_friendly_note_not_an_error_page() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    for query in ["", "   ", "?!…"] {
+        let (status, page) = search(&alice, query).await;
+        assert_eq!(status, 200, "{query:?}");
+        assert!(page.contains("Type a word to search for."), "{page}");
+        assert!(page.contains(r#"<form class="search-form""#));
+    }
+    let (_, page) = search_path(&alice, "/search").await;
+    assert!(page.contains("Type a word to search for."));
+
+    let (status, page) = search(&alice, &"word ".repeat(50)).await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("A search can be at most 200 characters long."),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"id="sidebar""#),
+        "the normal page, with the sidebar"
+    );
+}
+
+#[tokio::test]
+async fn logged_out_visitors_are_sent_to_log_in() {
+    let app = spawn_app().await;
+    let response = app.visitor().get("/search?q=secret").await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login?next=/search");
+}
+
+#[tokio::test]
+async fn every_page_has_a_search_box_that_works_without_javascript() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    for path in ["/", "/rooms/lobby"] {
+        let page = alice.get_text(path).await;
+        let form = between(&page, r#"<form class="sidebar-search""#, "</form>");
+        assert!(
+            form.contains(r#"method="get" action="/search""#) && form.contains(r#"name="q""#),
+            "{path}: {form}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_search_typed_in_the_sidebar_leads_to_the_message_highlighted_in_its_room() {
+    let app = spawn_app().await;
+    let bob = app.login("bob").await;
+    post(&bob, "lobby", "Who took my stapler?").await;
+    let stapler = newest_id(&bob, "lobby").await;
+    for n in 0..60 {
+        post(&bob, "lobby", &format!("filler {n}")).await;
+    }
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+
+    let box_ = shown(&alice, "#sidebar-search").await;
+    box_.send_keys("stapler").await.unwrap();
+    box_.send_keys("\u{E007}").await.unwrap(); // Enter
+    let mark = shown(&alice, ".search-hit mark").await;
+    assert_eq!(mark.text().await.unwrap(), "stapler");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    save_screenshot(&alice, "search").await;
+
+    alice
+        .find(Locator::Css(".search-hit a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let focused = shown(&alice, &format!("#msg-{stapler}.focused")).await;
+    assert!(
+        focused
+            .text()
+            .await
+            .unwrap()
+            .contains("Who took my stapler?")
+    );
+    assert!(
+        focused.is_displayed().await.unwrap(),
+        "scrolled to the message, older than the newest page"
+    );
+    save_screenshot(&alice, "search-permalink").await;
+}
