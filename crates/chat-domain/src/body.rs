@@ -108,11 +108,11 @@ pub fn render_body_and_mentions(text: &str) -> RenderedBody {
                 html.push_str("</code>");
             }
             Event::Start(Tag::Link { dest_url, .. }) => {
-                let web = is_web_url(&dest_url);
-                if web {
-                    push_link_start(&mut html, &dest_url);
+                let web = web_url(&dest_url);
+                if let Some(url) = &web {
+                    push_link_start(&mut html, url);
                 }
-                open_links.push(web);
+                open_links.push(web.is_some());
             }
             Event::End(TagEnd::Link) if open_links.pop() == Some(true) => html.push_str("</a>"),
             // An image shows as its alt text, never as an <img>.
@@ -247,15 +247,17 @@ fn keep_block_syntax_literal(text: &str) -> String {
     out
 }
 
-/// Only a URL the sanitiser can parse keeps its `href`; any other would leave a dead `<a>`.
-fn is_web_url(url: &str) -> bool {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    (lower.starts_with("http://") || lower.starts_with("https://")) && url::Url::parse(url).is_ok()
+/// An `http(s)` URL as the browser will ask for it. One the sanitiser can't parse would lose
+/// its `href` and leave a dead `<a>`; parsed, spaces inside (`U+2002`) are percent-encoded.
+fn web_url(text: &str) -> Option<url::Url> {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    let web = lower.starts_with("http://") || lower.starts_with("https://");
+    web.then(|| url::Url::parse(text).ok()).flatten()
 }
 
-fn push_link_start(html: &mut String, url: &str) {
+fn push_link_start(html: &mut String, url: &url::Url) {
     html.push_str("<a href=\"");
-    escape_into(html, url);
+    escape_into(html, url.as_str());
     html.push_str("\" target=\"_blank\" rel=\"noopener nofollow ugc\">");
 }
 
@@ -265,8 +267,11 @@ fn linkify_into(html: &mut String, text: &str, mentions: &mut Vec<String>) {
     finder.kinds(&[LinkKind::Url]);
     for span in finder.spans(text) {
         let piece = span.as_str();
-        if span.kind() == Some(&LinkKind::Url) && is_web_url(piece) {
-            push_link_start(html, piece);
+        let url = (span.kind() == Some(&LinkKind::Url))
+            .then(|| web_url(piece))
+            .flatten();
+        if let Some(url) = url {
+            push_link_start(html, &url);
             escape_into(html, piece);
             html.push_str("</a>");
         } else {
@@ -424,6 +429,16 @@ mod tests {
     #[test]
     fn a_url_that_does_not_parse_stays_text() {
         assert_eq!(render_body("<HTTPS://![t>"), "<p>HTTPS://![t</p>");
+    }
+
+    #[test]
+    fn a_link_goes_where_the_browser_would_go() {
+        // linkify takes an en space into a URL; the href gets it percent-encoded.
+        let html = render_body("HTTPS://x.org/a\u{2002}b");
+        assert!(
+            html.contains("<a href=\"https://x.org/a%E2%80%82b\""),
+            "{html}"
+        );
     }
 
     #[test]
