@@ -256,6 +256,8 @@ pub async fn login(
     }
     session.cycle_id().await?;
     session.insert(USER_KEY, &user).await?;
+    // Saved with the login, so the first page or socket after it costs no session write.
+    keep_alive(&session).await?;
     tracing::info!(nickname = %user.nickname, "logged in");
     Ok(Redirect::to(next.as_deref().unwrap_or("/")).into_response())
 }

@@ -87,9 +87,15 @@ pub async fn reject_cross_site(
 pub struct CspNonce(pub String);
 
 pub async fn security_headers(mut request: Request, next: Next) -> Response {
-    let nonce: String = {
+    let nonce = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let bytes: [u8; 16] = rand::rng().random();
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        let mut hex = String::with_capacity(32);
+        for b in bytes {
+            hex.push(HEX[usize::from(b >> 4)] as char);
+            hex.push(HEX[usize::from(b & 0xf)] as char);
+        }
+        hex
     };
     request.extensions_mut().insert(CspNonce(nonce.clone()));
     let mut response = next.run(request).await;

@@ -51,6 +51,8 @@ pub struct Plan {
     pub client_id: bool,
     /// Closed loop: a sender that hears nothing back for this long sends again.
     pub closed_timeout: Duration,
+    /// Extra clients that connect, resume, and then never read (issue 5's slow consumer).
+    pub slow_readers: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,44 @@ pub struct Outcome {
     pub mem_connected: Memory,
     /// This run's messages found in the room's stored history afterwards (chat only).
     pub persisted: Option<u64>,
+    /// Server memory sampled while messages flowed.
+    pub mem_during: MemorySamples,
+    /// What became of the readers that stopped reading, if the plan had any.
+    pub slow: Option<SlowReport>,
+}
+
+/// Server `VmRSS` sampled during the send phase.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySamples {
+    pub samples: usize,
+    pub min_rss_kib: u64,
+    pub max_rss_kib: u64,
+    pub last_rss_kib: u64,
+}
+
+impl MemorySamples {
+    fn add(&mut self, rss_kib: u64) {
+        if self.samples == 0 || rss_kib < self.min_rss_kib {
+            self.min_rss_kib = rss_kib;
+        }
+        self.max_rss_kib = self.max_rss_kib.max(rss_kib);
+        self.last_rss_kib = rss_kib;
+        self.samples += 1;
+    }
+}
+
+/// How the server treated the clients that stopped reading.
+#[derive(Debug, Clone)]
+pub struct SlowReport {
+    pub readers: usize,
+    /// Seconds from the first send until the server logged that it closed a socket that
+    /// stopped reading (the chat logs it; the reference never closes one).
+    pub closed_after_secs: Option<f64>,
+    /// How each reader's socket ended when it finally read what was buffered: the close code
+    /// the server sent, or how the stream ended without one.
+    pub endings: BTreeMap<String, usize>,
+    /// Frames the readers found buffered for them when they finally read.
+    pub frames_buffered: u64,
 }
 
 impl Outcome {
@@ -483,6 +523,58 @@ pub async fn run(plan: &Plan, server: &Server, sources: &Arc<Sources>) -> anyhow
     tokio::time::sleep(plan.settle).await;
     let mem_connected = server.memory();
 
+    // Readers that connect and resume like everyone else, then never read again.
+    let mut slow_sockets = Vec::new();
+    if plan.slow_readers > 0 {
+        let (slow_cookies, _, slow_failures) = login_many(
+            server.addr,
+            sources,
+            run + 1,
+            plan.slow_readers,
+            plan.login_concurrency,
+            plan.login_timeout,
+        )
+        .await;
+        for cookie in &slow_cookies {
+            let mut ws = net::ws_connect(sources.pick(), server.addr, &plan.room, cookie).await?;
+            ws.send(Message::text(format!(
+                r#"{{"resume_after": {baseline_id}}}"#
+            )))
+            .await?;
+            slow_sockets.push(ws);
+        }
+        if slow_sockets.len() < plan.slow_readers {
+            anyhow::bail!("slow readers could not log in: {slow_failures:?}");
+        }
+    }
+    // Samples the server's memory (and, for slow readers, watches its log) while sending.
+    let (sampling_tx, mut sampling_rx) = watch::channel(false);
+    let sampler = {
+        let pid = server.pid;
+        let log = server.log.clone();
+        let watch_log = plan.slow_readers > 0;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut memory = MemorySamples::default();
+            let mut closed_after = None;
+            let mut ticks = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = sampling_rx.changed() => break,
+                }
+                memory.add(procs::memory(pid).rss_kib);
+                if watch_log && closed_after.is_none() {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    if text.contains(STALLED_LOG_LINE) {
+                        closed_after = Some(started.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            (memory, closed_after)
+        })
+    };
+
     // Send, then drain.
     let cpu_server_0 = server.cpu_seconds();
     let cpu_self_0 = procs::cpu_seconds(std::process::id());
@@ -522,6 +614,27 @@ pub async fn run(plan: &Plan, server: &Server, sources: &Arc<Sources>) -> anyhow
             Err(e) => println!("  (the history walk failed: {e:#})"),
         }
     }
+
+    let _ = sampling_tx.send(true);
+    let (mem_during, closed_after_secs) = sampler.await.unwrap_or_default();
+    let slow = if slow_sockets.is_empty() {
+        None
+    } else {
+        let mut endings = BTreeMap::new();
+        let mut frames_buffered = 0;
+        for ws in &mut slow_sockets {
+            let (ending, frames) = read_to_end(ws, Duration::from_secs(5)).await;
+            *endings.entry(ending).or_default() += 1;
+            frames_buffered += frames;
+        }
+        Some(SlowReport {
+            readers: slow_sockets.len(),
+            closed_after_secs,
+            endings,
+            frames_buffered,
+        })
+    };
+    drop(slow_sockets);
 
     // Close.
     let _ = phase_tx.send(Phase::Close);
@@ -577,7 +690,36 @@ pub async fn run(plan: &Plan, server: &Server, sources: &Arc<Sources>) -> anyhow
         mem_logged_in,
         mem_connected,
         persisted,
+        mem_during,
+        slow,
     })
+}
+
+/// What the chat logs when it closes a socket that stopped reading.
+const STALLED_LOG_LINE: &str = "closing a socket that stopped reading";
+
+/// Reads what a socket has buffered until it ends, and says how it ended.
+async fn read_to_end(ws: &mut Ws, limit: Duration) -> (String, u64) {
+    let mut frames = 0;
+    let reading = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    return match frame {
+                        Some(frame) => format!("close {}", u16::from(frame.code)),
+                        None => "close without a code".to_owned(),
+                    };
+                }
+                Some(Ok(_)) => frames += 1,
+                Some(Err(e)) => return format!("error: {}", net::failure_kind(&e.into())),
+                None => return "end of stream".to_owned(),
+            }
+        }
+    };
+    match tokio::time::timeout(limit, reading).await {
+        Ok(ending) => (ending, frames),
+        Err(_) => ("still open".to_owned(), frames),
+    }
 }
 
 fn role_for(plan: &Plan, idx: usize) -> Role {

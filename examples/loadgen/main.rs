@@ -98,6 +98,9 @@ enum Command {
     Page(PageArgs),
     /// Scenario 6: the fan-out scenario at several client counts.
     Growth(GrowthArgs),
+    /// Issue 5's slow consumer: the fan-out scenario twice, the second time with readers that
+    /// stop reading; reports the others' latency both times and the server's memory.
+    SlowConsumer(SlowConsumerArgs),
     /// Runs the reference server (the load generator starts it as a child process).
     ServeReference(reference::ReferenceArgs),
 }
@@ -203,6 +206,29 @@ struct PageArgs {
     /// Seconds of load before measuring.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct SlowConsumerArgs {
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Messages per second, all senders together.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Clients that stop reading in the second run of each pair.
+    #[arg(long, default_value_t = 1)]
+    slow_readers: usize,
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    #[arg(long, default_value_t = 1.0)]
+    settle: f64,
+    #[command(flatten)]
+    conn: ConnArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -374,6 +400,29 @@ async fn bench(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
             }
             summarize_growth(&rows);
         }
+        Command::SlowConsumer(a) => {
+            let plain = plan_from(
+                &a.conn,
+                a.clients,
+                a.senders,
+                Mode::Open { rate: a.rate },
+                a.duration,
+                a.drain,
+                a.settle,
+                5.0,
+            );
+            let slowed = Plan {
+                slow_readers: a.slow_readers,
+                ..plain.clone()
+            };
+            println!(
+                "== slow consumer: {} clients, {} senders, {} msg/s for {} s; each pair of runs \
+                 without, then with {} reader(s) that stop reading",
+                a.clients, a.senders, a.rate, a.duration, a.slow_readers
+            );
+            let results = compare_slow_consumer(&bench, &plain, &slowed).await?;
+            summarize_slow_consumer(&results);
+        }
         Command::ServeReference(_) => unreachable!("handled before the runtime starts"),
     }
     Ok(())
@@ -406,6 +455,7 @@ fn plan_from(
         body_pad: conn.body_pad,
         client_id: !conn.no_client_id,
         closed_timeout: Duration::from_secs_f64(closed_timeout),
+        slow_readers: 0,
     }
 }
 
@@ -438,6 +488,57 @@ async fn compare_clients(bench: &Bench, plan: &Plan) -> anyhow::Result<Results<O
         }
     }
     Ok(results)
+}
+
+/// Per server, runs without and with the slow readers, back to back in the same round.
+async fn compare_slow_consumer(
+    bench: &Bench,
+    plain: &Plan,
+    slowed: &Plan,
+) -> anyhow::Result<Results<(Outcome, Outcome)>> {
+    let mut results = Vec::new();
+    for round in 1..=bench.common.repeat.max(1) {
+        for kind in bench.kinds() {
+            let mut pair = Vec::new();
+            for plan in [plain, slowed] {
+                println!(
+                    "[{kind} #{round}, {} slow] load average before: {}",
+                    plan.slow_readers,
+                    loadavg()
+                );
+                let server = Server::start(&bench.launch, kind, None).await?;
+                let outcome = clients::run(plan, &server, &bench.sources).await;
+                server.stop().await;
+                let outcome = outcome.with_context(|| format!("{kind} run {round}"))?;
+                print_outcome(kind, round, &outcome, plan);
+                print_slow(&outcome);
+                pair.push(outcome);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let with = pair.pop().expect("two runs");
+            let without = pair.pop().expect("two runs");
+            push(&mut results, kind, (without, with));
+        }
+    }
+    Ok(results)
+}
+
+fn print_slow(o: &Outcome) {
+    let m = &o.mem_during;
+    println!(
+        "  server RSS KiB while sending: min {}, max {}, last {} ({} samples)",
+        m.min_rss_kib, m.max_rss_kib, m.last_rss_kib, m.samples
+    );
+    if let Some(slow) = &o.slow {
+        println!(
+            "  {} slow reader(s): server closed one after {}; when read, they held {} frames and ended {:?}",
+            slow.readers,
+            slow.closed_after_secs
+                .map_or("– (never)".to_owned(), |s| format!("{s:.1} s")),
+            slow.frames_buffered,
+            slow.endings
+        );
+    }
 }
 
 async fn compare_page(bench: &Bench, args: &PageArgs) -> anyhow::Result<Results<PageOutcome>> {
@@ -690,6 +791,52 @@ fn summarize_page(results: &Results<PageOutcome>) {
             }),
         ],
     );
+}
+
+fn summarize_slow_consumer(results: &Results<(Outcome, Outcome)>) {
+    let runs = results.first().map_or(0, |(_, r)| r.len());
+    println!(
+        "\nmedians of {runs} pair(s) per server (the others' latency, without → with the slow readers):"
+    );
+    println!(
+        "| server | p50 ms | p99 ms | max ms | delivered % | max RSS KiB | slow reader closed after s |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (kind, pairs) in results {
+        let med_of = |f: &dyn Fn(&Outcome) -> f64, with: bool| {
+            median(
+                pairs
+                    .iter()
+                    .map(|(without, slowed)| f(if with { slowed } else { without }))
+                    .collect(),
+            )
+        };
+        let both = |f: &dyn Fn(&Outcome) -> f64, decimals: usize| {
+            format!(
+                "{:.decimals$} → {:.decimals$}",
+                med_of(f, false),
+                med_of(f, true)
+            )
+        };
+        let closed: Vec<f64> = pairs
+            .iter()
+            .filter_map(|(_, with)| with.slow.as_ref()?.closed_after_secs)
+            .collect();
+        println!(
+            "| {kind} | {} | {} | {} | {} | {} | {} |",
+            both(&|o| o.p(0.5), 2),
+            both(&|o| o.p(0.99), 2),
+            both(&|o| o.max_ms(), 2),
+            both(&|o| 100.0 * o.received as f64 / o.expected.max(1) as f64, 3),
+            both(&|o| o.mem_during.max_rss_kib as f64, 0),
+            if closed.is_empty() {
+                "never".to_owned()
+            } else {
+                format!("{:.1}", median(closed))
+            },
+        );
+    }
+    println!();
 }
 
 fn summarize_growth(rows: &[(usize, Results<Outcome>)]) {

@@ -41,6 +41,24 @@ async fn two_clients_in_a_room_see_each_others_messages_and_another_room_does_no
 }
 
 #[tokio::test]
+async fn a_long_message_with_multibyte_characters_arrives_whole() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let mut a = alice.ws("lobby").await;
+    let mut b = bob.ws("lobby").await;
+    a.resume(0).await;
+    b.resume(0).await;
+
+    // Several kilobytes go out in pieces, cut between characters of 2 and 4 bytes.
+    let body = format!("{}{}", "é".repeat(1501), "😀".repeat(1200));
+    a.say(&body).await;
+    let frame = b.next_text().await;
+    assert!(frame.contains(&body), "{} bytes arrived", frame.len());
+    assert_eq!(frame, a.next_text().await);
+}
+
+#[tokio::test]
 async fn html_is_escaped_newlines_kept_formatting_rendered_and_urls_become_safe_links() {
     let app = spawn_app().await;
     let alice = app.login("alice").await;
