@@ -1,9 +1,10 @@
 use std::path::Path;
+use std::sync::Mutex;
 
 use polodb_core::bson::doc;
 use polodb_core::{Collection, CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
-use super::search_index::{self, SearchCursor, SearchPage};
+use super::search_index::{self, IndexWriter, SearchCursor, SearchPage};
 use super::{
     AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
     Storage, StoreError, StoreResult,
@@ -11,7 +12,7 @@ use super::{
 use crate::domain::{SearchQuery, Slug};
 
 const ROOMS: &str = "rooms";
-const MESSAGES: &str = "messages";
+pub(super) const MESSAGES: &str = "messages";
 const DEDUP: &str = "client_ids";
 const CLAIMS: &str = "nickname_claims";
 const SESSIONS: &str = "sessions";
@@ -20,6 +21,9 @@ const READERS: &str = "readers";
 /// PoloDB (RocksDB underneath) on local disk. Every commit is synced before it returns.
 pub struct PoloStore {
     db: Database,
+    /// Locked for each write transaction that touches messages, so the index's memory of
+    /// its runs has one writer and learns only what was committed.
+    index: Mutex<IndexWriter>,
 }
 
 impl PoloStore {
@@ -35,7 +39,10 @@ impl PoloStore {
                     unique: None,
                 }),
             })?;
-        Ok(PoloStore { db })
+        Ok(PoloStore {
+            db,
+            index: Mutex::new(IndexWriter::default()),
+        })
     }
 
     fn rooms_col(&self) -> Collection<RoomRecord> {
@@ -96,11 +103,13 @@ impl Storage for PoloStore {
     }
 
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
+        let mut index = self.index.lock().expect("index writer lock");
         let txn = self.db.start_transaction()?;
+        let mut learned = None;
         if !batch.messages.is_empty() {
             txn.collection::<MessageRecord>(MESSAGES)
                 .insert_many(&batch.messages)?;
-            search_index::index_new(&txn, &batch.messages)?;
+            learned = Some(index.index_new(&txn, &batch.messages)?);
         }
         if !batch.dedup.is_empty() {
             txn.collection::<DedupRecord>(DEDUP)
@@ -114,6 +123,9 @@ impl Storage for PoloStore {
             )?;
         }
         txn.commit()?;
+        if let Some(learned) = learned {
+            index.learn(learned);
+        }
         Ok(())
     }
 
@@ -131,13 +143,15 @@ impl Storage for PoloStore {
     }
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
+        let mut index = self.index.lock().expect("index writer lock");
         let txn = self.db.start_transaction()?;
         let old = txn
             .collection::<MessageRecord>(MESSAGES)
             .find_one(doc! { "_id": &message.key })?;
         replace_in(&txn, MESSAGES, &message.key, message)?;
-        search_index::reindex(&txn, old.as_ref(), message)?;
+        let learned = index.reindex(&txn, old.as_ref(), message)?;
         txn.commit()?;
+        index.learn(learned);
         Ok(())
     }
 
