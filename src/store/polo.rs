@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use polodb_core::bson::doc;
 use polodb_core::{Collection, CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
-use super::search_index::{self, IndexWriter, SearchCursor, SearchPage};
+use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
 use super::{
     AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
     Storage, StoreError, StoreResult,
@@ -162,7 +162,9 @@ impl Storage for PoloStore {
         limit: usize,
         can_read: &dyn Fn(&Slug) -> bool,
     ) -> StoreResult<SearchPage> {
-        self.read(|txn| search_index::search(txn, MESSAGES, query, before, limit, can_read))
+        self.read(|txn| {
+            search_index::search(txn, MESSAGES, query, before, limit, can_read, MAX_READS)
+        })
     }
 
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {

@@ -468,28 +468,9 @@ impl<'a> NewestFirst<'a> {
 /// Messages holding every term of `query` in rooms `can_read` allows, newest first. Walks
 /// the postings of the term with the fewest runs, keeps only those the postings of every
 /// other term about as rare hold too (skipping ahead in theirs), and checks each against
-/// its message as stored now. Reads at most `MAX_READS` documents before answering with a
-/// cursor.
+/// its message as stored now. Reads at most `max_reads` documents (`MAX_READS` outside
+/// tests) before answering with a cursor.
 pub(super) fn search(
-    txn: &Transaction,
-    messages_collection: &str,
-    query: &SearchQuery,
-    before: Option<&SearchCursor>,
-    limit: usize,
-    can_read: &dyn Fn(&Slug) -> bool,
-) -> polodb_core::Result<SearchPage> {
-    search_within(
-        txn,
-        messages_collection,
-        query,
-        before,
-        limit,
-        can_read,
-        MAX_READS,
-    )
-}
-
-fn search_within(
     txn: &Transaction,
     messages_collection: &str,
     query: &SearchQuery,
@@ -796,9 +777,7 @@ mod tests {
             pages += 1;
             let page = fixture
                 .store
-                .read(|txn| {
-                    search_within(txn, MESSAGES, &query, before.as_ref(), 50, &everywhere, 10)
-                })
+                .read(|txn| search(txn, MESSAGES, &query, before.as_ref(), 50, &everywhere, 10))
                 .unwrap();
             if !page.hits.is_empty() || page.more.is_none() {
                 break page.hits;
