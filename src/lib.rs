@@ -6,7 +6,8 @@
 //! - [`startup`]: `Application::build` / `run_until_stopped`, the router, ordered shutdown.
 //! - [`domain`]: parsed input types (`Nickname`, `RoomName`/`Slug`, `MessageBody`, frames)
 //!   and the message renderer; the `chat-domain` crate (`crates/chat-domain`), re-exported.
-//! - [`store`]: the narrow storage interface, PoloDB behind it, and the session store.
+//! - [`store`]: the narrow storage interface, PoloDB behind it (with the search index), and
+//!   the session store.
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{SearchQuery, Slug};
 
 pub use polo::PoloStore;
-pub use search_index::{MAX_CANDIDATES, SearchCursor, SearchPage};
+pub use search_index::{MAX_READS, SearchCursor, SearchPage};
 pub use sessions::SessionBackend;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,11 @@
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
-use super::search_index::{self, SearchCursor, SearchPage};
+use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
 use super::{
     AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
     Storage, StoreError, StoreResult,
@@ -13,7 +13,7 @@ use super::{
 use crate::domain::{SearchQuery, Slug};
 
 const ROOMS: &str = "rooms";
-const MESSAGES: &str = "messages";
+pub(super) const MESSAGES: &str = "messages";
 const DEDUP: &str = "client_ids";
 const CLAIMS: &str = "nickname_claims";
 const SESSIONS: &str = "sessions";
@@ -31,6 +31,9 @@ pub struct PoloStore {
     db: RwLock<Option<Database>>,
     /// Counts reopens, so writers that failed together reopen once.
     reopens: AtomicU64,
+    /// Locked for each write transaction that touches messages, so the index's memory of
+    /// its runs has one writer and learns only what was committed.
+    index: Mutex<IndexWriter>,
 }
 
 impl PoloStore {
@@ -43,6 +46,7 @@ impl PoloStore {
             path,
             db: RwLock::new(Some(db)),
             reopens: AtomicU64::new(0),
+            index: Mutex::new(IndexWriter::default()),
         })
     }
 
@@ -192,12 +196,14 @@ impl Storage for PoloStore {
                 } })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        self.write(|db| {
+        let mut index = self.index.lock().expect("index writer lock");
+        let learned = self.write(|db| {
             let txn = db.start_transaction()?;
+            let mut learned = None;
             if !batch.messages.is_empty() {
                 txn.collection::<MessageRecord>(MESSAGES)
                     .insert_many(&batch.messages)?;
-                search_index::index_new(&txn, &batch.messages)?;
+                learned = Some(index.index_new(&txn, &batch.messages)?);
             }
             if !batch.dedup.is_empty() {
                 txn.collection::<DedupRecord>(DEDUP)
@@ -207,8 +213,13 @@ impl Storage for PoloStore {
             for (head, update) in batch.room_heads.iter().zip(&heads) {
                 rooms.update_one(doc! { "_id": head.slug.as_str() }, update.clone())?;
             }
-            txn.commit()
-        })
+            txn.commit()?;
+            Ok(learned)
+        })?;
+        if let Some(learned) = learned {
+            index.learn(learned);
+        }
+        Ok(())
     }
 
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
@@ -225,15 +236,19 @@ impl Storage for PoloStore {
     }
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
-        self.write(|db| {
+        let mut index = self.index.lock().expect("index writer lock");
+        let learned = self.write(|db| {
             let txn = db.start_transaction()?;
             let old = txn
                 .collection::<MessageRecord>(MESSAGES)
                 .find_one(doc! { "_id": &message.key })?;
             replace_in(&txn, MESSAGES, &message.key, message)?;
-            search_index::reindex(&txn, old.as_ref(), message)?;
-            txn.commit()
-        })
+            let learned = index.reindex(&txn, old.as_ref(), message)?;
+            txn.commit()?;
+            Ok(learned)
+        })?;
+        index.learn(learned);
+        Ok(())
     }
 
     fn search(
@@ -243,7 +258,9 @@ impl Storage for PoloStore {
         limit: usize,
         can_read: &dyn Fn(&Slug) -> bool,
     ) -> StoreResult<SearchPage> {
-        self.read(|txn| search_index::search(txn, MESSAGES, query, before, limit, can_read))
+        self.read(|txn| {
+            search_index::search(txn, MESSAGES, query, before, limit, can_read, MAX_READS)
+        })
     }
 
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {

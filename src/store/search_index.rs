@@ -1,18 +1,22 @@
 //! The search index, kept in PoloDB beside the messages and written in the same
-//! transactions: for each term, the messages that hold it, as postings in time order, so a
-//! search is a handful of point lookups rather than a scan.
+//! transactions: for each term, the messages that hold it, so a search is a handful of point
+//! lookups rather than a scan.
 //!
-//! A term's newest postings sit in its head document (`search_terms`, keyed by the term)
-//! with its count. Once the head holds `CHUNK` postings they move into a sealed chunk
-//! (`search_chunks`, keyed `{term}#{n}`). Storing a batch therefore reads and rewrites one
-//! small document per distinct term, however common the term. A search walks the rarest
-//! term's postings newest first and checks each candidate against its message.
+//! A commit adds one *run* per distinct term it uses: a new document `{term}#{n}` holding
+//! that commit's postings of the term, inserted without reading or rewriting anything (the
+//! number of runs per term is cached in memory, and probed once after a start). That keeps
+//! indexing to one small insert per term per commit; rewriting a per-term document instead
+//! cost several times more (see `BENCHMARKS.md`). A search counts the runs of each of its
+//! terms, walks the term with the fewest newest first, and checks each candidate against the
+//! message as stored now.
 //!
-//! A posting is `{created_at:015}|{room}/{id:020}`: sorted as strings, postings are in time
-//! order (then room, then id). An edit finds a message's place again from that alone, by
-//! binary search over the sealed chunks' lower bounds.
+//! A posting is the message's time and key, `{created_at}{room}/{id}` with the numbers in
+//! fixed-width base 36, so postings sorted as strings are in time order (then room, then id).
+//! Runs of a term are in that order too: a commit whose postings would sort before the
+//! newest (a clock set back, or two commits in one millisecond) puts them into the runs
+//! where they sort instead, as edits do, found by binary search over the runs' lower bounds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Transaction};
@@ -21,14 +25,18 @@ use serde::{Deserialize, Serialize};
 use super::{MessageKind, MessageRecord};
 use crate::domain::{SearchQuery, Slug, index_terms};
 
-const TERMS: &str = "search_terms";
-const CHUNKS: &str = "search_chunks";
-/// Postings per sealed chunk. Bigger chunks mean fewer reads per search, but a bigger head
-/// rewritten by every commit that uses the term.
-const CHUNK: usize = 128;
-/// Candidates one search checks at most before answering with what it found and a cursor,
-/// so words that rarely meet can't make one request read the whole index.
-pub const MAX_CANDIDATES: usize = 2000;
+const RUNS: &str = "search_runs";
+/// Documents (runs and messages) one page of search reads at most before answering with what
+/// it found and a cursor, so words that rarely meet can't make one request read everything.
+pub const MAX_READS: usize = 2000;
+/// Terms whose run count is kept in memory; past it the cache starts over.
+const CACHED_TERMS: usize = 200_000;
+/// Terms with up to this many times the runs of the rarest are matched by skipping through
+/// their postings; commoner ones would cost more reads to skip through than reading the
+/// candidate's message, which is checked for every term anyway.
+const INTERSECT_WITHIN: i64 = 8;
+const TIME_DIGITS: usize = 9;
+const ID_DIGITS: usize = 8;
 
 /// One page of search results.
 #[derive(Debug, Clone, Default)]
@@ -39,17 +47,16 @@ pub struct SearchPage {
     pub more: Option<SearchCursor>,
 }
 
-/// Where a page of results starts: only messages older than this are searched.
+/// Where a page of results starts: only messages older than this posting are searched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchCursor(String);
 
 impl SearchCursor {
     /// A cursor from a URL, if it has the shape of a posting.
     pub fn parse(text: &str) -> Option<SearchCursor> {
-        let (at, key) = text.split_once('|')?;
-        let (room, id) = key.rsplit_once('/')?;
-        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-        (digits(at, 15) && digits(id, 20) && Slug::parse(room).is_some())
+        let time = text.get(..TIME_DIGITS)?;
+        let (_, id) = text[TIME_DIGITS..].rsplit_once('/')?;
+        (is_base36(time) && id.len() == ID_DIGITS && is_base36(id) && posting_key(text).is_some())
             .then(|| SearchCursor(text.to_owned()))
     }
 
@@ -58,36 +65,280 @@ impl SearchCursor {
     }
 }
 
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct TermHead {
-    #[serde(rename = "_id")]
-    term: String,
-    /// Postings of the term, in the head and the sealed chunks together.
-    count: i64,
-    /// Sealed chunks, numbered from 0.
-    sealed: i64,
-    /// The newest sealed posting: anything up to it belongs in a sealed chunk.
-    floor: Option<String>,
-    /// The newest postings, oldest first.
-    postings: Vec<String>,
+fn is_base36(digits: &str) -> bool {
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Chunk {
-    #[serde(rename = "_id")]
-    key: String,
-    /// Its first posting when sealed. Chunk `n` holds what sorts from its `low` up to the next
-    /// chunk's (chunk 0 also anything older), whatever edits later add or take away.
-    low: String,
-    postings: Vec<String>,
+fn base36(mut n: u64, width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    for digit in digits.iter_mut().rev() {
+        *digit = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8(digits).expect("ASCII digits")
 }
 
 fn posting(message: &MessageRecord) -> String {
-    format!("{:015}|{}", message.created_at.max(0), message.key)
+    format!(
+        "{}{}/{}",
+        base36(message.created_at.max(0) as u64, TIME_DIGITS),
+        message.room,
+        base36(message.id.max(0) as u64, ID_DIGITS)
+    )
 }
 
-fn chunk_key(term: &str, n: i64) -> String {
+/// The room and message key a posting points at.
+fn posting_key(posting: &str) -> Option<(Slug, String)> {
+    let (room, id) = posting.get(TIME_DIGITS..)?.rsplit_once('/')?;
+    let room = Slug::parse(room)?;
+    let id = u64::from_str_radix(id, 36).ok()?;
+    let key = MessageRecord::key_for(&room, id);
+    Some((room, key))
+}
+
+/// One commit's postings of one term; edits may add or take some away later.
+#[derive(Debug, Serialize, Deserialize)]
+struct Run {
+    #[serde(rename = "_id")]
+    key: String,
+    /// Its first posting when written. Run `n` holds what sorts from its `low` up to run
+    /// `n + 1`'s (run 0 also anything older), whatever edits later add or take away.
+    low: String,
+    /// Sorted, one per line: one string serialises far faster than an array of them.
+    postings: String,
+}
+
+impl Run {
+    fn postings(&self) -> Vec<&str> {
+        self.postings
+            .split('\n')
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
+    /// Returns whether it was not there yet.
+    fn insert(&mut self, posting: &str) -> bool {
+        let mut postings = self.postings();
+        match postings.binary_search(&posting) {
+            Ok(_) => false,
+            Err(at) => {
+                postings.insert(at, posting);
+                self.postings = postings.join("\n");
+                true
+            }
+        }
+    }
+
+    fn remove(&mut self, posting: &str) -> bool {
+        let mut postings = self.postings();
+        match postings.binary_search(&posting) {
+            Ok(at) => {
+                postings.remove(at);
+                self.postings = postings.join("\n");
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The newest posting it holds or ever started with.
+    fn newest(&self) -> String {
+        self.postings()
+            .last()
+            .map_or_else(|| self.low.clone(), |p| (*p).to_owned())
+    }
+}
+
+fn run_key(term: &str, n: i64) -> String {
     format!("{term}#{n}")
+}
+
+fn read_run(txn: &Transaction, term: &str, n: i64) -> polodb_core::Result<Option<Run>> {
+    txn.collection::<Run>(RUNS)
+        .find_one(doc! { "_id": run_key(term, n) })
+}
+
+fn save_run(txn: &Transaction, run: &Run) -> polodb_core::Result<()> {
+    let runs = txn.collection::<Run>(RUNS);
+    runs.delete_one(doc! { "_id": &run.key })?;
+    runs.insert_one(run)?;
+    Ok(())
+}
+
+/// How many runs a term has: runs are numbered from 0 and never deleted, so an exponential
+/// then a binary search over which exist.
+fn count_runs(txn: &Transaction, term: &str) -> polodb_core::Result<i64> {
+    let exists = |n: i64| -> polodb_core::Result<bool> { Ok(read_run(txn, term, n)?.is_some()) };
+    if !exists(0)? {
+        return Ok(0);
+    }
+    let (mut present, mut absent) = (0, 1);
+    while exists(absent)? {
+        present = absent;
+        absent *= 2;
+    }
+    while absent - present > 1 {
+        let middle = (present + absent) / 2;
+        if exists(middle)? {
+            present = middle;
+        } else {
+            absent = middle;
+        }
+    }
+    Ok(present + 1)
+}
+
+/// The run a posting sorts into among a term's `runs` (at least one).
+fn run_for(
+    txn: &Transaction,
+    term: &str,
+    runs: i64,
+    posting: &str,
+) -> polodb_core::Result<Option<Run>> {
+    let mut walk = NewestFirst::start(txn, term, 0, None)?;
+    Ok(walk.run_holding(runs - 1, posting)?.map(|(_, run)| run))
+}
+
+/// What the index knows of a term: how many runs it has and its newest posting.
+#[derive(Debug, Clone)]
+struct TermState {
+    runs: i64,
+    newest: String,
+}
+
+/// The one writer's memory of the index, so indexing a commit reads nothing in the common
+/// case. Held locked for a whole write transaction; learns only from committed ones.
+#[derive(Default)]
+pub(super) struct IndexWriter {
+    terms: HashMap<String, TermState>,
+}
+
+/// What a write transaction taught the index writer, to keep once it is committed.
+#[must_use = "pass to IndexWriter::learn after the commit"]
+pub(super) struct Learned {
+    terms: Vec<(String, Option<TermState>)>,
+}
+
+impl IndexWriter {
+    fn state(&self, txn: &Transaction, term: &str) -> polodb_core::Result<TermState> {
+        if let Some(known) = self.terms.get(term) {
+            return Ok(known.clone());
+        }
+        let runs = count_runs(txn, term)?;
+        let newest = match runs {
+            0 => String::new(),
+            n => read_run(txn, term, n - 1)?
+                .map(|run| run.newest())
+                .unwrap_or_default(),
+        };
+        Ok(TermState { runs, newest })
+    }
+
+    /// Indexes newly stored messages: one new run per distinct term of the batch.
+    pub(super) fn index_new(
+        &self,
+        txn: &Transaction,
+        messages: &[MessageRecord],
+    ) -> polodb_core::Result<Learned> {
+        let mut by_term: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for message in messages {
+            let posting = posting(message);
+            for term in searchable_terms(message) {
+                by_term.entry(term).or_default().push(posting.clone());
+            }
+        }
+        let mut new_runs = Vec::new();
+        let mut learned = Vec::with_capacity(by_term.len());
+        for (term, mut postings) in by_term {
+            postings.sort_unstable();
+            let state = self.state(txn, &term)?;
+            let newest = postings.last().cloned().unwrap_or_default();
+            if state.runs == 0 || postings[0] > state.newest {
+                new_runs.push(Run {
+                    key: run_key(&term, state.runs),
+                    low: postings[0].clone(),
+                    postings: postings.join("\n"),
+                });
+                let next = TermState {
+                    runs: state.runs + 1,
+                    newest,
+                };
+                learned.push((term, Some(next)));
+            } else {
+                for posting in &postings {
+                    add_to_runs(txn, &term, state.runs, posting)?;
+                }
+                let newest = newest.max(state.newest);
+                learned.push((term, Some(TermState { newest, ..state })));
+            }
+        }
+        if !new_runs.is_empty() {
+            txn.collection::<Run>(RUNS).insert_many(&new_runs)?;
+        }
+        Ok(Learned { terms: learned })
+    }
+
+    /// Moves a changed message in the index: out of the terms it lost, into the ones it
+    /// gained. A message keeps its key and time, and so its posting.
+    pub(super) fn reindex(
+        &self,
+        txn: &Transaction,
+        old: Option<&MessageRecord>,
+        new: &MessageRecord,
+    ) -> polodb_core::Result<Learned> {
+        let before = old.map(searchable_terms).unwrap_or_default();
+        let after = searchable_terms(new);
+        let posting = posting(new);
+        let mut changed = Vec::new();
+        for term in before.iter().filter(|t| !after.contains(t)) {
+            let runs = self.state(txn, term)?.runs;
+            if runs > 0
+                && let Some(mut run) = run_for(txn, term, runs, &posting)?
+                && run.remove(&posting)
+            {
+                save_run(txn, &run)?;
+            }
+        }
+        for term in after.iter().filter(|t| !before.contains(t)) {
+            let runs = self.state(txn, term)?.runs;
+            add_to_runs(txn, term, runs, &posting)?;
+            // Its newest posting may have changed: asked of the store again next time.
+            changed.push((term.clone(), None));
+        }
+        Ok(Learned { terms: changed })
+    }
+
+    pub(super) fn learn(&mut self, learned: Learned) {
+        if self.terms.len() + learned.terms.len() > CACHED_TERMS {
+            self.terms.clear();
+        }
+        for (term, state) in learned.terms {
+            match state {
+                Some(state) => self.terms.insert(term, state),
+                None => self.terms.remove(&term),
+            };
+        }
+    }
+}
+
+/// Adds a posting where it sorts among a term's runs, starting run 0 if there is none.
+fn add_to_runs(txn: &Transaction, term: &str, runs: i64, posting: &str) -> polodb_core::Result<()> {
+    if runs == 0 {
+        txn.collection::<Run>(RUNS).insert_one(Run {
+            key: run_key(term, 0),
+            low: posting.to_owned(),
+            postings: posting.to_owned(),
+        })?;
+        return Ok(());
+    }
+    if let Some(mut run) = run_for(txn, term, runs, posting)?
+        && run.insert(posting)
+    {
+        save_run(txn, &run)?;
+    }
+    Ok(())
 }
 
 /// The terms a message is found by: none for system lines and deleted messages.
@@ -99,228 +350,48 @@ fn searchable_terms(message: &MessageRecord) -> Vec<String> {
     }
 }
 
-/// Indexes newly stored messages, one head update per distinct term of the batch.
-pub(super) fn index_new(txn: &Transaction, messages: &[MessageRecord]) -> polodb_core::Result<()> {
-    let mut by_term: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for message in messages {
-        let posting = posting(message);
-        for term in searchable_terms(message) {
-            by_term.entry(term).or_default().push(posting.clone());
-        }
-    }
-    for (term, mut postings) in by_term {
-        postings.sort_unstable();
-        add_postings(txn, &term, postings)?;
-    }
-    Ok(())
-}
-
-/// Moves a changed message in the index: out of the terms it lost, into the ones it gained.
-/// A message keeps its key and time, and so its posting.
-pub(super) fn reindex(
-    txn: &Transaction,
-    old: Option<&MessageRecord>,
-    new: &MessageRecord,
-) -> polodb_core::Result<()> {
-    let before = old.map(searchable_terms).unwrap_or_default();
-    let after = searchable_terms(new);
-    let posting = posting(new);
-    for term in before.iter().filter(|t| !after.contains(t)) {
-        remove_posting(txn, term, &posting)?;
-    }
-    for term in after.iter().filter(|t| !before.contains(t)) {
-        add_postings(txn, term, vec![posting.clone()])?;
-    }
-    Ok(())
-}
-
-/// Adds `postings` (sorted) to a term: into the head, or, older than the head (an edit, or
-/// a clock set back), into the sealed chunk where they sort.
-fn add_postings(txn: &Transaction, term: &str, postings: Vec<String>) -> polodb_core::Result<()> {
-    let found = txn
-        .collection::<TermHead>(TERMS)
-        .find_one(doc! { "_id": term })?;
-    let existed = found.is_some();
-    let mut head = found.unwrap_or_else(|| TermHead {
-        term: term.to_owned(),
-        count: 0,
-        sealed: 0,
-        floor: None,
-        postings: Vec::new(),
-    });
-    for posting in postings {
-        let added = if head.floor.as_ref().is_some_and(|floor| posting <= *floor) {
-            insert_sealed(txn, &head, posting)?
-        } else {
-            insert_sorted(&mut head.postings, posting)
-        };
-        head.count += i64::from(added);
-    }
-    let chunks = txn.collection::<Chunk>(CHUNKS);
-    while head.postings.len() >= CHUNK {
-        let rest = head.postings.split_off(CHUNK);
-        let sealed = std::mem::replace(&mut head.postings, rest);
-        head.floor = sealed.last().cloned();
-        chunks.insert_one(Chunk {
-            key: chunk_key(term, head.sealed),
-            low: sealed[0].clone(),
-            postings: sealed,
-        })?;
-        head.sealed += 1;
-    }
-    save_head(txn, &head, existed)
-}
-
-fn remove_posting(txn: &Transaction, term: &str, posting: &str) -> polodb_core::Result<()> {
-    let Some(mut head) = txn
-        .collection::<TermHead>(TERMS)
-        .find_one(doc! { "_id": term })?
-    else {
-        return Ok(());
-    };
-    let removed = if head.floor.as_deref().is_some_and(|floor| posting <= floor) {
-        match sealed_chunk_for(txn, &head, posting)? {
-            Some(mut chunk) => {
-                let removed = remove_sorted(&mut chunk.postings, posting);
-                if removed {
-                    save_chunk(txn, &chunk)?;
-                }
-                removed
-            }
-            None => false,
-        }
-    } else {
-        remove_sorted(&mut head.postings, posting)
-    };
-    if removed {
-        head.count -= 1;
-        save_head(txn, &head, true)?;
-    }
-    Ok(())
-}
-
-fn insert_sealed(txn: &Transaction, head: &TermHead, posting: String) -> polodb_core::Result<bool> {
-    let Some(mut chunk) = sealed_chunk_for(txn, head, &posting)? else {
-        return Ok(false);
-    };
-    let added = insert_sorted(&mut chunk.postings, posting);
-    if added {
-        save_chunk(txn, &chunk)?;
-    }
-    Ok(added)
-}
-
-/// The sealed chunk a posting sorts into: the last whose `low` is at most the posting, or
-/// the first. Binary search, one point read per step.
-fn sealed_chunk_for(
-    txn: &Transaction,
-    head: &TermHead,
-    posting: &str,
-) -> polodb_core::Result<Option<Chunk>> {
-    let chunks = txn.collection::<Chunk>(CHUNKS);
-    let read = |n: i64| chunks.find_one(doc! { "_id": chunk_key(&head.term, n) });
-    let (mut low, mut high) = (0, head.sealed);
-    let mut best = None;
-    while low < high {
-        let middle = (low + high) / 2;
-        let Some(chunk) = read(middle)? else {
-            break;
-        };
-        if chunk.low.as_str() <= posting {
-            best = Some(chunk);
-            low = middle + 1;
-        } else {
-            high = middle;
-        }
-    }
-    match best {
-        Some(chunk) => Ok(Some(chunk)),
-        None if head.sealed > 0 => read(0),
-        None => Ok(None),
-    }
-}
-
-fn save_head(txn: &Transaction, head: &TermHead, existed: bool) -> polodb_core::Result<()> {
-    let heads = txn.collection::<TermHead>(TERMS);
-    if existed {
-        heads.delete_one(doc! { "_id": &head.term })?;
-    }
-    if head.count > 0 || head.sealed > 0 {
-        heads.insert_one(head)?;
-    }
-    Ok(())
-}
-
-fn save_chunk(txn: &Transaction, chunk: &Chunk) -> polodb_core::Result<()> {
-    let chunks = txn.collection::<Chunk>(CHUNKS);
-    chunks.delete_one(doc! { "_id": &chunk.key })?;
-    chunks.insert_one(chunk)?;
-    Ok(())
-}
-
-/// Returns whether it was not there yet.
-fn insert_sorted(postings: &mut Vec<String>, posting: String) -> bool {
-    match postings.binary_search(&posting) {
-        Ok(_) => false,
-        Err(at) => {
-            postings.insert(at, posting);
-            true
-        }
-    }
-}
-
-fn remove_sorted(postings: &mut Vec<String>, posting: &str) -> bool {
-    match postings.binary_search_by(|p| p.as_str().cmp(posting)) {
-        Ok(at) => {
-            postings.remove(at);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-/// A term's postings newest first, from a cursor, reading one chunk at a time.
+/// A term's postings newest first, reading one run at a time, counting its reads.
 struct NewestFirst<'a> {
     txn: &'a Transaction,
     term: String,
     /// Oldest first; taken from the end.
     current: Vec<String>,
-    /// The chunk to read when `current` runs out, if any.
-    next_chunk: Option<i64>,
+    /// The newest run not read yet, if any.
+    next_run: Option<i64>,
+    reads: usize,
 }
 
 impl<'a> NewestFirst<'a> {
+    /// Postings older than `before`, or all.
     fn start(
         txn: &'a Transaction,
-        head: TermHead,
+        term: &str,
+        runs: i64,
         before: Option<&SearchCursor>,
     ) -> polodb_core::Result<NewestFirst<'a>> {
-        let before = before.map(SearchCursor::as_str);
-        let in_sealed = match (before, head.floor.as_deref()) {
-            (Some(before), Some(floor)) => before <= floor,
-            _ => false,
-        };
-        let (mut current, next_chunk) = if in_sealed {
-            let before = before.unwrap_or_default();
-            match sealed_chunk_for(txn, &head, before)? {
-                Some(chunk) => {
-                    let n = chunk_number(&chunk.key);
-                    (chunk.postings, n.checked_sub(1).filter(|&n| n >= 0))
-                }
-                None => (Vec::new(), None),
-            }
-        } else {
-            (head.postings, (head.sealed > 0).then(|| head.sealed - 1))
-        };
-        if let Some(before) = before {
-            current.truncate(current.partition_point(|p| p.as_str() < before));
-        }
-        Ok(NewestFirst {
+        let mut walk = NewestFirst {
             txn,
-            term: head.term,
-            current,
-            next_chunk,
-        })
+            term: term.to_owned(),
+            current: Vec::new(),
+            next_run: (runs > 0).then(|| runs - 1),
+            reads: 0,
+        };
+        if let Some(before) = before.map(SearchCursor::as_str)
+            && walk.seek(before)?.is_some_and(|newest| newest == before)
+        {
+            walk.current.pop();
+        }
+        Ok(walk)
+    }
+
+    fn read(&mut self, n: i64) -> polodb_core::Result<Option<Run>> {
+        self.reads += 1;
+        read_run(self.txn, &self.term, n)
+    }
+
+    fn take_run(&mut self, n: i64, run: Run) {
+        self.current = run.postings().into_iter().map(str::to_owned).collect();
+        self.next_run = (n > 0).then(|| n - 1);
     }
 
     fn next(&mut self) -> polodb_core::Result<Option<String>> {
@@ -328,28 +399,77 @@ impl<'a> NewestFirst<'a> {
             if let Some(posting) = self.current.pop() {
                 return Ok(Some(posting));
             }
-            let Some(n) = self.next_chunk else {
+            let Some(n) = self.next_run else {
                 return Ok(None);
             };
-            self.next_chunk = (n > 0).then(|| n - 1);
-            self.current = self
-                .txn
-                .collection::<Chunk>(CHUNKS)
-                .find_one(doc! { "_id": chunk_key(&self.term, n) })?
-                .map(|chunk| chunk.postings)
-                .unwrap_or_default();
+            match self.read(n)? {
+                Some(run) => self.take_run(n, run),
+                None => self.next_run = (n > 0).then(|| n - 1),
+            }
         }
+    }
+
+    /// Drops the postings newer than `posting` and returns the newest one left, skipping
+    /// runs that hold only newer postings without reading them all.
+    fn seek(&mut self, posting: &str) -> polodb_core::Result<Option<&str>> {
+        loop {
+            while self.current.last().is_some_and(|p| p.as_str() > posting) {
+                self.current.pop();
+            }
+            if !self.current.is_empty() {
+                return Ok(self.current.last().map(String::as_str));
+            }
+            let Some(newest) = self.next_run else {
+                return Ok(None);
+            };
+            match self.run_holding(newest, posting)? {
+                Some((n, run)) => self.take_run(n, run),
+                None => self.next_run = None,
+            }
+        }
+    }
+
+    /// Among runs `0..=newest`, the one a posting sorts into: the last whose `low` is at
+    /// most it, else run 0. Gallops back from `newest` (1, 3, 7… runs), then bisects.
+    fn run_holding(
+        &mut self,
+        newest: i64,
+        posting: &str,
+    ) -> polodb_core::Result<Option<(i64, Run)>> {
+        let fits = |run: &Run| run.low.as_str() <= posting;
+        // Runs from `too_new` on hold only postings newer than `posting`.
+        let mut too_new = newest + 1;
+        let mut probe = newest;
+        let (mut at, mut found) = loop {
+            match self.read(probe)? {
+                Some(run) if fits(&run) => break (probe, run),
+                Some(run) if probe == 0 => return Ok(Some((0, run))),
+                None if probe == 0 => return Ok(None),
+                _ => {}
+            }
+            too_new = probe;
+            probe = (newest - (newest - probe) * 2 - 1).max(0);
+        };
+        let (mut low, mut high) = (at + 1, too_new);
+        while low < high {
+            let middle = (low + high) / 2;
+            match self.read(middle)? {
+                Some(run) if fits(&run) => {
+                    (at, found) = (middle, run);
+                    low = middle + 1;
+                }
+                _ => high = middle,
+            }
+        }
+        Ok(Some((at, found)))
     }
 }
 
-fn chunk_number(key: &str) -> i64 {
-    key.rsplit_once('#')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Messages holding every term of `query` in rooms `can_read` allows, newest first. Walks
-/// the rarest term's postings and checks each candidate against the message as stored now.
+/// the postings of the term with the fewest runs, keeps only those the postings of every
+/// other term about as rare hold too (skipping ahead in theirs), and checks each against
+/// its message as stored now. Reads at most `max_reads` documents (`MAX_READS` outside
+/// tests) before answering with a cursor.
 pub(super) fn search(
     txn: &Transaction,
     messages_collection: &str,
@@ -357,43 +477,62 @@ pub(super) fn search(
     before: Option<&SearchCursor>,
     limit: usize,
     can_read: &dyn Fn(&Slug) -> bool,
+    max_reads: usize,
 ) -> polodb_core::Result<SearchPage> {
-    let heads = txn.collection::<TermHead>(TERMS);
-    let mut rarest: Option<TermHead> = None;
+    let mut terms = Vec::with_capacity(query.terms().len());
     for term in query.terms() {
-        let Some(head) = heads.find_one(doc! { "_id": term })? else {
+        let runs = count_runs(txn, term)?;
+        if runs == 0 {
             // A term in no message: nothing holds them all.
             return Ok(SearchPage::default());
-        };
-        if rarest.as_ref().is_none_or(|r| head.count < r.count) {
-            rarest = Some(head);
+        }
+        terms.push((runs, term));
+    }
+    terms.sort();
+    let fewest = terms.first().map_or(0, |(runs, _)| *runs);
+    let mut streams = Vec::with_capacity(terms.len());
+    for (runs, term) in terms {
+        if runs <= fewest.saturating_mul(INTERSECT_WITHIN) {
+            streams.push(NewestFirst::start(txn, term, runs, before)?);
         }
     }
-    let Some(rarest) = rarest else {
+    let Some((driver, others)) = streams.split_first_mut() else {
         return Ok(SearchPage::default());
     };
     let messages = txn.collection::<MessageRecord>(messages_collection);
-    let mut postings = NewestFirst::start(txn, rarest, before)?;
     let mut page = SearchPage::default();
-    let mut checked = 0;
+    let mut message_reads = 0;
     let mut last_checked: Option<String> = None;
-    while let Some(posting) = postings.next()? {
-        if page.hits.len() == limit || checked == MAX_CANDIDATES {
+    'postings: while let Some(posting) = driver.next()? {
+        let reads = message_reads + driver.reads + others.iter().map(|o| o.reads).sum::<usize>();
+        // At least one posting per page, so paging always moves on.
+        if page.hits.len() == limit || (last_checked.is_some() && reads >= max_reads) {
             page.more = last_checked.map(SearchCursor);
             break;
         }
-        checked += 1;
-        let key = posting.split_once('|').map_or("", |(_, key)| key);
-        let room = key.rsplit_once('/').and_then(|(room, _)| Slug::parse(room));
-        if room.is_some_and(|room| can_read(&room))
-            && let Some(message) = messages.find_one(doc! { "_id": key })?
+        last_checked = Some(posting.clone());
+        let Some((room, key)) = posting_key(&posting) else {
+            continue;
+        };
+        if !can_read(&room) {
+            continue;
+        }
+        for other in others.iter_mut() {
+            match other.seek(&posting)? {
+                Some(newest) if newest == posting => {}
+                Some(_) => continue 'postings,
+                // That term has nothing older: nothing older holds them all.
+                None => break 'postings,
+            }
+        }
+        message_reads += 1;
+        if let Some(message) = messages.find_one(doc! { "_id": key })?
             && message.kind == MessageKind::User
             && !message.deleted
             && query.matches(&message.body)
         {
             page.hits.push(message);
         }
-        last_checked = Some(posting);
     }
     Ok(page)
 }
@@ -401,6 +540,7 @@ pub(super) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::polo::MESSAGES;
     use crate::store::{AppendBatch, PoloStore, RoomRecord, Storage};
 
     const START: i64 = 1_700_000_000_000;
@@ -480,7 +620,7 @@ mod tests {
     }
 
     /// 330 messages over two rooms, every one with "common", every third with "third",
-    /// committed in batches of 55: enough to seal a couple of chunks.
+    /// committed in batches of 55: six runs of "common" to walk, search and edit.
     fn filled() -> (Fixture, Vec<MessageRecord>) {
         let mut fixture = Fixture::new(&["lobby", "other"]);
         let mut all = Vec::new();
@@ -503,7 +643,7 @@ mod tests {
     }
 
     #[test]
-    fn pages_walk_the_postings_newest_first_across_sealed_chunks() {
+    fn pages_walk_the_postings_newest_first_across_runs() {
         let (fixture, all) = filled();
         assert_eq!(
             fixture.search_all("common", &everywhere),
@@ -540,7 +680,7 @@ mod tests {
     }
 
     #[test]
-    fn edits_and_deletions_reach_postings_in_sealed_chunks() {
+    fn edits_and_deletions_reach_postings_in_older_runs() {
         let (fixture, mut all) = filled();
         let mut edited = all[5].clone();
         edited.body = "a unique rewrite".into();
@@ -579,73 +719,105 @@ mod tests {
             newest_first(&all)
         );
         // The index itself moved, not just what verification lets through.
-        let head = |term: &str| {
-            fixture
-                .store
-                .read(|txn| {
-                    txn.collection::<TermHead>(TERMS)
-                        .find_one(doc! { "_id": term })
-                })
-                .unwrap()
-        };
-        assert!(
-            head("unique").is_none(),
-            "a term no message holds is dropped"
-        );
-        assert_eq!(head("common").unwrap().count, all.len() as i64);
-        assert_eq!(head("rewrite"), None);
+        assert!(postings_of(&fixture, "unique").is_empty());
+        assert!(postings_of(&fixture, "rewrite").is_empty());
+        let common = postings_of(&fixture, "common");
+        assert_eq!(common.len(), all.len());
+        assert!(common.contains(&posting(&edited)) && !common.contains(&posting(&deleted)));
+    }
+
+    /// Every posting of a term, from all its runs.
+    fn postings_of(fixture: &Fixture, term: &str) -> Vec<String> {
+        fixture
+            .store
+            .read(|txn| {
+                let mut all = Vec::new();
+                for n in 0..count_runs(txn, term)? {
+                    if let Some(run) = read_run(txn, term, n)? {
+                        all.extend(run.postings().into_iter().map(str::to_owned));
+                    }
+                }
+                Ok(all)
+            })
+            .unwrap()
     }
 
     #[test]
-    fn a_message_stamped_older_than_sealed_postings_is_found_in_its_place() {
+    fn postings_that_sort_before_the_newest_are_found_in_their_place() {
         let (mut fixture, all) = filled();
+        // A clock set back, then two commits in one millisecond whose rooms sort backwards.
         let early = fixture.append(&[("lobby", "common but early".into(), START - 5)]);
-        let late = fixture.append(&[("lobby", "common and late".into(), START + 1000)]);
-        let mut expected = vec![late[0].key.clone()];
+        let same_ms_other = fixture.append(&[("other", "common at once".into(), START + 1000)]);
+        let same_ms_lobby = fixture.append(&[("lobby", "common at once".into(), START + 1000)]);
+        let mut expected = vec![same_ms_other[0].key.clone(), same_ms_lobby[0].key.clone()];
         expected.extend(newest_first(&all));
         expected.push(early[0].key.clone());
+        assert_eq!(fixture.search_all("common", &everywhere), expected);
+
+        // The same, learned from the store rather than the writer's memory.
+        let dir = fixture._dir.path().to_owned();
+        drop(fixture.store);
+        fixture.store = PoloStore::open(&dir).unwrap();
+        let later = fixture.append(&[("lobby", "common once more".into(), START + 999)]);
+        expected.insert(2, later[0].key.clone());
         assert_eq!(fixture.search_all("common", &everywhere), expected);
     }
 
     #[test]
-    fn a_search_checks_a_bounded_number_of_candidates_per_page() {
+    fn a_page_reads_a_bounded_number_of_documents_and_says_where_to_go_on() {
         let mut fixture = Fixture::new(&["lobby"]);
-        let half = MAX_CANDIDATES as i64 + 100;
-        let mut both = None;
-        for start in (0..half).step_by(500) {
-            let messages: Vec<(&str, String, i64)> = (start..(start + 500).min(half))
-                .flat_map(|n| {
-                    [
-                        ("lobby", format!("apples {n}"), START + 2 * n),
-                        ("lobby", format!("pears {n}"), START + 2 * n + 1),
-                    ]
-                })
-                .collect();
-            fixture.append(&messages);
-            if both.is_none() {
-                both = Some(fixture.append(&[("lobby", "apples and pears".into(), START - 1)]));
-            }
+        let both = fixture.append(&[("lobby", "apples and pears".into(), START)]);
+        for n in 1..=60 {
+            let fruit = if n % 2 == 0 { "apples" } else { "pears" };
+            fixture.append(&[("lobby", format!("{fruit} {n}"), START + n)]);
         }
         let query = SearchQuery::parse("pears apples").unwrap();
-        let first = fixture.store.search(&query, None, 50, &everywhere).unwrap();
-        assert!(first.hits.is_empty(), "nothing among the newest candidates");
-        assert!(first.more.is_some(), "but the search can go on");
+        let mut before = None;
+        let mut pages = 0;
+        let found = loop {
+            pages += 1;
+            let page = fixture
+                .store
+                .read(|txn| search(txn, MESSAGES, &query, before.as_ref(), 50, &everywhere, 10))
+                .unwrap();
+            if !page.hits.is_empty() || page.more.is_none() {
+                break page.hits;
+            }
+            before = page.more;
+        };
+        assert!(pages > 2, "each page stops after 10 reads: {pages} pages");
+        assert_eq!(
+            found.into_iter().map(|m| m.key).collect::<Vec<_>>(),
+            vec![both[0].key.clone()]
+        );
         assert_eq!(
             fixture.search_all("pears apples", &everywhere),
-            vec![both.unwrap()[0].key.clone()]
+            vec![both[0].key.clone()],
+            "the full budget gets there in one go"
         );
     }
 
     #[test]
     fn cursors_from_urls_must_look_like_postings() {
-        let good = format!("{:015}|lobby/{:020}", START, 42);
+        let message = MessageRecord::new(
+            &Slug::lobby(),
+            42,
+            MessageKind::User,
+            "alice".into(),
+            "hi".into(),
+            START,
+        );
+        let good = posting(&message);
+        assert_eq!(good, "0loyw3v28lobby/00000016");
         assert_eq!(SearchCursor::parse(&good).unwrap().as_str(), good);
+        assert_eq!(posting_key(&good).unwrap().1, message.key);
         for bad in [
             "",
-            "lobby/00000000000000000042",
-            "1700000000000|lobby/00000000000000000042",
-            "001700000000000|Lobby/00000000000000000042",
-            "001700000000000|lobby/42",
+            "lobby/00000016",
+            "0loyw3v2_lobby/00000016",
+            "0loyw3v28Lobby/00000016",
+            "0loyw3v28lobby/16",
+            "0loyw3v28lobby/0000001G",
         ] {
             assert_eq!(SearchCursor::parse(bad), None, "{bad:?}");
         }
