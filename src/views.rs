@@ -108,6 +108,8 @@ pub struct RoomPage {
     pub here: Vec<String>,
     pub muted: bool,
     pub history: History,
+    /// The room revision the history was rendered at (see `Room::revision`).
+    pub revision: u64,
     /// Whether this page shows the newest messages (and so goes live).
     pub live: bool,
     /// The message a permalink opened the page at.
@@ -262,6 +264,11 @@ pub fn append_fragment<'a>(messages: impl IntoIterator<Item = &'a RenderedMessag
     }
     frame.push_str("</div>");
     frame
+}
+
+/// The room revision a page has seen, sent back when it reconnects (see `Room::revision`).
+pub fn revision_marker(revision: u64) -> String {
+    format!(r#"<span id="room-revision" data-revision="{revision}" hidden></span>"#)
 }
 
 /// Replaces the whole list: sent when a client missed more than a catch-up replays.

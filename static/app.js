@@ -35,6 +35,13 @@
     return all.length ? messageId(all[all.length - 1]) : 0;
   }
 
+  // The room revision this page has seen: the server sends the message changes after it.
+  function roomRevision() {
+    var marker = $("room-revision");
+    var revision = marker ? Number(marker.dataset.revision) : NaN;
+    return Number.isSafeInteger(revision) ? revision : null;
+  }
+
   function randomId() {
     var bytes = new Uint8Array(12);
     crypto.getRandomValues(bytes);
@@ -58,7 +65,7 @@
     showBanner("");
     if (currentRoom()) {
       // Sent before htmx-ext-ws flushes what was typed while disconnected.
-      socket.send(JSON.stringify({ resume_after: newestMessageId() }));
+      socket.send(JSON.stringify({ resume_after: newestMessageId(), revision: roomRevision() }));
     }
   });
 

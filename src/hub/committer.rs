@@ -122,11 +122,8 @@ pub(super) fn run_committer(
 
 /// Applies an edit, deletion or reaction, stores it, and replaces the message for everyone.
 fn apply_change(storage: &dyn Storage, request: ChangeRequest) {
-    let outcome = change_message(storage, &request).map(|record| {
-        let rendered = Arc::new(render(&record));
-        request.room.republish(rendered.clone());
-        rendered
-    });
+    let outcome =
+        change_message(storage, &request).map(|record| request.room.republish(render(&record)));
     let _ = request.reply.send(outcome);
 }
 

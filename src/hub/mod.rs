@@ -30,7 +30,7 @@ use crate::store::{
 use crate::views;
 use committer::{AppendRequest, ChangeRequest, CommitRequest, run_committer};
 use room::render;
-pub use room::{CatchUp, LiveEvent, RenderedMessage, Room};
+pub use room::{CatchUp, LiveEvent, Missed, RenderedMessage, Room};
 
 /// How many of a room's newest messages stay rendered in memory. Catch-ups up to this size
 /// are served without touching the database; beyond `RESET_THRESHOLD` the client gets a reset.
@@ -156,6 +156,8 @@ pub struct Hub {
     sidebar: broadcast::Sender<Arc<SidebarUpdate>>,
     settings: LiveSettings,
     started: Instant,
+    /// Where this process's room revisions start (see `Room::revision`).
+    first_revision: u64,
     /// Reader records are read-modify-write; one update at a time keeps marks from being lost.
     readers_lock: tokio::sync::Mutex<()>,
     /// Write-through cache of reader records, read on every page.
@@ -191,10 +193,14 @@ impl Hub {
     ) -> StoreResult<(Arc<Hub>, Committer)> {
         let lobby = new_room_record(Slug::lobby(), "lobby".into(), String::new(), "");
         storage.create_room(&lobby)?;
+        let first_revision = now_millis().max(0) as u64;
         let rooms = storage
             .rooms()?
             .into_iter()
-            .map(|record| (record.slug.clone(), Arc::new(Room::from_record(record))))
+            .map(|record| {
+                let room = Room::from_record(record, first_revision);
+                (room.slug.clone(), Arc::new(room))
+            })
             .collect();
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let committer_storage = storage.clone();
@@ -212,6 +218,7 @@ impl Hub {
             sidebar: broadcast::channel(16).0,
             settings,
             started: Instant::now(),
+            first_revision,
             readers_lock: tokio::sync::Mutex::new(()),
             readers: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
@@ -298,7 +305,7 @@ impl Hub {
             let mut rooms = self.rooms.write().expect("rooms lock");
             rooms
                 .entry(record.slug.clone())
-                .or_insert_with(|| Arc::new(Room::from_record(record)))
+                .or_insert_with(|| Arc::new(Room::from_record(record, self.first_revision)))
                 .clone()
         };
         if created {
@@ -563,16 +570,36 @@ impl Hub {
     }
 
     /// What a client whose newest message is `after` has missed.
-    pub async fn catch_up(&self, room: &Room, after: u64) -> StoreResult<CatchUp> {
+    pub async fn catch_up(
+        &self,
+        room: &Room,
+        after: u64,
+        revision: Option<u64>,
+    ) -> StoreResult<Missed> {
         room.ensure_loaded(&self.storage).await?;
+        // Read before the window: a change made meanwhile is sent again, never skipped.
+        let now = room.revision();
         Ok(room.with_window(|w| {
             let newest = w.back().map_or(0, |m| m.id);
             let oldest = w.front().map_or(1, |m| m.id);
             let missed = newest.saturating_sub(after);
-            if missed > RESET_THRESHOLD || after.saturating_add(1) < oldest {
+            let catch_up = if missed > RESET_THRESHOLD || after.saturating_add(1) < oldest {
                 CatchUp::Reset(w.iter().rev().take(PAGE as usize).rev().cloned().collect())
             } else {
                 CatchUp::Replay(w.iter().filter(|m| m.id > after).cloned().collect())
+            };
+            let changed = match (&catch_up, revision) {
+                (CatchUp::Replay(_), Some(seen)) => w
+                    .iter()
+                    .filter(|m| m.id <= after && m.revision > seen)
+                    .cloned()
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Missed {
+                catch_up,
+                changed,
+                revision: now,
             }
         }))
     }

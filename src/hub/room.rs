@@ -8,7 +8,7 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::{BROADCAST_CAPACITY, WINDOW};
+use super::{BROADCAST_CAPACITY, WINDOW, now_millis};
 use crate::domain::Slug;
 use crate::store::{
     self, MentionMark, MessageKind, MessageRecord, RoomRecord, Storage, StoreResult,
@@ -24,6 +24,8 @@ pub struct RenderedMessage {
     pub html: String,
     /// Mention keys of the people it mentions.
     pub mentions: Vec<String>,
+    /// The room revision of its last change (edit, deletion, reaction), 0 if none.
+    pub revision: u64,
 }
 
 /// What a room pushes to its subscribers. Each frame is built once and shared.
@@ -31,8 +33,10 @@ pub struct RenderedMessage {
 pub enum LiveEvent {
     /// A stored message, appended in id order.
     Message { id: u64, frame: Utf8Bytes },
-    /// A fragment that replaces an element by id (presence, typing, topic, a changed message).
+    /// A fragment that replaces an element by id (presence, typing, topic).
     Replace(Utf8Bytes),
+    /// A changed message that replaces the old one by id, and the room revision it made.
+    Changed { revision: u64, frame: Utf8Bytes },
 }
 
 pub struct Room {
@@ -48,6 +52,12 @@ pub struct Room {
     /// Serialises the first load of the window, so two readers don't both hit the database.
     window_load: tokio::sync::Mutex<()>,
     live: broadcast::Sender<Arc<LiveEvent>>,
+    /// Counts message changes; bumped only by the committer, in `republish`. Revisions are
+    /// clock-based (Unix milliseconds) so they keep growing across restarts.
+    revision: AtomicU64,
+    /// The revision at start-up, given to messages loaded from disk that were changed before:
+    /// a page from an earlier process has an older revision, and is sent them again.
+    first_revision: u64,
     /// Who is here, who is typing; changed on connect, disconnect and typing frames, and
     /// flushed as one fragment per tick by the hub's ticker.
     pub(super) presence: Mutex<Presence>,
@@ -97,8 +107,17 @@ pub enum CatchUp {
     Reset(Vec<Arc<RenderedMessage>>),
 }
 
+/// What a reconnecting client missed.
+pub struct Missed {
+    pub catch_up: CatchUp,
+    /// Older messages it has that changed after its revision, oldest first.
+    pub changed: Vec<Arc<RenderedMessage>>,
+    /// The room's revision as of this catch-up.
+    pub revision: u64,
+}
+
 impl Room {
-    pub(super) fn from_record(record: RoomRecord) -> Room {
+    pub(super) fn from_record(record: RoomRecord, first_revision: u64) -> Room {
         Room {
             slug: record.slug,
             name: record.name,
@@ -112,7 +131,15 @@ impl Room {
             window_load: tokio::sync::Mutex::new(()),
             live: broadcast::channel(BROADCAST_CAPACITY).0,
             presence: Mutex::new(Presence::default()),
+            revision: AtomicU64::new(first_revision),
+            first_revision,
         }
+    }
+
+    /// The revision of the room's newest message change: pages carry it, and send it back on
+    /// reconnecting to be sent the changes they missed.
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
     }
 
     /// Whether the person with this mention key may see the room: everyone, unless it is a
@@ -193,8 +220,22 @@ impl Room {
 
     /// A stored message changed (edit, deletion, reaction): the window keeps the new
     /// rendering, and subscribers get it to replace the old one by id.
-    pub(super) fn republish(&self, message: Arc<RenderedMessage>) {
-        let frame = Utf8Bytes::from(message.html.clone());
+    pub(super) fn republish(&self, mut message: RenderedMessage) -> Arc<RenderedMessage> {
+        let now = now_millis().max(0) as u64;
+        let previous = self
+            .revision
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                Some(now.max(r + 1))
+            })
+            .expect("the update always succeeds");
+        let revision = now.max(previous + 1);
+        message.revision = revision;
+        let message = Arc::new(message);
+        let frame = Utf8Bytes::from(format!(
+            "{}{}",
+            message.html,
+            views::revision_marker(revision)
+        ));
         {
             let mut window = self.window.lock().expect("window lock");
             let entries = match &mut *window {
@@ -202,10 +243,13 @@ impl Room {
                 Window::Unloaded { pending } => pending,
             };
             if let Some(slot) = entries.iter_mut().rev().find(|m| m.id == message.id) {
-                *slot = message;
+                *slot = message.clone();
             }
         }
-        let _ = self.live.send(Arc::new(LiveEvent::Replace(frame)));
+        let _ = self
+            .live
+            .send(Arc::new(LiveEvent::Changed { revision, frame }));
+        message
     }
 
     pub(super) async fn ensure_loaded(&self, storage: &Arc<dyn Storage>) -> StoreResult<()> {
@@ -224,8 +268,16 @@ impl Room {
             let slug = self.slug.clone();
             store::blocking(storage, move |s| s.messages(&slug, from, last)).await?
         };
-        let mut loaded: VecDeque<Arc<RenderedMessage>> =
-            records.iter().map(|r| Arc::new(render(r))).collect();
+        let mut loaded: VecDeque<Arc<RenderedMessage>> = records
+            .iter()
+            .map(|record| {
+                let mut message = render(record);
+                if record.edited_at.is_some() || record.deleted || !record.reactions.is_empty() {
+                    message.revision = self.first_revision;
+                }
+                Arc::new(message)
+            })
+            .collect();
         let mut window = self.window.lock().expect("window lock");
         if let Window::Unloaded { pending } = &mut *window {
             loaded.extend(pending.drain(..).filter(|m| m.id > last));
@@ -263,5 +315,6 @@ pub(super) fn render(record: &MessageRecord) -> RenderedMessage {
         },
         html,
         mentions,
+        revision: 0,
     }
 }

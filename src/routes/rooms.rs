@@ -220,6 +220,8 @@ pub(super) async fn room_page(
     error: Option<ComposerError>,
 ) -> Result<RoomPage, AppError> {
     let reader = state.hub.reader(&viewer.login_id).await?;
+    // Read before the history: a change made meanwhile is sent again on connecting.
+    let revision = room.revision();
     let messages = state.hub.newest_page(room).await?;
     let last_read = reader
         .last_read
@@ -251,6 +253,7 @@ pub(super) async fn room_page(
             messages,
             first_unread,
         },
+        revision,
         live: true,
         focus: None,
         draft,

@@ -264,8 +264,8 @@ enum Outgoing {
 /// Something the connection task asks its writer to do, in order.
 enum Order {
     Send(Outgoing),
-    /// The page's `resume_after`: replay what it missed, then go live.
-    Resume(u64),
+    /// The page's `resume_after` and room revision: replay what it missed, then go live.
+    Resume(u64, Option<u64>),
     /// The page sent a message: live from now on, resumed or not.
     GoLive,
 }
@@ -340,6 +340,7 @@ impl Connection {
                 last_sent: room.last_id(),
                 live: false,
                 lagged: false,
+                revision: 0,
             });
             if let Some(feed) = &feed {
                 outbox.last_sent.store(feed.last_sent, Ordering::Relaxed);
@@ -521,9 +522,9 @@ impl Connection {
             return Ok(());
         };
         match ClientFrame::parse(text) {
-            Ok(ClientFrame::Resume { after }) => {
+            Ok(ClientFrame::Resume { after, revision }) => {
                 *resume_deadline = None;
-                outbox.order(Order::Resume(after))
+                outbox.order(Order::Resume(after, revision))
             }
             Ok(ClientFrame::Typing) => {
                 self.hub.typing(room, &self.viewer.nickname);
@@ -656,6 +657,8 @@ struct Feed {
     /// The receiver fell behind the broadcast: no more events until the gap is refilled from
     /// the window, so nothing arrives out of order.
     lagged: bool,
+    /// The newest room revision (message change) this socket has taken to send.
+    revision: u64,
 }
 
 /// What a writer waits on besides its socket.
@@ -749,6 +752,10 @@ impl Feed {
             }
             LiveEvent::Message { .. } => None,
             LiveEvent::Replace(frame) => Some(shared_text(frame)),
+            LiveEvent::Changed { revision, frame } => {
+                self.revision = self.revision.max(*revision);
+                Some(shared_text(frame))
+            }
         }
     }
 }
@@ -851,7 +858,7 @@ impl Writer {
             match order {
                 Order::Send(outgoing) => self.queue(outgoing)?,
                 // Boxed: rare, and it would otherwise enlarge every socket's task.
-                Order::Resume(after) => Box::pin(self.resume(after)).await?,
+                Order::Resume(after, revision) => Box::pin(self.resume(after, revision)).await?,
                 Order::GoLive => {
                     if let Some(feed) = self.inputs.feed.as_mut() {
                         feed.live = true;
@@ -863,8 +870,8 @@ impl Writer {
             && feed.lagged
         {
             // Fell behind the broadcast: refill the gap from the room's window.
-            let after = feed.last_sent;
-            Box::pin(self.resume(after)).await?;
+            let (after, revision) = (feed.last_sent, feed.revision);
+            Box::pin(self.resume(after, Some(revision))).await?;
         }
         Ok(())
     }
@@ -877,14 +884,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Queues what the client missed after `after` (or a reset when that is too much), and
-    /// goes live from there.
-    async fn resume(&mut self, after: u64) -> Result<(), Stop> {
+    /// Queues what the client missed: messages after `after` (or a reset when that is too
+    /// much) and changes to older ones after `revision`; then goes live.
+    async fn resume(&mut self, after: u64, revision: Option<u64>) -> Result<(), Stop> {
         let Some(feed) = self.inputs.feed.as_mut() else {
             return Ok(());
         };
-        let catch_up = match self.hub.catch_up(&feed.room, after).await {
-            Ok(catch_up) => catch_up,
+        let missed = match self.hub.catch_up(&feed.room, after, revision).await {
+            Ok(missed) => missed,
             Err(e) => {
                 tracing::error!(error = %e, room = %feed.room.slug, "catch-up failed");
                 feed.lagged = false;
@@ -896,16 +903,19 @@ impl Writer {
         let out_of_order = feed.live && after < feed.last_sent;
         feed.live = true;
         feed.lagged = false;
-        let frames: Vec<String> = match catch_up {
+        feed.revision = feed.revision.max(missed.revision);
+        let mut frames: Vec<String> = missed.changed.iter().map(|m| m.html.clone()).collect();
+        match missed.catch_up {
             CatchUp::Replay(messages) if !out_of_order => {
                 if let Some(newest) = messages.last() {
                     feed.last_sent = newest.id;
                 }
                 feed.last_sent = feed.last_sent.max(after.min(feed.room.last_id()));
-                messages
-                    .chunks(REPLAY_CHUNK)
-                    .map(|chunk| views::append_fragment(chunk.iter().map(Arc::as_ref)))
-                    .collect()
+                frames.extend(
+                    messages
+                        .chunks(REPLAY_CHUNK)
+                        .map(|chunk| views::append_fragment(chunk.iter().map(Arc::as_ref))),
+                );
             }
             CatchUp::Replay(_) | CatchUp::Reset(_) => {
                 let page = self.hub.newest_page(&feed.room).await.unwrap_or_default();
@@ -916,14 +926,14 @@ impl Writer {
                     first_unread: None,
                 };
                 match views::reset_fragment(&history) {
-                    Ok(frame) => vec![frame],
+                    Ok(frame) => frames = vec![frame],
                     Err(e) => {
                         tracing::error!(error = %e, room = %feed.room.slug, "reset render failed");
-                        Vec::new()
                     }
                 }
             }
-        };
+        }
+        frames.push(views::revision_marker(missed.revision));
         self.inputs
             .outbox
             .last_sent

@@ -321,11 +321,13 @@ impl Ws {
     }
 }
 
-/// Frames about who is here, who types, the room list, or only system lines.
+/// Frames about who is here, who types, the room list, the room revision, or only system
+/// lines.
 pub fn is_ambient(frame: &str) -> bool {
     frame.starts_with(r#"<section id="presence""#)
         || frame.starts_with(r#"<div id="typing""#)
         || frame.starts_with(r#"<nav id="room-list""#)
+        || frame.starts_with(r#"<span id="room-revision""#)
         || (frame.starts_with(r#"<div id="messages" hx-swap-oob="beforeend">"#)
             && !frame.contains(r#"data-kind="user""#))
 }

@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::{TestApp, Ws, spawn_app, spawn_app_in, user_message_ids};
+use crate::helpers::{TestApp, Ws, is_ambient, spawn_app, spawn_app_in, user_message_ids};
 
 /// `alice` and `bob` in the lobby with sockets open; alice has said `text`, with this id.
 async fn two_people_and_a_message(
@@ -77,6 +77,10 @@ async fn the_author_edits_a_message_in_place_and_everyone_sees_it_marked_edited(
 
     for ws in [&mut a, &mut b] {
         let frame = next_replacement(ws, id).await;
+        let (frame, revision) = frame
+            .split_once(r#"<span id="room-revision""#)
+            .expect("a change carries the room revision");
+        assert!(revision.starts_with(r#" data-revision=""#), "{revision}");
         assert_eq!(
             frame, saved,
             "the same rendering goes to everyone and to the editor"
@@ -84,6 +88,131 @@ async fn the_author_edits_a_message_in_place_and_everyone_sees_it_marked_edited(
     }
     let page = alice.get_text("/rooms/lobby").await;
     assert!(page.contains("the <strong>plan</strong>") && !page.contains("teh plan"));
+}
+
+/// The room revision in a page or revision marker.
+fn revision_in(html: &str) -> u64 {
+    let start = html
+        .find(r#"id="room-revision" data-revision=""#)
+        .expect("a revision")
+        + 34;
+    let digits: String = html[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("a number")
+}
+
+/// Resumes after message `after` and revision `revision`; returns the frames that replace
+/// messages, and the revision the catch-up ends with.
+async fn reconnect(ws: &mut Ws, after: u64, revision: u64) -> (Vec<String>, u64) {
+    ws.send_json(serde_json::json!({ "resume_after": after, "revision": revision }))
+        .await;
+    let mut replaced = Vec::new();
+    loop {
+        let frame = ws.next_raw().await;
+        if frame.starts_with(r#"<span id="room-revision""#) {
+            return (replaced, revision_in(&frame));
+        }
+        if !is_ambient(&frame) {
+            replaced.push(frame);
+        }
+    }
+}
+
+/// Says each text as alice and returns the ids, in order.
+async fn alice_says(a: &mut Ws, texts: &[&str]) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for text in texts {
+        a.say(text).await;
+        ids.extend(user_message_ids(&a.next_text().await));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_page_that_reconnects_is_sent_the_edits_deletions_and_reactions_it_missed() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let mut a = alice.ws("lobby").await;
+    a.resume(0).await;
+    let ids = alice_says(&mut a, &["zero", "one", "two", "three"]).await;
+    let path = |id: u64| format!("/rooms/lobby/messages/{id}");
+    let edit = |id: u64, body: &'static str| {
+        let alice = &alice;
+        let path = path(id);
+        async move {
+            let saved = alice.htmx(Method::PUT, &path, &[("body", body)]).await;
+            assert_eq!(saved.status(), 200);
+        }
+    };
+
+    edit(ids[0], "zero, seen before bob's page").await;
+    let page = bob.get_text("/rooms/lobby").await;
+    assert!(page.contains("zero, seen before"));
+    let seen = revision_in(&page);
+
+    // While bob's page is away: an edit, a deletion and a reaction.
+    edit(ids[1], "one, edited while bob was away").await;
+    let deleted = alice.htmx(Method::DELETE, &path(ids[2]), &[]).await;
+    assert_eq!(deleted.status(), 200);
+    let reacted = alice
+        .htmx(
+            Method::POST,
+            &format!("{}/reactions", path(ids[3])),
+            &[("emoji", "🎉")],
+        )
+        .await;
+    assert_eq!(reacted.status(), 200);
+
+    let mut b = bob.ws("lobby").await;
+    let (replaced, now) = reconnect(&mut b, ids[3], seen).await;
+    assert_eq!(
+        replaced.len(),
+        3,
+        "each change it missed, once: {replaced:?}"
+    );
+    assert!(replaced[0].contains(&format!(r#"id="msg-{}""#, ids[1])));
+    assert!(replaced[0].contains("one, edited while bob was away"));
+    assert!(replaced[1].contains(&format!(r#"id="msg-{}""#, ids[2])));
+    assert!(replaced[1].contains("Message deleted") && !replaced[1].contains(">two<"));
+    assert!(replaced[2].contains(&format!(r#"id="msg-{}""#, ids[3])));
+    assert!(replaced[2].contains("🎉"));
+    assert!(now > seen, "the page moves to the newest revision");
+
+    // Reconnecting again from there: nothing to replace.
+    let mut again = bob.ws("lobby").await;
+    let (replaced, _) = reconnect(&mut again, ids[3], now).await;
+    assert!(replaced.is_empty(), "{replaced:?}");
+}
+
+#[tokio::test]
+async fn changes_made_before_a_restart_reach_a_page_from_before_it() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let mut a = alice.ws("lobby").await;
+    a.resume(0).await;
+    let ids = alice_says(&mut a, &["before", "untouched"]).await;
+    let seen = revision_in(&alice.get_text("/rooms/lobby").await);
+    let path = format!("/rooms/lobby/messages/{}", ids[0]);
+    let saved = alice
+        .htmx(Method::PUT, &path, &[("body", "after, edited")])
+        .await;
+    assert_eq!(saved.status(), 200);
+    drop(a);
+
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |_| {}).await;
+    let carol = app.login("carol").await;
+    let mut c = carol.ws("lobby").await;
+    let (replaced, now) = reconnect(&mut c, ids[1], seen).await;
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert!(replaced[0].contains("after, edited"), "{replaced:?}");
+
+    let mut fresh = carol.ws("lobby").await;
+    let (replaced, _) = reconnect(&mut fresh, ids[1], now).await;
+    assert!(replaced.is_empty(), "a page of this process has it already");
 }
 
 #[tokio::test]

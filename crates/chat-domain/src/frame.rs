@@ -7,8 +7,10 @@ pub(crate) const MAX_CLIENT_ID_CHARS: usize = 64;
 /// What a browser (or any client) sends over the room socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
-    /// Sent first on every (re)connect: replay what is newer than `after`, then go live.
-    Resume { after: u64 },
+    /// Sent first on every (re)connect: replay what is newer than `after`, and the changes to
+    /// older messages made after room revision `revision` (when the page knows one), then go
+    /// live.
+    Resume { after: u64, revision: Option<u64> },
     /// The person is typing (sent throttled by the page); never stored.
     Typing,
     /// A message from the composer.
@@ -65,6 +67,7 @@ struct RawFrame {
     body: Option<String>,
     client_id: Option<String>,
     resume_after: Option<u64>,
+    revision: Option<u64>,
     #[serde(default)]
     typing: bool,
     reply_to: Option<MessageIdField>,
@@ -96,7 +99,10 @@ impl ClientFrame {
         }
         let raw: RawFrame = serde_json::from_str(text).map_err(|_| FrameError::BadFrame)?;
         if let Some(after) = raw.resume_after {
-            return Ok(ClientFrame::Resume { after });
+            return Ok(ClientFrame::Resume {
+                after,
+                revision: raw.revision,
+            });
         }
         if raw.typing && raw.body.is_none() {
             return Ok(ClientFrame::Typing);
@@ -160,7 +166,17 @@ mod tests {
     fn parses_resume() {
         assert_eq!(
             ClientFrame::parse(r#"{"resume_after": 42}"#),
-            Ok(ClientFrame::Resume { after: 42 })
+            Ok(ClientFrame::Resume {
+                after: 42,
+                revision: None
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"resume_after": 42, "revision": 1700000000123}"#),
+            Ok(ClientFrame::Resume {
+                after: 42,
+                revision: Some(1_700_000_000_123)
+            })
         );
     }
 

@@ -103,8 +103,9 @@ pub fn check_client_frame(text: &str) {
     let json: Option<serde_json::Value> = serde_json::from_str(text).ok();
     let field = |name: &str| json.as_ref().and_then(|json| json.get(name));
     match parsed {
-        Ok(ClientFrame::Resume { after }) => {
+        Ok(ClientFrame::Resume { after, revision }) => {
             assert_eq!(field("resume_after").and_then(|v| v.as_u64()), Some(after));
+            assert_eq!(field("revision").and_then(|v| v.as_u64()), revision);
         }
         Ok(ClientFrame::Typing) => {
             assert_eq!(field("typing"), Some(&serde_json::Value::Bool(true)));
