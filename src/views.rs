@@ -420,6 +420,25 @@ impl Sidebar {
             String::new()
         })
     }
+
+    /// The `#dm-list` fragment: the viewer's direct conversations (hidden while there are
+    /// none, so a live copy has something to replace).
+    pub fn direct_list(&self) -> String {
+        DirectList {
+            rooms: &self.direct,
+        }
+        .render()
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "direct list render failed");
+            String::new()
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "_direct_list.html")]
+struct DirectList<'a> {
+    rooms: &'a [SidebarRoom],
 }
 
 /// In a direct conversation named "alice & bob", the one who isn't `viewer_key`.

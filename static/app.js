@@ -594,7 +594,8 @@
   }
 
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
-    if (evt.detail.target && evt.detail.target.id === "room-list") markSidebar();
+    var id = evt.detail.target && evt.detail.target.id;
+    if (id === "room-list" || id === "dm-list") markSidebar();
   });
 
   // ---- layout --------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 mod committer;
 mod room;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread;
@@ -127,14 +127,64 @@ pub struct RoomSummary {
 }
 
 /// A new state of the room list, rendered at most once per viewer time zone and shared.
+/// People in a direct conversation also get their own `#dm-list`, rendered once per person
+/// and time zone.
 pub struct SidebarUpdate {
     rooms: Vec<RoomSummary>,
     now: OffsetDateTime,
     frames: Mutex<HashMap<UtcOffset, Utf8Bytes>>,
+    /// Mention keys of everyone in a direct conversation: the rest skip straight to the
+    /// shared frame.
+    in_direct: HashSet<String>,
+    direct_frames: Mutex<HashMap<(String, UtcOffset), Utf8Bytes>>,
 }
 
 impl SidebarUpdate {
-    pub fn frame_for(&self, offset: UtcOffset) -> Utf8Bytes {
+    fn new(rooms: Vec<RoomSummary>) -> SidebarUpdate {
+        let in_direct = rooms
+            .iter()
+            .filter_map(|room| room.slug.direct_members())
+            .flat_map(|(a, b)| [a.to_owned(), b.to_owned()])
+            .collect();
+        SidebarUpdate {
+            rooms,
+            now: OffsetDateTime::now_utc(),
+            frames: Mutex::new(HashMap::new()),
+            in_direct,
+            direct_frames: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The frame for a viewer with this mention key, in this time zone.
+    pub fn frame_for(&self, offset: UtcOffset, mention_key: &str) -> Utf8Bytes {
+        let shared = self.shared_frame(offset);
+        if !self.in_direct.contains(mention_key) {
+            return shared;
+        }
+        let mut frames = self.direct_frames.lock().expect("sidebar frames lock");
+        frames
+            .entry((mention_key.to_owned(), offset))
+            .or_insert_with(|| {
+                let reader = ReaderRecord::default();
+                let mut list = views::Sidebar::new(
+                    &self.rooms,
+                    self.now.to_offset(offset),
+                    Some(views::SidebarViewer {
+                        current: None,
+                        reader: &reader,
+                        mention_key,
+                    }),
+                );
+                // The page applies its own read marks, as on the shared list.
+                for room in &mut list.direct {
+                    room.read = None;
+                }
+                Utf8Bytes::from(format!("{shared}{}", list.direct_list()))
+            })
+            .clone()
+    }
+
+    fn shared_frame(&self, offset: UtcOffset) -> Utf8Bytes {
         let mut frames = self.frames.lock().expect("sidebar frames lock");
         frames
             .entry(offset)
@@ -463,11 +513,9 @@ impl Hub {
             }
         }
         if self.sidebar_dirty.swap(false, Ordering::AcqRel) {
-            let _ = self.sidebar.send(Arc::new(SidebarUpdate {
-                rooms: self.room_summaries(),
-                now: OffsetDateTime::now_utc(),
-                frames: Mutex::new(HashMap::new()),
-            }));
+            let _ = self
+                .sidebar
+                .send(Arc::new(SidebarUpdate::new(self.room_summaries())));
         }
     }
 

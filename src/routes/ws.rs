@@ -355,6 +355,7 @@ impl Connection {
                     feed,
                     sidebar: self.hub.sidebar_updates(),
                     offset: self.offset,
+                    mention_key: self.viewer.mention_key().into(),
                 },
             };
             let mut writer = tokio::spawn(writer.run());
@@ -668,6 +669,8 @@ struct Inputs {
     feed: Option<Feed>,
     sidebar: broadcast::Receiver<Arc<SidebarUpdate>>,
     offset: UtcOffset,
+    /// Whose direct conversations to list.
+    mention_key: Box<str>,
 }
 
 /// What the writer does next.
@@ -706,7 +709,7 @@ impl Inputs {
                 }
             }
             update = self.sidebar.recv() => match update {
-                Ok(update) => Input::Frame(Outgoing::Text(update.frame_for(self.offset).into())),
+                Ok(update) => Input::Frame(Outgoing::Text(update.frame_for(self.offset, &self.mention_key).into())),
                 // Only the newest list matters; a skipped one is replaced by the next.
                 Err(broadcast::error::RecvError::Lagged(_)) => Input::Attend,
                 Err(broadcast::error::RecvError::Closed) => Input::Stop(Stop::Restart("server restarting")),

@@ -3,7 +3,9 @@
 
 use reqwest::Method;
 
-use crate::helpers::{spawn_app, user_message_ids};
+use std::time::Duration;
+
+use crate::helpers::{Received, spawn_app, user_message_ids};
 
 #[tokio::test]
 async fn a_direct_conversation_is_seen_by_its_two_people_only() {
@@ -79,7 +81,13 @@ async fn a_direct_conversation_is_seen_by_its_two_people_only() {
         "carol's search never shows it"
     );
     let carols_page = carol.get_text("/").await;
-    assert!(!carols_page.contains("dm~alice~bob") && !carols_page.contains("dm-list"));
+    assert!(!carols_page.contains("dm~alice~bob"));
+    assert!(
+        carols_page.contains(
+            r#"<nav id="dm-list" class="room-list dm-list" aria-label="Direct messages" hidden>"#
+        ),
+        "her list of direct messages is there to fill, hidden"
+    );
 
     // Creating a room by that name makes an ordinary, different room.
     let made = carol.post_form("/rooms", &[("name", "dm~alice~bob")]).await;
@@ -102,4 +110,45 @@ async fn a_conversation_needs_someone_real_on_the_other_side() {
         "not with nobody"
     );
     assert_eq!(alice.get("/dm/%3Cscript%3E").await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_new_conversation_appears_live_in_the_other_persons_sidebar_only() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let carol = app.login("carol").await;
+    let mut bobs_lobby = bob.ws("lobby").await;
+    bobs_lobby.resume(0).await;
+    let mut carols_lobby = carol.ws("lobby").await;
+    carols_lobby.resume(0).await;
+
+    assert_eq!(alice.get("/dm/bob").await.status(), 303);
+    let mut dm = alice.ws("dm~alice~bob").await;
+    dm.resume(0).await;
+    dm.say("hi bob").await;
+
+    let frame = bobs_lobby.next_containing(r#"<nav id="dm-list""#).await;
+    let list = &frame[frame.find(r#"<nav id="dm-list""#).unwrap()..];
+    assert!(list.contains(r#"href="/rooms/dm~alice~bob""#), "{list}");
+    assert!(
+        list.contains(r#"<span class="room-name">alice</span>"#),
+        "{list}"
+    );
+    assert!(!list.contains(" hidden>"), "{list}");
+
+    // Carol gets the same room-list updates, and nothing of theirs.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
+    let mut updates = 0;
+    while let Some(Received::Text(frame)) = carols_lobby
+        .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        updates += usize::from(frame.contains(r#"<nav id="room-list""#));
+        assert!(
+            !frame.contains("dm-list") && !frame.contains("dm~alice~bob"),
+            "{frame}"
+        );
+    }
+    assert!(updates > 0, "carol's list was updated too");
 }
