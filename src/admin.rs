@@ -134,7 +134,7 @@ impl Admin {
         }
     }
 
-    /// The nickname that acts, kept as the system line's author.
+    /// The acting admin's nickname, for logs; empty for a machine.
     pub fn nickname(&self) -> &str {
         match self {
             Admin::Person(user) => &user.nickname,

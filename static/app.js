@@ -595,7 +595,18 @@
 
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
     if (evt.detail.target && evt.detail.target.id === "room-list") markSidebar();
+    if (evt.detail.target && evt.detail.target.id === "room-name") renamed();
   });
+
+  // An admin renamed the room: the tab title and the composer's placeholder follow.
+  function renamed() {
+    var name = $("room-name");
+    if (!name) return;
+    var unread = (document.title.match(/^\(\d+\) /) || [""])[0];
+    document.title = unread + name.textContent + " · Chat";
+    var box = composer();
+    if (box) box.placeholder = "Message #" + name.textContent;
+  }
 
   // ---- layout --------------------------------------------------------------------------
 

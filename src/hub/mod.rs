@@ -412,8 +412,10 @@ impl Hub {
             let first_tab = *tabs == 1;
             let returning = presence.leaving.remove(nickname).is_some();
             presence.presence_changed = true;
+            // An archived room says nothing more, arrivals included.
             first_tab
                 && !returning
+                && !room.is_archived()
                 && presence.tabs.len() <= self.settings.announce_limit
                 && self.started.elapsed() >= self.settings.quiet_after_start
         };
@@ -507,7 +509,8 @@ impl Hub {
                 let here = std::mem::take(&mut presence.presence_changed).then(|| presence.here());
                 let typing = std::mem::take(&mut presence.typing_changed)
                     .then(|| presence.typing.keys().cloned().collect::<Vec<_>>());
-                let quiet = presence.tabs.len() <= self.settings.announce_limit;
+                let quiet =
+                    presence.tabs.len() <= self.settings.announce_limit && !room.is_archived();
                 (here, typing, if quiet { departed } else { Vec::new() })
             };
             if let Some(here) = here {

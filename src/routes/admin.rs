@@ -266,10 +266,8 @@ pub async fn kick(
     let key = claim.nickname_key.clone();
     store::blocking(&state.storage, move |s| s.delete_claim(&key)).await?;
     tracing::info!(by = admin.nickname(), "removed");
-    let line = format!("{} removed {}", admin.display_name(), claim.nickname);
-    state
-        .hub
-        .post(&room, NewMessage::system(admin.nickname(), line))
-        .await?;
+    let by = admin.display_name();
+    let line = format!("{by} removed {}", claim.nickname);
+    state.hub.post(&room, NewMessage::system(&by, line)).await?;
     Ok(back_to(&room))
 }
