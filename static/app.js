@@ -564,7 +564,10 @@
       : status === 422 || status === 429 ? evt.detail.xhr.responseText
       : "That did not work. Please try again.";
     var box = $("composer-error");
-    if (box) {
+    if (box && box.offsetParent === null) {
+      // The composer is hidden (an archived room): say it where it can be seen.
+      toast(text);
+    } else if (box) {
       box.textContent = text;
       box.setAttribute("data-error", "action");
     }

@@ -4,10 +4,14 @@
 
 use std::time::Duration;
 
+use fantoccini::Locator;
 use futures_util::StreamExt;
 use reqwest::Method;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::browser::{
+    Driver, log_in, open_toolbar, save_screenshot, say as type_message, script, shown, until,
+};
 use crate::helpers::{
     TestApp, Visitor, WAIT, Ws, spawn_app, spawn_app_in, spawn_app_with, user_message_ids,
 };
@@ -461,4 +465,119 @@ async fn direct_conversations_stay_404_to_admins() {
     let page = bob.get_text(&room).await;
     assert!(page.contains("just between us") && !page.contains("(admin)"));
     assert_eq!(user_message_ids(&page), vec![id], "still there");
+}
+
+#[tokio::test]
+async fn in_the_browser_an_admin_gets_the_controls_and_the_people_affected_see_each_action_live() {
+    let app = app_with_token().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    let bob = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    log_in(&bob, &app, "bob").await;
+    alice.goto(&app.url("/admin")).await.unwrap();
+    shown(&alice, "#admin-token")
+        .await
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    alice
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shown(&alice, "main.welcome").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    bob.goto(&app.url("/rooms/lobby")).await.unwrap();
+    shown(&alice, "body.is-admin .admin-link").await;
+
+    type_message(&alice, "house rules apply").await;
+    type_message(&bob, "buy cheap watches").await;
+    shown(&alice, ".msg[data-author='bob']").await;
+    shown(&bob, ".msg[data-author='alice']").await;
+    let delete_shown = "return getComputedStyle(document.querySelector(\"#msg-toolbar [data-action='delete']\")).display !== 'none';";
+    let edit_shown = "return getComputedStyle(document.querySelector(\"#msg-toolbar [data-action='edit']\")).display !== 'none';";
+    open_toolbar(&bob, ".msg[data-author='alice']").await;
+    assert_eq!(
+        script(&bob, delete_shown).await,
+        serde_json::json!(false),
+        "not for bob"
+    );
+    open_toolbar(&alice, ".msg[data-author='bob']").await;
+    assert_eq!(
+        script(&alice, delete_shown).await,
+        serde_json::json!(true),
+        "for the admin"
+    );
+    assert_eq!(
+        script(&alice, edit_shown).await,
+        serde_json::json!(false),
+        "delete only"
+    );
+
+    alice
+        .find(Locator::Css("#msg-toolbar [data-action='delete']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    alice.accept_alert().await.unwrap();
+    until(
+        &bob,
+        "bob to see his message deleted and why",
+        "var m = document.querySelector(\".msg[data-author='bob']\"); \
+         return !!m && m.classList.contains('deleted') && !m.textContent.includes('watches') \
+           && document.getElementById('messages').textContent.includes('alice (admin) deleted a message by bob');",
+    )
+    .await;
+
+    alice.goto(&app.url("/rooms/lobby/admin")).await.unwrap();
+    alice
+        .find(Locator::Css("form[action$='/admin/archive'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &bob,
+        "bob's composer to give way to the archived notice",
+        "var notice = document.getElementById('room-state'); \
+         return getComputedStyle(document.getElementById('composer')).display === 'none' \
+           && !!notice && notice.offsetHeight > 0 && notice.textContent.includes('archived');",
+    )
+    .await;
+    save_screenshot(&bob, "archived-room").await;
+
+    shown(&alice, "main.room").await;
+    alice.goto(&app.url("/rooms/lobby/admin")).await.unwrap();
+    shown(&alice, "#kick-nickname")
+        .await
+        .send_keys("bob")
+        .await
+        .unwrap();
+    alice
+        .find(Locator::Css("form[action$='/admin/kick'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &bob,
+        "bob to be told he was removed",
+        "return document.getElementById('connection').textContent.includes('An admin removed you');",
+    )
+    .await;
+    until(
+        &bob,
+        "bob to land on the login form",
+        "return location.pathname === '/login' && !!document.getElementById('nickname');",
+    )
+    .await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
 }
