@@ -153,6 +153,7 @@ impl Writer {
                 last_id: 0,
                 last_activity: 0,
                 mentions: Vec::new(),
+                archived: false,
             })?;
         }
         let mut next_ids = vec![0; ROOMS];

@@ -188,6 +188,7 @@ fn open_writer(args: &Args, data_dir: &Path) -> anyhow::Result<Writer> {
         last_id: 0,
         last_activity: now_millis(),
         mentions: Vec::new(),
+        archived: false,
     })?;
     Ok(Writer {
         store,

@@ -41,6 +41,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_JOIN_CODE")]
     pub join_code: Option<String>,
 
+    /// A secret that makes a session an admin's when redeemed at `/admin` (or, sent as
+    /// `Authorization: Bearer <token>`, authorizes admin endpoints). Without it, a one-time
+    /// setup link is printed in the log at start until one is redeemed.
+    #[arg(long, env = "CHAT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Messages per second one login may send (0 turns the limit off).
     #[arg(long, env = "CHAT_RATE_LIMIT", default_value_t = 10.0)]
     pub rate_limit: f64,
@@ -115,6 +121,7 @@ impl Config {
             public_url: None,
             secure_cookies: false,
             join_code: None,
+            admin_token: None,
             log: "warn".into(),
             // Tests that flood a room turn it on themselves.
             rate_limit: 0.0,

@@ -15,6 +15,15 @@ pub enum AppError {
     /// Someone else's message: only its author may edit or delete it.
     #[error("not the author")]
     NotAuthor,
+    /// Moderation is for admins only.
+    #[error("not an admin")]
+    NotAdmin,
+    /// `Authorization: Bearer` with something other than the admin token.
+    #[error("wrong admin token")]
+    BadAdminToken,
+    /// The room is archived: read-only.
+    #[error("room archived")]
+    Archived,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("template failed: {0}")]
@@ -37,6 +46,21 @@ impl AppError {
                 StatusCode::FORBIDDEN,
                 "Not your message",
                 "Only the person who wrote a message can edit or delete it.",
+            ),
+            AppError::NotAdmin => (
+                StatusCode::FORBIDDEN,
+                "Admins only",
+                "Only an admin can do that. An admin token or setup link makes a session an admin's.",
+            ),
+            AppError::BadAdminToken => (
+                StatusCode::UNAUTHORIZED,
+                "Wrong admin token",
+                "The bearer token given is not this server's admin token.",
+            ),
+            AppError::Archived => (
+                StatusCode::FORBIDDEN,
+                "This room is archived",
+                "This room is archived: its history stays readable, but nobody can post or change anything in it.",
             ),
             AppError::Store(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

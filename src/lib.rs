@@ -10,10 +10,13 @@
 //!   the session store.
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
+//! - [`admin`]: admin rights from a secret (`--admin-token` or a one-time setup link) and
+//!   the [`admin::Admin`] extractor; moderation handlers are in `routes::admin`.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
 //! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
 //!   [`assets`]: embedded static files.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod config;

@@ -23,6 +23,7 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::admin::AdminSecrets;
 use crate::config::Config;
 use crate::hub::{Committer, Hub};
 use crate::rate_limit::RateLimiter;
@@ -51,12 +52,15 @@ pub struct AppState {
     pub sessions: SessionBackend,
     /// One-time links that log another device in as the same person.
     pub device_links: Arc<DeviceLinks>,
+    /// Digests of the admin token and the setup link; see [`crate::admin`].
+    pub admin: Arc<AdminSecrets>,
 }
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     committer: Committer,
+    admin_setup_link: Option<String>,
 }
 
 impl Application {
@@ -85,7 +89,28 @@ impl Application {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
+        let admin_storage = storage.clone();
+        let admin_token = config.admin_token.clone();
+        let (admin, setup_token) = tokio::task::spawn_blocking(move || {
+            AdminSecrets::load(admin_token.as_deref(), admin_storage)
+        })
+        .await?
+        .context("loading the admin secrets")?;
+        let admin_setup_link = setup_token.map(|token| {
+            let base = match &config.public_url {
+                Some(public) => public.trim_end_matches('/').to_owned(),
+                None => format!("http://{}", listener.local_addr().unwrap_or(config.addr)),
+            };
+            let link = format!("{base}/admin?token={token}");
+            tracing::warn!(
+                link = %link,
+                "no admin yet: open this link while logged in to become the admin; it works \
+                 once, and a restart before then prints a new one"
+            );
+            link
+        });
         let state = AppState {
+            admin: Arc::new(admin),
             hub,
             sessions: SessionBackend::new(storage.clone()),
             device_links: Arc::new(DeviceLinks::default()),
@@ -100,7 +125,14 @@ impl Application {
             listener,
             state,
             committer,
+            admin_setup_link,
         })
+    }
+
+    /// The one-time admin setup link printed at start, if one was made (no `--admin-token`,
+    /// and none redeemed yet).
+    pub fn admin_setup_link(&self) -> Option<&str> {
+        self.admin_setup_link.as_deref()
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -123,6 +155,7 @@ impl Application {
             listener,
             state,
             committer,
+            ..
         } = self;
         let grace = state.config.shutdown_grace();
         let header_timeout = state.config.header_timeout();
@@ -269,6 +302,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
         .route("/search", get(routes::search::search))
+        .route(
+            "/admin",
+            get(routes::admin::redeem_form).post(routes::admin::redeem),
+        )
+        .route("/rooms/{slug}/admin", get(routes::admin::panel))
+        .route("/rooms/{slug}/admin/rename", post(routes::admin::rename))
+        .route("/rooms/{slug}/admin/archive", post(routes::admin::archive))
+        .route(
+            "/rooms/{slug}/admin/unarchive",
+            post(routes::admin::unarchive),
+        )
+        .route("/rooms/{slug}/admin/kick", post(routes::admin::kick))
         .route("/rooms/{slug}/topic", post(routes::rooms::set_topic))
         .route("/rooms/{slug}/mute", post(routes::rooms::toggle_mute))
         .route("/ws", get(routes::ws::global_socket))

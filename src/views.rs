@@ -29,6 +29,10 @@ pub struct Chrome {
     pub viewer: Option<String>,
     pub nonce: String,
     pub assets: &'static assets::Urls,
+    /// The viewer's session is an admin's: the page shows admin controls (a class on the
+    /// body, so shared message markup needs no per-viewer rendering). The server checks
+    /// every admin action regardless.
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -38,7 +42,14 @@ impl Chrome {
             viewer: viewer.map(str::to_owned),
             nonce: nonce.to_owned(),
             assets: assets::urls(),
+            admin: false,
         }
+    }
+
+    /// The same chrome, for an admin's page when `admin` is true.
+    pub fn for_admin(mut self, admin: bool) -> Chrome {
+        self.admin = admin;
+        self
     }
 
     /// How mentions name the viewer, for the CSS that highlights them.
@@ -107,6 +118,8 @@ pub struct RoomPage {
     pub topic: String,
     pub here: Vec<String>,
     pub muted: bool,
+    /// Read-only: a notice instead of the composer.
+    pub archived: bool,
     pub history: History,
     /// The room revision the history was rendered at (see `Room::revision`).
     pub revision: u64,
@@ -116,6 +129,14 @@ pub struct RoomPage {
     pub focus: Option<u64>,
     pub draft: String,
     pub error: Option<ComposerError>,
+}
+
+impl RoomPage {
+    /// The page as an admin sees it: with the admin controls.
+    pub fn for_admin(mut self, admin: bool) -> RoomPage {
+        self.page.admin = admin;
+        self
+    }
 }
 
 #[derive(Template)]
@@ -334,13 +355,16 @@ pub struct SidebarViewer<'a> {
     pub mention_key: &'a str,
 }
 
-const GROUPS: [&str; 5] = [
+const GROUPS: [&str; 6] = [
     "Today",
     "Yesterday",
     "Previous 7 days",
     "Previous 30 days",
     "Older",
+    "Archived",
 ];
+/// Archived rooms are listed last, whatever their activity.
+const ARCHIVED_GROUP: usize = 5;
 
 impl Sidebar {
     /// `rooms` come most recently active first; `now` is in the viewer's offset.
@@ -372,6 +396,7 @@ impl Sidebar {
                 .to_offset(now.offset())
                 .date();
             let group = match (today - active).whole_days() {
+                _ if room.archived => ARCHIVED_GROUP,
                 ..=0 => 0,
                 1 => 1,
                 2..=7 => 2,
@@ -487,4 +512,27 @@ struct Topic<'a> {
 
 pub fn topic_fragment(topic: &str) -> String {
     Topic { topic }.render().unwrap_or_default()
+}
+
+/// The room's name in its header, replaced by id when an admin renames the room.
+#[derive(Template)]
+#[template(path = "_room_name.html")]
+pub struct RoomTitle<'a> {
+    pub name: &'a str,
+}
+
+pub fn room_title_fragment(name: &str) -> String {
+    RoomTitle { name }.render().unwrap_or_default()
+}
+
+/// The notice that stands in for the composer while a room is archived (CSS hides the
+/// composer after it), replaced by id when an admin archives or reopens the room.
+#[derive(Template)]
+#[template(path = "_room_state.html")]
+pub struct RoomState {
+    pub archived: bool,
+}
+
+pub fn room_state_fragment(archived: bool) -> String {
+    RoomState { archived }.render().unwrap_or_default()
 }

@@ -72,7 +72,10 @@
   document.addEventListener("htmx:wsClose", function (evt) {
     socket = null;
     var code = evt.detail.event.code;
-    if (code === 1008) {
+    if (code === 1008 && evt.detail.event.reason === "removed by an admin") {
+      showBanner("An admin removed you from the chat. Taking you to the login page…");
+      setTimeout(function () { location.href = "/login"; }, 4000);
+    } else if (code === 1008) {
       showBanner("You have been logged out. Reload the page to log in again.");
     } else if (code === 1009) {
       showBanner("That message was too large to send. Reload the page to reconnect.");
@@ -499,7 +502,9 @@
       copyLink(msg);
     } else if (action === "edit") {
       htmx.ajax("GET", messageUrl(msg) + "/edit", { target: target, swap: "outerHTML" });
-    } else if (action === "delete" && window.confirm("Delete this message? It will show as deleted for everyone.")) {
+    } else if (action === "delete" && window.confirm(msg.getAttribute("data-author") === viewer()
+        ? "Delete this message? It will show as deleted for everyone."
+        : "Delete " + msg.getAttribute("data-author") + "’s message as an admin? It will show as deleted, and the room will see that you did it.")) {
       htmx.ajax("DELETE", messageUrl(msg), { target: target, swap: "outerHTML" });
     }
     hideToolbar();
@@ -559,12 +564,17 @@
   // Refusals from message actions (not the author, gone, too fast) shown where errors go.
   document.addEventListener("htmx:responseError", function (evt) {
     var status = evt.detail.xhr.status;
-    var text = status === 403 ? "Only the person who wrote a message can edit or delete it."
+    var text = status === 403 && /archived/.test(evt.detail.xhr.responseText)
+        ? "This room is archived: nothing in it can change."
+      : status === 403 ? "Only the person who wrote a message can edit or delete it."
       : status === 404 ? "That message no longer exists."
       : status === 422 || status === 429 ? evt.detail.xhr.responseText
       : "That did not work. Please try again.";
     var box = $("composer-error");
-    if (box) {
+    if (box && box.offsetParent === null) {
+      // The composer is hidden (an archived room): say it where it can be seen.
+      toast(text);
+    } else if (box) {
       box.textContent = text;
       box.setAttribute("data-error", "action");
     }
@@ -596,7 +606,18 @@
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
     var id = evt.detail.target && evt.detail.target.id;
     if (id === "room-list" || id === "dm-list") markSidebar();
+    if (id === "room-name") renamed();
   });
+
+  // An admin renamed the room: the tab title and the composer's placeholder follow.
+  function renamed() {
+    var name = $("room-name");
+    if (!name) return;
+    var unread = (document.title.match(/^\(\d+\) /) || [""])[0];
+    document.title = unread + name.textContent + " · Chat";
+    var box = composer();
+    if (box) box.placeholder = "Message #" + name.textContent;
+  }
 
   // ---- layout --------------------------------------------------------------------------
 

@@ -148,8 +148,8 @@ fn change_message(
             record.body = body.clone();
             record.edited_at = Some(now_millis());
         }
-        MessageChange::Delete => {
-            if !own {
+        MessageChange::Delete | MessageChange::DeleteAsAdmin => {
+            if !own && request.change == MessageChange::Delete {
                 return Err(ChangeError::Forbidden);
             }
             record.deleted = true;

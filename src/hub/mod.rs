@@ -12,7 +12,7 @@ mod room;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::thread;
 use std::time::Duration;
 
@@ -71,6 +71,8 @@ pub enum MessageChange {
     Edit(String),
     /// Leaves "message deleted" in place; only the author may.
     Delete,
+    /// The same deletion by an admin, of anyone's message (the caller checked the right).
+    DeleteAsAdmin,
     /// Adds or takes back the person's reaction with this emoji.
     React(String),
 }
@@ -120,6 +122,8 @@ pub struct LiveSettings {
 pub struct RoomSummary {
     pub slug: Slug,
     pub name: String,
+    /// Listed apart, under "Archived".
+    pub archived: bool,
     pub last_id: u64,
     /// Unix milliseconds.
     pub last_activity: i64,
@@ -220,6 +224,26 @@ pub struct Hub {
 struct LoginSockets {
     open: usize,
     ended: CancellationToken,
+    /// Why the login ended, for its sockets' close frames; set just before `ended` fires.
+    why: Arc<OnceLock<LoginEnd>>,
+}
+
+/// Why a login's sockets are closed (all with 1008); the page tells the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginEnd {
+    LoggedOut,
+    /// An admin kicked the nickname.
+    Removed,
+}
+
+impl LoginEnd {
+    /// The close frame's reason, which the page's script reads.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LoginEnd::LoggedOut => "logged out",
+            LoginEnd::Removed => "removed by an admin",
+        }
+    }
 }
 
 /// Handle on the committer thread, to wait for it to flush on shutdown.
@@ -301,7 +325,8 @@ impl Hub {
             .values()
             .map(|room| RoomSummary {
                 slug: room.slug.clone(),
-                name: room.name.clone(),
+                name: room.name(),
+                archived: room.is_archived(),
                 last_id: room.last_id(),
                 last_activity: room.last_activity(),
                 mentions: room.mention_marks(),
@@ -394,6 +419,46 @@ impl Hub {
         Ok(())
     }
 
+    /// An admin renamed the room: stored, then the header and every sidebar follow live.
+    pub async fn rename_room(
+        &self,
+        room: &Arc<Room>,
+        name: &RoomName,
+        by: &str,
+    ) -> StoreResult<()> {
+        let slug = room.slug.clone();
+        let stored = name.as_str().to_owned();
+        store::blocking(&self.storage, move |s| s.rename_room(&slug, &stored)).await?;
+        room.set_name(name.as_str().to_owned());
+        room.replace(views::room_title_fragment(name.as_str()));
+        self.sidebar_dirty.store(true, Ordering::Release);
+        let line = format!("{by} renamed the room to “{}”", name.as_str());
+        self.post(room, NewMessage::system(by, line)).await?;
+        Ok(())
+    }
+
+    /// An admin archived (read-only) or reopened the room. The line goes into the stream
+    /// first, so it is the last thing an archived room says.
+    pub async fn set_archived(
+        &self,
+        room: &Arc<Room>,
+        archived: bool,
+        by: &str,
+    ) -> StoreResult<()> {
+        let slug = room.slug.clone();
+        store::blocking(&self.storage, move |s| s.set_archived(&slug, archived)).await?;
+        let line = if archived {
+            format!("{by} archived the room")
+        } else {
+            format!("{by} reopened the room")
+        };
+        self.post(room, NewMessage::system(by, line)).await?;
+        room.set_archived(archived);
+        room.replace(views::room_state_fragment(archived));
+        self.sidebar_dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// A socket of `nickname` opened in the room. The first tab announces a join, unless the
     /// person was only reloading.
     pub fn arrive(&self, room: &Arc<Room>, nickname: &str) {
@@ -404,8 +469,10 @@ impl Hub {
             let first_tab = *tabs == 1;
             let returning = presence.leaving.remove(nickname).is_some();
             presence.presence_changed = true;
+            // An archived room says nothing more, arrivals included.
             first_tab
                 && !returning
+                && !room.is_archived()
                 && presence.tabs.len() <= self.settings.announce_limit
                 && self.started.elapsed() >= self.settings.quiet_after_start
         };
@@ -499,7 +566,8 @@ impl Hub {
                 let here = std::mem::take(&mut presence.presence_changed).then(|| presence.here());
                 let typing = std::mem::take(&mut presence.typing_changed)
                     .then(|| presence.typing.keys().cloned().collect::<Vec<_>>());
-                let quiet = presence.tabs.len() <= self.settings.announce_limit;
+                let quiet =
+                    presence.tabs.len() <= self.settings.announce_limit && !room.is_archived();
                 (here, typing, if quiet { departed } else { Vec::new() })
             };
             if let Some(here) = here {
@@ -573,6 +641,22 @@ impl Hub {
         answer
             .await
             .map_err(|_| StoreError("the committer stopped".into()))?
+    }
+
+    /// An admin deleted someone else's message: the same "message deleted" marker, and a
+    /// line in the stream that says who did it to whose message.
+    pub async fn delete_as_admin(
+        &self,
+        room: &Arc<Room>,
+        id: u64,
+        by: &str,
+    ) -> Result<Arc<RenderedMessage>, ChangeError> {
+        let deleted = self
+            .change_message(room, id, by, MessageChange::DeleteAsAdmin)
+            .await?;
+        let line = format!("{by} deleted a message by {}", deleted.author);
+        self.post(room, NewMessage::system(by, line)).await?;
+        Ok(deleted)
     }
 
     /// Persists and broadcasts a message, waiting for the commit.
@@ -712,6 +796,7 @@ impl Hub {
             .or_insert_with(|| LoginSockets {
                 open: 0,
                 ended: CancellationToken::new(),
+                why: Arc::new(OnceLock::new()),
             });
         if entry.open >= MAX_SOCKETS_PER_LOGIN {
             return None;
@@ -721,6 +806,7 @@ impl Hub {
             hub: self.clone(),
             login_id: login_id.to_owned(),
             ended: entry.ended.clone(),
+            why: entry.why.clone(),
         })
     }
 
@@ -736,7 +822,13 @@ impl Hub {
 
     /// Ends every socket of a login (logout): they close with 1008.
     pub fn end_login(&self, login_id: &str) {
+        self.end_login_because(login_id, LoginEnd::LoggedOut);
+    }
+
+    /// Ends every socket of a login with 1008 and `why` as the close reason.
+    pub fn end_login_because(&self, login_id: &str, why: LoginEnd) {
         if let Some(entry) = self.logins.lock().expect("logins lock").remove(login_id) {
+            let _ = entry.why.set(why);
             entry.ended.cancel();
         }
     }
@@ -747,12 +839,22 @@ pub struct SocketGuard {
     hub: Arc<Hub>,
     login_id: String,
     ended: CancellationToken,
+    why: Arc<OnceLock<LoginEnd>>,
 }
 
 impl SocketGuard {
     /// Cancelled when the login ends.
     pub fn ended(&self) -> &CancellationToken {
         &self.ended
+    }
+
+    /// Why the login ended, once [`SocketGuard::ended`] has fired.
+    pub fn end_reason(&self) -> &'static str {
+        self.why
+            .get()
+            .copied()
+            .unwrap_or(LoginEnd::LoggedOut)
+            .reason()
     }
 }
 
@@ -791,6 +893,7 @@ fn new_room_record(slug: Slug, name: String, topic: String, creator: &str) -> Ro
         last_id: 0,
         last_activity: now,
         mentions: Vec::new(),
+        archived: false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! One room: its recent window of rendered messages, its live channel, and who is present.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
@@ -41,8 +41,11 @@ pub enum LiveEvent {
 
 pub struct Room {
     pub slug: Slug,
-    pub name: String,
+    /// Admins may rename a room; the slug stays.
+    name: RwLock<String>,
     topic: RwLock<String>,
+    /// Read-only while set; changed by admins.
+    archived: AtomicBool,
     /// Newest committed id; written only by the committer after the window holds the message.
     last_id: AtomicU64,
     last_activity: AtomicI64,
@@ -120,8 +123,9 @@ impl Room {
     pub(super) fn from_record(record: RoomRecord, first_revision: u64) -> Room {
         Room {
             slug: record.slug,
-            name: record.name,
+            name: RwLock::new(record.name),
             topic: RwLock::new(record.topic),
+            archived: AtomicBool::new(record.archived),
             last_id: AtomicU64::new(record.last_id.max(0) as u64),
             last_activity: AtomicI64::new(record.last_activity),
             mentions: Mutex::new(record.mentions),
@@ -148,6 +152,22 @@ impl Room {
         self.slug
             .direct_members()
             .is_none_or(|(a, b)| mention_key == a || mention_key == b)
+    }
+
+    pub fn name(&self) -> String {
+        self.name.read().expect("name lock").clone()
+    }
+
+    pub(super) fn set_name(&self, name: String) {
+        *self.name.write().expect("name lock") = name;
+    }
+
+    pub fn is_archived(&self) -> bool {
+        self.archived.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_archived(&self, archived: bool) {
+        self.archived.store(archived, Ordering::Release);
     }
 
     pub fn topic(&self) -> String {

@@ -8,11 +8,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
-use super::rooms::{find_room, room_page};
+use super::rooms::{find_room, room_page, writable_room};
+use crate::admin::Admin;
 use crate::auth::CurrentUser;
 use crate::domain::{FrameError, MessageBody};
 use crate::error::AppError;
-use crate::hub::{MessageChange, PAGE, RenderedMessage};
+use crate::hub::{ChangeError, MessageChange, PAGE, RenderedMessage};
 use crate::security::CspNonce;
 use crate::startup::AppState;
 use crate::views::{History, MessageEdit, REACTIONS, render};
@@ -31,6 +32,7 @@ pub async fn show_message(
     State(state): State<AppState>,
     Path((slug, id)): Path<(String, u64)>,
     viewer: CurrentUser,
+    admin: Option<Admin>,
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
@@ -52,7 +54,8 @@ pub async fn show_message(
         String::new(),
         None,
     )
-    .await?;
+    .await?
+    .for_admin(admin.is_some());
     if !page.history.messages.iter().any(|m| m.id == id) {
         page.history = History {
             slug: room.slug.clone(),
@@ -71,7 +74,7 @@ pub async fn edit_form(
     Path((slug, id)): Path<(String, u64)>,
     viewer: CurrentUser,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug, &viewer)?;
+    let room = writable_room(&state, &slug, &viewer)?;
     let record = state
         .hub
         .message_record(&room, id)
@@ -102,7 +105,7 @@ pub async fn update_message(
     viewer: CurrentUser,
     Form(form): Form<EditForm>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug, &viewer)?;
+    let room = writable_room(&state, &slug, &viewer)?;
     let body = match MessageBody::parse(&form.body) {
         Ok(body) => body,
         Err(e) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response()),
@@ -118,16 +121,36 @@ pub async fn update_message(
     Ok(message_html(&message))
 }
 
+/// The author deletes their message; an admin may delete anyone's (and an archived room's),
+/// which also says so in the stream.
 pub async fn delete_message(
     State(state): State<AppState>,
     Path((slug, id)): Path<(String, u64)>,
     viewer: CurrentUser,
+    admin: Option<Admin>,
 ) -> Result<Response, AppError> {
+    let Some(admin) = admin else {
+        let room = writable_room(&state, &slug, &viewer)?;
+        let message = state
+            .hub
+            .change_message(&room, id, &viewer.nickname, MessageChange::Delete)
+            .await?;
+        return Ok(message_html(&message));
+    };
     let room = find_room(&state.hub, &slug, &viewer)?;
-    let message = state
+    let own = state
         .hub
         .change_message(&room, id, &viewer.nickname, MessageChange::Delete)
-        .await?;
+        .await;
+    let message = match own {
+        Err(ChangeError::Forbidden) => {
+            state
+                .hub
+                .delete_as_admin(&room, id, &admin.display_name())
+                .await?
+        }
+        own => own?,
+    };
     Ok(message_html(&message))
 }
 
@@ -145,7 +168,7 @@ pub async fn toggle_reaction(
     headers: HeaderMap,
     Form(form): Form<ReactionForm>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug, &viewer)?;
+    let room = writable_room(&state, &slug, &viewer)?;
     if !REACTIONS.contains(&form.emoji.as_str()) {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,

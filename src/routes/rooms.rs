@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::viewer_offset;
+use crate::admin::Admin;
 use crate::auth::CurrentUser;
 use crate::domain::{ClientId, FrameError, MessageBody, Nickname, RoomName, Slug};
 use crate::error::AppError;
@@ -60,6 +61,19 @@ pub(super) fn find_room(
         .and_then(|slug| hub.room(&slug))
         .filter(|room| room.readable_by(&viewer.mention_key()))
         .ok_or(AppError::NotFound)
+}
+
+/// A room the viewer may change something in: readable, and not archived.
+pub(super) fn writable_room(
+    state: &AppState,
+    slug: &str,
+    viewer: &CurrentUser,
+) -> Result<Arc<Room>, AppError> {
+    let room = find_room(&state.hub, slug, viewer)?;
+    if room.is_archived() {
+        return Err(AppError::Archived);
+    }
+    Ok(room)
 }
 
 async fn welcome_page(
@@ -146,6 +160,9 @@ pub async fn create_room(
         }
     };
     if let Some(body) = first_message {
+        if room.is_archived() {
+            return Err(AppError::Archived);
+        }
         state
             .hub
             .post(
@@ -235,9 +252,10 @@ pub(super) async fn room_page(
             .filter(|&id| id > 1)
     });
     let direct = room.slug.direct_members().is_some();
+    let room_name = room.name();
     let name = match direct {
-        true => direct_partner(&room.name, &viewer.mention_key()).unwrap_or(&room.name),
-        false => &room.name,
+        true => direct_partner(&room_name, &viewer.mention_key()).unwrap_or(&room_name),
+        false => &room_name,
     };
     let page = RoomPage {
         page: Chrome::new(name, Some(&viewer.nickname), &nonce.0),
@@ -248,6 +266,7 @@ pub(super) async fn room_page(
         topic: room.topic(),
         here: room.here(),
         muted: reader.muted.iter().any(|m| m == room.slug.as_str()),
+        archived: room.is_archived(),
         history: History {
             slug: room.slug.clone(),
             messages,
@@ -274,6 +293,7 @@ pub async fn show_room(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     viewer: CurrentUser,
+    admin: Option<Admin>,
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
@@ -287,7 +307,8 @@ pub async fn show_room(
         String::new(),
         None,
     )
-    .await?;
+    .await?
+    .for_admin(admin.is_some());
     Ok(render(&page)?.into_response())
 }
 
@@ -302,6 +323,7 @@ pub async fn older_messages(
     Path(slug): Path<String>,
     Query(query): Query<BeforeQuery>,
     viewer: CurrentUser,
+    admin: Option<Admin>,
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
@@ -323,7 +345,8 @@ pub async fn older_messages(
         String::new(),
         None,
     )
-    .await?;
+    .await?
+    .for_admin(admin.is_some());
     page.history = history;
     page.live = false;
     Ok(render(&page)?.into_response())
@@ -344,12 +367,14 @@ pub async fn post_message(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     viewer: CurrentUser,
+    admin: Option<Admin>,
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
     Form(form): Form<MessageForm>,
 ) -> Result<Response, AppError> {
     let room = find_room(&state.hub, &slug, &viewer)?;
     let (status, error) = match MessageBody::parse(&form.body) {
+        _ if room.is_archived() => (StatusCode::FORBIDDEN, archived_error()),
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             ComposerError::new(e.code(), e.to_string()),
@@ -396,8 +421,17 @@ pub async fn post_message(
         form.body,
         Some(error),
     )
-    .await?;
+    .await?
+    .for_admin(admin.is_some());
     Ok((status, render(&page)?).into_response())
+}
+
+/// What the composer says when a room is archived (over HTTP and on the socket).
+pub fn archived_error() -> ComposerError {
+    ComposerError::new(
+        "archived",
+        "This room is archived: nobody can post in it. Its history stays readable.",
+    )
 }
 
 /// `/dm/{nickname}`: the direct conversation with a person, created on first use. Only the
@@ -466,7 +500,7 @@ pub async fn set_topic(
     headers: HeaderMap,
     Form(form): Form<TopicForm>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug, &viewer)?;
+    let room = writable_room(&state, &slug, &viewer)?;
     let topic = form.topic.trim().to_owned();
     if topic.chars().count() > MAX_TOPIC_CHARS {
         return Ok((

@@ -102,7 +102,7 @@ pub async fn search(
                     room_name: state
                         .hub
                         .room(&message.room)
-                        .map_or_else(|| message.room.to_string(), |room| room.name.clone()),
+                        .map_or_else(|| message.room.to_string(), |room| room.name()),
                     id: message.id,
                     author: message.author.clone(),
                     datetime: created_at(message).format(&Rfc3339).unwrap_or_default(),

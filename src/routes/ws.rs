@@ -35,6 +35,7 @@ use tungstenite::protocol::frame::{CloseFrame, Frame};
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
+use super::rooms::archived_error;
 use super::viewer_offset;
 use crate::auth::CurrentUser;
 use crate::domain::{ClientFrame, FrameError, Slug};
@@ -449,7 +450,7 @@ impl Connection {
             let step: Result<Option<End>, Stalled> = tokio::select! {
                 biased;
                 _ = &mut shutdown => Ok(Some(End::Close(CLOSE_RESTART, "server restarting"))),
-                _ = &mut ended => Ok(Some(End::Close(CLOSE_POLICY, "logged out"))),
+                _ = &mut ended => Ok(Some(End::Close(CLOSE_POLICY, self.guard.end_reason()))),
                 done = &mut *writer => Ok(Some(End::WriterDone(done.unwrap_or(None)))),
                 frame = stream.next() => {
                     unanswered_pings = 0;
@@ -530,6 +531,12 @@ impl Connection {
             Ok(ClientFrame::Typing) => {
                 self.hub.typing(room, &self.viewer.nickname);
                 Ok(())
+            }
+            Ok(ClientFrame::Send { client_id, .. }) if room.is_archived() => {
+                *error_shown = true;
+                let mut error = archived_error();
+                error.client_id = client_id.map(|c| c.as_str().to_owned());
+                outbox.text(render_error(&error))
             }
             Ok(ClientFrame::Send { client_id, .. })
                 if !self.rate_limiter.allow(&self.viewer.login_id) =>

@@ -48,6 +48,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Inserts the room unless its slug exists; returns whether it was created.
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool>;
     fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()>;
+    /// A new display name; the slug (and so every URL) stays.
+    fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()>;
+    /// An archived room is read-only.
+    fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()>;
     /// Appends messages (ids already assigned, contiguous per room), indexes them for search,
     /// and moves each touched room's `last_id`, all in the same commit.
     fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
@@ -73,6 +77,10 @@ pub trait Storage: Send + Sync + 'static {
     /// What a login has read, and which rooms it muted.
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>>;
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()>;
+
+    /// A small server-wide value, such as the admin setup link's hash.
+    fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
 
     fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>>;
     fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()>;
@@ -104,6 +112,9 @@ pub struct RoomRecord {
     /// The newest message mentioning each recently mentioned person, oldest first.
     #[serde(default)]
     pub mentions: Vec<MentionMark>,
+    /// Read-only: history stays, nobody but an admin changes anything.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 /// Message `id` mentioned the person with this mention key: what marks a room in that
@@ -233,6 +244,14 @@ pub struct ClaimRecord {
     pub nickname_key: String,
     pub nickname: String,
     pub login_id: String,
+}
+
+/// One server-wide value under a name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettingRecord {
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
 use super::{
     AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
-    Storage, StoreError, StoreResult,
+    SettingRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 
@@ -18,6 +18,7 @@ const DEDUP: &str = "client_ids";
 const CLAIMS: &str = "nickname_claims";
 const SESSIONS: &str = "sessions";
 const READERS: &str = "readers";
+const SETTINGS: &str = "settings";
 
 /// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
 const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
@@ -182,6 +183,26 @@ impl Storage for PoloStore {
         })
     }
 
+    fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()> {
+        self.write(|db| {
+            db.collection::<RoomRecord>(ROOMS).update_one(
+                doc! { "_id": room.as_str() },
+                doc! { "$set": { "name": name } },
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()> {
+        self.write(|db| {
+            db.collection::<RoomRecord>(ROOMS).update_one(
+                doc! { "_id": room.as_str() },
+                doc! { "$set": { "archived": archived } },
+            )?;
+            Ok(())
+        })
+    }
+
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
         let heads = batch
             .room_heads
@@ -273,6 +294,20 @@ impl Storage for PoloStore {
 
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()> {
         self.write(|db| replace(db, READERS, &reader.login_id, reader))
+    }
+
+    fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .find_one::<SettingRecord>(SETTINGS, key)?
+            .map(|setting| setting.value))
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        let setting = SettingRecord {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        };
+        self.write(|db| replace(db, SETTINGS, key, &setting))
     }
 
     fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>> {

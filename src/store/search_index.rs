@@ -566,6 +566,7 @@ mod tests {
                         last_id: 0,
                         last_activity: START,
                         mentions: Vec::new(),
+                        archived: false,
                     })
                     .unwrap();
             }

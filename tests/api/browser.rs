@@ -227,12 +227,12 @@ pub(crate) async fn shown(browser: &Client, selector: &str) -> fantoccini::eleme
         .unwrap_or_else(|e| panic!("{selector} should appear: {e}"))
 }
 
-async fn script(browser: &Client, code: &str) -> serde_json::Value {
+pub(crate) async fn script(browser: &Client, code: &str) -> serde_json::Value {
     browser.execute(code, vec![]).await.unwrap()
 }
 
 /// Polls a script until it returns true.
-async fn until(browser: &Client, what: &str, code: &str) {
+pub(crate) async fn until(browser: &Client, what: &str, code: &str) {
     let deadline = tokio::time::Instant::now() + SEEN_WITHIN;
     loop {
         if script(browser, code).await == serde_json::json!(true) {
@@ -246,7 +246,7 @@ async fn until(browser: &Client, what: &str, code: &str) {
     }
 }
 
-async fn say(browser: &Client, text: &str) {
+pub(crate) async fn say(browser: &Client, text: &str) {
     let composer = browser.find(Locator::Css("#composer-body")).await.unwrap();
     composer.send_keys(text).await.unwrap();
     composer.send_keys("\u{E007}").await.unwrap();
@@ -666,7 +666,7 @@ async fn the_room_page_holds_its_layout_wide_and_narrow_light_and_dark() {
 }
 
 /// Shows the message toolbar for `selector`'s message, as hovering or tabbing to it does.
-async fn open_toolbar(browser: &Client, message: &str) {
+pub(crate) async fn open_toolbar(browser: &Client, message: &str) {
     browser
         .execute(
             "document.querySelector(arguments[0] + ' .msg-link').focus();",

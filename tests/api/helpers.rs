@@ -30,6 +30,8 @@ fn init_logs() {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub data_dir: Arc<TempDir>,
+    /// The one-time admin setup link the server printed at start, if it made one.
+    pub admin_setup_link: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -49,6 +51,7 @@ pub async fn spawn_app_in(data_dir: Arc<TempDir>, configure: impl FnOnce(&mut Co
     configure(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let addr = app.address();
+    let admin_setup_link = app.admin_setup_link().map(str::to_owned);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -56,6 +59,7 @@ pub async fn spawn_app_in(data_dir: Arc<TempDir>, configure: impl FnOnce(&mut Co
     TestApp {
         addr,
         data_dir,
+        admin_setup_link,
         stop: Some(stop),
         server: Some(server),
     }

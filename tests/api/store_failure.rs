@@ -36,6 +36,18 @@ impl Storage for FlakyStore {
     fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()> {
         self.inner.set_topic(room, topic)
     }
+    fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()> {
+        self.inner.rename_room(room, name)
+    }
+    fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()> {
+        self.inner.set_archived(room, archived)
+    }
+    fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.inner.setting(key)
+    }
+    fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.inner.put_setting(key, value)
+    }
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
         if self.fail_appends.load(Ordering::SeqCst) {
             self.failed.fetch_add(1, Ordering::SeqCst);

@@ -1,0 +1,232 @@
+//! Admin rights, which come from a secret, never from a nickname (nicknames are released and
+//! taken again): `--admin-token`, or without it a one-time setup link printed at first start.
+//!
+//! Redeeming either marks that session as an admin's (stored with the session, so it
+//! survives restarts; logging out, or logging in again under another name, ends it).
+//! Handlers take [`Admin`], which is 403 for anyone else; machines may instead send
+//! `Authorization: Bearer <admin-token>`.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use tower_sessions::Session;
+
+use crate::auth::{CurrentUser, USER_KEY};
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::store::{self, Storage, StoreResult};
+
+/// Session key holding the login id an admin grant was made to: a grant counts only while
+/// the session still carries that login.
+pub const ADMIN_KEY: &str = "admin_login";
+/// Setting that holds the setup token's hash (hex), or [`SETUP_USED`] once redeemed.
+const SETUP_SETTING: &str = "admin_setup";
+const SETUP_USED: &str = "used";
+
+type Digest32 = [u8; 32];
+
+fn digest(secret: &str) -> Digest32 {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Compares two digests without stopping at the first difference. Comparing digests rather
+/// than the secrets keeps their lengths out of the timing too.
+fn same_digest(a: &Digest32, b: &Digest32) -> bool {
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The secrets that make an admin. Only digests are kept, in memory and on disk.
+pub struct AdminSecrets {
+    /// Digest of `--admin-token`.
+    token: Option<Digest32>,
+    /// Digest of the setup token while it is unused. Locked across its redemption, so it
+    /// works exactly once.
+    setup: tokio::sync::Mutex<Option<Digest32>>,
+    storage: Arc<dyn Storage>,
+}
+
+impl AdminSecrets {
+    /// Loads the admin secrets. Without `--admin-token`, and unless a setup link was already
+    /// redeemed, it makes a new setup token (replacing any earlier, unused one) and returns
+    /// it, to be printed. Blocking: call from `spawn_blocking`.
+    pub fn load(
+        admin_token: Option<&str>,
+        storage: Arc<dyn Storage>,
+    ) -> StoreResult<(AdminSecrets, Option<String>)> {
+        let token = admin_token.filter(|t| !t.is_empty()).map(digest);
+        let mut setup = None;
+        let mut fresh = None;
+        if token.is_none() && storage.setting(SETUP_SETTING)?.as_deref() != Some(SETUP_USED) {
+            let secret = to_hex(&rand::random::<[u8; 24]>());
+            let hashed = digest(&secret);
+            storage.put_setting(SETUP_SETTING, &to_hex(&hashed))?;
+            setup = Some(hashed);
+            fresh = Some(secret);
+        }
+        Ok((
+            AdminSecrets {
+                token,
+                setup: tokio::sync::Mutex::new(setup),
+                storage,
+            },
+            fresh,
+        ))
+    }
+
+    /// Whether `given` is the `--admin-token` (the setup token is not a bearer token).
+    pub fn is_admin_token(&self, given: &str) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|token| same_digest(token, &digest(given)))
+    }
+
+    /// Whether `given` grants admin rights: the admin token, or the setup token, which is
+    /// used up (on disk too) by this.
+    pub async fn redeem(&self, given: &str) -> StoreResult<bool> {
+        if self.is_admin_token(given) {
+            return Ok(true);
+        }
+        let given = digest(given);
+        let mut setup = self.setup.lock().await;
+        if !setup
+            .as_ref()
+            .is_some_and(|expected| same_digest(expected, &given))
+        {
+            return Ok(false);
+        }
+        store::blocking(&self.storage, |s| s.put_setting(SETUP_SETTING, SETUP_USED)).await?;
+        *setup = None;
+        Ok(true)
+    }
+}
+
+/// Marks the session as an admin's, for the login it carries now.
+pub async fn grant(session: &Session, user: &CurrentUser) -> Result<(), AppError> {
+    // A new id with the new rights: an id known before the grant is worth nothing after.
+    session.cycle_id().await?;
+    session.insert(ADMIN_KEY, &user.login_id).await?;
+    Ok(())
+}
+
+/// Who is acting as admin.
+#[derive(Debug, Clone)]
+pub enum Admin {
+    /// A person whose session redeemed the admin token or setup link.
+    Person(CurrentUser),
+    /// A machine that sent `Authorization: Bearer <admin-token>`.
+    Token,
+}
+
+impl Admin {
+    /// How system lines name the admin: "alice (admin)".
+    pub fn display_name(&self) -> String {
+        match self {
+            Admin::Person(user) => format!("{} (admin)", user.nickname),
+            Admin::Token => "an admin".to_owned(),
+        }
+    }
+
+    /// The acting admin's nickname, for logs; empty for a machine.
+    pub fn nickname(&self) -> &str {
+        match self {
+            Admin::Person(user) => &user.nickname,
+            Admin::Token => "",
+        }
+    }
+
+    pub fn person(&self) -> Option<&CurrentUser> {
+        match self {
+            Admin::Person(user) => Some(user),
+            Admin::Token => None,
+        }
+    }
+}
+
+/// What a request says about admin rights.
+enum Claim {
+    Admin(Admin),
+    NotAdmin,
+    /// A bearer token that is not the admin token.
+    BadToken,
+}
+
+async fn claim(parts: &mut Parts, state: &AppState) -> Result<Claim, Response> {
+    if let Some(given) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Ok(match state.admin.is_admin_token(given.trim()) {
+            true => Claim::Admin(Admin::Token),
+            false => Claim::BadToken,
+        });
+    }
+    // Routes outside the session layer have no session: nobody there is an admin by cookie.
+    let Ok(session) = Session::from_request_parts(parts, state).await else {
+        return Ok(Claim::NotAdmin);
+    };
+    let server_error = |e: tower_sessions::session::Error| AppError::from(e).into_response();
+    let user = session
+        .get::<CurrentUser>(USER_KEY)
+        .await
+        .map_err(server_error)?;
+    let granted = session
+        .get::<String>(ADMIN_KEY)
+        .await
+        .map_err(server_error)?;
+    Ok(match user {
+        Some(user) if granted.as_deref() == Some(user.login_id.as_str()) => {
+            Claim::Admin(Admin::Person(user))
+        }
+        _ => Claim::NotAdmin,
+    })
+}
+
+/// An admin, or 403 (401 for a wrong bearer token).
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match claim(parts, state).await? {
+            Claim::Admin(admin) => Ok(admin),
+            Claim::NotAdmin => Err(AppError::NotAdmin.into_response()),
+            Claim::BadToken => Err(AppError::BadAdminToken.into_response()),
+        }
+    }
+}
+
+/// `Option<Admin>`: whether the viewer is an admin, for pages that show admin controls.
+impl OptionalFromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Response> {
+        Ok(match claim(parts, state).await? {
+            Claim::Admin(admin) => Some(admin),
+            Claim::NotAdmin | Claim::BadToken => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_match_only_the_same_secret() {
+        assert!(same_digest(&digest("s3cret"), &digest("s3cret")));
+        assert!(!same_digest(&digest("s3cret"), &digest("s3cret ")));
+        assert!(!same_digest(&digest(""), &digest("s3cret")));
+    }
+}

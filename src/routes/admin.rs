@@ -1,0 +1,273 @@
+//! Moderation: redeeming the admin secret, and each room's admin panel (rename, archive,
+//! kick). Every action but redeeming takes [`Admin`], so anyone else gets 403; each one
+//! leaves a system line in the room's stream. Direct conversations are not moderated: to
+//! admins too they are 404 here, as everywhere. (Deleting anyone's message is in
+//! `routes::messages`, on the same path as deleting one's own.)
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::admin::{self, Admin};
+use crate::auth::CurrentUser;
+use crate::domain::{Nickname, RoomName, Slug};
+use crate::error::AppError;
+use crate::hub::{Hub, LoginEnd, NewMessage, Room};
+use crate::security::CspNonce;
+use crate::startup::AppState;
+use crate::store;
+use crate::views::{Chrome, render};
+
+#[derive(Template)]
+#[template(path = "admin_redeem.html")]
+struct RedeemPage {
+    page: Chrome,
+    token: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_panel.html")]
+struct PanelPage {
+    page: Chrome,
+    slug: Slug,
+    name: String,
+    archived: bool,
+    here: Vec<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// The form that takes the admin token; the setup link opens it filled in.
+pub async fn redeem_form(
+    viewer: Option<CurrentUser>,
+    admin: Option<Admin>,
+    Query(query): Query<TokenQuery>,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    // Tokens are hex; anything else is not carried through the login.
+    let token: String = query
+        .token
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let Some(viewer) = viewer else {
+        // The login's `next` keeps the setup link's token.
+        let next = match token.is_empty() {
+            true => "%2Fadmin".to_owned(),
+            false => format!("%2Fadmin%3Ftoken%3D{token}"),
+        };
+        return Ok(Redirect::to(&format!("/login?next={next}")).into_response());
+    };
+    let page = RedeemPage {
+        page: Chrome::new("Admin", Some(&viewer.nickname), &nonce.0).for_admin(admin.is_some()),
+        token,
+        error: None,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RedeemForm {
+    #[serde(default)]
+    token: String,
+}
+
+#[tracing::instrument(skip_all, fields(nickname = %viewer.nickname))]
+pub async fn redeem(
+    State(state): State<AppState>,
+    session: Session,
+    viewer: CurrentUser,
+    Extension(nonce): Extension<CspNonce>,
+    Form(form): Form<RedeemForm>,
+) -> Result<Response, AppError> {
+    if !state.admin.redeem(form.token.trim()).await? {
+        tracing::warn!("a wrong admin token was given");
+        let page = RedeemPage {
+            page: Chrome::new("Admin", Some(&viewer.nickname), &nonce.0),
+            token: String::new(),
+            error: Some(
+                "That is not the admin token, or the setup link has been used already.".into(),
+            ),
+        };
+        return Ok((StatusCode::FORBIDDEN, render(&page)?).into_response());
+    }
+    admin::grant(&session, &viewer).await?;
+    tracing::info!("admin rights granted to this session");
+    Ok(Redirect::to("/").into_response())
+}
+
+/// A room admins may moderate: any but a direct conversation, which stays 404.
+fn moderated_room(hub: &Hub, slug: &str) -> Result<Arc<Room>, AppError> {
+    Slug::parse(slug)
+        .and_then(|slug| hub.room(&slug))
+        .filter(|room| room.slug.direct_members().is_none())
+        .ok_or(AppError::NotFound)
+}
+
+fn panel_page(admin: &Admin, nonce: &CspNonce, room: &Room, error: Option<String>) -> PanelPage {
+    let viewer = admin.person().map(|user| user.nickname.as_str());
+    PanelPage {
+        page: Chrome::new(format!("Moderate {}", room.name()), viewer, &nonce.0).for_admin(true),
+        slug: room.slug.clone(),
+        name: room.name(),
+        archived: room.is_archived(),
+        here: room.here(),
+        error,
+    }
+}
+
+fn refuse(
+    admin: &Admin,
+    nonce: &CspNonce,
+    room: &Room,
+    error: String,
+) -> Result<Response, AppError> {
+    let page = panel_page(admin, nonce, room, Some(error));
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+}
+
+fn back_to(room: &Room) -> Response {
+    Redirect::to(&format!("/rooms/{}", room.slug)).into_response()
+}
+
+/// The room's admin panel: rename, archive or reopen, remove someone.
+pub async fn panel(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(slug): Path<String>,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let room = moderated_room(&state.hub, &slug)?;
+    Ok(render(&panel_page(&admin, &nonce, &room, None))?.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// A new name, shown live everywhere; the slug, and so every link, stays.
+#[tracing::instrument(skip_all, fields(room = %slug))]
+pub async fn rename(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(slug): Path<String>,
+    Extension(nonce): Extension<CspNonce>,
+    Form(form): Form<RenameForm>,
+) -> Result<Response, AppError> {
+    let room = moderated_room(&state.hub, &slug)?;
+    let name = match RoomName::parse(&form.name) {
+        Ok(name) => name,
+        Err(e) => return refuse(&admin, &nonce, &room, e.to_string()),
+    };
+    if name.as_str() != room.name() {
+        state
+            .hub
+            .rename_room(&room, &name, &admin.display_name())
+            .await?;
+    }
+    Ok(back_to(&room))
+}
+
+pub async fn archive(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(slug): Path<String>,
+) -> Result<Response, AppError> {
+    set_archived(state, admin, slug, true).await
+}
+
+pub async fn unarchive(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(slug): Path<String>,
+) -> Result<Response, AppError> {
+    set_archived(state, admin, slug, false).await
+}
+
+async fn set_archived(
+    state: AppState,
+    admin: Admin,
+    slug: String,
+    archived: bool,
+) -> Result<Response, AppError> {
+    let room = moderated_room(&state.hub, &slug)?;
+    if room.is_archived() != archived {
+        state
+            .hub
+            .set_archived(&room, archived, &admin.display_name())
+            .await?;
+    }
+    Ok(back_to(&room))
+}
+
+#[derive(Deserialize)]
+pub struct KickForm {
+    #[serde(default)]
+    nickname: String,
+}
+
+/// Removes whoever holds a nickname: every session of their login ends, their open sockets
+/// close (1008, "removed by an admin"), and the nickname is free for anyone. Not a ban: they
+/// may log in again.
+#[tracing::instrument(skip_all, fields(room = %slug, nickname = %form.nickname))]
+pub async fn kick(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(slug): Path<String>,
+    Extension(nonce): Extension<CspNonce>,
+    Form(form): Form<KickForm>,
+) -> Result<Response, AppError> {
+    let room = moderated_room(&state.hub, &slug)?;
+    let Ok(nickname) = Nickname::parse(&form.nickname) else {
+        return refuse(&admin, &nonce, &room, "That is not a nickname.".into());
+    };
+    // Claims change only under this lock: nobody takes the name between the check and the
+    // release.
+    let _claiming = state.login_lock.lock().await;
+    let key = nickname.key();
+    let Some(claim) = store::blocking(&state.storage, move |s| s.claim(&key)).await? else {
+        return refuse(
+            &admin,
+            &nonce,
+            &room,
+            format!("Nobody holds “{nickname}” right now."),
+        );
+    };
+    if admin
+        .person()
+        .is_some_and(|me| me.login_id == claim.login_id)
+    {
+        return refuse(
+            &admin,
+            &nonce,
+            &room,
+            "That is you. To leave, log out.".into(),
+        );
+    }
+    // Sessions first, so the sockets closed next can't be reopened with them.
+    state.sessions.end_login(&claim.login_id).await?;
+    state
+        .hub
+        .end_login_because(&claim.login_id, LoginEnd::Removed);
+    let key = claim.nickname_key.clone();
+    store::blocking(&state.storage, move |s| s.delete_claim(&key)).await?;
+    tracing::info!(by = admin.nickname(), "removed");
+    let by = admin.display_name();
+    let line = format!("{by} removed {}", claim.nickname);
+    state.hub.post(&room, NewMessage::system(&by, line)).await?;
+    Ok(back_to(&room))
+}
