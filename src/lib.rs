@@ -10,12 +10,14 @@
 //!   the session store.
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
+//! - [`bots`]: bot tokens, the in-memory registry, and outgoing mention webhooks.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
 //! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
 //!   [`assets`]: embedded static files.
 
 pub mod assets;
 pub mod auth;
+pub mod bots;
 pub mod config;
 pub mod error;
 pub mod hub;

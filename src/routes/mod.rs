@@ -1,5 +1,7 @@
 //! Thin HTTP handlers, one file per area.
 
+pub mod api;
+pub mod bots;
 pub mod devices;
 pub mod messages;
 pub mod rooms;
