@@ -59,6 +59,9 @@ pub struct WebhookTarget {
     pub bot: String,
     pub url: String,
     pub origin: String,
+    /// The HMAC key that signs deliveries: the hex SHA-256 of the bot's token, which the bot
+    /// can compute and the server keeps anyway.
+    pub signing_key: String,
 }
 
 /// Every bot, in memory (they are few), written through to the store.
@@ -112,16 +115,19 @@ impl Bots {
         bots.get(id).and_then(|bot| bot.webhook_url.clone())
     }
 
-    /// Where a mention with this key goes, if it names a bot with a webhook.
+    /// Where a mention with this key goes, if it names a bot with a webhook and a current
+    /// token (revoking the token silences the webhook too).
     pub fn webhook_for(&self, mention_key: &str) -> Option<WebhookTarget> {
         let bots = self.by_id.read().expect("bots lock");
-        bots.values()
-            .find(|bot| bot.webhook_url.is_some() && mention_key_of(&bot.name) == mention_key)
-            .map(|bot| WebhookTarget {
-                bot: bot.name.clone(),
-                url: bot.webhook_url.clone().unwrap_or_default(),
-                origin: bot.origin.clone(),
-            })
+        let bot = bots
+            .values()
+            .find(|bot| mention_key_of(&bot.name) == mention_key)?;
+        Some(WebhookTarget {
+            bot: bot.name.clone(),
+            url: bot.webhook_url.clone()?,
+            origin: bot.origin.clone(),
+            signing_key: bot.token_hash.clone()?,
+        })
     }
 
     /// Makes a bot named `name` for `owner_login` and returns it with its first token.
@@ -282,7 +288,7 @@ fn new_token(id: &str) -> String {
 }
 
 /// A salt adds nothing to a hash of 32 random bytes: there is nothing to guess.
-fn token_hash(token: &str) -> String {
+pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
@@ -290,7 +296,7 @@ fn random_hex<const N: usize>() -> String {
     hex(&rand::random::<[u8; N]>())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

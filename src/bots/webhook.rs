@@ -6,15 +6,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
+use sha2::Sha256;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::Bots;
-use crate::hub::MentionHook;
+use super::{Bots, hex};
+use crate::hub::{MentionHook, Room};
 use crate::store::{MessageKind, MessageRecord};
+
+/// The header that carries `sha256=` and the hex HMAC-SHA256 of the body.
+pub const SIGNATURE_HEADER: &str = "x-chat-signature";
 
 /// Deliveries in flight at once; the rest wait in the queue.
 const CONCURRENT_DELIVERIES: usize = 16;
@@ -55,7 +60,17 @@ pub struct PayloadMessage {
 #[derive(Debug)]
 pub struct Delivery {
     pub url: String,
+    /// See [`super::WebhookTarget::signing_key`].
+    pub signing_key: String,
     pub payload: MentionPayload,
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `key`, as GitHub's webhooks do it.
+pub fn signature(key: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex(&mac.finalize().into_bytes()))
 }
 
 /// The sending end of the delivery queue.
@@ -139,11 +154,13 @@ async fn deliver(client: &reqwest::Client, delivery: &Delivery, settings: &Webho
             return;
         }
     };
+    let signed = signature(&delivery.signing_key, &body);
     let attempts = settings.attempts.max(1);
     for attempt in 1..=attempts {
         let outcome = client
             .post(&delivery.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, &signed)
             .body(body.clone())
             .send()
             .await;
@@ -183,11 +200,15 @@ pub struct MentionWebhooks {
 }
 
 impl MentionHook for MentionWebhooks {
-    fn mentioned(&self, message: &MessageRecord, mentions: &[String]) {
+    fn mentioned(&self, room: &Room, message: &MessageRecord, mentions: &[String]) {
         if message.kind != MessageKind::User {
             return;
         }
         for key in mentions {
+            // A direct conversation's words never leave it, even when someone names a bot.
+            if !room.readable_by(key) {
+                continue;
+            }
             let Some(target) = self.bots.webhook_for(key) else {
                 continue;
             };
@@ -211,6 +232,7 @@ impl MentionHook for MentionWebhooks {
             .unwrap_or_default();
             self.webhooks.enqueue(Delivery {
                 url: target.url,
+                signing_key: target.signing_key,
                 payload: MentionPayload {
                     event: "mention",
                     bot: target.bot,
@@ -236,6 +258,7 @@ mod tests {
     fn delivery(id: i64) -> Delivery {
         Delivery {
             url: "http://127.0.0.1:9/".into(),
+            signing_key: "key".into(),
             payload: MentionPayload {
                 event: "mention",
                 bot: "helper".into(),
@@ -250,6 +273,15 @@ mod tests {
                 permalink: String::new(),
             },
         }
+    }
+
+    #[test]
+    fn the_signature_is_the_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -328,7 +328,7 @@ fn commit_batch(
             if let Some(hook) = mention_hook {
                 for (record, message) in batch.messages.iter().zip(&rendered) {
                     if !message.mentions.is_empty() {
-                        hook.mentioned(record, &message.mentions);
+                        hook.mentioned(&next_ids[&record.room].0, record, &message.mentions);
                     }
                 }
             }

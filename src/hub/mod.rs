@@ -102,7 +102,7 @@ impl NewMessage {
 /// on the committer thread right after the commit, so it must hand work off, never block.
 pub trait MentionHook: Send + Sync {
     /// `mentions` are the mention keys of the people (and bots) the message names.
-    fn mentioned(&self, message: &MessageRecord, mentions: &[String]);
+    fn mentioned(&self, room: &Room, message: &MessageRecord, mentions: &[String]);
 }
 
 /// Timing of the live extras; flags (defaults in `Config`), so tests can shorten them.

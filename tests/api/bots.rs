@@ -447,26 +447,44 @@ async fn the_rate_limit_applies_to_bots() {
     assert_eq!(person.status(), 303);
 }
 
+/// One request the webhook receiver got, and what it answered.
+struct Call {
+    status: u16,
+    signature: String,
+    body: Vec<u8>,
+    payload: Value,
+}
+
 /// A webhook receiver on port 0: answers 500 to the first `failures` requests, then 200, and
-/// hands every request's status and JSON body to the test.
-async fn webhook_receiver(failures: usize) -> (SocketAddr, mpsc::UnboundedReceiver<(u16, Value)>) {
+/// hands every request to the test.
+async fn webhook_receiver(failures: usize) -> (SocketAddr, mpsc::UnboundedReceiver<Call>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let seen = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new().route(
         "/hook",
-        axum::routing::post(move |axum::Json(payload): axum::Json<Value>| {
-            let tx = tx.clone();
-            let seen = seen.clone();
-            async move {
-                let status = if seen.fetch_add(1, Ordering::SeqCst) < failures {
-                    500
-                } else {
-                    200
-                };
-                let _ = tx.send((status, payload));
-                axum::http::StatusCode::from_u16(status).unwrap()
-            }
-        }),
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                let seen = seen.clone();
+                async move {
+                    let status = if seen.fetch_add(1, Ordering::SeqCst) < failures {
+                        500
+                    } else {
+                        200
+                    };
+                    let _ = tx.send(Call {
+                        status,
+                        signature: headers
+                            .get("x-chat-signature")
+                            .map(|v| v.to_str().unwrap().to_owned())
+                            .unwrap_or_default(),
+                        payload: serde_json::from_slice(&body).unwrap(),
+                        body: body.to_vec(),
+                    });
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -474,7 +492,27 @@ async fn webhook_receiver(failures: usize) -> (SocketAddr, mpsc::UnboundedReceiv
     (addr, rx)
 }
 
-async fn next_call(calls: &mut mpsc::UnboundedReceiver<(u16, Value)>) -> (u16, Value) {
+/// What a receiver computes to check a delivery: the HMAC-SHA256 of the body, keyed with the
+/// hex SHA-256 of the bot's token.
+fn signature(token: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    use sha2::Digest;
+    let key: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+async fn next_call(calls: &mut mpsc::UnboundedReceiver<Call>) -> Call {
     tokio::time::timeout(WAIT, calls.recv())
         .await
         .expect("a webhook call in time")
@@ -519,11 +557,16 @@ async fn a_mention_reaches_the_bots_webhook_and_is_retried_after_a_500() {
         )
         .await;
 
-    let (status, first) = next_call(&mut calls).await;
-    assert_eq!(status, 500);
-    let (status, retried) = next_call(&mut calls).await;
-    assert_eq!(status, 200);
-    assert_eq!(first, retried, "the retry carries the same payload");
+    let first = next_call(&mut calls).await;
+    assert_eq!(first.status, 500);
+    let second = next_call(&mut calls).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        first.body, second.body,
+        "the retry carries the same payload"
+    );
+    assert_eq!(second.signature, signature(&token, &second.body));
+    let retried = second.payload;
     assert_eq!(retried["event"], "mention");
     assert_eq!(retried["bot"], "helper");
     assert_eq!(retried["room"], "lobby");
@@ -541,6 +584,19 @@ async fn a_mention_reaches_the_bots_webhook_and_is_retried_after_a_500() {
             .await
             .is_err(),
         "delivered once it succeeded"
+    );
+
+    // A direct conversation's words don't go to a bot that isn't in it.
+    let _bob = app.login("bob").await;
+    assert_eq!(alice.get("/dm/bob").await.status(), 303);
+    alice
+        .post_form("/rooms/dm~alice~bob/messages", &[("body", "@helper psst")])
+        .await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), calls.recv())
+            .await
+            .is_err(),
+        "nothing from a conversation the bot can't read"
     );
 
     // The settings form removes it; then mentions go nowhere.
