@@ -455,9 +455,12 @@ struct Call {
     payload: Value,
 }
 
-/// A webhook receiver on port 0: answers 500 to the first `failures` requests, then 200, and
-/// hands every request to the test.
-async fn webhook_receiver(failures: usize) -> (SocketAddr, mpsc::UnboundedReceiver<Call>) {
+/// A webhook receiver on port 0: answers the first `failures` requests with 500 after `stall`,
+/// then 200 at once, and hands every request to the test as it arrives.
+async fn webhook_receiver(
+    failures: usize,
+    stall: Duration,
+) -> (SocketAddr, mpsc::UnboundedReceiver<Call>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let seen = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new().route(
@@ -467,11 +470,8 @@ async fn webhook_receiver(failures: usize) -> (SocketAddr, mpsc::UnboundedReceiv
                 let tx = tx.clone();
                 let seen = seen.clone();
                 async move {
-                    let status = if seen.fetch_add(1, Ordering::SeqCst) < failures {
-                        500
-                    } else {
-                        200
-                    };
+                    let failing = seen.fetch_add(1, Ordering::SeqCst) < failures;
+                    let status = if failing { 500 } else { 200 };
                     let _ = tx.send(Call {
                         status,
                         signature: headers
@@ -481,6 +481,9 @@ async fn webhook_receiver(failures: usize) -> (SocketAddr, mpsc::UnboundedReceiv
                         payload: serde_json::from_slice(&body).unwrap(),
                         body: body.to_vec(),
                     });
+                    if failing {
+                        tokio::time::sleep(stall).await;
+                    }
                     axum::http::StatusCode::from_u16(status).unwrap()
                 }
             },
@@ -525,7 +528,7 @@ async fn a_mention_reaches_the_bots_webhook_and_is_retried_after_a_500() {
     let alice = app.login("alice").await;
     let token = make_bot(&alice, "helper").await;
     let api = Api::new(&app, &token);
-    let (receiver, mut calls) = webhook_receiver(1).await;
+    let (receiver, mut calls) = webhook_receiver(1, Duration::ZERO).await;
     let url = format!("http://{receiver}/hook");
 
     let set = api
@@ -689,4 +692,46 @@ async fn the_settings_page_needs_a_login_and_the_sites_own_forms() {
         .unwrap();
     assert_eq!(cross_site.status(), 403);
     assert!(!alice.get_text("/settings/bots").await.contains("sneaky"));
+}
+
+#[tokio::test]
+async fn a_webhook_that_hangs_times_out_is_retried_and_holds_up_nothing() {
+    let app = spawn_app_with(|config| config.webhook_timeout = 2.0).await;
+    let alice = app.login("alice").await;
+    let api = Api::new(&app, &make_bot(&alice, "helper").await);
+    let (receiver, mut calls) = webhook_receiver(1, Duration::from_secs(60)).await;
+    let set = api
+        .request(Method::PUT, "/api/webhook")
+        .json(&json!({ "url": format!("http://{receiver}/hook") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+
+    let mut ws = alice.ws("lobby").await;
+    ws.resume(0).await;
+    ws.say("@helper are you awake?").await;
+    let hanging = next_call(&mut calls).await;
+    assert_eq!(hanging.payload["message"]["body"], "@helper are you awake?");
+
+    // While the receiver holds the first delivery, messages flow as ever: well inside the
+    // 2 s a delivery may wait, so nothing waited for it.
+    let started = tokio::time::Instant::now();
+    ws.say("meanwhile").await;
+    ws.next_containing("meanwhile").await;
+    api.say("lobby", "me too").await;
+    ws.next_containing("me too").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let retried = next_call(&mut calls).await;
+    assert_eq!(retried.status, 200);
+    assert_eq!(retried.body, hanging.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "retried after the 2 s timeout, not after the receiver's minute"
+    );
 }
