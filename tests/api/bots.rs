@@ -735,3 +735,53 @@ async fn a_webhook_that_hangs_times_out_is_retried_and_holds_up_nothing() {
         "retried after the 2 s timeout, not after the receiver's minute"
     );
 }
+
+/// The settings page and a bot's message as a person sees them (screenshots `bots.png` and
+/// `bot-message.png` under target/screenshots/).
+#[tokio::test]
+async fn in_a_browser_a_bot_is_made_from_the_sidebar_and_its_message_shows_a_badge() {
+    use crate::browser::{Driver, log_in, save_screenshot, shown};
+    use fantoccini::Locator;
+
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    log_in(&browser, &app, "alice").await;
+    shown(&browser, ".me a[href='/settings/bots']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let name = shown(&browser, "#bot-name").await;
+    name.send_keys("deploybot").await.unwrap();
+    browser
+        .find(Locator::Css(
+            "form[action='/settings/bots'] button[type=submit]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let token = shown(&browser, "#fresh-token")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .expect("the token is in the field");
+    assert!(token.starts_with("chatbot_"));
+    shown(&browser, ".bot[data-bot-id] .bot-name").await;
+    save_screenshot(&browser, "bots").await;
+
+    let api = Api::new(&app, &token);
+    api.say("lobby", "Deploy finished **green**").await;
+    browser.goto(&app.url("/rooms/lobby")).await.unwrap();
+    let badge = shown(
+        &browser,
+        ".msg[data-author='deploybot'][data-bot] .msg-badge",
+    )
+    .await;
+    assert_eq!(badge.text().await.unwrap().to_lowercase(), "bot");
+    save_screenshot(&browser, "bot-message").await;
+    browser.close().await.unwrap();
+}
