@@ -67,30 +67,44 @@ pub struct WebhookTarget {
 /// Every bot, in memory (they are few), written through to the store.
 pub struct Bots {
     storage: Arc<dyn Storage>,
-    /// By id. Read on every API request and by the committer for each mention; written only
-    /// when a person changes a bot.
-    by_id: RwLock<HashMap<String, BotRecord>>,
+    /// Read on every API request and by the committer for each mention; written only when a
+    /// person changes a bot.
+    registry: RwLock<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<String, BotRecord>,
+    /// Mention key to id: the committer asks it for every mention, people's included.
+    by_mention: HashMap<String, String>,
+}
+
+impl Registry {
+    fn insert(&mut self, bot: BotRecord) {
+        self.by_mention
+            .insert(mention_key_of(&bot.name), bot.id.clone());
+        self.by_id.insert(bot.id.clone(), bot);
+    }
 }
 
 impl Bots {
     /// Loads every bot. Blocking: call from `spawn_blocking`.
     pub fn load(storage: Arc<dyn Storage>) -> store::StoreResult<Bots> {
-        let by_id = storage
-            .bots()?
-            .into_iter()
-            .map(|bot| (bot.id.clone(), bot))
-            .collect();
+        let mut registry = Registry::default();
+        for bot in storage.bots()? {
+            registry.insert(bot);
+        }
         Ok(Bots {
             storage,
-            by_id: RwLock::new(by_id),
+            registry: RwLock::new(registry),
         })
     }
 
     /// The bot a bearer token belongs to, if the token is its current one.
     pub fn authenticate(&self, token: &str) -> Option<BotIdentity> {
         let id = token.strip_prefix(TOKEN_PREFIX)?.split('_').next()?;
-        let bots = self.by_id.read().expect("bots lock");
-        let bot = bots.get(id)?;
+        let registry = self.registry.read().expect("bots lock");
+        let bot = registry.by_id.get(id)?;
         let stored = bot.token_hash.as_deref()?;
         same_code(&token_hash(token), stored).then(|| identity(bot))
     }
@@ -98,9 +112,10 @@ impl Bots {
     /// The bots `login_id` made, oldest first.
     pub fn owned_by(&self, login_id: &str) -> Vec<BotRecord> {
         let mut bots: Vec<BotRecord> = self
-            .by_id
+            .registry
             .read()
             .expect("bots lock")
+            .by_id
             .values()
             .filter(|bot| bot.owner_login == login_id)
             .cloned()
@@ -111,17 +126,18 @@ impl Bots {
 
     /// The bot's webhook URL, if it has one.
     pub fn webhook_url(&self, id: &str) -> Option<String> {
-        let bots = self.by_id.read().expect("bots lock");
-        bots.get(id).and_then(|bot| bot.webhook_url.clone())
+        let registry = self.registry.read().expect("bots lock");
+        registry
+            .by_id
+            .get(id)
+            .and_then(|bot| bot.webhook_url.clone())
     }
 
     /// Where a mention with this key goes, if it names a bot with a webhook and a current
     /// token (revoking the token silences the webhook too).
     pub fn webhook_for(&self, mention_key: &str) -> Option<WebhookTarget> {
-        let bots = self.by_id.read().expect("bots lock");
-        let bot = bots
-            .values()
-            .find(|bot| mention_key_of(&bot.name) == mention_key)?;
+        let registry = self.registry.read().expect("bots lock");
+        let bot = registry.by_id.get(registry.by_mention.get(mention_key)?)?;
         Some(WebhookTarget {
             bot: bot.name.clone(),
             url: bot.webhook_url.clone()?,
@@ -175,10 +191,10 @@ impl Bots {
         if !created {
             return Err(BotError::NameTaken(name.as_str().to_owned()));
         }
-        self.by_id
+        self.registry
             .write()
             .expect("bots lock")
-            .insert(id, bot.clone());
+            .insert(bot.clone());
         tracing::info!(bot = %bot.name, "bot created");
         Ok((bot, token))
     }
@@ -234,9 +250,10 @@ impl Bots {
         edit: impl FnOnce(&mut BotRecord),
     ) -> Result<(), BotError> {
         let mut bot = self
-            .by_id
+            .registry
             .read()
             .expect("bots lock")
+            .by_id
             .get(id)
             .filter(|bot| owner_login.is_none_or(|owner| bot.owner_login == owner))
             .cloned()
@@ -244,10 +261,7 @@ impl Bots {
         edit(&mut bot);
         let stored = bot.clone();
         store::blocking(&self.storage, move |storage| storage.save_bot(&stored)).await?;
-        self.by_id
-            .write()
-            .expect("bots lock")
-            .insert(bot.id.clone(), bot);
+        self.registry.write().expect("bots lock").insert(bot);
         Ok(())
     }
 }
