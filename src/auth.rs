@@ -124,7 +124,7 @@ async fn needs_code(state: &AppState, session: &Session) -> Result<bool, AppErro
 }
 
 /// Compares without stopping at the first difference, so timing says little about the code.
-fn same_code(given: &str, expected: &str) -> bool {
+pub(crate) fn same_code(given: &str, expected: &str) -> bool {
     given.len() == expected.len()
         && given
             .bytes()
@@ -231,25 +231,34 @@ pub async fn login(
         nickname: user.nickname.clone(),
         login_id: user.login_id.clone(),
     };
-    let held = store::blocking(&state.storage, move |storage| {
+    // `Some(true)` when a bot has the name: bots keep theirs for good.
+    let held_by_bot = store::blocking(&state.storage, move |storage| {
         if let Some(existing) = storage.claim(&key)?
             && Some(&existing.login_id) != own_login.as_ref()
-            && storage.login_is_live(
-                &existing.login_id,
-                OffsetDateTime::now_utc().unix_timestamp(),
-            )?
+            && (existing.is_bot()
+                || storage.login_is_live(
+                    &existing.login_id,
+                    OffsetDateTime::now_utc().unix_timestamp(),
+                )?)
         {
-            return Ok(true);
+            return Ok(Some(existing.is_bot()));
         }
         storage.put_claim(&claim)?;
-        Ok(false)
+        Ok(None)
     })
     .await?;
-    if held {
-        return refuse(format!(
-            "“{}” is taken by someone who is logged in right now. Please pick another nickname.",
-            nickname
-        ));
+    match held_by_bot {
+        Some(true) => {
+            return refuse(format!(
+                "“{nickname}” is the name of a bot. Please pick another nickname."
+            ));
+        }
+        Some(false) => {
+            return refuse(format!(
+                "“{nickname}” is taken by someone who is logged in right now. Please pick another nickname."
+            ));
+        }
+        None => {}
     }
     if let Some(previous) = previous {
         release(&state, &previous).await?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::bots::webhook::WebhookSettings;
 use crate::hub::LiveSettings;
 
 /// A lean, self-hosted real-time web chat.
@@ -103,6 +104,22 @@ pub struct Config {
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value_t = 30.0)]
     pub request_timeout: f64,
 
+    /// Seconds a bot's webhook may take to answer one delivery attempt.
+    #[arg(long, env = "CHAT_WEBHOOK_TIMEOUT", default_value_t = 10.0)]
+    pub webhook_timeout: f64,
+
+    /// Attempts per webhook delivery, the first one included.
+    #[arg(long, env = "CHAT_WEBHOOK_ATTEMPTS", default_value_t = 5)]
+    pub webhook_attempts: u32,
+
+    /// Seconds before the first webhook retry; each later retry waits twice as long.
+    #[arg(long, env = "CHAT_WEBHOOK_BACKOFF", default_value_t = 1.0)]
+    pub webhook_backoff: f64,
+
+    /// Webhook deliveries that may wait; past it new mentions are not delivered (and logged).
+    #[arg(long, env = "CHAT_WEBHOOK_QUEUE", default_value_t = 1000)]
+    pub webhook_queue: usize,
+
     /// Tests only: sessions last this long unused, instead of `session_days`.
     #[arg(skip)]
     pub session_lifetime_override: Option<Duration>,
@@ -137,6 +154,10 @@ impl Config {
             shutdown_grace: 10.0,
             header_timeout: 10.0,
             request_timeout: 30.0,
+            webhook_timeout: 5.0,
+            webhook_attempts: 5,
+            webhook_backoff: 0.05,
+            webhook_queue: 1000,
             session_lifetime_override: None,
             expiry_check_interval: Duration::from_secs(1),
         }
@@ -149,6 +170,15 @@ impl Config {
             leave_debounce: seconds(self.leave_debounce),
             announce_limit: self.announce_limit,
             quiet_after_start: seconds(self.quiet_after_start),
+        }
+    }
+
+    pub fn webhook_settings(&self) -> WebhookSettings {
+        WebhookSettings {
+            timeout: seconds(self.webhook_timeout.max(0.01)),
+            attempts: self.webhook_attempts.max(1),
+            backoff: seconds(self.webhook_backoff),
+            queue: self.webhook_queue.max(1),
         }
     }
 

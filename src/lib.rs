@@ -12,6 +12,7 @@
 //!   fragments rendered once.
 //! - [`admin`]: admin rights from a secret (`--admin-token` or a one-time setup link) and
 //!   the [`admin::Admin`] extractor; moderation handlers are in `routes::admin`.
+//! - [`bots`]: bot tokens, the in-memory registry, and outgoing mention webhooks.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
 //! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
 //!   [`assets`]: embedded static files.
@@ -19,6 +20,7 @@
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod bots;
 pub mod config;
 pub mod error;
 pub mod hub;

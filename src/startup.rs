@@ -24,6 +24,8 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::admin::AdminSecrets;
+use crate::bots::Bots;
+use crate::bots::webhook::{self, MentionWebhooks, Webhooks};
 use crate::config::Config;
 use crate::hub::{Committer, Hub};
 use crate::rate_limit::RateLimiter;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub device_links: Arc<DeviceLinks>,
     /// Digests of the admin token and the setup link; see [`crate::admin`].
     pub admin: Arc<AdminSecrets>,
+    /// Every bot, in memory: the API authenticates against it on every request.
+    pub bots: Arc<Bots>,
 }
 
 pub struct Application {
@@ -86,6 +90,24 @@ impl Application {
                 .await?
                 .context("loading rooms")?;
         hub.spawn_ticker();
+        let bots_storage = storage.clone();
+        let bots = Arc::new(
+            tokio::task::spawn_blocking(move || Bots::load(bots_storage))
+                .await?
+                .context("loading bots")?,
+        );
+        let webhook_settings = config.webhook_settings();
+        let (webhooks, deliveries) = Webhooks::new(&webhook_settings);
+        tokio::spawn(webhook::run_deliveries(
+            deliveries,
+            webhook_settings,
+            hub.shutdown_token().clone(),
+        ));
+        hub.set_mention_hook(Arc::new(MentionWebhooks {
+            bots: bots.clone(),
+            webhooks,
+            public_url: config.public_url.clone(),
+        }));
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
@@ -114,6 +136,7 @@ impl Application {
             hub,
             sessions: SessionBackend::new(storage.clone()),
             device_links: Arc::new(DeviceLinks::default()),
+            bots,
             storage,
             origin: OwnOrigin::new(config.public_url.as_deref()),
             login_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -317,11 +340,23 @@ pub fn router(state: AppState) -> Router {
         .route("/rooms/{slug}/topic", post(routes::rooms::set_topic))
         .route("/rooms/{slug}/mute", post(routes::rooms::toggle_mute))
         .route("/ws", get(routes::ws::global_socket))
+        .route(
+            "/settings/bots",
+            get(routes::bots::settings).post(routes::bots::create),
+        )
+        .route("/settings/bots/{id}/token", post(routes::bots::new_token))
+        .route("/settings/bots/{id}/revoke", post(routes::bots::revoke))
+        .route(
+            "/settings/bots/{id}/webhook",
+            post(routes::bots::set_webhook),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security::reject_cross_site,
         ))
         .layer(sessions)
+        // Bearer tokens, not cookies: outside the session layer and its cross-site check.
+        .merge(routes::api::router())
         .route("/healthz", get(routes::healthz))
         .route("/static/{*path}", get(assets::serve))
         .layer(middleware::from_fn(security::security_headers))

@@ -211,6 +211,8 @@ struct MessageView<'a> {
     deleted: bool,
     reactions: &'a [Reaction],
     reply_to: Option<&'a ReplyPreview>,
+    /// Posted by a bot: shown with a badge, so a bot can't pass for a person.
+    bot: bool,
 }
 
 /// Renders one message with `_message.html`: the only place message markup comes from.
@@ -239,6 +241,7 @@ pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
         deleted: record.deleted,
         reactions: &record.reactions,
         reply_to: record.reply_to.as_ref(),
+        bot: record.bot,
     };
     let html = view.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, id = record.id, "message render failed");

@@ -4,14 +4,14 @@
 //! message it changes.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::now_millis;
 use super::room::{Room, render};
-use super::{Appended, ChangeError, MAX_BATCH, MessageChange, RenderedMessage};
+use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange, RenderedMessage};
 use crate::domain::{Nickname, Slug};
 use crate::store::{
     AppendBatch, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction, ReplyPreview,
@@ -40,6 +40,8 @@ pub(super) struct AppendRequest {
     pub dedup_key: Option<String>,
     /// The id of the message this one answers, in the same room.
     pub reply_to: Option<u64>,
+    /// Posted by a bot through the API.
+    pub bot: bool,
     pub reply: oneshot::Sender<StoreResult<Appended>>,
 }
 
@@ -81,6 +83,7 @@ pub(super) fn run_committer(
     storage: &dyn Storage,
     mut requests: mpsc::Receiver<CommitRequest>,
     sidebar_dirty: &AtomicBool,
+    mention_hook: &OnceLock<Arc<dyn MentionHook>>,
 ) {
     let mut dedup = DedupCache {
         ids: HashMap::new(),
@@ -114,7 +117,7 @@ pub(super) fn run_committer(
                 Err(_) => break,
             }
         }
-        if commit_batch(storage, &mut dedup, batch) {
+        if commit_batch(storage, &mut dedup, batch, mention_hook.get()) {
             sidebar_dirty.store(true, Ordering::Release);
         }
     }
@@ -226,6 +229,7 @@ fn commit_batch(
     storage: &dyn Storage,
     dedup: &mut DedupCache,
     requests: Vec<AppendRequest>,
+    mention_hook: Option<&Arc<dyn MentionHook>>,
 ) -> bool {
     let now = now_millis();
     let mut next_ids: HashMap<Slug, (Arc<Room>, u64)> = HashMap::new();
@@ -260,6 +264,7 @@ fn commit_batch(
         let id = slot.1;
         let record = MessageRecord {
             client_id: request.client_id.clone(),
+            bot: request.bot,
             reply_to: request
                 .reply_to
                 .and_then(|answered| reply_preview(storage, &request.room.slug, answered)),
@@ -316,6 +321,13 @@ fn commit_batch(
         Ok(()) => {
             for (slug, room_marks) in marks {
                 next_ids[&slug].0.set_mention_marks(room_marks);
+            }
+            if let Some(hook) = mention_hook {
+                for (record, message) in batch.messages.iter().zip(&rendered) {
+                    if !message.mentions.is_empty() {
+                        hook.mentioned(&next_ids[&record.room].0, record, &message.mentions);
+                    }
+                }
             }
             for (request, message) in accepted.into_iter().zip(rendered) {
                 let id = message.id;

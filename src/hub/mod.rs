@@ -100,6 +100,13 @@ impl NewMessage {
     }
 }
 
+/// Told about every stored message that mentions someone (bot webhooks listen here). Called
+/// on the committer thread right after the commit, so it must hand work off, never block.
+pub trait MentionHook: Send + Sync {
+    /// `mentions` are the mention keys of the people (and bots) the message names.
+    fn mentioned(&self, room: &Room, message: &MessageRecord, mentions: &[String]);
+}
+
 /// Timing of the live extras; flags (defaults in `Config`), so tests can shorten them.
 #[derive(Debug, Clone)]
 pub struct LiveSettings {
@@ -219,6 +226,9 @@ pub struct Hub {
     /// Open sockets per login: the per-login cap, and the token that ends them on logout.
     logins: Mutex<HashMap<String, LoginSockets>>,
     shutdown: CancellationToken,
+    /// Shared with the committer thread; set once while the application is built, before
+    /// anything is posted.
+    mention_hook: Arc<OnceLock<Arc<dyn MentionHook>>>,
 }
 
 struct LoginSockets {
@@ -280,9 +290,18 @@ impl Hub {
         let committer_storage = storage.clone();
         let sidebar_dirty = Arc::new(AtomicBool::new(false));
         let committer_dirty = sidebar_dirty.clone();
+        let mention_hook: Arc<OnceLock<Arc<dyn MentionHook>>> = Arc::default();
+        let committer_hook = mention_hook.clone();
         let thread = thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run_committer(committer_storage.as_ref(), rx, &committer_dirty))
+            .spawn(move || {
+                run_committer(
+                    committer_storage.as_ref(),
+                    rx,
+                    &committer_dirty,
+                    &committer_hook,
+                )
+            })
             .map_err(|e| StoreError(format!("cannot start the committer: {e}")))?;
         let hub = Arc::new(Hub {
             storage,
@@ -297,6 +316,7 @@ impl Hub {
             readers: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+            mention_hook,
         });
         Ok((hub, Committer { thread }))
     }
@@ -308,6 +328,21 @@ impl Hub {
 
     pub fn room(&self, slug: &Slug) -> Option<Arc<Room>> {
         self.rooms.read().expect("rooms lock").get(slug).cloned()
+    }
+
+    /// The room at this URL segment, if the one with this mention key may read it: to anyone
+    /// else a direct conversation does not exist.
+    pub fn readable_room(&self, slug: &str, mention_key: &str) -> Option<Arc<Room>> {
+        Slug::parse(slug)
+            .and_then(|slug| self.room(&slug))
+            .filter(|room| room.readable_by(mention_key))
+    }
+
+    /// Sets what hears about mentions; only the first call counts.
+    pub fn set_mention_hook(&self, hook: Arc<dyn MentionHook>) {
+        if self.mention_hook.set(hook).is_err() {
+            tracing::warn!("a mention hook was already set");
+        }
     }
 
     /// Whether the person with this mention key may read `room`: search asks it of every
@@ -594,6 +629,27 @@ impl Hub {
         room: &Arc<Room>,
         message: NewMessage,
     ) -> oneshot::Receiver<StoreResult<Appended>> {
+        self.queue_append(room, message, false)
+    }
+
+    /// Persists and broadcasts a bot's message (shown with a "bot" badge), waiting for the
+    /// commit.
+    pub async fn post_as_bot(
+        &self,
+        room: &Arc<Room>,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        self.queue_append(room, message, true)
+            .await
+            .map_err(|_| StoreError("the committer stopped".into()))?
+    }
+
+    fn queue_append(
+        &self,
+        room: &Arc<Room>,
+        message: NewMessage,
+        bot: bool,
+    ) -> oneshot::Receiver<StoreResult<Appended>> {
         let (reply, answer) = oneshot::channel();
         let dedup_key = message
             .dedup
@@ -607,6 +663,7 @@ impl Hub {
             client_id: message.dedup.map(|(_, client)| client),
             dedup_key,
             reply_to: message.reply_to,
+            bot,
             reply,
         };
         if let Err(refused) = self.committer.try_send(CommitRequest::Append(request))

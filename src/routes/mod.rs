@@ -1,6 +1,8 @@
 //! Thin HTTP handlers, one file per area.
 
 pub mod admin;
+pub mod api;
+pub mod bots;
 pub mod devices;
 pub mod messages;
 pub mod rooms;

@@ -57,9 +57,7 @@ pub(super) fn find_room(
     slug: &str,
     viewer: &CurrentUser,
 ) -> Result<Arc<Room>, AppError> {
-    Slug::parse(slug)
-        .and_then(|slug| hub.room(&slug))
-        .filter(|room| room.readable_by(&viewer.mention_key()))
+    hub.readable_room(slug, &viewer.mention_key())
         .ok_or(AppError::NotFound)
 }
 

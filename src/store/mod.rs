@@ -86,6 +86,13 @@ pub trait Storage: Send + Sync + 'static {
     fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()>;
     fn delete_claim(&self, nickname_key: &str) -> StoreResult<()>;
 
+    /// Every bot. Bots are few, and this runs once at start-up.
+    fn bots(&self) -> StoreResult<Vec<BotRecord>>;
+    /// Stores a new bot together with the claim that reserves its name, in one commit.
+    fn create_bot(&self, bot: &BotRecord, claim: &ClaimRecord) -> StoreResult<()>;
+    /// Rewrites a bot: a new or revoked token, a changed webhook.
+    fn save_bot(&self, bot: &BotRecord) -> StoreResult<()>;
+
     fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// Inserts a session; returns false if the id is taken.
     fn create_session(&self, session: &SessionRecord) -> StoreResult<bool>;
@@ -173,6 +180,9 @@ pub struct MessageRecord {
     pub reactions: Vec<Reaction>,
     #[serde(default)]
     pub reply_to: Option<ReplyPreview>,
+    /// Posted by a bot through the API, which the message shows.
+    #[serde(default)]
+    pub bot: bool,
 }
 
 /// One emoji on a message and who reacted with it, in the order they did.
@@ -213,6 +223,7 @@ impl MessageRecord {
             deleted: false,
             reactions: Vec::new(),
             reply_to: None,
+            bot: false,
         }
     }
 
@@ -243,6 +254,7 @@ pub struct ClaimRecord {
     #[serde(rename = "_id")]
     pub nickname_key: String,
     pub nickname: String,
+    /// The login holding the nickname, or [`BOT_CLAIM_PREFIX`] and a bot's id.
     pub login_id: String,
 }
 
@@ -252,6 +264,36 @@ pub struct SettingRecord {
     #[serde(rename = "_id")]
     pub key: String,
     pub value: String,
+}
+
+/// Starts the `login_id` of a claim that reserves a bot's name. Login ids never hold a `:`.
+pub const BOT_CLAIM_PREFIX: &str = "bot:";
+
+impl ClaimRecord {
+    /// A bot's name stays reserved for good, whether or not anyone is logged in.
+    pub fn is_bot(&self) -> bool {
+        self.login_id.starts_with(BOT_CLAIM_PREFIX)
+    }
+}
+
+/// A bot: a name that posts through the API with a token, made by a person on the settings
+/// page. Only the token's hash is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BotRecord {
+    /// Random and public: the first part of the token, so a token finds its bot.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    /// The login that made it, the only one that can manage it.
+    pub owner_login: String,
+    /// Hex SHA-256 of the current token; `None` once revoked.
+    pub token_hash: Option<String>,
+    /// Where mentions of the bot are POSTed.
+    pub webhook_url: Option<String>,
+    /// This server's origin as the owner reached it, for absolute permalinks in webhooks.
+    pub origin: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
 use super::{
-    AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
-    SettingRecord, Storage, StoreError, StoreResult,
+    AppendBatch, BotRecord, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord,
+    SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 
@@ -19,6 +19,7 @@ const CLAIMS: &str = "nickname_claims";
 const SESSIONS: &str = "sessions";
 const READERS: &str = "readers";
 const SETTINGS: &str = "settings";
+const BOTS: &str = "bots";
 
 /// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
 const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
@@ -324,6 +325,28 @@ impl Storage for PoloStore {
                 .delete_one(doc! { "_id": nickname_key })?;
             Ok(())
         })
+    }
+
+    fn bots(&self) -> StoreResult<Vec<BotRecord>> {
+        self.read(|txn| {
+            txn.collection::<BotRecord>(BOTS)
+                .find(doc! {})
+                .run()?
+                .collect()
+        })
+    }
+
+    fn create_bot(&self, bot: &BotRecord, claim: &ClaimRecord) -> StoreResult<()> {
+        self.write(|db| {
+            let txn = db.start_transaction()?;
+            replace_in(&txn, CLAIMS, &claim.nickname_key, claim)?;
+            txn.collection::<BotRecord>(BOTS).insert_one(bot)?;
+            txn.commit()
+        })
+    }
+
+    fn save_bot(&self, bot: &BotRecord) -> StoreResult<()> {
+        self.write(|db| replace(db, BOTS, &bot.id, bot))
     }
 
     fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {

@@ -227,6 +227,22 @@ pub(crate) async fn shown(browser: &Client, selector: &str) -> fantoccini::eleme
         .unwrap_or_else(|e| panic!("{selector} should appear: {e}"))
 }
 
+/// Clicks what `selector` finds, finding it again if a live update replaced it meanwhile
+/// (the sidebar lists are swapped whole).
+pub(crate) async fn click_shown(browser: &Client, selector: &str) {
+    let deadline = tokio::time::Instant::now() + SEEN_WITHIN;
+    loop {
+        match shown(browser, selector).await.click().await {
+            Ok(_) => return,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, selector, "click missed, finding it again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{selector} could not be clicked: {e}"),
+        }
+    }
+}
+
 pub(crate) async fn script(browser: &Client, code: &str) -> serde_json::Value {
     browser.execute(code, vec![]).await.unwrap()
 }
@@ -830,14 +846,15 @@ async fn a_name_in_the_room_opens_a_direct_conversation_listed_apart() {
     shown(&alice, ".msg[data-author='alice']").await;
 
     bob.goto(&app.url("/")).await.unwrap();
-    let entry = shown(&bob, "#dm-list a[data-slug='dm~alice~bob']").await;
-    let name = entry.find(Locator::Css(".room-name")).await.unwrap();
-    assert_eq!(
-        name.text().await.unwrap(),
-        "alice",
-        "named after the other person"
-    );
-    entry.click().await.unwrap();
+    let entry = "#dm-list a[data-slug='dm~alice~bob']";
+    shown(&bob, entry).await;
+    let name = script(
+        &bob,
+        &format!("return document.querySelector(\"{entry} .room-name\").textContent"),
+    )
+    .await;
+    assert_eq!(name, "alice", "named after the other person");
+    click_shown(&bob, entry).await;
     let seen = shown(&bob, ".msg[data-author='alice'] .msg-body").await;
     assert_eq!(seen.text().await.unwrap(), "a word in private");
     save_screenshot(&bob, "direct").await;

@@ -2,6 +2,7 @@
 //! WebSocket clients, and headless Chromium for what a person sees.
 
 mod admin;
+mod bots;
 mod browser;
 mod crash;
 mod devices;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chat::domain::{SearchQuery, Slug};
 use chat::store::{
-    AppendBatch, ClaimRecord, DedupRecord, MessageRecord, PoloStore, ReaderRecord, RoomRecord,
-    SearchCursor, SearchPage, SessionRecord, Storage, StoreError, StoreResult,
+    AppendBatch, BotRecord, ClaimRecord, DedupRecord, MessageRecord, PoloStore, ReaderRecord,
+    RoomRecord, SearchCursor, SearchPage, SessionRecord, Storage, StoreError, StoreResult,
 };
 use chat::{Application, Config};
 
@@ -60,6 +60,15 @@ impl Storage for FlakyStore {
     }
     fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
         self.inner.delete_login_sessions(login_id)
+    }
+    fn bots(&self) -> StoreResult<Vec<BotRecord>> {
+        self.inner.bots()
+    }
+    fn create_bot(&self, bot: &BotRecord, claim: &ClaimRecord) -> StoreResult<()> {
+        self.inner.create_bot(bot, claim)
+    }
+    fn save_bot(&self, bot: &BotRecord) -> StoreResult<()> {
+        self.inner.save_bot(bot)
     }
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
         if self.fail_appends.load(Ordering::SeqCst) {

@@ -1,0 +1,305 @@
+//! Outgoing webhooks: when a message mentions a bot that has a webhook URL, a JSON POST goes
+//! there. Delivery runs off the request path and off the committer: the committer only puts
+//! it in a bounded queue (dropping it, with a warning, when the queue is full), and a worker
+//! delivers with a timeout, retrying failures with exponential backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Bots, hex};
+use crate::hub::{MentionHook, Room};
+use crate::store::{MessageKind, MessageRecord};
+
+/// The header that carries `sha256=` and the hex HMAC-SHA256 of the body.
+pub const SIGNATURE_HEADER: &str = "x-chat-signature";
+
+/// Deliveries in flight at once; the rest wait in the queue.
+const CONCURRENT_DELIVERIES: usize = 16;
+
+/// How deliveries are made; flags (defaults in `Config`), so tests can shorten them.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Per attempt, connecting included.
+    pub timeout: Duration,
+    /// Attempts per delivery, the first one included.
+    pub attempts: u32,
+    /// The wait before the first retry; each later one waits twice as long.
+    pub backoff: Duration,
+    /// Deliveries waiting at most; past it new ones are dropped.
+    pub queue: usize,
+}
+
+/// What a bot's webhook receives.
+#[derive(Debug, Clone, Serialize)]
+pub struct MentionPayload {
+    pub event: &'static str,
+    pub bot: String,
+    pub room: String,
+    pub message: PayloadMessage,
+    pub permalink: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PayloadMessage {
+    pub id: i64,
+    pub author: String,
+    pub author_is_bot: bool,
+    pub body: String,
+    pub created_at: String,
+}
+
+/// One POST to make.
+#[derive(Debug)]
+pub struct Delivery {
+    pub url: String,
+    /// See [`super::WebhookTarget::signing_key`].
+    pub signing_key: String,
+    pub payload: MentionPayload,
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `key`, as GitHub's webhooks do it.
+pub fn signature(key: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex(&mac.finalize().into_bytes()))
+}
+
+/// The sending end of the delivery queue.
+pub struct Webhooks {
+    queue: mpsc::Sender<Delivery>,
+}
+
+impl Webhooks {
+    /// The queue, and its receiving end for [`run_deliveries`].
+    pub fn new(settings: &WebhookSettings) -> (Webhooks, mpsc::Receiver<Delivery>) {
+        let (queue, deliveries) = mpsc::channel(settings.queue.max(1));
+        (Webhooks { queue }, deliveries)
+    }
+
+    /// Queues a delivery without waiting: when the queue is full it is dropped.
+    pub fn enqueue(&self, delivery: Delivery) -> bool {
+        match self.queue.try_send(delivery) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(dropped)) => {
+                tracing::warn!(
+                    bot = %dropped.payload.bot,
+                    message = dropped.payload.message.id,
+                    "webhook queue full; mention not delivered"
+                );
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Delivers queued webhooks until shutdown, a bounded number at a time.
+pub async fn run_deliveries(
+    mut deliveries: mpsc::Receiver<Delivery>,
+    settings: WebhookSettings,
+    shutdown: CancellationToken,
+) {
+    let client = match reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("chat-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the webhook client; webhooks are off");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
+    loop {
+        let delivery = tokio::select! {
+            delivery = deliveries.recv() => match delivery {
+                Some(delivery) => delivery,
+                None => return,
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let client = client.clone();
+        let settings = settings.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = deliver(&client, &delivery, &settings) => {}
+                () = shutdown.cancelled() => {}
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Tries until a 2xx, a refusal that retrying can't fix, or the last attempt.
+async fn deliver(client: &reqwest::Client, delivery: &Delivery, settings: &WebhookSettings) {
+    let body = match serde_json::to_vec(&delivery.payload) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook payload did not serialise");
+            return;
+        }
+    };
+    let signed = signature(&delivery.signing_key, &body);
+    let attempts = settings.attempts.max(1);
+    for attempt in 1..=attempts {
+        let outcome = client
+            .post(&delivery.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, &signed)
+            .body(body.clone())
+            .send()
+            .await;
+        let retry = match outcome {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => {
+                let status = response.status();
+                let retry = status.is_server_error()
+                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+                tracing::debug!(%status, attempt, bot = %delivery.payload.bot, "webhook refused");
+                retry
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, attempt, bot = %delivery.payload.bot, "webhook failed");
+                true
+            }
+        };
+        if !retry || attempt == attempts {
+            break;
+        }
+        tokio::time::sleep(settings.backoff.saturating_mul(1 << (attempt - 1).min(16))).await;
+    }
+    tracing::warn!(
+        bot = %delivery.payload.bot,
+        message = delivery.payload.message.id,
+        "webhook not delivered"
+    );
+}
+
+/// Turns mentions of bots with webhooks into queued deliveries.
+pub struct MentionWebhooks {
+    pub bots: Arc<Bots>,
+    pub webhooks: Webhooks,
+    /// `--public-url`, which wins over the origin the bot's owner used.
+    pub public_url: Option<String>,
+}
+
+impl MentionHook for MentionWebhooks {
+    fn mentioned(&self, room: &Room, message: &MessageRecord, mentions: &[String]) {
+        if message.kind != MessageKind::User {
+            return;
+        }
+        for key in mentions {
+            // A direct conversation's words never leave it, even when someone names a bot.
+            if !room.readable_by(key) {
+                continue;
+            }
+            let Some(target) = self.bots.webhook_for(key) else {
+                continue;
+            };
+            // A bot answering its own mention would loop.
+            if message.bot && message.author == target.bot {
+                continue;
+            }
+            let origin = self.public_url.as_deref().unwrap_or(&target.origin);
+            let permalink = format!(
+                "{}/rooms/{}/messages/{}#msg-{}",
+                origin.trim_end_matches('/'),
+                message.room,
+                message.id,
+                message.id
+            );
+            let created_at = OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(message.created_at) * 1_000_000,
+            )
+            .ok()
+            .and_then(|at| at.format(&Rfc3339).ok())
+            .unwrap_or_default();
+            self.webhooks.enqueue(Delivery {
+                url: target.url,
+                signing_key: target.signing_key,
+                payload: MentionPayload {
+                    event: "mention",
+                    bot: target.bot,
+                    room: message.room.to_string(),
+                    message: PayloadMessage {
+                        id: message.id,
+                        author: message.author.clone(),
+                        author_is_bot: message.bot,
+                        body: message.body.clone(),
+                        created_at,
+                    },
+                    permalink,
+                },
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: i64) -> Delivery {
+        Delivery {
+            url: "http://127.0.0.1:9/".into(),
+            signing_key: "key".into(),
+            payload: MentionPayload {
+                event: "mention",
+                bot: "helper".into(),
+                room: "lobby".into(),
+                message: PayloadMessage {
+                    id,
+                    author: "alice".into(),
+                    author_is_bot: false,
+                    body: "@helper hi".into(),
+                    created_at: String::new(),
+                },
+                permalink: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_signature_is_the_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_instead_of_waiting() {
+        let settings = WebhookSettings {
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+            backoff: Duration::from_millis(1),
+            queue: 2,
+        };
+        let (webhooks, mut queued) = Webhooks::new(&settings);
+        assert!(webhooks.enqueue(delivery(1)));
+        assert!(webhooks.enqueue(delivery(2)));
+        assert!(!webhooks.enqueue(delivery(3)), "dropped, not blocked");
+        assert_eq!(queued.try_recv().unwrap().payload.message.id, 1);
+        assert!(
+            webhooks.enqueue(delivery(4)),
+            "room again once one is taken"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The bots settings page: make a bot, see its token once, get a new one or revoke it, and
+//! set the URL that mentions of it are POSTed to. Plain forms, so it works without JavaScript.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+use super::rooms::sidebar;
+use crate::auth::CurrentUser;
+use crate::bots::BotError;
+use crate::domain::Nickname;
+use crate::error::AppError;
+use crate::security::CspNonce;
+use crate::startup::AppState;
+use crate::views::{Chrome, Sidebar, render};
+
+#[derive(Template)]
+#[template(path = "bots.html")]
+pub struct BotsPage {
+    pub page: Chrome,
+    pub sidebar: Sidebar,
+    pub bots: Vec<BotRow>,
+    /// A token just made: shown on this response only.
+    pub fresh: Option<FreshToken>,
+    /// The name typed into the form, kept when it is refused.
+    pub name: String,
+    pub error: Option<String>,
+    /// This server's origin, for the curl examples.
+    pub base_url: String,
+}
+
+pub struct BotRow {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+    pub webhook_url: String,
+}
+
+pub struct FreshToken {
+    pub bot: String,
+    pub token: String,
+}
+
+impl From<BotError> for AppError {
+    fn from(e: BotError) -> Self {
+        match e {
+            BotError::NotFound => AppError::NotFound,
+            BotError::Store(e) => AppError::Store(e),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+async fn bots_page(
+    state: &AppState,
+    viewer: &CurrentUser,
+    headers: &HeaderMap,
+    nonce: &CspNonce,
+) -> Result<BotsPage, AppError> {
+    let reader = state.hub.reader(&viewer.login_id).await?;
+    let bots = state
+        .bots
+        .owned_by(&viewer.login_id)
+        .into_iter()
+        .map(|bot| BotRow {
+            active: bot.token_hash.is_some(),
+            webhook_url: bot.webhook_url.unwrap_or_default(),
+            id: bot.id,
+            name: bot.name,
+        })
+        .collect();
+    Ok(BotsPage {
+        page: Chrome::new("Bots", Some(&viewer.nickname), &nonce.0),
+        sidebar: sidebar(&state.hub, headers, viewer, None, &reader),
+        bots,
+        fresh: None,
+        name: String::new(),
+        error: None,
+        base_url: state.origin.base_url(headers, state.config.secure_cookies),
+    })
+}
+
+/// A page carrying a token must not be kept by any cache.
+fn no_store(status: StatusCode, page: &BotsPage) -> Result<Response, AppError> {
+    let mut response = (status, render(page)?).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub async fn settings(
+    State(state): State<AppState>,
+    viewer: CurrentUser,
+    headers: HeaderMap,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let page = bots_page(&state, &viewer, &headers, &nonce).await?;
+    no_store(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct NewBotForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Makes a bot and shows its token, once.
+pub async fn create(
+    State(state): State<AppState>,
+    viewer: CurrentUser,
+    headers: HeaderMap,
+    Extension(nonce): Extension<CspNonce>,
+    Form(form): Form<NewBotForm>,
+) -> Result<Response, AppError> {
+    let origin = state.origin.base_url(&headers, state.config.secure_cookies);
+    let made = match Nickname::parse(&form.name) {
+        Err(e) => Err(e.to_string().replace("nickname", "bot name")),
+        Ok(name) => {
+            // The same lock as logins: a name is checked and claimed in one step.
+            let _claiming = state.login_lock.lock().await;
+            match state.bots.create(&name, &viewer.login_id, origin).await {
+                Ok(made) => Ok(made),
+                Err(e @ (BotError::NameTaken(_) | BotError::TooMany)) => Err(e.to_string()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let mut page = bots_page(&state, &viewer, &headers, &nonce).await?;
+    match made {
+        Ok((bot, token)) => {
+            page.fresh = Some(FreshToken {
+                bot: bot.name,
+                token,
+            });
+            no_store(StatusCode::CREATED, &page)
+        }
+        Err(error) => {
+            page.name = form.name;
+            page.error = Some(error);
+            no_store(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+    }
+}
+
+/// A new token for the bot; the old one stops working.
+pub async fn new_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    viewer: CurrentUser,
+    headers: HeaderMap,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let token = state.bots.new_token(&viewer.login_id, &id).await?;
+    let mut page = bots_page(&state, &viewer, &headers, &nonce).await?;
+    let bot = page
+        .bots
+        .iter()
+        .find(|b| b.id == id)
+        .map(|b| b.name.clone())
+        .unwrap_or_default();
+    page.fresh = Some(FreshToken { bot, token });
+    no_store(StatusCode::OK, &page)
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    viewer: CurrentUser,
+) -> Result<Response, AppError> {
+    state.bots.revoke(&viewer.login_id, &id).await?;
+    Ok(Redirect::to("/settings/bots").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct WebhookForm {
+    #[serde(default)]
+    url: String,
+}
+
+/// Sets the bot's webhook URL; an empty one removes it.
+pub async fn set_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    viewer: CurrentUser,
+    headers: HeaderMap,
+    Extension(nonce): Extension<CspNonce>,
+    Form(form): Form<WebhookForm>,
+) -> Result<Response, AppError> {
+    let origin = state.origin.base_url(&headers, state.config.secure_cookies);
+    match state
+        .bots
+        .set_webhook(Some(&viewer.login_id), &id, &form.url, origin)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to("/settings/bots").into_response()),
+        Err(BotError::BadUrl) => {
+            let mut page = bots_page(&state, &viewer, &headers, &nonce).await?;
+            page.error = Some(BotError::BadUrl.to_string());
+            no_store(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
