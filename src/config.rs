@@ -97,6 +97,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value_t = 30.0)]
     pub request_timeout: f64,
 
+    /// Largest file one person may attach, in bytes, or with a unit: `25MiB`, `500KiB`,
+    /// `1GiB` (K, M and G mean the same). Larger uploads get 413.
+    #[arg(long, env = "CHAT_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_size)]
+    pub max_upload: u64,
+
     /// Tests only: sessions last this long unused, instead of `session_days`.
     #[arg(skip)]
     pub session_lifetime_override: Option<Duration>,
@@ -130,6 +135,7 @@ impl Config {
             shutdown_grace: 10.0,
             header_timeout: 10.0,
             request_timeout: 30.0,
+            max_upload: 25 * 1024 * 1024,
             session_lifetime_override: None,
             expiry_check_interval: Duration::from_secs(1),
         }
@@ -175,4 +181,41 @@ impl Config {
 /// Seconds from a flag; negative or non-finite values count as zero.
 fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::ZERO)
+}
+
+/// A size in bytes, optionally with a binary unit: `1048576`, `512KiB`, `25MiB`, `1G`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 25MiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}: use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("25MiB"), Ok(25 * 1024 * 1024));
+        assert_eq!(parse_size("512 KiB"), Ok(512 * 1024));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+    }
 }

@@ -8,6 +8,7 @@
 //!   and the message renderer; the `chat-domain` crate (`crates/chat-domain`), re-exported.
 //! - [`store`]: the narrow storage interface, PoloDB behind it (with the search index), and
 //!   the session store.
+//! - [`files`]: uploaded files on disk by content hash, type sniffing and thumbnails.
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
@@ -18,6 +19,7 @@ pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod hub;
 pub mod rate_limit;
 pub mod routes;

@@ -24,6 +24,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
+use crate::files::FileStore;
 use crate::hub::{Committer, Hub};
 use crate::rate_limit::RateLimiter;
 use crate::routes::devices::DeviceLinks;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub sessions: SessionBackend,
     /// One-time links that log another device in as the same person.
     pub device_links: Arc<DeviceLinks>,
+    /// Attached files on disk, under `--data-dir/files`.
+    pub files: Arc<FileStore>,
 }
 
 pub struct Application {
@@ -85,8 +88,13 @@ impl Application {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
+        let files_dir = config.data_dir.join("files");
+        let files = tokio::task::spawn_blocking(move || FileStore::open(&files_dir))
+            .await?
+            .context("opening the attachments directory")?;
         let state = AppState {
             hub,
+            files: Arc::new(files),
             sessions: SessionBackend::new(storage.clone()),
             device_links: Arc::new(DeviceLinks::default()),
             storage,
@@ -266,6 +274,19 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/rooms/{slug}/mentions",
             get(routes::rooms::mention_suggestions),
+        )
+        .route(
+            "/rooms/{slug}/attachments",
+            // Streamed to disk and limited per file by `--max-upload`, not by the form limit.
+            post(routes::attachments::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/rooms/{slug}/messages/{id}/file",
+            get(routes::attachments::file),
+        )
+        .route(
+            "/rooms/{slug}/messages/{id}/thumbnail",
+            get(routes::attachments::thumbnail),
         )
         .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
         .route("/search", get(routes::search::search))

@@ -188,6 +188,37 @@ struct MessageView<'a> {
     deleted: bool,
     reactions: &'a [Reaction],
     reply_to: Option<&'a ReplyPreview>,
+    attachment: Option<AttachmentView<'a>>,
+}
+
+/// An attachment as a message shows it: an image inline (its thumbnail, linking to the
+/// whole), or a card to download anything else.
+struct AttachmentView<'a> {
+    name: &'a str,
+    size: String,
+    /// The image's own width × height, for its caption.
+    dimensions: Option<String>,
+    /// The thumbnail's width and height, set on the `<img>` so nothing jumps as it loads.
+    thumb: Option<(u32, u32)>,
+}
+
+/// A byte count as people read it: `812 B`, `14 KB`, `2.4 MB` (binary multiples).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 && value.fract() >= 0.05 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
 }
 
 /// Renders one message with `_message.html`: the only place message markup comes from.
@@ -216,6 +247,18 @@ pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
         deleted: record.deleted,
         reactions: &record.reactions,
         reply_to: record.reply_to.as_ref(),
+        attachment: record.attachment.as_ref().map(|file| AttachmentView {
+            name: &file.name,
+            size: human_size(file.size),
+            dimensions: file
+                .image
+                .as_ref()
+                .map(|image| format!("{} × {}", image.width, image.height)),
+            thumb: file
+                .image
+                .as_ref()
+                .map(|image| (image.thumb_width, image.thumb_height)),
+        }),
     };
     let html = view.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, id = record.id, "message render failed");
@@ -238,6 +281,21 @@ fn utc_time_text(at: OffsetDateTime) -> String {
 }
 
 /// People the composer offers while the viewer types `@…`.
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_like_a_file_manager() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1 KB");
+        assert_eq!(human_size(1536), "1.5 KB");
+        assert_eq!(human_size(25 * 1024 * 1024), "25 MB");
+        assert_eq!(human_size(2_400_000), "2.3 MB");
+    }
+}
+
 #[derive(Template)]
 #[template(path = "_mention_suggestions.html")]
 pub struct MentionSuggestions {

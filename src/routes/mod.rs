@@ -1,5 +1,6 @@
 //! Thin HTTP handlers, one file per area.
 
+pub mod attachments;
 pub mod devices;
 pub mod messages;
 pub mod rooms;

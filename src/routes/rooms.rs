@@ -156,6 +156,7 @@ pub async fn create_room(
                     body: body.into_string(),
                     dedup: None,
                     reply_to: None,
+                    attachment: None,
                 },
             )
             .await?;
@@ -366,6 +367,7 @@ pub async fn post_message(
                 body: body.into_string(),
                 dedup: client_id.map(|c| (viewer.login_id.clone(), c.as_str().to_owned())),
                 reply_to: form.reply_to.parse().ok(),
+                attachment: None,
             };
             match state.hub.post(&room, message).await {
                 Ok(_) => {

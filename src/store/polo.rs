@@ -7,8 +7,8 @@ use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
 use super::{
-    AppendBatch, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord, SessionRecord,
-    Storage, StoreError, StoreResult,
+    AppendBatch, ClaimRecord, DedupRecord, FileRecord, MessageRecord, ReaderRecord, RoomRecord,
+    SessionRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 
@@ -18,6 +18,7 @@ const DEDUP: &str = "client_ids";
 const CLAIMS: &str = "nickname_claims";
 const SESSIONS: &str = "sessions";
 const READERS: &str = "readers";
+const FILES: &str = "files";
 
 /// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
 const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
@@ -265,6 +266,14 @@ impl Storage for PoloStore {
 
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
         self.find_one(DEDUP, key)
+    }
+
+    fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>> {
+        self.find_one(FILES, hash)
+    }
+
+    fn put_file(&self, file: &FileRecord) -> StoreResult<()> {
+        self.write(|db| replace(db, FILES, &file.hash, file))
     }
 
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {

@@ -1,6 +1,7 @@
 //! Integration tests: a real server on port 0 with a temporary PoloDB, real HTTP and
 //! WebSocket clients, and headless Chromium for what a person sees.
 
+mod attachments;
 mod browser;
 mod crash;
 mod devices;
