@@ -114,6 +114,8 @@ pub struct RoomPage {
     pub focus: Option<u64>,
     pub draft: String,
     pub error: Option<ComposerError>,
+    /// `--max-upload`, so the page can refuse a file too large before sending it.
+    pub max_upload: u64,
 }
 
 #[derive(Template)]

@@ -179,6 +179,7 @@ async fn receive_and_post(
             "Choose a file to send.",
         ));
     }
+    state.hub.stopped_typing(room, &viewer.nickname);
     let mut caption = caption.map(MessageBody::into_string);
     for (name, stored) in files {
         let attachment = describe(state, name, &stored).await?;

@@ -256,6 +256,7 @@ pub(super) async fn room_page(
         focus: None,
         draft,
         error,
+        max_upload: state.config.max_upload,
     };
     // Reading goes on when the disk is full; only the unread marks are behind.
     if let Err(e) = state

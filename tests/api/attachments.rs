@@ -598,3 +598,37 @@ async fn thumbnails_fit_the_box_keep_their_proportions_and_never_grow() {
     assert!(markup.contains("attachment-file"), "{markup}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn without_javascript_an_upload_is_a_plain_form_that_redirects_back() {
+    let app = spawn_app_with(|config| config.max_upload = 1024).await;
+    let alice = app.login("alice").await;
+    let plain = |parts: &[Part<'_>]| {
+        let (content_type, body) = multipart(parts);
+        alice
+            .http
+            .post(app.url("/rooms/lobby/attachments"))
+            .header("Origin", app.origin())
+            .header("Content-Type", content_type)
+            .body(body)
+    };
+
+    let sent = plain(&[Part::file("a.txt", "text/plain", b"hello".to_vec())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 303);
+    assert_eq!(sent.headers()["location"], "/rooms/lobby");
+    let (_, markup) = newest_message(&alice, "lobby").await;
+    assert!(markup.contains("a.txt"), "{markup}");
+
+    let refused = plain(&[Part::file("b.txt", "text/plain", vec![1; 2048])])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 413);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains(r#"id="composer""#), "the room page again");
+    assert!(page.contains(r#"data-error="too_large""#), "with the error");
+    app.stop().await;
+}
