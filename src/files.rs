@@ -19,9 +19,13 @@ use crate::store::ImageInfo;
 
 /// The type every file that is not an inline image is served as.
 pub const DOWNLOAD_TYPE: &str = "application/octet-stream";
-/// Thumbnails fit in this box (CSS pixels), never enlarged.
-pub const THUMB_WIDTH: u32 = 480;
-pub const THUMB_HEIGHT: u32 = 360;
+/// Images are shown fitting this box (CSS pixels), never enlarged.
+pub const SHOWN_WIDTH: u32 = 480;
+pub const SHOWN_HEIGHT: u32 = 360;
+/// Thumbnails have twice the pixels of the shown size, so they are sharp on high-density
+/// screens.
+const THUMB_WIDTH: u32 = 2 * SHOWN_WIDTH;
+const THUMB_HEIGHT: u32 = 2 * SHOWN_HEIGHT;
 /// An image whose decoded pixels would take more memory than this is offered as a download.
 const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 /// Nor is one wider or taller than this decoded.
@@ -185,7 +189,7 @@ fn inline_image_format(head: &[u8]) -> Option<ImageFormat> {
 
 /// Decodes the image within limits, upright per its EXIF orientation, and writes a
 /// thumbnail that fits `THUMB_WIDTH` × `THUMB_HEIGHT`: PNG if it has transparency, JPEG
-/// otherwise.
+/// otherwise. (An animated GIF's thumbnail is its first frame; the page shows the GIF.)
 fn make_thumbnail(
     source: &Path,
     format: ImageFormat,

@@ -9,11 +9,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-use crate::assets;
 use crate::domain::{Nickname, Slug, is_emoji_only, render_body_and_mentions};
 use crate::error::AppError;
 use crate::hub::{RenderedMessage, RoomSummary};
 use crate::store::{MessageKind, MessageRecord, Reaction, ReaderRecord, ReplyPreview};
+use crate::{assets, files};
 
 /// The emoji anyone can react with: a small set keeps the picker one row and the markup short.
 pub const REACTIONS: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "🙏"];
@@ -200,8 +200,11 @@ struct AttachmentView<'a> {
     size: String,
     /// The image's own width × height, for its caption.
     dimensions: Option<String>,
-    /// The thumbnail's width and height, set on the `<img>` so nothing jumps as it loads.
-    thumb: Option<(u32, u32)>,
+    /// The size it is shown at, set on the `<img>` so nothing jumps as it loads.
+    shown: Option<(u32, u32)>,
+    /// Which of the message's paths the `<img>` shows: `thumbnail`, or `file` for a GIF, so
+    /// that it moves.
+    inline_path: &'static str,
 }
 
 /// A byte count as people read it: `812 B`, `14 KB`, `2.4 MB` (binary multiples).
@@ -256,10 +259,18 @@ pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
                 .image
                 .as_ref()
                 .map(|image| format!("{} × {}", image.width, image.height)),
-            thumb: file
-                .image
-                .as_ref()
-                .map(|image| (image.thumb_width, image.thumb_height)),
+            shown: file.image.as_ref().map(|image| {
+                files::fit_within(
+                    image.width,
+                    image.height,
+                    files::SHOWN_WIDTH,
+                    files::SHOWN_HEIGHT,
+                )
+            }),
+            inline_path: match file.media_type.as_str() {
+                "image/gif" => "file",
+                _ => "thumbnail",
+            },
         }),
     };
     let html = view.render().unwrap_or_else(|e| {

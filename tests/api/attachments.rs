@@ -530,24 +530,29 @@ async fn an_image_message_arrives_live_and_is_still_there_after_a_restart() {
 }
 
 #[tokio::test]
-async fn thumbnails_fit_the_box_keep_their_proportions_and_never_grow() {
+async fn images_are_shown_fitting_the_box_from_sharp_thumbnails_that_never_grow() {
     let app = spawn_app().await;
     let alice = app.login("alice").await;
-    for ((width, height), (thumb_width, thumb_height)) in [
-        ((1200, 600), (480, 240)),
-        ((300, 900), (120, 360)),
-        ((100, 50), (100, 50)),
+    // (image, shown at, thumbnail pixels: twice the shown size, never more than the image)
+    for ((width, height), (shown_width, shown_height), (thumb_width, thumb_height)) in [
+        ((1200, 600), (480, 240), (960, 480)),
+        ((300, 900), (120, 360), (240, 720)),
+        ((800, 500), (480, 300), (800, 500)),
+        ((100, 50), (100, 50), (100, 50)),
     ] {
-        upload(
+        let sent = upload(
             &alice,
             &app,
             "lobby",
             &[Part::file("p.png", "image/png", png(width, height))],
         )
         .await;
+        assert_eq!(sent.status(), 200);
         let (id, markup) = newest_message(&alice, "lobby").await;
         assert!(
-            markup.contains(&format!(r#"width="{thumb_width}" height="{thumb_height}""#)),
+            markup.contains(&format!(
+                r#"thumbnail" width="{shown_width}" height="{shown_height}""#
+            )),
             "{markup}"
         );
         let thumbnail = alice
@@ -566,9 +571,29 @@ async fn thumbnails_fit_the_box_keep_their_proportions_and_never_grow() {
         );
     }
 
+    // A GIF is shown as itself, so it moves.
+    let gif = encode(
+        DynamicImage::ImageRgba8(RgbaImage::new(64, 32)),
+        ImageFormat::Gif,
+    );
+    upload(
+        &alice,
+        &app,
+        "lobby",
+        &[Part::file("wave.gif", "image/gif", gif)],
+    )
+    .await;
+    let (id, markup) = newest_message(&alice, "lobby").await;
+    assert!(
+        markup.contains(&format!(
+            r#"<img src="/rooms/lobby/messages/{id}/file" width="64" height="32""#
+        )),
+        "{markup}"
+    );
+
     // An opaque JPEG gets a JPEG thumbnail.
     let photo = encode(
-        DynamicImage::ImageRgb8(image::RgbImage::new(960, 720)),
+        DynamicImage::ImageRgb8(image::RgbImage::new(1920, 1440)),
         ImageFormat::Jpeg,
     );
     upload(
@@ -584,7 +609,7 @@ async fn thumbnails_fit_the_box_keep_their_proportions_and_never_grow() {
         .await;
     assert_eq!(thumbnail.headers()["content-type"], "image/jpeg");
     let decoded = image::load_from_memory(&thumbnail.bytes().await.unwrap()).unwrap();
-    assert_eq!((decoded.width(), decoded.height()), (480, 360));
+    assert_eq!((decoded.width(), decoded.height()), (960, 720));
 
     // An image too large to decode safely is offered as a download, not decoded.
     upload(

@@ -890,7 +890,7 @@ async fn a_file_attached_with_the_paperclip_shows_inline_for_another_browser() {
         "alice's image, loaded inline",
         &format!(
             "var img = document.querySelector(\"{inline}\"); \
-             return !!img && img.complete && img.naturalWidth === 480 && img.naturalHeight === 300;"
+             return !!img && img.complete && img.naturalWidth === 800 && img.naturalHeight === 500;"
         ),
     )
     .await;
