@@ -102,6 +102,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_size)]
     pub max_upload: u64,
 
+    /// Seconds an upload may take (instead of `--request-timeout`, which stays the limit on
+    /// how long it may stall without sending anything).
+    #[arg(long, env = "CHAT_UPLOAD_TIMEOUT", default_value_t = 600.0)]
+    pub upload_timeout: f64,
+
     /// Tests only: sessions last this long unused, instead of `session_days`.
     #[arg(skip)]
     pub session_lifetime_override: Option<Duration>,
@@ -136,6 +141,7 @@ impl Config {
             header_timeout: 10.0,
             request_timeout: 30.0,
             max_upload: 25 * 1024 * 1024,
+            upload_timeout: 600.0,
             session_lifetime_override: None,
             expiry_check_interval: Duration::from_secs(1),
         }
@@ -175,6 +181,11 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         seconds(self.request_timeout.max(0.01))
+    }
+
+    /// How long an upload may take: never less than any other request.
+    pub fn upload_timeout(&self) -> Duration {
+        seconds(self.upload_timeout.max(self.request_timeout).max(0.01))
     }
 }
 

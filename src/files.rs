@@ -40,6 +40,8 @@ const DRAIN_BYTES: u64 = 1024 * 1024;
 pub enum UploadError {
     #[error("the file is larger than the limit")]
     TooLarge,
+    #[error("the upload stopped sending")]
+    Stalled,
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
     #[error("the file could not be stored: {0}")]
@@ -96,11 +98,13 @@ impl FileStore {
     }
 
     /// Streams an upload to disk, hashing as it goes, and moves it under its hash (or drops it
-    /// if those bytes are stored already). Over `limit` bytes nothing is kept.
+    /// if those bytes are stored already). Over `limit` bytes, or with nothing arriving for
+    /// `idle`, nothing is kept.
     pub async fn receive<E: std::fmt::Display>(
         &self,
         mut chunks: impl Stream<Item = Result<Bytes, E>> + Unpin,
         limit: u64,
+        idle: std::time::Duration,
     ) -> Result<StoredFile, UploadError> {
         let temp = TempFile::new(&self.incoming);
         let mut file = tokio::fs::File::options()
@@ -111,7 +115,12 @@ impl FileStore {
         let mut hasher = Sha256::new();
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         let mut size: u64 = 0;
-        while let Some(chunk) = chunks.next().await {
+        loop {
+            let chunk = match tokio::time::timeout(idle, chunks.next()).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(_) => return Err(UploadError::Stalled),
+            };
             let chunk = chunk.map_err(|e| UploadError::Interrupted(e.to_string()))?;
             size += chunk.len() as u64;
             if size > limit {

@@ -9,7 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::{Listener, ListenerExt};
 use hyper::server::conn::http1;
@@ -18,7 +22,6 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -229,6 +232,20 @@ async fn serve(
     connections.wait().await;
 }
 
+/// Answers 408 when a request, body included, takes longer than `--request-timeout`, or
+/// `--upload-timeout` for an upload (25 MiB needs more than 30 seconds on a slow link).
+async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = if routes::attachments::is_upload(&request) {
+        state.config.upload_timeout()
+    } else {
+        state.config.request_timeout()
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name("chat_session")
@@ -302,10 +319,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{*path}", get(assets::serve))
         .layer(middleware::from_fn(security::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            state.config.request_timeout(),
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -28,6 +28,13 @@ const FORM_OVERHEAD: u64 = 64 * 1024;
 /// Chunks a served file is read in.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Whether a request is an upload, which may take longer than other requests.
+pub fn is_upload(request: &axum::extract::Request) -> bool {
+    request.method() == axum::http::Method::POST
+        && request.uri().path().starts_with("/rooms/")
+        && request.uri().path().ends_with("/attachments")
+}
+
 /// A refused upload: shown in the composer, with the status it is answered with.
 struct Refusal {
     status: StatusCode,
@@ -144,9 +151,17 @@ async fn receive_and_post(
                         format!("At most {MAX_FILES} files can be sent at once."),
                     ));
                 }
-                let stored = match state.files.receive(field, limit).await {
+                let idle = state.config.request_timeout();
+                let stored = match state.files.receive(field, limit, idle).await {
                     Ok(stored) => stored,
                     Err(UploadError::TooLarge) => return Err(Refusal::too_large(limit)),
+                    Err(UploadError::Stalled) => {
+                        return Err(Refusal::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "bad_upload",
+                            "The upload stalled. Please send it again.",
+                        ));
+                    }
                     Err(UploadError::Interrupted(e)) => {
                         return Err(Refusal::new(
                             StatusCode::BAD_REQUEST,

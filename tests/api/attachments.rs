@@ -657,3 +657,64 @@ async fn without_javascript_an_upload_is_a_plain_form_that_redirects_back() {
     assert!(page.contains(r#"data-error="too_large""#), "with the error");
     app.stop().await;
 }
+
+/// Sends an upload over a raw socket in `pieces`, pausing `pause` between them; returns the
+/// status line.
+async fn trickle_upload(
+    app: &TestApp,
+    visitor: &Visitor,
+    pieces: usize,
+    pause: std::time::Duration,
+) -> String {
+    let (content_type, body) = multipart(&[Part::file(
+        "slow.bin",
+        "application/octet-stream",
+        vec![5; 4096],
+    )]);
+    let mut raw = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /rooms/lobby/attachments HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\nCookie: {}\r\n\
+         HX-Request: true\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
+        app.origin(),
+        visitor.cookie().unwrap(),
+        body.len()
+    );
+    raw.write_all(head.as_bytes()).await.unwrap();
+    for piece in body.chunks(body.len().div_ceil(pieces)) {
+        tokio::time::sleep(pause).await;
+        if raw.write_all(piece).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = vec![0; 12];
+    tokio::time::timeout(WAIT, raw.read_exact(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+#[tokio::test]
+async fn an_upload_may_outlast_the_request_timeout_while_it_keeps_sending_but_not_stall() {
+    let app = spawn_app_with(|config| {
+        config.request_timeout = 1.0;
+        config.upload_timeout = 8.0;
+    })
+    .await;
+    let alice = app.login("alice").await;
+    let pause = std::time::Duration::from_millis(400);
+
+    let slow = trickle_upload(&app, &alice, 6, pause).await;
+    assert_eq!(
+        slow, "HTTP/1.1 200",
+        "2.4 s of steady sending, past the 1 s request timeout"
+    );
+    assert_eq!(stored_files(&app).len(), 1);
+
+    let stalled = trickle_upload(&app, &alice, 2, std::time::Duration::from_millis(1500)).await;
+    assert_eq!(stalled, "HTTP/1.1 408", "1.5 s without a byte");
+    assert_eq!(stored_files(&app).len(), 1);
+    assert!(files_in(&app.data_dir.path().join("files/incoming")).is_empty());
+    app.stop().await;
+}
