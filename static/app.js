@@ -467,7 +467,10 @@
     field.value = String(messageId(msg));
     $("reply-author").textContent = msg.getAttribute("data-author");
     var body = msg.querySelector(".msg-body");
-    $("reply-excerpt").textContent = body ? body.textContent.slice(0, 120) : "";
+    var file = msg.querySelector(".attachment .file-name");
+    var text = body ? body.textContent : "";
+    if (!text.trim() && file) text = "📎 " + file.textContent;
+    $("reply-excerpt").textContent = text.slice(0, 120);
     bar.hidden = false;
     var box = composer();
     if (box) box.focus();

@@ -946,6 +946,23 @@ async fn a_file_attached_with_the_paperclip_shows_inline_for_another_browser() {
 
     save_screenshot(&bob, "attachments").await;
     save_screenshot(&alice, "attachments-own").await;
+
+    // On a phone, in dark mode, the picture fits the screen at its proportions.
+    let carol = driver.phone(&["--force-dark-mode"]).await;
+    log_in(&carol, &app, "carol").await;
+    carol.goto(&app.url("/rooms/lobby")).await.unwrap();
+    until(
+        &carol,
+        "the picture within the screen",
+        &format!(
+            "var img = document.querySelector(\"{inline}\"); if (!img || !img.complete) return false; \
+             var r = img.getBoundingClientRect(); \
+             return r.right <= window.innerWidth && Math.abs(r.width / r.height - 1.6) < 0.02;"
+        ),
+    )
+    .await;
+    save_screenshot(&carol, "attachments-phone-dark").await;
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+    carol.close().await.unwrap();
 }
