@@ -32,6 +32,8 @@ const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 const MAX_IMAGE_SIDE: u32 = 16_384;
 /// Bytes kept from the start of an upload to sniff its type.
 const SNIFF_BYTES: usize = 64;
+/// Bytes of an upload gathered in memory between writes.
+const WRITE_BUFFER: usize = 256 * 1024;
 /// After an upload goes over the limit, this much more is read and dropped so the client gets
 /// the 413 instead of a reset connection; a larger excess is cut off.
 const DRAIN_BYTES: u64 = 1024 * 1024;
@@ -107,11 +109,13 @@ impl FileStore {
         idle: std::time::Duration,
     ) -> Result<StoredFile, UploadError> {
         let temp = TempFile::new(&self.incoming);
-        let mut file = tokio::fs::File::options()
+        let file = tokio::fs::File::options()
             .write(true)
             .create_new(true)
             .open(&temp.path)
             .await?;
+        // Each write to a tokio file is a trip to the blocking pool: gather chunks first.
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut hasher = Sha256::new();
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         let mut size: u64 = 0;
@@ -134,14 +138,14 @@ impl FileStore {
             file.write_all(&chunk).await?;
         }
         file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
         let hash = hex(&hasher.finalize());
         let path = self.dir.join(&hash);
         if tokio::fs::try_exists(&path).await? {
-            // Same bytes as a stored file: nothing new to keep.
+            // Same bytes as a stored (and synced) file: nothing new to keep.
             return Ok(StoredFile { hash, size, head });
         }
+        file.get_ref().sync_all().await?;
+        drop(file);
         temp.persist(&path).await?;
         sync_dir(&self.dir).await?;
         Ok(StoredFile { hash, size, head })

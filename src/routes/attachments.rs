@@ -119,7 +119,10 @@ async fn receive_and_post(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit.saturating_mul(MAX_FILES) + FORM_OVERHEAD) {
+    let most = limit
+        .saturating_mul(MAX_FILES)
+        .saturating_add(FORM_OVERHEAD);
+    if declared.is_some_and(|length| length > most) {
         return Err(Refusal::too_large(limit));
     }
     if !state.rate_limiter.allow(&viewer.login_id) {
@@ -184,7 +187,8 @@ async fn receive_and_post(
                     })?);
                 }
             }
-            _ => {}
+            // Anything else is read (within the form limit) and ignored.
+            _ => drop(read_text(field).await?),
         }
     }
     if files.is_empty() {

@@ -578,6 +578,26 @@ async fn without_javascript_people_can_log_in_read_and_post() {
         .unwrap();
     let posted = shown(&alice, ".msg[data-author='alice'] .msg-body").await;
     assert_eq!(posted.text().await.unwrap(), "posted with a plain form");
+
+    // Files too: the paperclip picks them, and "Upload" sends them.
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("agenda.txt");
+    std::fs::write(&notes, "1. attachments\n").unwrap();
+    let paperclip = alice.find(Locator::Css("#attach-file")).await.unwrap();
+    paperclip.send_keys(notes.to_str().unwrap()).await.unwrap();
+    alice
+        .find(Locator::Css("button[form=attach-form]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let card = shown(
+        &alice,
+        ".msg[data-author='alice'] .attachment-file .file-name",
+    )
+    .await;
+    assert_eq!(card.text().await.unwrap(), "agenda.txt");
     alice.close().await.unwrap();
 }
 
