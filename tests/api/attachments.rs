@@ -611,6 +611,37 @@ async fn images_are_shown_fitting_the_box_from_sharp_thumbnails_that_never_grow(
     let decoded = image::load_from_memory(&thumbnail.bytes().await.unwrap()).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (960, 720));
 
+    // A phone photo taken sideways (EXIF orientation 6: turn 90° clockwise) is shown upright.
+    let mut sideways = Cursor::new(Vec::new());
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new(&mut sideways);
+    let rotate_clockwise = [
+        b"MM\0\x2a\0\0\0\x08".as_slice(), // big-endian TIFF, first directory at 8
+        b"\0\x01",                        // one entry:
+        b"\x01\x12\0\x03\0\0\0\x01\0\x06\0\0", // Orientation, SHORT, 1 value: 6
+        b"\0\0\0\0",                      // no next directory
+    ]
+    .concat();
+    image::ImageEncoder::set_exif_metadata(&mut encoder, rotate_clockwise).unwrap();
+    DynamicImage::ImageRgb8(image::RgbImage::new(200, 100))
+        .write_with_encoder(encoder)
+        .unwrap();
+    let sideways = sideways.into_inner();
+    upload(
+        &alice,
+        &app,
+        "lobby",
+        &[Part::file("upright.jpg", "image/jpeg", sideways)],
+    )
+    .await;
+    let (id, markup) = newest_message(&alice, "lobby").await;
+    assert!(markup.contains(r#"width="100" height="200""#), "{markup}");
+    assert!(markup.contains("100 × 200"), "{markup}");
+    let thumbnail = alice
+        .get(&format!("/rooms/lobby/messages/{id}/thumbnail"))
+        .await;
+    let decoded = image::load_from_memory(&thumbnail.bytes().await.unwrap()).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (100, 200));
+
     // An image too large to decode safely is offered as a download, not decoded.
     upload(
         &alice,
