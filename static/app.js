@@ -610,24 +610,28 @@
     $("attach-caption").value = box ? box.value : "";
   }, true);
 
-  // A refused upload's error fragment is swapped in like any other.
+  // A refused upload's error fragment is swapped in like any other; a refusal without one
+  // (from a proxy, say) is told in words.
   document.addEventListener("htmx:beforeSwap", function (evt) {
-    if (evt.detail.elt === attachForm() && evt.detail.xhr.status >= 400) {
-      evt.detail.shouldSwap = evt.detail.xhr.status !== 0;
-      evt.detail.isError = false;
-      if (!evt.detail.xhr.responseText) {
-        showComposerError("store_failed", "The upload failed. Please try again.");
-      }
+    var xhr = evt.detail.xhr;
+    if (evt.detail.elt !== attachForm() || xhr.status < 400) return;
+    evt.detail.isError = false;
+    evt.detail.shouldSwap = xhr.responseText.indexOf('<div id="composer-error"') === 0;
+    if (!evt.detail.shouldSwap) {
+      showComposerError(xhr.status === 413 ? "too_large" : "store_failed",
+        xhr.status === 413 ? "That file is too large to send." : "The upload failed. Please try again.");
     }
   });
 
+  // Once sent, the caption leaves the composer (unless it was changed meanwhile).
   document.addEventListener("htmx:afterRequest", function (evt) {
     if (evt.detail.elt !== attachForm()) return;
     var input = attachInput();
     if (input) input.value = "";
+    var caption = $("attach-caption").value;
     $("attach-caption").value = "";
     var box = composer();
-    if (evt.detail.successful && box) {
+    if (evt.detail.successful && box && box.value === caption) {
       box.value = "";
       sessionStorage.removeItem(draftKey());
       syncComposer();

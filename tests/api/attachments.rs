@@ -749,3 +749,40 @@ async fn an_upload_may_outlast_the_request_timeout_while_it_keeps_sending_but_no
     assert!(files_in(&app.data_dir.path().join("files/incoming")).is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn several_files_at_once_are_a_message_each_with_the_caption_on_the_first() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let mut bobs_socket = app.login("bob").await.ws("lobby").await;
+    bobs_socket.resume(0).await;
+
+    let sent = upload(
+        &alice,
+        &app,
+        "lobby",
+        &[
+            Part::caption("two drawings"),
+            Part::file("one.png", "image/png", png(10, 10)),
+            Part::file("two.png", "image/png", png(20, 10)),
+        ],
+    )
+    .await;
+    assert_eq!(sent.status(), 200);
+    let first = bobs_socket.next_text().await;
+    let second = bobs_socket.next_text().await;
+    assert!(
+        first.contains("one.png") && first.contains("two drawings"),
+        "{first}"
+    );
+    assert!(
+        second.contains("two.png") && !second.contains("two drawings"),
+        "{second}"
+    );
+    assert_eq!(
+        user_message_ids(&second)[0],
+        user_message_ids(&first)[0] + 1,
+        "in the order sent"
+    );
+    app.stop().await;
+}

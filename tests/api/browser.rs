@@ -958,6 +958,33 @@ async fn a_file_attached_with_the_paperclip_shows_inline_for_another_browser() {
         "{card}"
     );
 
+    // Dropped on the room, or pasted into the composer, files go the same way.
+    for (event, name) in [("drop", "dropped.txt"), ("paste", "pasted.txt")] {
+        script(
+            &alice,
+            &format!(
+                "var files = new DataTransfer(); \
+                 files.items.add(new File(['some text'], '{name}', {{ type: 'text/plain' }})); \
+                 var event = '{event}' === 'drop' \
+                   ? new DragEvent('drop', {{ dataTransfer: files, bubbles: true, cancelable: true }}) \
+                   : new ClipboardEvent('paste', {{ clipboardData: files, bubbles: true, cancelable: true }}); \
+                 var target = '{event}' === 'drop' ? document.getElementById('messages') \
+                   : document.getElementById('composer-body'); \
+                 target.dispatchEvent(event); return true;"
+            ),
+        )
+        .await;
+        until(
+            &bob,
+            &format!("the {event} file"),
+            &format!(
+                "return [...document.querySelectorAll('.attachment-file .file-name')] \
+                 .some(function (n) {{ return n.textContent === '{name}'; }});"
+            ),
+        )
+        .await;
+    }
+
     // Too large: refused in the page, before anything is sent.
     let paperclip = alice.find(Locator::Css("#attach-file")).await.unwrap();
     paperclip.send_keys(huge.to_str().unwrap()).await.unwrap();
