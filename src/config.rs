@@ -119,6 +119,15 @@ pub struct Config {
     /// Webhook deliveries that may wait; past it new mentions are not delivered (and logged).
     #[arg(long, env = "CHAT_WEBHOOK_QUEUE", default_value_t = 1000)]
     pub webhook_queue: usize,
+    /// Largest file one person may attach, in bytes, or with a unit: `25MiB`, `500KiB`,
+    /// `1GiB` (K, M and G mean the same). Larger uploads get 413.
+    #[arg(long, env = "CHAT_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_size)]
+    pub max_upload: u64,
+
+    /// Seconds an upload may take (instead of `--request-timeout`, which stays the limit on
+    /// how long it may stall without sending anything).
+    #[arg(long, env = "CHAT_UPLOAD_TIMEOUT", default_value_t = 600.0)]
+    pub upload_timeout: f64,
 
     /// Tests only: sessions last this long unused, instead of `session_days`.
     #[arg(skip)]
@@ -158,6 +167,8 @@ impl Config {
             webhook_attempts: 5,
             webhook_backoff: 0.05,
             webhook_queue: 1000,
+            max_upload: 25 * 1024 * 1024,
+            upload_timeout: 600.0,
             session_lifetime_override: None,
             expiry_check_interval: Duration::from_secs(1),
         }
@@ -207,9 +218,51 @@ impl Config {
     pub fn request_timeout(&self) -> Duration {
         seconds(self.request_timeout.max(0.01))
     }
+
+    /// How long an upload may take: never less than any other request.
+    pub fn upload_timeout(&self) -> Duration {
+        seconds(self.upload_timeout.max(self.request_timeout).max(0.01))
+    }
 }
 
 /// Seconds from a flag; negative or non-finite values count as zero.
 fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::ZERO)
+}
+
+/// A size in bytes, optionally with a binary unit: `1048576`, `512KiB`, `25MiB`, `1G`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 25MiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}: use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("25MiB"), Ok(25 * 1024 * 1024));
+        assert_eq!(parse_size("512 KiB"), Ok(512 * 1024));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+    }
 }

@@ -8,6 +8,7 @@
 //!   and the message renderer; the `chat-domain` crate (`crates/chat-domain`), re-exported.
 //! - [`store`]: the narrow storage interface, PoloDB behind it (with the search index), and
 //!   the session store.
+//! - [`files`]: uploaded files on disk by content hash, type sniffing and thumbnails.
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
 //! - [`admin`]: admin rights from a secret (`--admin-token` or a one-time setup link) and
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod bots;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod hub;
 pub mod rate_limit;
 pub mod routes;

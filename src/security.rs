@@ -105,7 +105,10 @@ pub async fn security_headers(mut request: Request, next: Next) -> Response {
          img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'; object-src 'none'"
     );
-    if let Ok(value) = HeaderValue::from_str(&csp) {
+    // A response with a stricter policy of its own (a served file) keeps it.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(value) = HeaderValue::from_str(&csp)
+    {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
     headers.insert(

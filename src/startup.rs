@@ -9,7 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::{Listener, ListenerExt};
 use hyper::server::conn::http1;
@@ -18,7 +22,6 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -27,6 +30,7 @@ use crate::admin::AdminSecrets;
 use crate::bots::Bots;
 use crate::bots::webhook::{self, MentionWebhooks, Webhooks};
 use crate::config::Config;
+use crate::files::FileStore;
 use crate::hub::{Committer, Hub};
 use crate::rate_limit::RateLimiter;
 use crate::routes::devices::DeviceLinks;
@@ -58,6 +62,8 @@ pub struct AppState {
     pub admin: Arc<AdminSecrets>,
     /// Every bot, in memory: the API authenticates against it on every request.
     pub bots: Arc<Bots>,
+    /// Attached files on disk, under `--data-dir/files`.
+    pub files: Arc<FileStore>,
 }
 
 pub struct Application {
@@ -131,9 +137,14 @@ impl Application {
             );
             link
         });
+        let files_dir = config.data_dir.join("files");
+        let files = tokio::task::spawn_blocking(move || FileStore::open(&files_dir))
+            .await?
+            .context("opening the attachments directory")?;
         let state = AppState {
             admin: Arc::new(admin),
             hub,
+            files: Arc::new(files),
             sessions: SessionBackend::new(storage.clone()),
             device_links: Arc::new(DeviceLinks::default()),
             bots,
@@ -277,6 +288,20 @@ async fn serve(
     connections.wait().await;
 }
 
+/// Answers 408 when a request, body included, takes longer than `--request-timeout`, or
+/// `--upload-timeout` for an upload (25 MiB needs more than 30 seconds on a slow link).
+async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = if routes::attachments::is_upload(&request) {
+        state.config.upload_timeout()
+    } else {
+        state.config.request_timeout()
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name("chat_session")
@@ -323,6 +348,19 @@ pub fn router(state: AppState) -> Router {
             "/rooms/{slug}/mentions",
             get(routes::rooms::mention_suggestions),
         )
+        .route(
+            "/rooms/{slug}/attachments",
+            // Streamed to disk and limited per file by `--max-upload`, not by the form limit.
+            post(routes::attachments::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/rooms/{slug}/messages/{id}/file",
+            get(routes::attachments::file),
+        )
+        .route(
+            "/rooms/{slug}/messages/{id}/thumbnail",
+            get(routes::attachments::thumbnail),
+        )
         .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
         .route("/search", get(routes::search::search))
         .route(
@@ -361,10 +399,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{*path}", get(assets::serve))
         .layer(middleware::from_fn(security::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            state.config.request_timeout(),
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -9,11 +9,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-use crate::assets;
 use crate::domain::{Nickname, Slug, is_emoji_only, render_body_and_mentions};
 use crate::error::AppError;
 use crate::hub::{RenderedMessage, RoomSummary};
 use crate::store::{MessageKind, MessageRecord, Reaction, ReaderRecord, ReplyPreview};
+use crate::{assets, files};
 
 /// The emoji anyone can react with: a small set keeps the picker one row and the markup short.
 pub const REACTIONS: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "🙏"];
@@ -129,6 +129,8 @@ pub struct RoomPage {
     pub focus: Option<u64>,
     pub draft: String,
     pub error: Option<ComposerError>,
+    /// `--max-upload`, so the page can refuse a file too large before sending it.
+    pub max_upload: u64,
 }
 
 impl RoomPage {
@@ -213,6 +215,40 @@ struct MessageView<'a> {
     reply_to: Option<&'a ReplyPreview>,
     /// Posted by a bot: shown with a badge, so a bot can't pass for a person.
     bot: bool,
+    attachment: Option<AttachmentView<'a>>,
+}
+
+/// An attachment as a message shows it: an image inline (its thumbnail, linking to the
+/// whole), or a card to download anything else.
+struct AttachmentView<'a> {
+    name: &'a str,
+    size: String,
+    /// The image's own width × height, for its caption.
+    dimensions: Option<String>,
+    /// The size it is shown at, set on the `<img>` so nothing jumps as it loads.
+    shown: Option<(u32, u32)>,
+    /// Which of the message's paths the `<img>` shows: `thumbnail`, or `file` for a GIF, so
+    /// that it moves.
+    inline_path: &'static str,
+}
+
+/// A byte count as people read it: `812 B`, `14 KB`, `2.4 MB` (binary multiples).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 && value.fract() >= 0.05 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
 }
 
 /// Renders one message with `_message.html`: the only place message markup comes from.
@@ -242,6 +278,26 @@ pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
         reactions: &record.reactions,
         reply_to: record.reply_to.as_ref(),
         bot: record.bot,
+        attachment: record.attachment.as_ref().map(|file| AttachmentView {
+            name: &file.name,
+            size: human_size(file.size),
+            dimensions: file
+                .image
+                .as_ref()
+                .map(|image| format!("{} × {}", image.width, image.height)),
+            shown: file.image.as_ref().map(|image| {
+                files::fit_within(
+                    image.width,
+                    image.height,
+                    files::SHOWN_WIDTH,
+                    files::SHOWN_HEIGHT,
+                )
+            }),
+            inline_path: match file.media_type.as_str() {
+                "image/gif" => "file",
+                _ => "thumbnail",
+            },
+        }),
     };
     let html = view.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, id = record.id, "message render failed");
@@ -264,6 +320,21 @@ fn utc_time_text(at: OffsetDateTime) -> String {
 }
 
 /// People the composer offers while the viewer types `@…`.
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_like_a_file_manager() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1 KB");
+        assert_eq!(human_size(1536), "1.5 KB");
+        assert_eq!(human_size(25 * 1024 * 1024), "25 MB");
+        assert_eq!(human_size(2_400_000), "2.3 MB");
+    }
+}
+
 #[derive(Template)]
 #[template(path = "_mention_suggestions.html")]
 pub struct MentionSuggestions {

@@ -997,21 +997,26 @@ pub async fn crash_loop(
             break;
         }
 
-        // Clients send numbered messages until the process dies under them.
-        let mut clients = Vec::new();
+        // Clients send numbered messages until the process dies under them. All log in
+        // first: a client that joined after more than a catch-up's worth was sent would be
+        // reset, not replayed.
+        let mut visitors = Vec::new();
         for i in 0..plan.clients {
             let nickname = format!("k{cycle}c{i}");
-            let visitor = match Visitor::logged_in(&base, &nickname).await {
-                Ok(v) => Arc::new(v),
+            match Visitor::logged_in(&base, &nickname).await {
+                Ok(v) => visitors.push((nickname, Arc::new(v))),
                 Err(e) => {
                     report.failures.push(format!("cycle {cycle}: {e:#}"));
                     return report;
                 }
-            };
+            }
+        }
+        let mut clients = Vec::new();
+        for (nickname, visitor) in visitors {
             let progress = Arc::new(Progress::default());
             let plan = ChatterPlan {
                 room: "lobby".into(),
-                tag: nickname.clone(),
+                tag: nickname,
                 total: None,
                 window: plan.window,
                 pace: None,

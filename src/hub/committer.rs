@@ -14,8 +14,8 @@ use super::room::{Room, render};
 use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange, RenderedMessage};
 use crate::domain::{Nickname, Slug};
 use crate::store::{
-    AppendBatch, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction, ReplyPreview,
-    RoomHead, Storage, StoreError, StoreResult,
+    AppendBatch, Attachment, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction,
+    ReplyPreview, RoomHead, Storage, StoreError, StoreResult,
 };
 
 /// How much of the answered message a reply quotes.
@@ -42,6 +42,7 @@ pub(super) struct AppendRequest {
     pub reply_to: Option<u64>,
     /// Posted by a bot through the API.
     pub bot: bool,
+    pub attachment: Option<Attachment>,
     pub reply: oneshot::Sender<StoreResult<Appended>>,
 }
 
@@ -159,6 +160,8 @@ fn change_message(
             record.body.clear();
             record.reactions.clear();
             record.reply_to = None;
+            // Its file is no longer served from this message (others may share the bytes).
+            record.attachment = None;
         }
         MessageChange::React(emoji) => toggle_reaction(&mut record.reactions, emoji, &request.by),
     }
@@ -213,8 +216,12 @@ fn reply_preview(storage: &dyn Storage, room: &Slug, id: u64) -> Option<ReplyPre
     if answered.deleted || answered.kind != MessageKind::User {
         return None;
     }
-    let mut excerpt: String = answered.body.chars().take(REPLY_EXCERPT_CHARS).collect();
-    if excerpt.len() < answered.body.len() {
+    let quoted = match &answered.attachment {
+        Some(file) if answered.body.is_empty() => format!("📎 {}", file.name),
+        _ => answered.body,
+    };
+    let mut excerpt: String = quoted.chars().take(REPLY_EXCERPT_CHARS).collect();
+    if excerpt.len() < quoted.len() {
         excerpt.push('…');
     }
     Some(ReplyPreview {
@@ -268,6 +275,7 @@ fn commit_batch(
             reply_to: request
                 .reply_to
                 .and_then(|answered| reply_preview(storage, &request.room.slug, answered)),
+            attachment: request.attachment.clone(),
             ..MessageRecord::new(
                 &request.room.slug,
                 id,

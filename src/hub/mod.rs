@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Nickname, RoomName, Slug};
 use crate::store::{
-    self, MentionMark, MessageKind, MessageRecord, ReaderRecord, RoomRecord, Storage, StoreError,
-    StoreResult,
+    self, Attachment, MentionMark, MessageKind, MessageRecord, ReaderRecord, RoomRecord, Storage,
+    StoreError, StoreResult,
 };
 use crate::views;
 use committer::{AppendRequest, ChangeRequest, CommitRequest, run_committer};
@@ -62,6 +62,8 @@ pub struct NewMessage {
     pub dedup: Option<(String, String)>,
     /// The message this one answers; ignored unless it exists in the same room.
     pub reply_to: Option<u64>,
+    /// A file already stored under `files/`; the body is then an optional caption.
+    pub attachment: Option<Attachment>,
 }
 
 /// A change to a stored message, on behalf of a person.
@@ -96,6 +98,7 @@ impl NewMessage {
             body,
             dedup: None,
             reply_to: None,
+            attachment: None,
         }
     }
 }
@@ -664,6 +667,7 @@ impl Hub {
             dedup_key,
             reply_to: message.reply_to,
             bot,
+            attachment: message.attachment,
             reply,
         };
         if let Err(refused) = self.committer.try_send(CommitRequest::Append(request))

@@ -183,6 +183,7 @@ pub async fn post_message(
         body: body.into_string(),
         dedup: client_id.map(|c| (bot.rate_key(), c.as_str().to_owned())),
         reply_to: post.reply_to,
+        attachment: None,
     };
     let (status, id) = match state.hub.post_as_bot(&room, message).await? {
         Appended::Stored(id) => (StatusCode::CREATED, id),

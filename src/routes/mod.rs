@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod attachments;
 pub mod bots;
 pub mod devices;
 pub mod messages;

@@ -171,6 +171,7 @@ pub async fn create_room(
                     body: body.into_string(),
                     dedup: None,
                     reply_to: None,
+                    attachment: None,
                 },
             )
             .await?;
@@ -275,6 +276,7 @@ pub(super) async fn room_page(
         focus: None,
         draft,
         error,
+        max_upload: state.config.max_upload,
     };
     // Reading goes on when the disk is full; only the unread marks are behind.
     if let Err(e) = state
@@ -392,6 +394,7 @@ pub async fn post_message(
                 body: body.into_string(),
                 dedup: client_id.map(|c| (viewer.login_id.clone(), c.as_str().to_owned())),
                 reply_to: form.reply_to.parse().ok(),
+                attachment: None,
             };
             match state.hub.post(&room, message).await {
                 Ok(_) => {

@@ -112,7 +112,7 @@ pub async fn search(
                             "[day padding:none] [month repr:short] [year], [hour]:[minute]"
                         ))
                         .unwrap_or_default(),
-                    excerpt: excerpt(&message.body, &terms, EXCERPT_CHARS),
+                    excerpt: excerpt(&message.searchable_text(), &terms, EXCERPT_CHARS),
                 })
                 .collect();
             (

@@ -566,6 +566,7 @@ impl Connection {
                         body: body.into_string(),
                         dedup: client_id.clone().map(|c| (self.viewer.login_id.clone(), c)),
                         reply_to,
+                        attachment: None,
                     },
                 );
                 appends

@@ -74,6 +74,10 @@ pub trait Storage: Send + Sync + 'static {
     /// The message a `(login, client_id)` pair was stored as, if any.
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>>;
 
+    /// What is known about the stored file with this hash, if it was ever uploaded.
+    fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>>;
+    fn put_file(&self, file: &FileRecord) -> StoreResult<()>;
+
     /// What a login has read, and which rooms it muted.
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>>;
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()>;
@@ -183,6 +187,48 @@ pub struct MessageRecord {
     /// Posted by a bot through the API, which the message shows.
     #[serde(default)]
     pub bot: bool,
+    /// A file sent with the message; the body is then its caption, and may be empty.
+    #[serde(default)]
+    pub attachment: Option<Attachment>,
+}
+
+/// A file attached to a message: what the message shows of it and how it is served.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Attachment {
+    /// SHA-256 of the bytes, in hex: where they are stored (see `crate::files`).
+    pub hash: String,
+    /// The name it was uploaded with, without any path or control characters.
+    pub name: String,
+    pub size: u64,
+    /// Sniffed from the bytes: one of the inline image types, or `application/octet-stream`.
+    pub media_type: String,
+    /// Set for images shown inline, which also have a thumbnail.
+    #[serde(default)]
+    pub image: Option<ImageInfo>,
+}
+
+/// An image's size, after its EXIF orientation, and its thumbnail's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub width: u32,
+    pub height: u32,
+    pub thumb_width: u32,
+    pub thumb_height: u32,
+    pub thumb_type: String,
+}
+
+/// What the stored bytes with this hash are, so the same bytes sent again are neither
+/// sniffed nor thumbnailed again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileRecord {
+    #[serde(rename = "_id")]
+    pub hash: String,
+    pub size: u64,
+    pub media_type: String,
+    #[serde(default)]
+    pub image: Option<ImageInfo>,
+    /// Unix milliseconds of the first upload.
+    pub created_at: i64,
 }
 
 /// One emoji on a message and who reacted with it, in the order they did.
@@ -224,6 +270,15 @@ impl MessageRecord {
             reactions: Vec::new(),
             reply_to: None,
             bot: false,
+            attachment: None,
+        }
+    }
+
+    /// The text search finds the message by: its body, and its attachment's name.
+    pub fn searchable_text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.attachment {
+            Some(file) => format!("{}\n{}", self.body, file.name).into(),
+            None => self.body.as_str().into(),
         }
     }
 

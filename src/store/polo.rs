@@ -7,8 +7,8 @@ use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
 use super::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, MessageRecord, ReaderRecord, RoomRecord,
-    SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
+    AppendBatch, BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageRecord, ReaderRecord,
+    RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 
@@ -20,6 +20,7 @@ const SESSIONS: &str = "sessions";
 const READERS: &str = "readers";
 const SETTINGS: &str = "settings";
 const BOTS: &str = "bots";
+const FILES: &str = "files";
 
 /// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
 const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
@@ -287,6 +288,14 @@ impl Storage for PoloStore {
 
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
         self.find_one(DEDUP, key)
+    }
+
+    fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>> {
+        self.find_one(FILES, hash)
+    }
+
+    fn put_file(&self, file: &FileRecord) -> StoreResult<()> {
+        self.write(|db| replace(db, FILES, &file.hash, file))
     }
 
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {

@@ -344,7 +344,7 @@ fn add_to_runs(txn: &Transaction, term: &str, runs: i64, posting: &str) -> polod
 /// The terms a message is found by: none for system lines and deleted messages.
 fn searchable_terms(message: &MessageRecord) -> Vec<String> {
     if message.kind == MessageKind::User && !message.deleted {
-        index_terms(&message.body)
+        index_terms(&message.searchable_text())
     } else {
         Vec::new()
     }
@@ -529,7 +529,7 @@ pub(super) fn search(
         if let Some(message) = messages.find_one(doc! { "_id": key })?
             && message.kind == MessageKind::User
             && !message.deleted
-            && query.matches(&message.body)
+            && query.matches(&message.searchable_text())
         {
             page.hits.push(message);
         }

@@ -594,6 +594,26 @@ async fn without_javascript_people_can_log_in_read_and_post() {
         .unwrap();
     let posted = shown(&alice, ".msg[data-author='alice'] .msg-body").await;
     assert_eq!(posted.text().await.unwrap(), "posted with a plain form");
+
+    // Files too: the paperclip picks them, and "Upload" sends them.
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("agenda.txt");
+    std::fs::write(&notes, "1. attachments\n").unwrap();
+    let paperclip = alice.find(Locator::Css("#attach-file")).await.unwrap();
+    paperclip.send_keys(notes.to_str().unwrap()).await.unwrap();
+    alice
+        .find(Locator::Css("button[form=attach-form]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let card = shown(
+        &alice,
+        ".msg[data-author='alice'] .attachment-file .file-name",
+    )
+    .await;
+    assert_eq!(card.text().await.unwrap(), "agenda.txt");
     alice.close().await.unwrap();
 }
 
@@ -860,4 +880,153 @@ async fn a_name_in_the_room_opens_a_direct_conversation_listed_apart() {
     save_screenshot(&bob, "direct").await;
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_file_attached_with_the_paperclip_shows_inline_for_another_browser() {
+    let app = spawn_app_with(|config| config.max_upload = 2 * 1024 * 1024).await;
+    let driver = Driver::start().await;
+    let (alice, bob) = alice_and_bob_in_the_lobby(&driver, &app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("sunset.png");
+    let sky = image::RgbImage::from_fn(800, 500, |x, y| {
+        let t = y as f32 / 500.0;
+        let sun = ((x as f32 - 560.0).powi(2) + (y as f32 - 330.0).powi(2)).sqrt() < 70.0;
+        if sun {
+            image::Rgb([255, 214, 120])
+        } else {
+            image::Rgb([
+                (250.0 - 120.0 * t) as u8,
+                (140.0 - 90.0 * t) as u8,
+                (90.0 + 80.0 * t) as u8,
+            ])
+        }
+    });
+    sky.save(&photo).unwrap();
+    let notes = dir.path().join("meeting notes.pdf");
+    std::fs::write(
+        &notes,
+        b"%PDF-1.4\n% not really a PDF, only its first bytes\n".repeat(600),
+    )
+    .unwrap();
+    let huge = dir.path().join("huge.bin");
+    std::fs::write(&huge, vec![0u8; 3 * 1024 * 1024]).unwrap();
+
+    // The typed text goes with the file as its caption.
+    let composer = alice.find(Locator::Css("#composer-body")).await.unwrap();
+    composer
+        .send_keys("the view from the office")
+        .await
+        .unwrap();
+    let paperclip = alice.find(Locator::Css("#attach-file")).await.unwrap();
+    paperclip.send_keys(photo.to_str().unwrap()).await.unwrap();
+
+    let inline = "#messages .msg[data-author='alice'] .attachment-image img";
+    until(
+        &bob,
+        "alice's image, loaded inline",
+        &format!(
+            "var img = document.querySelector(\"{inline}\"); \
+             return !!img && img.complete && img.naturalWidth === 800 && img.naturalHeight === 500;"
+        ),
+    )
+    .await;
+    let img = bob.find(Locator::Css(inline)).await.unwrap();
+    assert_eq!(img.attr("width").await.unwrap().as_deref(), Some("480"));
+    assert_eq!(img.attr("height").await.unwrap().as_deref(), Some("300"));
+    let shown_size = script(
+        &bob,
+        &format!("var r = document.querySelector(\"{inline}\").getBoundingClientRect(); return [r.width, r.height];"),
+    )
+    .await;
+    assert_eq!(
+        shown_size,
+        serde_json::json!([480, 300]),
+        "shown at its size"
+    );
+    let caption = bob
+        .find(Locator::Css(
+            "#messages .msg[data-author='alice'] .msg-body",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(caption.text().await.unwrap(), "the view from the office");
+    until(
+        &alice,
+        "the composer emptied",
+        "return document.getElementById('composer-body').value === '';",
+    )
+    .await;
+
+    // Anything else is a card with its name and size.
+    let paperclip = alice.find(Locator::Css("#attach-file")).await.unwrap();
+    paperclip.send_keys(notes.to_str().unwrap()).await.unwrap();
+    let card = "#messages .msg[data-author='alice'] .attachment-file";
+    until(
+        &bob,
+        "the file card",
+        &format!("return !!document.querySelector(\"{card}\");"),
+    )
+    .await;
+    let card = bob.find(Locator::Css(card)).await.unwrap();
+    let card = card.text().await.unwrap();
+    assert!(
+        card.contains("meeting notes.pdf") && card.contains("29 KB"),
+        "{card}"
+    );
+
+    // Dropped on the room, or pasted into the composer, files go the same way.
+    for (event, name) in [("drop", "dropped.txt"), ("paste", "pasted.txt")] {
+        script(
+            &alice,
+            &format!(
+                "var files = new DataTransfer(); \
+                 files.items.add(new File(['some text'], '{name}', {{ type: 'text/plain' }})); \
+                 var event = '{event}' === 'drop' \
+                   ? new DragEvent('drop', {{ dataTransfer: files, bubbles: true, cancelable: true }}) \
+                   : new ClipboardEvent('paste', {{ clipboardData: files, bubbles: true, cancelable: true }}); \
+                 var target = '{event}' === 'drop' ? document.getElementById('messages') \
+                   : document.getElementById('composer-body'); \
+                 target.dispatchEvent(event); return true;"
+            ),
+        )
+        .await;
+        until(
+            &bob,
+            &format!("the {event} file"),
+            &format!(
+                "return [...document.querySelectorAll('.attachment-file .file-name')] \
+                 .some(function (n) {{ return n.textContent === '{name}'; }});"
+            ),
+        )
+        .await;
+    }
+
+    // Too large: refused in the page, before anything is sent.
+    let paperclip = alice.find(Locator::Css("#attach-file")).await.unwrap();
+    paperclip.send_keys(huge.to_str().unwrap()).await.unwrap();
+    let error = shown(&alice, "#composer-error[data-error='too_large']").await;
+    assert!(error.text().await.unwrap().contains("at most 2 MB"));
+
+    save_screenshot(&bob, "attachments").await;
+    save_screenshot(&alice, "attachments-own").await;
+
+    // On a phone, in dark mode, the picture fits the screen at its proportions.
+    let carol = driver.phone(&["--force-dark-mode"]).await;
+    log_in(&carol, &app, "carol").await;
+    carol.goto(&app.url("/rooms/lobby")).await.unwrap();
+    until(
+        &carol,
+        "the picture within the screen",
+        &format!(
+            "var img = document.querySelector(\"{inline}\"); if (!img || !img.complete) return false; \
+             var r = img.getBoundingClientRect(); \
+             return r.right <= window.innerWidth && Math.abs(r.width / r.height - 1.6) < 0.02;"
+        ),
+    )
+    .await;
+    save_screenshot(&carol, "attachments-phone-dark").await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+    carol.close().await.unwrap();
 }

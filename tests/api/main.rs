@@ -2,6 +2,7 @@
 //! WebSocket clients, and headless Chromium for what a person sees.
 
 mod admin;
+mod attachments;
 mod bots;
 mod browser;
 mod crash;

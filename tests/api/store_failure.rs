@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use chat::domain::{SearchQuery, Slug};
 use chat::store::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, MessageRecord, PoloStore, ReaderRecord,
-    RoomRecord, SearchCursor, SearchPage, SessionRecord, Storage, StoreError, StoreResult,
+    AppendBatch, BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageRecord, PoloStore,
+    ReaderRecord, RoomRecord, SearchCursor, SearchPage, SessionRecord, Storage, StoreError,
+    StoreResult,
 };
 use chat::{Application, Config};
 
@@ -88,6 +89,12 @@ impl Storage for FlakyStore {
     }
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
         self.inner.dedup_lookup(key)
+    }
+    fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>> {
+        self.inner.file(hash)
+    }
+    fn put_file(&self, file: &FileRecord) -> StoreResult<()> {
+        self.inner.put_file(file)
     }
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {
         self.inner.reader(login_id)

@@ -1,0 +1,423 @@
+//! Uploaded files on disk, named by the SHA-256 of their bytes, so the same bytes sent twice
+//! are stored once. An upload streams into a temporary file that is synced and then renamed
+//! into place, so a crash never leaves a half-written file under a real name. What the bytes
+//! are is sniffed from the bytes themselves: the four inline image types are decoded (with
+//! limits against decompression bombs) and get a thumbnail; everything else is a download.
+
+use std::io::{BufReader, Cursor};
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+use crate::store::ImageInfo;
+
+/// The type every file that is not an inline image is served as.
+pub const DOWNLOAD_TYPE: &str = "application/octet-stream";
+/// Images are shown fitting this box (CSS pixels), never enlarged.
+pub const SHOWN_WIDTH: u32 = 480;
+pub const SHOWN_HEIGHT: u32 = 360;
+/// Thumbnails have twice the pixels of the shown size, so they are sharp on high-density
+/// screens.
+const THUMB_WIDTH: u32 = 2 * SHOWN_WIDTH;
+const THUMB_HEIGHT: u32 = 2 * SHOWN_HEIGHT;
+/// An image whose decoded pixels would take more memory than this is offered as a download.
+const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+/// Nor is one wider or taller than this decoded.
+const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Bytes kept from the start of an upload to sniff its type.
+const SNIFF_BYTES: usize = 64;
+/// Bytes of an upload gathered in memory between writes.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// After an upload goes over the limit, this much more is read and dropped so the client gets
+/// the 413 instead of a reset connection; a larger excess is cut off.
+const DRAIN_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the file is larger than the limit")]
+    TooLarge,
+    #[error("the upload stopped sending")]
+    Stalled,
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error("the file could not be stored: {0}")]
+    Disk(#[from] std::io::Error),
+}
+
+/// Bytes now stored under their hash.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub hash: String,
+    pub size: u64,
+    /// The first bytes, for sniffing.
+    pub head: Vec<u8>,
+}
+
+/// What the stored bytes turned out to be.
+#[derive(Debug, Clone)]
+pub struct Sniffed {
+    pub media_type: String,
+    pub image: Option<ImageInfo>,
+}
+
+pub struct FileStore {
+    dir: PathBuf,
+    /// Uploads in progress, renamed into `dir` once complete and synced.
+    incoming: PathBuf,
+    /// One image decoded at a time: each may take up to `MAX_DECODE_BYTES`.
+    decoding: Semaphore,
+}
+
+impl FileStore {
+    /// Opens (creating) `dir`, and drops uploads a previous run left unfinished.
+    pub fn open(dir: &Path) -> std::io::Result<FileStore> {
+        let incoming = dir.join("incoming");
+        std::fs::create_dir_all(&incoming)?;
+        for leftover in std::fs::read_dir(&incoming)?.flatten() {
+            let _ = std::fs::remove_file(leftover.path());
+        }
+        Ok(FileStore {
+            dir: dir.to_owned(),
+            incoming,
+            decoding: Semaphore::new(1),
+        })
+    }
+
+    /// Where the bytes with this hash live. `None` unless `hash` is 64 lowercase hex digits,
+    /// so no stored name can point outside the directory.
+    pub fn path(&self, hash: &str) -> Option<PathBuf> {
+        is_hash(hash).then(|| self.dir.join(hash))
+    }
+
+    pub fn thumbnail_path(&self, hash: &str) -> Option<PathBuf> {
+        is_hash(hash).then(|| self.dir.join(format!("{hash}.thumb")))
+    }
+
+    /// Streams an upload to disk, hashing as it goes, and moves it under its hash (or drops it
+    /// if those bytes are stored already). Over `limit` bytes, or with nothing arriving for
+    /// `idle`, nothing is kept.
+    pub async fn receive<E: std::fmt::Display>(
+        &self,
+        mut chunks: impl Stream<Item = Result<Bytes, E>> + Unpin,
+        limit: u64,
+        idle: std::time::Duration,
+    ) -> Result<StoredFile, UploadError> {
+        let temp = TempFile::new(&self.incoming);
+        let file = tokio::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temp.path)
+            .await?;
+        // Each write to a tokio file is a trip to the blocking pool: gather chunks first.
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut hasher = Sha256::new();
+        let mut head = Vec::with_capacity(SNIFF_BYTES);
+        let mut size: u64 = 0;
+        loop {
+            let chunk = match tokio::time::timeout(idle, chunks.next()).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(_) => return Err(UploadError::Stalled),
+            };
+            let chunk = chunk.map_err(|e| UploadError::Interrupted(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > limit {
+                drop(file);
+                drain(&mut chunks, DRAIN_BYTES).await;
+                return Err(UploadError::TooLarge);
+            }
+            let wanted = SNIFF_BYTES.saturating_sub(head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..wanted]);
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        let hash = hex(&hasher.finalize());
+        let path = self.dir.join(&hash);
+        if tokio::fs::try_exists(&path).await? {
+            // Same bytes as a stored (and synced) file: nothing new to keep.
+            return Ok(StoredFile { hash, size, head });
+        }
+        file.get_ref().sync_all().await?;
+        drop(file);
+        temp.persist(&path).await?;
+        sync_dir(&self.dir).await?;
+        Ok(StoredFile { hash, size, head })
+    }
+
+    /// Sniffs stored bytes from their content. An inline image type that decodes within the
+    /// limits gets a thumbnail; anything else (SVG and HTML included) is a download.
+    pub async fn sniff(&self, file: &StoredFile) -> Sniffed {
+        let download = Sniffed {
+            media_type: DOWNLOAD_TYPE.into(),
+            image: None,
+        };
+        let Some(format) = inline_image_format(&file.head) else {
+            return download;
+        };
+        let (Some(source), Some(thumb)) = (self.path(&file.hash), self.thumbnail_path(&file.hash))
+        else {
+            return download;
+        };
+        let Ok(_turn) = self.decoding.acquire().await else {
+            return download;
+        };
+        let incoming = self.incoming.clone();
+        let made =
+            tokio::task::spawn_blocking(move || make_thumbnail(&source, format, &thumb, &incoming))
+                .await;
+        match made {
+            Ok(Ok(info)) => Sniffed {
+                media_type: format.to_mime_type().into(),
+                image: Some(info),
+            },
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, hash = %file.hash, "not shown inline: it did not decode");
+                download
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, hash = %file.hash, "image decoding failed");
+                download
+            }
+        }
+    }
+}
+
+/// The inline image type these first bytes announce, if any. SVG is never one: it can carry
+/// scripts.
+fn inline_image_format(head: &[u8]) -> Option<ImageFormat> {
+    match image::guess_format(head).ok()? {
+        format @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP) => {
+            Some(format)
+        }
+        _ => None,
+    }
+}
+
+/// Decodes the image within limits, upright per its EXIF orientation, and writes a
+/// thumbnail that fits `THUMB_WIDTH` × `THUMB_HEIGHT`: PNG if it has transparency, JPEG
+/// otherwise. (An animated GIF's thumbnail is its first frame; the page shows the GIF.)
+fn make_thumbnail(
+    source: &Path,
+    format: ImageFormat,
+    thumb: &Path,
+    incoming: &Path,
+) -> anyhow::Result<ImageInfo> {
+    let mut reader = ImageReader::with_format(BufReader::new(std::fs::File::open(source)?), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut image = DynamicImage::from_decoder(decoder)?;
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width(), image.height());
+    let (thumb_width, thumb_height) = fit_within(width, height, THUMB_WIDTH, THUMB_HEIGHT);
+    let small = image.thumbnail_exact(thumb_width, thumb_height);
+    let mut encoded = Cursor::new(Vec::new());
+    let thumb_type = if small.color().has_alpha() {
+        small.write_to(&mut encoded, ImageFormat::Png)?;
+        ImageFormat::Png
+    } else {
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 85);
+        small.to_rgb8().write_with_encoder(encoder)?;
+        ImageFormat::Jpeg
+    };
+    write_atomically(thumb, incoming, encoded.get_ref())?;
+    Ok(ImageInfo {
+        width,
+        height,
+        thumb_width,
+        thumb_height,
+        thumb_type: thumb_type.to_mime_type().into(),
+    })
+}
+
+/// The largest size with the same proportions that fits in `max_width` × `max_height`,
+/// never larger than the original, and at least 1 × 1.
+pub fn fit_within(width: u32, height: u32, max_width: u32, max_height: u32) -> (u32, u32) {
+    if width <= max_width && height <= max_height {
+        return (width.max(1), height.max(1));
+    }
+    let scale = f64::min(
+        f64::from(max_width) / f64::from(width),
+        f64::from(max_height) / f64::from(height),
+    );
+    let scaled = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
+    (scaled(width), scaled(height))
+}
+
+/// Writes `bytes` to a temporary file, syncs it, and renames it to `path`.
+fn write_atomically(path: &Path, incoming: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temp = incoming.join(temp_name());
+    let written = (|| {
+        let mut file = std::fs::File::create_new(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// Reads and drops up to `budget` more bytes of an upload.
+async fn drain<E>(chunks: &mut (impl Stream<Item = Result<Bytes, E>> + Unpin), budget: u64) {
+    let mut left = budget;
+    while let Some(Ok(chunk)) = chunks.next().await {
+        left = left.saturating_sub(chunk.len() as u64);
+        if left == 0 {
+            break;
+        }
+    }
+}
+
+/// A name under `incoming/` whose file is removed on drop unless persisted.
+struct TempFile {
+    path: PathBuf,
+    persisted: bool,
+}
+
+impl TempFile {
+    fn new(dir: &Path) -> TempFile {
+        TempFile {
+            path: dir.join(temp_name()),
+            persisted: false,
+        }
+    }
+
+    async fn persist(mut self, to: &Path) -> std::io::Result<()> {
+        tokio::fs::rename(&self.path, to).await?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn temp_name() -> String {
+    let bytes: [u8; 12] = rand::rng().random();
+    format!("{}.part", hex(&bytes))
+}
+
+/// Makes a rename in `dir` durable.
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+fn is_hash(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The name a file was uploaded with, made safe to store and show: only its last path
+/// component, without control characters, at most 200 characters; "file" if nothing is left.
+pub fn clean_file_name(name: Option<&str>) -> String {
+    const MAX_CHARS: usize = 200;
+    let last = name
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default();
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_CHARS)
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "file".into()
+    } else {
+        cleaned.to_owned()
+    }
+}
+
+/// A `Content-Disposition` value (RFC 6266): an ASCII `filename` fallback for old clients
+/// and the exact name as RFC 8187 `filename*`.
+pub fn content_disposition(kind: &str, name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' && c != '%' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::new();
+    for byte in name.bytes() {
+        let plain = byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte);
+        if plain {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_only_their_last_component_and_no_control_characters() {
+        assert_eq!(clean_file_name(Some("../../etc/passwd")), "passwd");
+        assert_eq!(clean_file_name(Some("C:\\Users\\me\\cat.png")), "cat.png");
+        assert_eq!(clean_file_name(Some("a\r\nb.txt")), "ab.txt");
+        assert_eq!(clean_file_name(Some("..")), "file");
+        assert_eq!(clean_file_name(None), "file");
+    }
+
+    #[test]
+    fn dispositions_quote_nothing_dangerous_and_keep_the_exact_name() {
+        let header = content_disposition("attachment", "rép\"ort; x=1.pdf");
+        assert_eq!(
+            header,
+            "attachment; filename=\"r_p_ort; x=1.pdf\"; filename*=UTF-8''r%C3%A9p%22ort%3B%20x%3D1.pdf"
+        );
+        assert!(axum::http::HeaderValue::from_str(&header).is_ok());
+    }
+
+    #[test]
+    fn thumbnails_keep_proportions_and_never_grow() {
+        assert_eq!(fit_within(1200, 600, 480, 360), (480, 240));
+        assert_eq!(fit_within(600, 1200, 480, 360), (180, 360));
+        assert_eq!(fit_within(100, 50, 480, 360), (100, 50));
+        assert_eq!(fit_within(10_000, 1, 480, 360), (480, 1));
+    }
+
+    #[test]
+    fn only_the_four_image_types_are_inline() {
+        assert_eq!(
+            inline_image_format(b"\x89PNG\r\n\x1a\n\0\0"),
+            Some(ImageFormat::Png)
+        );
+        assert_eq!(inline_image_format(b"<svg xmlns="), None);
+        assert_eq!(inline_image_format(b"<html><script>"), None);
+    }
+}
