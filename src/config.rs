@@ -97,6 +97,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value_t = 30.0)]
     pub request_timeout: f64,
 
+    /// A secret that grants the operations endpoints (`/metrics`) to requests
+    /// carrying `Authorization: Bearer <token>`. Without it they answer 404.
+    #[arg(long, env = "CHAT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Tests only: sessions last this long unused, instead of `session_days`.
     #[arg(skip)]
     pub session_lifetime_override: Option<Duration>,
@@ -130,6 +135,7 @@ impl Config {
             shutdown_grace: 10.0,
             header_timeout: 10.0,
             request_timeout: 30.0,
+            admin_token: None,
             session_lifetime_override: None,
             expiry_check_interval: Duration::from_secs(1),
         }

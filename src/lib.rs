@@ -11,6 +11,7 @@
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
+//! - [`metrics`]: what `/metrics` reports; [`ops`]: the operations endpoints.
 //! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
 //!   [`assets`]: embedded static files.
 
@@ -19,6 +20,8 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod metrics;
+pub mod ops;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;

@@ -29,7 +29,7 @@ use crate::rate_limit::RateLimiter;
 use crate::routes::devices::DeviceLinks;
 use crate::security::{self, OwnOrigin};
 use crate::store::{PoloStore, SessionBackend, Storage};
-use crate::{assets, auth, routes};
+use crate::{assets, auth, ops, routes};
 
 /// A urlencoded form over this gets 413. 64 KiB still fits 4,000 CJK characters encoded.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -82,6 +82,7 @@ impl Application {
                 .await?
                 .context("loading rooms")?;
         hub.spawn_ticker();
+        hub.metrics().spawn_upkeep(hub.shutdown_token().clone());
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
@@ -278,6 +279,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(sessions)
         .route("/healthz", get(routes::healthz))
+        .merge(ops::http::router())
         .route("/static/{*path}", get(assets::serve))
         .layer(middleware::from_fn(security::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

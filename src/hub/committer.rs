@@ -6,6 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -13,6 +14,7 @@ use super::now_millis;
 use super::room::{Room, render};
 use super::{Appended, ChangeError, MAX_BATCH, MessageChange, RenderedMessage};
 use crate::domain::{Nickname, Slug};
+use crate::metrics::Metrics;
 use crate::store::{
     AppendBatch, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction, ReplyPreview,
     RoomHead, Storage, StoreError, StoreResult,
@@ -41,6 +43,8 @@ pub(super) struct AppendRequest {
     /// The id of the message this one answers, in the same room.
     pub reply_to: Option<u64>,
     pub reply: oneshot::Sender<StoreResult<Appended>>,
+    /// When it was submitted, for the fan-out latency.
+    pub queued_at: Instant,
 }
 
 /// A request to change a stored message on behalf of `by`.
@@ -81,6 +85,7 @@ pub(super) fn run_committer(
     storage: &dyn Storage,
     mut requests: mpsc::Receiver<CommitRequest>,
     sidebar_dirty: &AtomicBool,
+    metrics: &Metrics,
 ) {
     let mut dedup = DedupCache {
         ids: HashMap::new(),
@@ -114,7 +119,7 @@ pub(super) fn run_committer(
                 Err(_) => break,
             }
         }
-        if commit_batch(storage, &mut dedup, batch) {
+        if commit_batch(storage, &mut dedup, batch, metrics) {
             sidebar_dirty.store(true, Ordering::Release);
         }
     }
@@ -229,8 +234,11 @@ fn commit_batch(
     storage: &dyn Storage,
     dedup: &mut DedupCache,
     requests: Vec<AppendRequest>,
+    metrics: &Metrics,
 ) -> bool {
     let now = now_millis();
+    // Requests come in queue order: the first waited longest.
+    let oldest = requests.first().map(|r| r.queued_at);
     let mut next_ids: HashMap<Slug, (Arc<Room>, u64)> = HashMap::new();
     let mut batch = AppendBatch::default();
     let mut accepted = Vec::with_capacity(requests.len());
@@ -315,11 +323,19 @@ fn commit_batch(
         })
         .collect();
 
+    let committing = Instant::now();
     match storage.append(&batch) {
         Ok(()) => {
+            let stored = batch.messages.len();
+            metrics.commit_seconds.record(committing.elapsed());
+            metrics.commit_batch.record(stored as f64);
+            metrics.persisted.increment(stored as u64);
             for (slug, room_marks) in marks {
                 next_ids[&slug].0.set_mention_marks(room_marks);
             }
+            // Counted before anyone is shown them: whoever saw a message sees it counted.
+            let delivered: usize = accepted.iter().map(|r| r.room.subscribers()).sum();
+            metrics.delivered.increment(delivered as u64);
             for (request, message) in accepted.into_iter().zip(rendered) {
                 let id = message.id;
                 request.room.publish(Arc::new(message), now);
@@ -327,6 +343,9 @@ fn commit_batch(
                     dedup.insert(key, id);
                 }
                 let _ = request.reply.send(Ok(Appended::Stored(id)));
+            }
+            if let Some(oldest) = oldest {
+                metrics.fanout_seconds.record(oldest.elapsed());
             }
             true
         }

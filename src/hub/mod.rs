@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Nickname, RoomName, Slug};
+use crate::metrics::Metrics;
 use crate::store::{
     self, MentionMark, MessageKind, MessageRecord, ReaderRecord, RoomRecord, Storage, StoreError,
     StoreResult,
@@ -163,6 +164,8 @@ pub struct Hub {
     /// Open sockets per login: the per-login cap, and the token that ends them on logout.
     logins: Mutex<HashMap<String, LoginSockets>>,
     shutdown: CancellationToken,
+    /// Shared with the committer thread, which records each batch.
+    metrics: Arc<Metrics>,
 }
 
 struct LoginSockets {
@@ -200,9 +203,18 @@ impl Hub {
         let committer_storage = storage.clone();
         let sidebar_dirty = Arc::new(AtomicBool::new(false));
         let committer_dirty = sidebar_dirty.clone();
+        let metrics = Metrics::new();
+        let committer_metrics = metrics.clone();
         let thread = thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run_committer(committer_storage.as_ref(), rx, &committer_dirty))
+            .spawn(move || {
+                run_committer(
+                    committer_storage.as_ref(),
+                    rx,
+                    &committer_dirty,
+                    &committer_metrics,
+                )
+            })
             .map_err(|e| StoreError(format!("cannot start the committer: {e}")))?;
         let hub = Arc::new(Hub {
             storage,
@@ -216,6 +228,7 @@ impl Hub {
             readers: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+            metrics,
         });
         Ok((hub, Committer { thread }))
     }
@@ -223,6 +236,17 @@ impl Hub {
     /// Cancelled when the server shuts down: every socket closes with 1012.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The Prometheus text of every metric, with the room count as of now.
+    pub fn render_metrics(&self) -> String {
+        let rooms = self.rooms.read().expect("rooms lock").len();
+        self.metrics.rooms.set(rooms as f64);
+        self.metrics.render()
     }
 
     pub fn room(&self, slug: &Slug) -> Option<Arc<Room>> {
@@ -485,6 +509,7 @@ impl Hub {
             dedup_key,
             reply_to: message.reply_to,
             reply,
+            queued_at: std::time::Instant::now(),
         };
         if let Err(refused) = self.committer.try_send(CommitRequest::Append(request))
             && let CommitRequest::Append(request) = refused_request(refused)
@@ -642,6 +667,7 @@ impl Hub {
             return None;
         }
         entry.open += 1;
+        self.metrics.sockets.increment(1.0);
         Some(SocketGuard {
             hub: self.clone(),
             login_id: login_id.to_owned(),
@@ -683,6 +709,7 @@ impl SocketGuard {
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
+        self.hub.metrics.sockets.decrement(1.0);
         let mut logins = self.hub.logins.lock().expect("logins lock");
         if let Some(entry) = logins.get_mut(&self.login_id)
             && !entry.ended.is_cancelled()

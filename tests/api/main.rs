@@ -11,6 +11,7 @@ mod live;
 mod login;
 mod mentions;
 mod messages;
+mod operations;
 mod restart;
 mod rooms;
 mod search;
