@@ -7,10 +7,22 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::hub::LiveSettings;
+use crate::ops::cli::Command;
 
 /// A lean, self-hosted real-time web chat.
 ///
-/// Every flag falls back to an environment variable named `CHAT_` + the flag in upper case.
+/// Run without a subcommand, it serves. Every flag falls back to an environment variable
+/// named `CHAT_` + the flag in upper case.
+#[derive(Debug, Parser)]
+#[command(name = "chat", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The server's flags.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chat", version, about)]
 pub struct Config {
@@ -97,7 +109,7 @@ pub struct Config {
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value_t = 30.0)]
     pub request_timeout: f64,
 
-    /// A secret that grants the operations endpoints (`/metrics`) to requests
+    /// A secret that grants the operations endpoints (`/metrics`, backup, export) to requests
     /// carrying `Authorization: Bearer <token>`. Without it they answer 404.
     #[arg(long, env = "CHAT_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,

@@ -11,7 +11,8 @@
 //! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
 //!   fragments rendered once.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
-//! - [`metrics`]: what `/metrics` reports; [`ops`]: the operations endpoints.
+//! - [`metrics`]: what `/metrics` reports; [`ops`]: the metrics, backup and export
+//!   endpoints, the backup archive, and the `backup`/`restore`/`export` subcommands.
 //! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
 //!   [`assets`]: embedded static files.
 

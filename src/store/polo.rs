@@ -1,8 +1,10 @@
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use polodb_core::bson::doc;
+use polodb_core::bson::{Bson, Document, doc};
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
@@ -11,6 +13,9 @@ use super::{
     Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
+
+/// The database's directory under the data directory.
+pub const DATABASE_DIR: &str = "chat.db";
 
 const ROOMS: &str = "rooms";
 pub(super) const MESSAGES: &str = "messages";
@@ -34,20 +39,74 @@ pub struct PoloStore {
     /// Locked for each write transaction that touches messages, so the index's memory of
     /// its runs has one writer and learns only what was committed.
     index: Mutex<IndexWriter>,
+    /// Every write holds it shared; a dump holds it alone. PoloDB's transactions read the
+    /// newest committed data, not a snapshot, so this is what makes a dump one point in time
+    /// while reads go on.
+    writes: RwLock<()>,
 }
 
 impl PoloStore {
     pub fn open(dir: &Path) -> StoreResult<PoloStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join("chat.db");
+        let path = dir.join(DATABASE_DIR);
         let db = open_database(&path)?;
         Ok(PoloStore {
             path,
             db: RwLock::new(Some(db)),
             reopens: AtomicU64::new(0),
             index: Mutex::new(IndexWriter::default()),
+            writes: RwLock::new(()),
         })
+    }
+
+    /// Inserts what [`Storage::dump`] wrote, into a database that holds none of it yet.
+    /// Returns the documents loaded per collection. A stream that ends before its trailer is
+    /// refused: the backup was cut short.
+    pub fn load(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
+        let mut loaded = BTreeMap::new();
+        let mut batch: Vec<Document> = Vec::new();
+        let mut batch_of = String::new();
+        loop {
+            let mut record = Document::from_reader(&mut *dump)
+                .map_err(|e| StoreError(format!("the dump ends early or is damaged: {e}")))?;
+            let collection = record.get_str(DUMP_COLLECTION).ok().map(str::to_owned);
+            if collection.as_deref() != Some(batch_of.as_str()) || batch.len() >= LOAD_BATCH {
+                self.insert_all(&batch_of, &mut batch)?;
+            }
+            let Some(collection) = collection else {
+                let expected = record.get_i64(DUMP_END).map_err(|_| {
+                    StoreError("the dump holds a record that is not a document".into())
+                })?;
+                let total: u64 = loaded.values().sum();
+                if total != expected as u64 {
+                    return Err(StoreError(format!(
+                        "the dump says {expected} documents but holds {total}"
+                    )));
+                }
+                return Ok(loaded);
+            };
+            let Some(Bson::Document(document)) = record.remove(DUMP_DOCUMENT) else {
+                return Err(StoreError("a dump record has no document".into()));
+            };
+            batch.push(document);
+            *loaded.entry(collection.clone()).or_insert(0) += 1;
+            batch_of = collection;
+        }
+    }
+
+    fn insert_all(&self, collection: &str, documents: &mut Vec<Document>) -> StoreResult<()> {
+        if documents.is_empty() {
+            return Ok(());
+        }
+        self.write(|db| {
+            let txn = db.start_transaction()?;
+            txn.collection::<Document>(collection)
+                .insert_many(documents.iter())?;
+            txn.commit()
+        })?;
+        documents.clear();
+        Ok(())
     }
 
     /// Runs `work` on the open database.
@@ -78,6 +137,7 @@ impl PoloStore {
     /// the database clears that, as a restart does. So a write that fails that way while
     /// there is room again reopens the database and is tried once more.
     fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
+        let _not_dumping = self.writes.read().expect("writes lock");
         let reopens = self.reopens.load(Ordering::Acquire);
         let failed = match self.with_db(&work) {
             Err(e) if (is_out_of_space(&e) || self.is_closed()) && self.has_room_to_reopen() => e,
@@ -139,6 +199,18 @@ fn open_database(path: &Path) -> StoreResult<Database> {
             }),
         })?;
     Ok(db)
+}
+
+/// A dump is a stream of BSON documents: `{c: collection, d: document}` for each stored
+/// document, then `{end: count}`, so a cut-short stream is told from a whole one.
+const DUMP_COLLECTION: &str = "c";
+const DUMP_DOCUMENT: &str = "d";
+const DUMP_END: &str = "end";
+/// Documents inserted per commit when loading a dump.
+const LOAD_BATCH: usize = 1000;
+
+fn dump_error(e: impl std::fmt::Display) -> polodb_core::Error {
+    polodb_core::Error::RocksDbErr(format!("writing the dump failed: {e}"))
 }
 
 fn is_out_of_space(error: &StoreError) -> bool {
@@ -329,6 +401,30 @@ impl Storage for PoloStore {
                 .delete_many(doc! { "login_id": login_id })?;
             Ok(())
         })
+    }
+
+    fn dump(&self, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
+        // Writes wait from here to the end; reads go on.
+        let _alone = self.writes.write().expect("writes lock");
+        let names = self.with_db(|db| db.list_collection_names())?;
+        let mut counts = BTreeMap::new();
+        self.read(|txn| {
+            for name in names {
+                let mut count = 0u64;
+                for document in txn.collection::<Document>(&name).find(doc! {}).run()? {
+                    let record = doc! { DUMP_COLLECTION: &name, DUMP_DOCUMENT: document? };
+                    record.to_writer(&mut *out).map_err(dump_error)?;
+                    count += 1;
+                }
+                counts.insert(name, count);
+            }
+            let total: u64 = counts.values().sum();
+            doc! { DUMP_END: total as i64 }
+                .to_writer(&mut *out)
+                .map_err(dump_error)?;
+            Ok(())
+        })?;
+        Ok(counts)
     }
 
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
