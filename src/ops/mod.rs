@@ -11,7 +11,6 @@ pub mod cli;
 pub mod export;
 pub mod http;
 
-use crate::error::AppError;
 use crate::store::StoreError;
 
 /// What can go wrong writing or reading a backup or an export.
@@ -34,14 +33,5 @@ impl OpsError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> OpsError {
         let context = context.into();
         move |source| OpsError::Io { context, source }
-    }
-}
-
-impl From<OpsError> for AppError {
-    fn from(e: OpsError) -> Self {
-        match e {
-            OpsError::Store(e) => AppError::Store(e),
-            other => AppError::Internal(other.to_string()),
-        }
     }
 }

@@ -21,7 +21,7 @@ async fn spawn_ops_app() -> TestApp {
 }
 
 /// Runs the chat binary with `args`; `CHAT_*` variables from the environment are left out.
-async fn chat(args: &[&str]) -> Output {
+pub async fn chat(args: &[&str]) -> Output {
     let mut command = tokio::process::Command::new(server_bin());
     command.args(args).kill_on_drop(true);
     for (name, _) in std::env::vars_os() {
