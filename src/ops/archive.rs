@@ -286,3 +286,30 @@ fn remove_restorable(data_dir: &Path) -> Result<(), OpsError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::is_file_entry;
+
+    #[test]
+    fn only_plain_paths_under_files_are_restored() {
+        assert!(is_file_entry(Path::new("files/ab12")));
+        assert!(is_file_entry(Path::new("files/ab/ab12")));
+        for unsafe_or_other in [
+            "files",
+            "files/",
+            "files/../chat.db/CURRENT",
+            "/files/x",
+            "../files/x",
+            "chat.db/CURRENT",
+            "database.bson",
+        ] {
+            assert!(
+                !is_file_entry(Path::new(unsafe_or_other)),
+                "{unsafe_or_other}"
+            );
+        }
+    }
+}

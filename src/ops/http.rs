@@ -166,3 +166,17 @@ impl Write for ChunkWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_whole_secret_matches() {
+        assert!(same_secret(b"s3cret-token", b"s3cret-token"));
+        assert!(!same_secret(b"s3cret-tokeN", b"s3cret-token"));
+        assert!(!same_secret(b"s3cret", b"s3cret-token"));
+        assert!(!same_secret(b"s3cret-token-and-more", b"s3cret-token"));
+        assert!(!same_secret(b"", b"s3cret-token"));
+    }
+}
