@@ -466,3 +466,100 @@ fn replace_in<T: serde::Serialize>(
     col.insert_one(document)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Write};
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::{CLAIMS, PoloStore};
+    use crate::store::{ClaimRecord, Storage};
+
+    /// Holds the dump at its first write until told to go on.
+    struct HeldWriter {
+        started: Option<mpsc::Sender<()>>,
+        go_on: mpsc::Receiver<()>,
+        bytes: Vec<u8>,
+    }
+
+    impl Write for HeldWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(started) = self.started.take() {
+                started.send(()).unwrap();
+                self.go_on.recv().unwrap();
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn claim(name: &str) -> ClaimRecord {
+        ClaimRecord {
+            nickname_key: name.into(),
+            nickname: name.into(),
+            login_id: format!("login-{name}"),
+        }
+    }
+
+    #[test]
+    fn writes_wait_for_a_dump_reads_do_not_and_the_dump_loads_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PoloStore::open(dir.path()).unwrap());
+        store.put_claim(&claim("alice")).unwrap();
+
+        let (started, dump_started) = mpsc::channel();
+        let (go_on, held) = mpsc::channel();
+        let dumping = std::thread::spawn({
+            let store = store.clone();
+            move || {
+                let mut out = HeldWriter {
+                    started: Some(started),
+                    go_on: held,
+                    bytes: Vec::new(),
+                };
+                let counts = store.dump(&mut out).unwrap();
+                (counts, out.bytes)
+            }
+        });
+        dump_started.recv().unwrap();
+        let (wrote, written) = mpsc::channel();
+        let writing = std::thread::spawn({
+            let store = store.clone();
+            move || {
+                store.put_claim(&claim("bob")).unwrap();
+                wrote.send(()).unwrap();
+            }
+        });
+        assert!(
+            written.recv_timeout(Duration::from_millis(300)).is_err(),
+            "a write went ahead in the middle of a dump"
+        );
+        assert!(store.claim("alice").unwrap().is_some(), "reads go on");
+        go_on.send(()).unwrap();
+        let (counts, dump) = dumping.join().unwrap();
+        written
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the write goes ahead once the dump is done");
+        writing.join().unwrap();
+        assert_eq!(counts[CLAIMS], 1);
+
+        let other = tempfile::tempdir().unwrap();
+        let copy = PoloStore::open(other.path()).unwrap();
+        let loaded = copy.load(&mut dump.as_slice()).unwrap();
+        assert_eq!(loaded, counts.into_iter().filter(|(_, n)| *n > 0).collect());
+        assert_eq!(copy.claim("alice").unwrap(), Some(claim("alice")));
+        assert_eq!(copy.claim("bob").unwrap(), None);
+
+        // Cut short: refused, not loaded as if whole.
+        let cut = &dump[..dump.len() - 1];
+        let third = tempfile::tempdir().unwrap();
+        let partial = PoloStore::open(third.path()).unwrap();
+        assert!(partial.load(&mut &cut[..]).is_err());
+    }
+}
