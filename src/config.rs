@@ -8,10 +8,22 @@ use clap::Parser;
 
 use crate::bots::webhook::WebhookSettings;
 use crate::hub::LiveSettings;
+use crate::ops::cli::Command;
 
 /// A lean, self-hosted real-time web chat.
 ///
-/// Every flag falls back to an environment variable named `CHAT_` + the flag in upper case.
+/// Run without a subcommand, it serves. Every flag falls back to an environment variable
+/// named `CHAT_` + the flag in upper case.
+#[derive(Debug, Parser)]
+#[command(name = "chat", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The server's flags.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chat", version, about)]
 pub struct Config {

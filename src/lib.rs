@@ -15,6 +15,8 @@
 //!   the [`admin::Admin`] extractor; moderation handlers are in `routes::admin`.
 //! - [`bots`]: bot tokens, the in-memory registry, and outgoing mention webhooks.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
+//! - [`metrics`]: what `/metrics` reports; [`ops`]: the metrics, backup and export
+//!   endpoints, the backup archive, and the `backup`/`restore`/`export` subcommands.
 //! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
 //!   [`assets`]: embedded static files.
 
@@ -26,6 +28,8 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod hub;
+pub mod metrics;
+pub mod ops;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;

@@ -1,14 +1,30 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use chat::config::Cli;
 use chat::{Application, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log)?)
-        .init();
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.config.log)?;
+    match cli.command {
+        Some(command) => {
+            // Standard output may be the export itself.
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            chat::ops::cli::run(command).await
+        }
+        None => {
+            tracing_subscriber::fmt().with_env_filter(filter).init();
+            serve(cli.config).await
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     tracing::info!(address = %app.address(), "serving");
     app.run_until_stopped(shutdown_signal()).await?;

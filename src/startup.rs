@@ -36,7 +36,7 @@ use crate::rate_limit::RateLimiter;
 use crate::routes::devices::DeviceLinks;
 use crate::security::{self, OwnOrigin};
 use crate::store::{PoloStore, SessionBackend, Storage};
-use crate::{assets, auth, routes};
+use crate::{assets, auth, ops, routes};
 
 /// A urlencoded form over this gets 413. 64 KiB still fits 4,000 CJK characters encoded.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -114,6 +114,7 @@ impl Application {
             webhooks,
             public_url: config.public_url.clone(),
         }));
+        hub.metrics().spawn_upkeep(hub.shutdown_token().clone());
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
@@ -396,6 +397,7 @@ pub fn router(state: AppState) -> Router {
         // Bearer tokens, not cookies: outside the session layer and its cross-site check.
         .merge(routes::api::router())
         .route("/healthz", get(routes::healthz))
+        .merge(ops::http::router())
         .route("/static/{*path}", get(assets::serve))
         .layer(middleware::from_fn(security::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

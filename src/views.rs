@@ -309,7 +309,7 @@ pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
     (html, body.mentions)
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -547,7 +547,7 @@ pub fn direct_partner<'a>(room_name: &'a str, viewer_key: &str) -> Option<&'a st
         .find(|name| Nickname::parse(name).map(|n| n.mention_key()).as_deref() != Ok(viewer_key))
 }
 
-fn from_millis(ms: i64) -> OffsetDateTime {
+pub(crate) fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -13,6 +14,7 @@ use super::now_millis;
 use super::room::{Room, render};
 use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange, RenderedMessage};
 use crate::domain::{Nickname, Slug};
+use crate::metrics::Metrics;
 use crate::store::{
     AppendBatch, Attachment, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction,
     ReplyPreview, RoomHead, Storage, StoreError, StoreResult,
@@ -44,6 +46,8 @@ pub(super) struct AppendRequest {
     pub bot: bool,
     pub attachment: Option<Attachment>,
     pub reply: oneshot::Sender<StoreResult<Appended>>,
+    /// When it was submitted, for the fan-out latency.
+    pub queued_at: Instant,
 }
 
 /// A request to change a stored message on behalf of `by`.
@@ -85,6 +89,7 @@ pub(super) fn run_committer(
     mut requests: mpsc::Receiver<CommitRequest>,
     sidebar_dirty: &AtomicBool,
     mention_hook: &OnceLock<Arc<dyn MentionHook>>,
+    metrics: &Metrics,
 ) {
     let mut dedup = DedupCache {
         ids: HashMap::new(),
@@ -118,7 +123,7 @@ pub(super) fn run_committer(
                 Err(_) => break,
             }
         }
-        if commit_batch(storage, &mut dedup, batch, mention_hook.get()) {
+        if commit_batch(storage, &mut dedup, batch, mention_hook.get(), metrics) {
             sidebar_dirty.store(true, Ordering::Release);
         }
     }
@@ -237,8 +242,11 @@ fn commit_batch(
     dedup: &mut DedupCache,
     requests: Vec<AppendRequest>,
     mention_hook: Option<&Arc<dyn MentionHook>>,
+    metrics: &Metrics,
 ) -> bool {
     let now = now_millis();
+    // Requests come in queue order: the first waited longest.
+    let oldest = requests.first().map(|r| r.queued_at);
     let mut next_ids: HashMap<Slug, (Arc<Room>, u64)> = HashMap::new();
     let mut batch = AppendBatch::default();
     let mut accepted = Vec::with_capacity(requests.len());
@@ -325,8 +333,13 @@ fn commit_batch(
         })
         .collect();
 
+    let committing = Instant::now();
     match storage.append(&batch) {
         Ok(()) => {
+            let stored = batch.messages.len();
+            metrics.commit_seconds.record(committing.elapsed());
+            metrics.commit_batch.record(stored as f64);
+            metrics.persisted.increment(stored as u64);
             for (slug, room_marks) in marks {
                 next_ids[&slug].0.set_mention_marks(room_marks);
             }
@@ -337,6 +350,9 @@ fn commit_batch(
                     }
                 }
             }
+            // Counted before anyone is shown them: whoever saw a message sees it counted.
+            let delivered: usize = accepted.iter().map(|r| r.room.subscribers()).sum();
+            metrics.delivered.increment(delivered as u64);
             for (request, message) in accepted.into_iter().zip(rendered) {
                 let id = message.id;
                 request.room.publish(Arc::new(message), now);
@@ -344,6 +360,9 @@ fn commit_batch(
                     dedup.insert(key, id);
                 }
                 let _ = request.reply.send(Ok(Appended::Stored(id)));
+            }
+            if let Some(oldest) = oldest {
+                metrics.fanout_seconds.record(oldest.elapsed());
             }
             true
         }

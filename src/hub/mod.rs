@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Nickname, RoomName, Slug};
+use crate::metrics::Metrics;
 use crate::store::{
     self, Attachment, MentionMark, MessageKind, MessageRecord, ReaderRecord, RoomRecord, Storage,
     StoreError, StoreResult,
@@ -232,6 +233,8 @@ pub struct Hub {
     /// Shared with the committer thread; set once while the application is built, before
     /// anything is posted.
     mention_hook: Arc<OnceLock<Arc<dyn MentionHook>>>,
+    /// Shared with the committer thread, which records each batch.
+    metrics: Arc<Metrics>,
 }
 
 struct LoginSockets {
@@ -295,6 +298,8 @@ impl Hub {
         let committer_dirty = sidebar_dirty.clone();
         let mention_hook: Arc<OnceLock<Arc<dyn MentionHook>>> = Arc::default();
         let committer_hook = mention_hook.clone();
+        let metrics = Metrics::new();
+        let committer_metrics = metrics.clone();
         let thread = thread::Builder::new()
             .name("committer".into())
             .spawn(move || {
@@ -303,6 +308,7 @@ impl Hub {
                     rx,
                     &committer_dirty,
                     &committer_hook,
+                    &committer_metrics,
                 )
             })
             .map_err(|e| StoreError(format!("cannot start the committer: {e}")))?;
@@ -320,6 +326,7 @@ impl Hub {
             logins: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             mention_hook,
+            metrics,
         });
         Ok((hub, Committer { thread }))
     }
@@ -327,6 +334,17 @@ impl Hub {
     /// Cancelled when the server shuts down: every socket closes with 1012.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The Prometheus text of every metric, with the room count as of now.
+    pub fn render_metrics(&self) -> String {
+        let rooms = self.rooms.read().expect("rooms lock").len();
+        self.metrics.rooms.set(rooms as f64);
+        self.metrics.render()
     }
 
     pub fn room(&self, slug: &Slug) -> Option<Arc<Room>> {
@@ -669,6 +687,7 @@ impl Hub {
             bot,
             attachment: message.attachment,
             reply,
+            queued_at: std::time::Instant::now(),
         };
         if let Err(refused) = self.committer.try_send(CommitRequest::Append(request))
             && let CommitRequest::Append(request) = refused_request(refused)
@@ -863,6 +882,7 @@ impl Hub {
             return None;
         }
         entry.open += 1;
+        self.metrics.sockets.increment(1.0);
         Some(SocketGuard {
             hub: self.clone(),
             login_id: login_id.to_owned(),
@@ -921,6 +941,7 @@ impl SocketGuard {
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
+        self.hub.metrics.sockets.decrement(1.0);
         let mut logins = self.hub.logins.lock().expect("logins lock");
         if let Some(entry) = logins.get_mut(&self.login_id)
             && !entry.ended.is_cancelled()

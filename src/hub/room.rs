@@ -208,6 +208,11 @@ impl Room {
         *self.mentions.lock().expect("mentions lock") = marks;
     }
 
+    /// Sockets subscribed to the room's live messages.
+    pub(super) fn subscribers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.live.subscribe()
     }

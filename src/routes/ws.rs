@@ -376,6 +376,12 @@ impl Connection {
         outbox: Arc<Outbox>,
         mut writer: JoinHandle<Option<u16>>,
     ) {
+        if matches!(
+            end,
+            End::Close(CLOSE_TRY_AGAIN, _) | End::WriterDone(Some(CLOSE_TRY_AGAIN))
+        ) {
+            self.hub.metrics().slow_consumers.increment(1);
+        }
         let closing = match end {
             End::Close(code, reason) => {
                 outbox.close(code, reason);

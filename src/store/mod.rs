@@ -7,13 +7,14 @@ mod polo;
 mod search_index;
 mod sessions;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{SearchQuery, Slug};
 
-pub use polo::PoloStore;
+pub use polo::{DATABASE_DIR, PoloStore};
 pub use search_index::{MAX_READS, SearchCursor, SearchPage};
 pub use sessions::SessionBackend;
 
@@ -106,6 +107,13 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()>;
     /// Whether any unexpired session belongs to this login.
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool>;
+
+    /// Writes every document of every collection to `out` as of one point in time (writes
+    /// wait until it is done; reads don't), in the backend's own format; returns how many
+    /// documents each collection had. For backups.
+    fn dump(&self, _out: &mut dyn std::io::Write) -> StoreResult<BTreeMap<String, u64>> {
+        Err(StoreError("this storage cannot be backed up".into()))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,8 +1,10 @@
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use polodb_core::bson::doc;
+use polodb_core::bson::{Bson, Document, doc};
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
@@ -11,6 +13,9 @@ use super::{
     RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
+
+/// The database's directory under the data directory.
+pub const DATABASE_DIR: &str = "chat.db";
 
 const ROOMS: &str = "rooms";
 pub(super) const MESSAGES: &str = "messages";
@@ -37,20 +42,74 @@ pub struct PoloStore {
     /// Locked for each write transaction that touches messages, so the index's memory of
     /// its runs has one writer and learns only what was committed.
     index: Mutex<IndexWriter>,
+    /// Every write holds it shared; a dump holds it alone. PoloDB's transactions read the
+    /// newest committed data, not a snapshot, so this is what makes a dump one point in time
+    /// while reads go on.
+    writes: RwLock<()>,
 }
 
 impl PoloStore {
     pub fn open(dir: &Path) -> StoreResult<PoloStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join("chat.db");
+        let path = dir.join(DATABASE_DIR);
         let db = open_database(&path)?;
         Ok(PoloStore {
             path,
             db: RwLock::new(Some(db)),
             reopens: AtomicU64::new(0),
             index: Mutex::new(IndexWriter::default()),
+            writes: RwLock::new(()),
         })
+    }
+
+    /// Inserts what [`Storage::dump`] wrote, into a database that holds none of it yet.
+    /// Returns the documents loaded per collection. A stream that ends before its trailer is
+    /// refused: the backup was cut short.
+    pub fn load(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
+        let mut loaded = BTreeMap::new();
+        let mut batch: Vec<Document> = Vec::new();
+        let mut batch_of = String::new();
+        loop {
+            let mut record = Document::from_reader(&mut *dump)
+                .map_err(|e| StoreError(format!("the dump ends early or is damaged: {e}")))?;
+            let collection = record.get_str(DUMP_COLLECTION).ok().map(str::to_owned);
+            if collection.as_deref() != Some(batch_of.as_str()) || batch.len() >= LOAD_BATCH {
+                self.insert_all(&batch_of, &mut batch)?;
+            }
+            let Some(collection) = collection else {
+                let expected = record.get_i64(DUMP_END).map_err(|_| {
+                    StoreError("the dump holds a record that is not a document".into())
+                })?;
+                let total: u64 = loaded.values().sum();
+                if total != expected as u64 {
+                    return Err(StoreError(format!(
+                        "the dump says {expected} documents but holds {total}"
+                    )));
+                }
+                return Ok(loaded);
+            };
+            let Some(Bson::Document(document)) = record.remove(DUMP_DOCUMENT) else {
+                return Err(StoreError("a dump record has no document".into()));
+            };
+            batch.push(document);
+            *loaded.entry(collection.clone()).or_insert(0) += 1;
+            batch_of = collection;
+        }
+    }
+
+    fn insert_all(&self, collection: &str, documents: &mut Vec<Document>) -> StoreResult<()> {
+        if documents.is_empty() {
+            return Ok(());
+        }
+        self.write(|db| {
+            let txn = db.start_transaction()?;
+            txn.collection::<Document>(collection)
+                .insert_many(documents.iter())?;
+            txn.commit()
+        })?;
+        documents.clear();
+        Ok(())
     }
 
     /// Runs `work` on the open database.
@@ -81,6 +140,7 @@ impl PoloStore {
     /// the database clears that, as a restart does. So a write that fails that way while
     /// there is room again reopens the database and is tried once more.
     fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
+        let _not_dumping = self.writes.read().expect("writes lock");
         let reopens = self.reopens.load(Ordering::Acquire);
         let failed = match self.with_db(&work) {
             Err(e) if (is_out_of_space(&e) || self.is_closed()) && self.has_room_to_reopen() => e,
@@ -142,6 +202,18 @@ fn open_database(path: &Path) -> StoreResult<Database> {
             }),
         })?;
     Ok(db)
+}
+
+/// A dump is a stream of BSON documents: `{c: collection, d: document}` for each stored
+/// document, then `{end: count}`, so a cut-short stream is told from a whole one.
+const DUMP_COLLECTION: &str = "c";
+const DUMP_DOCUMENT: &str = "d";
+const DUMP_END: &str = "end";
+/// Documents inserted per commit when loading a dump.
+const LOAD_BATCH: usize = 1000;
+
+fn dump_error(e: impl std::fmt::Display) -> polodb_core::Error {
+    polodb_core::Error::RocksDbErr(format!("writing the dump failed: {e}"))
 }
 
 fn is_out_of_space(error: &StoreError) -> bool {
@@ -398,6 +470,30 @@ impl Storage for PoloStore {
         })
     }
 
+    fn dump(&self, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
+        // Writes wait from here to the end; reads go on.
+        let _alone = self.writes.write().expect("writes lock");
+        let names = self.with_db(|db| db.list_collection_names())?;
+        let mut counts = BTreeMap::new();
+        self.read(|txn| {
+            for name in names {
+                let mut count = 0u64;
+                for document in txn.collection::<Document>(&name).find(doc! {}).run()? {
+                    let record = doc! { DUMP_COLLECTION: &name, DUMP_DOCUMENT: document? };
+                    record.to_writer(&mut *out).map_err(dump_error)?;
+                    count += 1;
+                }
+                counts.insert(name, count);
+            }
+            let total: u64 = counts.values().sum();
+            doc! { DUMP_END: total as i64 }
+                .to_writer(&mut *out)
+                .map_err(dump_error)?;
+            Ok(())
+        })?;
+        Ok(counts)
+    }
+
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
         self.read(|txn| {
             for session in txn
@@ -436,4 +532,101 @@ fn replace_in<T: serde::Serialize>(
     col.delete_one(doc! { "_id": id })?;
     col.insert_one(document)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Write};
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::{CLAIMS, PoloStore};
+    use crate::store::{ClaimRecord, Storage};
+
+    /// Holds the dump at its first write until told to go on.
+    struct HeldWriter {
+        started: Option<mpsc::Sender<()>>,
+        go_on: mpsc::Receiver<()>,
+        bytes: Vec<u8>,
+    }
+
+    impl Write for HeldWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(started) = self.started.take() {
+                started.send(()).unwrap();
+                self.go_on.recv().unwrap();
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn claim(name: &str) -> ClaimRecord {
+        ClaimRecord {
+            nickname_key: name.into(),
+            nickname: name.into(),
+            login_id: format!("login-{name}"),
+        }
+    }
+
+    #[test]
+    fn writes_wait_for_a_dump_reads_do_not_and_the_dump_loads_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PoloStore::open(dir.path()).unwrap());
+        store.put_claim(&claim("alice")).unwrap();
+
+        let (started, dump_started) = mpsc::channel();
+        let (go_on, held) = mpsc::channel();
+        let dumping = std::thread::spawn({
+            let store = store.clone();
+            move || {
+                let mut out = HeldWriter {
+                    started: Some(started),
+                    go_on: held,
+                    bytes: Vec::new(),
+                };
+                let counts = store.dump(&mut out).unwrap();
+                (counts, out.bytes)
+            }
+        });
+        dump_started.recv().unwrap();
+        let (wrote, written) = mpsc::channel();
+        let writing = std::thread::spawn({
+            let store = store.clone();
+            move || {
+                store.put_claim(&claim("bob")).unwrap();
+                wrote.send(()).unwrap();
+            }
+        });
+        assert!(
+            written.recv_timeout(Duration::from_millis(300)).is_err(),
+            "a write went ahead in the middle of a dump"
+        );
+        assert!(store.claim("alice").unwrap().is_some(), "reads go on");
+        go_on.send(()).unwrap();
+        let (counts, dump) = dumping.join().unwrap();
+        written
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the write goes ahead once the dump is done");
+        writing.join().unwrap();
+        assert_eq!(counts[CLAIMS], 1);
+
+        let other = tempfile::tempdir().unwrap();
+        let copy = PoloStore::open(other.path()).unwrap();
+        let loaded = copy.load(&mut dump.as_slice()).unwrap();
+        assert_eq!(loaded, counts.into_iter().filter(|(_, n)| *n > 0).collect());
+        assert_eq!(copy.claim("alice").unwrap(), Some(claim("alice")));
+        assert_eq!(copy.claim("bob").unwrap(), None);
+
+        // Cut short: refused, not loaded as if whole.
+        let cut = &dump[..dump.len() - 1];
+        let third = tempfile::tempdir().unwrap();
+        let partial = PoloStore::open(third.path()).unwrap();
+        assert!(partial.load(&mut &cut[..]).is_err());
+    }
 }

@@ -14,6 +14,7 @@ mod live;
 mod login;
 mod mentions;
 mod messages;
+mod operations;
 mod restart;
 mod rooms;
 mod search;

@@ -341,3 +341,47 @@ async fn a_failing_store_refuses_with_an_error_fragment_broadcasts_nothing_and_r
         .unwrap()
         .unwrap();
 }
+
+/// A store that can't take a snapshot (this one has no `dump`) breaks the backup's body off
+/// after its 200: the subcommand fails and leaves no archive that could pass for whole.
+#[tokio::test]
+async fn a_backup_the_store_cannot_take_fails_and_leaves_no_archive() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore {
+        inner: PoloStore::open(data_dir.path()).unwrap(),
+        fail_appends: AtomicBool::new(false),
+        failed: AtomicU64::new(0),
+    });
+    let mut config = Config::for_tests(data_dir.path());
+    config.admin_token = Some("token".into());
+    let app = Application::build_with_storage(config, store)
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.address());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("backup.tar");
+    let backup = crate::operations::chat(&[
+        "backup",
+        "--server",
+        &base,
+        "--admin-token",
+        "token",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!backup.status.success());
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .expect("the server stops in time")
+        .unwrap()
+        .unwrap();
+}
