@@ -488,6 +488,16 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_mention_key_is_the_nicknames_nfkc_form_even_when_that_is_punctuation() {
+        // Found by fuzzing: `Ŀ` is a letter, and NFKC makes it `L·`.
+        let body = render_body_and_mentions("<@ĿХ");
+        let name = Nickname::parse("ĿХ").unwrap();
+        assert_eq!(body.mentions, [name.mention_key()]);
+        assert_eq!(body.mentions, ["l·х"]);
+        crate::invariants::check_render_body("<@ĿХ");
+    }
+
     proptest::proptest! {
         /// Whatever is typed, the only markup out is the renderer's own, and every link is a
         /// web link with the safe attributes.
