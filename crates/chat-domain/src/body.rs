@@ -489,13 +489,18 @@ mod tests {
     }
 
     #[test]
-    fn a_mention_key_is_the_nicknames_nfkc_form_even_when_that_is_punctuation() {
-        // Found by fuzzing: `Ŀ` is a letter, and NFKC makes it `L·`.
-        let body = render_body_and_mentions("<@ĿХ");
-        let name = Nickname::parse("ĿХ").unwrap();
-        assert_eq!(body.mentions, [name.mention_key()]);
-        assert_eq!(body.mentions, ["l·х"]);
-        crate::invariants::check_render_body("<@ĿХ");
+    fn a_name_whose_nfkc_form_holds_punctuation_or_space_is_no_mention() {
+        // Found by fuzzing: `Ŀ` and `ͺ` are letters, but NFKC makes them `L·` and ` ͅ`.
+        for typed in ["<@ĿХ", "[@77ttͺ/!"] {
+            let body = render_body_and_mentions(typed);
+            assert!(body.mentions.is_empty(), "{typed}: {:?}", body.mentions);
+            crate::invariants::check_render_body(typed);
+        }
+        assert_eq!(
+            render_body_and_mentions("@İlker").mentions,
+            ["i\u{307}lker"],
+            "lower case may add a mark"
+        );
     }
 
     proptest::proptest! {

@@ -6,7 +6,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::body::MAX_BODY_CHARS;
 use crate::frame::MAX_CLIENT_ID_CHARS;
-use crate::nickname::{MAX_NICKNAME_CHARS, uniqueness_key};
+use crate::nickname::{MAX_NICKNAME_CHARS, is_mention_key_char, uniqueness_key};
 use crate::room::{MAX_ROOM_NAME_CHARS, MAX_SLUG_CHARS};
 use crate::{
     BodyError, ClientFrame, ClientId, FrameError, MessageBody, Nickname, NicknameError, RoomName,
@@ -63,19 +63,15 @@ fn assert_rendered_markup_is_safe(html: &str) {
     assert!(open.is_empty(), "unclosed {open:?} in {html}");
 }
 
-/// A mention is `<span class="mention" data-mention="{key}">` and holds plain text. The key
-/// is a nickname's mention key: NFKC can turn a nickname's letters into other characters
-/// (`Ŀ` is `L·`, `⑴` is `(1)`), but never into space, controls or markup.
+/// A mention is `<span class="mention" data-mention="{key}">` with a mention key (nickname
+/// characters, and the marks lower case adds), and holds plain text.
 fn assert_mention_chip(attributes: &str, html: &str) {
     let key = attributes
         .strip_prefix("class=\"mention\" data-mention=\"")
         .and_then(|rest| rest.strip_suffix('"'))
         .unwrap_or_else(|| panic!("<span {attributes}> in {html}"));
     assert!(
-        !key.is_empty()
-            && key.chars().all(|c| {
-                !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\'' | '<' | '>')
-            }),
+        !key.is_empty() && key.chars().all(is_mention_key_char),
         "mention key {key:?} in {html}"
     );
 }
@@ -209,7 +205,11 @@ pub fn check_nickname(input: &str) {
         Err(NicknameError::InvalidCharacter) => {
             let invisible = |c: char| uniqueness_key(&c.to_string()).is_empty();
             let refused = |c: char| !allowed(c) || invisible(c);
-            return assert!(trimmed.chars().any(refused), "{trimmed:?}");
+            let mention_key: String = trimmed.nfkc().flat_map(char::to_lowercase).collect();
+            return assert!(
+                trimmed.chars().any(refused) || !mention_key.chars().all(is_mention_key_char),
+                "{trimmed:?}"
+            );
         }
     };
     let text = nickname.as_str();
@@ -218,6 +218,11 @@ pub fn check_nickname(input: &str) {
     assert!(text.chars().all(allowed), "{text:?}");
     assert_eq!(Nickname::parse(text).as_ref(), Ok(&nickname));
 
+    assert!(
+        nickname.mention_key().chars().all(is_mention_key_char),
+        "{text:?} has mention key {:?}",
+        nickname.mention_key()
+    );
     let key = nickname.key();
     assert!(!key.is_empty(), "{text:?} has an empty key");
     assert_eq!(

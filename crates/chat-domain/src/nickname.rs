@@ -31,7 +31,13 @@ impl Nickname {
         if !trimmed.chars().all(is_nickname_char) {
             return Err(NicknameError::InvalidCharacter);
         }
-        Ok(Nickname(trimmed.to_owned()))
+        let nickname = Nickname(trimmed.to_owned());
+        // NFKC turns a few letters into other characters (`Ŀ` into `L·`, `ͺ` into a space and a
+        // mark); a mention key holding them would break the space-separated lists pages read.
+        if !nickname.mention_key().chars().all(is_mention_key_char) {
+            return Err(NicknameError::InvalidCharacter);
+        }
+        Ok(nickname)
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,6 +60,12 @@ impl Nickname {
 
 fn is_nickname_char(c: char) -> bool {
     (c.is_alphanumeric() && !is_hangul_filler(c)) || matches!(c, '_' | '-' | '.')
+}
+
+/// What a mention key may hold: nickname characters, and the combining marks that lower
+/// case adds (`İ` is `i` and a dot above).
+pub(crate) fn is_mention_key_char(c: char) -> bool {
+    is_nickname_char(c) || unicode_normalization::char::is_combining_mark(c)
 }
 
 /// The only letters that show as nothing (UTS #39 skeletons drop them): a name of them would
@@ -111,6 +123,25 @@ mod tests {
         ] {
             assert!(Nickname::parse(ok).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn refuses_letters_that_nfkc_turns_into_punctuation_or_space() {
+        for odd in ["Ŀx", "77ttͺ", "⑴"] {
+            assert_eq!(
+                Nickname::parse(odd),
+                Err(NicknameError::InvalidCharacter),
+                "{odd}"
+            );
+        }
+        assert!(
+            Nickname::parse("İlker").is_ok(),
+            "lower case adds a mark, which is fine"
+        );
+        assert!(
+            Nickname::parse("Ａｌｉｃｅ").is_ok(),
+            "full width is still letters"
+        );
     }
 
     #[test]
