@@ -48,7 +48,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
         let user = session
             .get::<CurrentUser>(USER_KEY)
             .await
-            .map_err(|e| AppError::from(e).into_response())?;
+            .map_err(|e| AppError::from(e).into_response())?
+            // A session from before a nickname rule changed holds a name that no longer
+            // parses: it counts as logged out rather than failing later.
+            .filter(|user: &CurrentUser| Nickname::parse(&user.nickname).is_ok());
         if user.is_some() {
             keep_alive(&session)
                 .await
