@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::now_millis;
 use super::room::{Room, render};
-use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange, RenderedMessage};
+use super::{
+    Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange, RenderedMessage, WINDOW,
+};
 use crate::domain::{Nickname, Slug};
 use crate::metrics::Metrics;
 use crate::store::{
@@ -131,9 +133,51 @@ pub(super) fn run_committer(
 
 /// Applies an edit, deletion or reaction, stores it, and replaces the message for everyone.
 fn apply_change(storage: &dyn Storage, request: ChangeRequest) {
-    let outcome =
-        change_message(storage, &request).map(|record| request.room.republish(render(&record)));
+    let outcome = change_message(storage, &request).map(|record| {
+        let changed = request.room.republish(render(&record));
+        if !matches!(request.change, MessageChange::React(_)) {
+            refresh_replies(storage, &request.room, &record);
+        }
+        changed
+    });
     let _ = request.reply.send(outcome);
+}
+
+/// Replies to `original` among the room's recent messages quote it as it is now: the new
+/// text after an edit, and after a deletion only that it was deleted. (Older replies keep
+/// the quote they were sent with.)
+fn refresh_replies(storage: &dyn Storage, room: &Room, original: &MessageRecord) {
+    let id = original.id.max(0) as u64;
+    let newest = room.last_id();
+    let from = (id + 1).max(newest.saturating_sub(WINDOW as u64 - 1));
+    if from > newest {
+        return;
+    }
+    let replies = match storage.messages(&room.slug, from, newest) {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::warn!(error = %e, room = %room.slug, id, "replies not refreshed");
+            return;
+        }
+    };
+    let quote = reply_preview(storage, &room.slug, id).unwrap_or_else(|| ReplyPreview {
+        id: original.id,
+        author: original.author.clone(),
+        excerpt: "Message deleted".to_owned(),
+    });
+    for mut reply in replies {
+        let answers = reply.reply_to.as_ref().is_some_and(|r| r.id == original.id);
+        if !answers || reply.deleted || reply.reply_to.as_ref() == Some(&quote) {
+            continue;
+        }
+        reply.reply_to = Some(quote.clone());
+        match storage.update_message(&reply) {
+            Ok(()) => {
+                room.republish(render(&reply));
+            }
+            Err(e) => tracing::warn!(error = %e, room = %room.slug, id, "reply not refreshed"),
+        }
+    }
 }
 
 fn change_message(

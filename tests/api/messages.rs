@@ -336,7 +336,7 @@ async fn reactions_toggle_per_person_with_counts_and_names_live_and_stored() {
 #[tokio::test]
 async fn a_reply_quotes_the_message_it_answers_and_links_to_it() {
     let app = spawn_app().await;
-    let (_alice, mut a, _bob, mut b, id) =
+    let (alice, mut a, _bob, mut b, id) =
         two_people_and_a_message(&app, "Lunch at noon? <b>bring</b> snacks").await;
 
     b.send_json(serde_json::json!({
@@ -360,6 +360,7 @@ async fn a_reply_quotes_the_message_it_answers_and_links_to_it() {
         frame.contains("Lunch at noon? &#60;b&#62;bring&#60;/b&#62; snacks"),
         "the excerpt is escaped text: {frame}"
     );
+    let reply_id = user_message_ids(&frame)[0];
     b.next_text().await;
 
     // A reply to a message that doesn't exist is still a message, without a quote.
@@ -370,6 +371,31 @@ async fn a_reply_quotes_the_message_it_answers_and_links_to_it() {
         frame.contains("hello?") && !frame.contains("msg-reply"),
         "{frame}"
     );
+    b.next_text().await;
+
+    // The quote follows the original: its new text after an edit, none once deleted.
+    let path = format!("/rooms/lobby/messages/{id}");
+    let edited = alice
+        .htmx(Method::PUT, &path, &[("body", "Lunch at one")])
+        .await;
+    assert_eq!(edited.status(), 200);
+    next_replacement(&mut b, id).await;
+    let frame = next_replacement(&mut b, reply_id).await;
+    assert!(
+        frame.contains(r#"<span class="msg-reply-excerpt">Lunch at one</span>"#),
+        "{frame}"
+    );
+    let deleted = alice.htmx(Method::DELETE, &path, &[]).await;
+    assert_eq!(deleted.status(), 200);
+    next_replacement(&mut b, id).await;
+    let frame = next_replacement(&mut b, reply_id).await;
+    assert!(
+        frame.contains(r#"<span class="msg-reply-excerpt">Message deleted</span>"#)
+            && !frame.contains("Lunch"),
+        "{frame}"
+    );
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(!page.contains("Lunch"), "stored too");
 }
 
 #[tokio::test]
