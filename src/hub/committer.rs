@@ -12,9 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::now_millis;
 use super::room::{Room, render};
-use super::{
-    Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange, RenderedMessage, WINDOW,
-};
+use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange, RenderedMessage};
 use crate::domain::{Nickname, Slug};
 use crate::metrics::Metrics;
 use crate::store::{
@@ -143,23 +141,28 @@ fn apply_change(storage: &dyn Storage, request: ChangeRequest) {
     let _ = request.reply.send(outcome);
 }
 
-/// Replies to `original` among the room's recent messages quote it as it is now: the new
-/// text after an edit, and after a deletion only that it was deleted. (Older replies keep
-/// the quote they were sent with.)
+/// Replies to `original` in the room's window quote it as it is now: the new text after an
+/// edit, and after a deletion only that it was deleted. (Older replies keep the quote they
+/// were sent with.) Only the replies themselves are read.
 fn refresh_replies(storage: &dyn Storage, room: &Room, original: &MessageRecord) {
     let id = original.id.max(0) as u64;
-    let newest = room.last_id();
-    let from = (id + 1).max(newest.saturating_sub(WINDOW as u64 - 1));
-    if from > newest {
+    let reply_ids: Vec<u64> = room.with_window(|window| {
+        window
+            .iter()
+            .filter(|m| m.reply_to == Some(id))
+            .map(|m| m.id)
+            .collect()
+    });
+    if reply_ids.is_empty() {
         return;
     }
-    let replies = match storage.messages(&room.slug, from, newest) {
-        Ok(records) => records,
-        Err(e) => {
-            tracing::warn!(error = %e, room = %room.slug, id, "replies not refreshed");
-            return;
+    let mut replies = Vec::with_capacity(reply_ids.len());
+    for reply_id in reply_ids {
+        match storage.messages(&room.slug, reply_id, reply_id) {
+            Ok(found) => replies.extend(found),
+            Err(e) => tracing::warn!(error = %e, room = %room.slug, id, "reply not refreshed"),
         }
-    };
+    }
     let quote = reply_preview(storage, &room.slug, id).unwrap_or_else(|| ReplyPreview {
         id: original.id,
         author: original.author.clone(),

@@ -26,6 +26,8 @@ pub struct RenderedMessage {
     pub mentions: Vec<String>,
     /// The room revision of its last change (edit, deletion, reaction), 0 if none.
     pub revision: u64,
+    /// The message it answers, whose changes its quote follows.
+    pub reply_to: Option<u64>,
 }
 
 /// What a room pushes to its subscribers. Each frame is built once and shared.
@@ -341,5 +343,6 @@ pub(super) fn render(record: &MessageRecord) -> RenderedMessage {
         html,
         mentions,
         revision: 0,
+        reply_to: record.reply_to.as_ref().map(|r| r.id.max(0) as u64),
     }
 }
