@@ -17,6 +17,7 @@ use tower_sessions::Session;
 
 use crate::auth::{CurrentUser, USER_KEY};
 use crate::error::AppError;
+use crate::security::{hex, same_secret};
 use crate::startup::AppState;
 use crate::store::{self, Storage, StoreResult};
 
@@ -29,18 +30,9 @@ const SETUP_USED: &str = "used";
 
 type Digest32 = [u8; 32];
 
+/// Secrets are compared as digests, which keeps their lengths out of the timing.
 fn digest(secret: &str) -> Digest32 {
     Sha256::digest(secret.as_bytes()).into()
-}
-
-/// Compares two digests without stopping at the first difference. Comparing digests rather
-/// than the secrets keeps their lengths out of the timing too.
-fn same_digest(a: &Digest32, b: &Digest32) -> bool {
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The secrets that make an admin. Only digests are kept, in memory and on disk.
@@ -65,9 +57,9 @@ impl AdminSecrets {
         let mut setup = None;
         let mut fresh = None;
         if token.is_none() && storage.setting(SETUP_SETTING)?.as_deref() != Some(SETUP_USED) {
-            let secret = to_hex(&rand::random::<[u8; 24]>());
+            let secret = hex(&rand::random::<[u8; 24]>());
             let hashed = digest(&secret);
-            storage.put_setting(SETUP_SETTING, &to_hex(&hashed))?;
+            storage.put_setting(SETUP_SETTING, &hex(&hashed))?;
             setup = Some(hashed);
             fresh = Some(secret);
         }
@@ -85,7 +77,7 @@ impl AdminSecrets {
     pub fn is_admin_token(&self, given: &str) -> bool {
         self.token
             .as_ref()
-            .is_some_and(|token| same_digest(token, &digest(given)))
+            .is_some_and(|token| same_secret(token, &digest(given)))
     }
 
     /// Whether `given` grants admin rights: the admin token, or the setup token, which is
@@ -98,7 +90,7 @@ impl AdminSecrets {
         let mut setup = self.setup.lock().await;
         if !setup
             .as_ref()
-            .is_some_and(|expected| same_digest(expected, &given))
+            .is_some_and(|expected| same_secret(expected, &given))
         {
             return Ok(false);
         }
@@ -225,8 +217,8 @@ mod tests {
 
     #[test]
     fn digests_match_only_the_same_secret() {
-        assert!(same_digest(&digest("s3cret"), &digest("s3cret")));
-        assert!(!same_digest(&digest("s3cret"), &digest("s3cret ")));
-        assert!(!same_digest(&digest(""), &digest("s3cret")));
+        assert!(same_secret(&digest("s3cret"), &digest("s3cret")));
+        assert!(!same_secret(&digest("s3cret"), &digest("s3cret ")));
+        assert!(!same_secret(&digest(""), &digest("s3cret")));
     }
 }

@@ -32,7 +32,7 @@ pub fn urls() -> &'static Urls {
 
 fn etag(path: &str) -> Option<String> {
     let hash = Static::get(path)?.metadata.sha256_hash();
-    Some(hash[..8].iter().map(|b| format!("{b:02x}")).collect())
+    Some(crate::security::hex(&hash[..8]))
 }
 
 fn versioned(path: &str) -> String {

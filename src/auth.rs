@@ -11,7 +11,7 @@ use tower_sessions::Session;
 
 use crate::domain::Nickname;
 use crate::error::AppError;
-use crate::security::CspNonce;
+use crate::security::{CspNonce, same_secret};
 use crate::startup::AppState;
 use crate::store::{self, ClaimRecord};
 use crate::views::{Chrome, LoginPage, render};
@@ -126,16 +126,6 @@ async fn needs_code(state: &AppState, session: &Session) -> Result<bool, AppErro
         && session.get::<bool>(JOIN_CODE_GIVEN).await? != Some(true))
 }
 
-/// Compares without stopping at the first difference, so timing says little about the code.
-pub(crate) fn same_code(given: &str, expected: &str) -> bool {
-    given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
-}
-
 pub async fn login_form(
     State(state): State<AppState>,
     session: Session,
@@ -164,7 +154,7 @@ pub async fn join(
     Path(code): Path<String>,
 ) -> Result<Response, AppError> {
     match &state.config.join_code {
-        Some(expected) if same_code(&code, expected) => {
+        Some(expected) if same_secret(code.as_bytes(), expected.as_bytes()) => {
             session.insert(JOIN_CODE_GIVEN, true).await?;
             Ok(Redirect::to("/login").into_response())
         }
@@ -208,7 +198,7 @@ pub async fn login(
             .config
             .join_code
             .as_deref()
-            .is_some_and(|expected| same_code(&form.code, expected))
+            .is_some_and(|expected| same_secret(form.code.as_bytes(), expected.as_bytes()))
     {
         return refuse(
             "That join code is not right. Ask whoever invited you for the code or an invite link."

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
+use crate::security::hex;
 use crate::store::ImageInfo;
 
 /// The type every file that is not an inline image is served as.
@@ -330,10 +331,6 @@ fn is_hash(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The name a file was uploaded with, made safe to store and show: only its last path

@@ -86,17 +86,31 @@ pub async fn reject_cross_site(
 #[derive(Debug, Clone)]
 pub struct CspNonce(pub String);
 
+/// Lower-case hex of `bytes`: tokens, nonces, content hashes. A table rather than a
+/// `format!` per byte, since the nonce is made for every response.
+pub fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        hex.push(HEX[usize::from(b >> 4)] as char);
+        hex.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    hex
+}
+
+/// Compares secrets without stopping at the first difference, so timing says little about
+/// how much of a guess was right. (Lengths may show; they are no secret.)
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
 pub async fn security_headers(mut request: Request, next: Next) -> Response {
-    let nonce = {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let bytes: [u8; 16] = rand::rng().random();
-        let mut hex = String::with_capacity(32);
-        for b in bytes {
-            hex.push(HEX[usize::from(b >> 4)] as char);
-            hex.push(HEX[usize::from(b & 0xf)] as char);
-        }
-        hex
-    };
+    let nonce = hex(&rand::rng().random::<[u8; 16]>());
     request.extensions_mut().insert(CspNonce(nonce.clone()));
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -121,4 +135,23 @@ pub async fn security_headers(mut request: Request, next: Next) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn only_the_whole_secret_matches() {
+        assert!(same_secret(b"s3cret-token", b"s3cret-token"));
+        assert!(!same_secret(b"s3cret-tokeN", b"s3cret-token"));
+        assert!(!same_secret(b"s3cret", b"s3cret-token"));
+        assert!(!same_secret(b"", b"s3cret-token"));
+    }
 }

@@ -10,9 +10,9 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-use crate::auth::same_code;
 use crate::domain::Nickname;
 use crate::hub::now_millis;
+use crate::security::{hex, same_secret};
 use crate::store::{self, BOT_CLAIM_PREFIX, BotRecord, ClaimRecord, Storage, StoreError};
 
 /// Every token starts with this, so one pasted somewhere is easy to spot (and grep for).
@@ -106,7 +106,7 @@ impl Bots {
         let registry = self.registry.read().expect("bots lock");
         let bot = registry.by_id.get(id)?;
         let stored = bot.token_hash.as_deref()?;
-        same_code(&token_hash(token), stored).then(|| identity(bot))
+        same_secret(token_hash(token).as_bytes(), stored.as_bytes()).then(|| identity(bot))
     }
 
     /// The bots `login_id` made, oldest first.
@@ -308,10 +308,6 @@ pub fn token_hash(token: &str) -> String {
 
 fn random_hex<const N: usize>() -> String {
     hex(&rand::random::<[u8; N]>())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

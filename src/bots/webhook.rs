@@ -14,8 +14,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Bots, hex};
+use super::Bots;
 use crate::hub::{MentionHook, Room};
+use crate::security::hex;
 use crate::store::{MessageKind, MessageRecord};
 
 /// The header that carries `sha256=` and the hex HMAC-SHA256 of the body.

@@ -65,8 +65,7 @@ impl DeviceLinks {
 }
 
 fn random_token() -> String {
-    let bytes: [u8; 24] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::security::hex(&rand::random::<[u8; 24]>())
 }
 
 #[derive(Template)]
