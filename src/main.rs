@@ -7,7 +7,7 @@ use chat::{Application, Config};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_new(&cli.config.log)?;
+    let filter = log_filter(&cli.config.log)?;
     match cli.command {
         Some(command) => {
             // Standard output may be the export itself.
@@ -22,6 +22,19 @@ async fn main() -> anyhow::Result<()> {
             serve(cli.config).await
         }
     }
+}
+
+/// The `--log` filter. tower-sessions opens an info-level span for every request and every
+/// session read; they say nothing the request log doesn't, and cost more than rendering the
+/// page, so they stay off unless the filter names the crate.
+fn log_filter(directives: &str) -> anyhow::Result<EnvFilter> {
+    let mut filter = EnvFilter::try_new(directives)?;
+    if !directives.contains("tower_sessions") {
+        for quiet in ["tower_sessions=warn", "tower_sessions_core=warn"] {
+            filter = filter.add_directive(quiet.parse()?);
+        }
+    }
+    Ok(filter)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
