@@ -19,7 +19,13 @@ const SESSION_CACHE: usize = 100_000;
 #[derive(Clone)]
 pub struct SessionBackend {
     storage: Arc<dyn Storage>,
-    cache: Arc<Mutex<HashMap<String, SessionRecord>>>,
+    cache: Arc<Mutex<HashMap<Id, Cached>>>,
+}
+
+/// A session as tower-sessions wants it, decoded once rather than on every request.
+struct Cached {
+    record: Record,
+    login_id: Option<String>,
 }
 
 impl fmt::Debug for SessionBackend {
@@ -36,12 +42,13 @@ impl SessionBackend {
         }
     }
 
-    fn remember(&self, record: SessionRecord) {
+    fn remember(&self, record: &Record, login_id: Option<String>) {
         let mut cache = self.cache.lock().expect("session cache lock");
         if cache.len() >= SESSION_CACHE {
             cache.clear();
         }
-        cache.insert(record.id.clone(), record);
+        let record = record.clone();
+        cache.insert(record.id, Cached { record, login_id });
     }
 
     /// Ends every session of a login, on every device it was linked to.
@@ -49,7 +56,7 @@ impl SessionBackend {
         self.cache
             .lock()
             .expect("session cache lock")
-            .retain(|_, record| record.login_id.as_deref() != Some(login_id));
+            .retain(|_, cached| cached.login_id.as_deref() != Some(login_id));
         let login_id = login_id.to_owned();
         super::blocking(&self.storage, move |s| s.delete_login_sessions(&login_id)).await
     }
@@ -107,40 +114,38 @@ impl SessionStore for SessionBackend {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let stored = to_stored(record)?;
-        let save = stored.clone();
-        self.blocking(move |s| s.save_session(&save)).await?;
-        self.remember(stored);
+        let login_id = stored.login_id.clone();
+        self.blocking(move |s| s.save_session(&stored)).await?;
+        self.remember(record, login_id);
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let id = id.to_string();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
         let cached = self
             .cache
             .lock()
             .expect("session cache lock")
-            .get(&id)
-            .cloned();
-        let stored = match cached {
-            Some(stored) => Some(stored),
+            .get(id)
+            .map(|cached| cached.record.clone());
+        let record = match cached {
+            Some(record) => record,
             None => {
-                let found = self.blocking(move |s| s.session(&id)).await?;
-                if let Some(stored) = &found {
-                    self.remember(stored.clone());
-                }
-                found
+                let key = id.to_string();
+                let Some(stored) = self.blocking(move |s| s.session(&key)).await? else {
+                    return Ok(None);
+                };
+                let login_id = stored.login_id.clone();
+                let record = from_stored(stored)?;
+                self.remember(&record, login_id);
+                record
             }
         };
-        match stored {
-            Some(stored) if stored.expires_at > now => from_stored(stored).map(Some),
-            _ => Ok(None),
-        }
+        Ok((record.expiry_date > OffsetDateTime::now_utc()).then_some(record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.cache.lock().expect("session cache lock").remove(id);
         let id = id.to_string();
-        self.cache.lock().expect("session cache lock").remove(&id);
         self.blocking(move |s| s.delete_session(&id)).await
     }
 }
