@@ -226,7 +226,7 @@ pub struct Hub {
     /// Reader records are read-modify-write; one update at a time keeps marks from being lost.
     readers_lock: tokio::sync::Mutex<()>,
     /// Write-through cache of reader records, read on every page.
-    readers: Mutex<HashMap<String, ReaderRecord>>,
+    readers: Mutex<HashMap<String, Arc<ReaderRecord>>>,
     /// Open sockets per login: the per-login cap, and the token that ends them on logout.
     logins: Mutex<HashMap<String, LoginSockets>>,
     shutdown: CancellationToken,
@@ -989,22 +989,24 @@ const READER_CACHE: usize = 10_000;
 impl Hub {
     /// What a login has read and muted. Served from memory after the first read, since every
     /// page needs it.
-    pub async fn reader(&self, login_id: &str) -> StoreResult<ReaderRecord> {
+    pub async fn reader(&self, login_id: &str) -> StoreResult<Arc<ReaderRecord>> {
         if let Some(cached) = self.readers.lock().expect("readers lock").get(login_id) {
             return Ok(cached.clone());
         }
         let login = login_id.to_owned();
-        let found = store::blocking(&self.storage, move |s| s.reader(&login))
-            .await?
-            .unwrap_or_else(|| ReaderRecord {
-                login_id: login_id.to_owned(),
-                ..ReaderRecord::default()
-            });
+        let found = Arc::new(
+            store::blocking(&self.storage, move |s| s.reader(&login))
+                .await?
+                .unwrap_or_else(|| ReaderRecord {
+                    login_id: login_id.to_owned(),
+                    ..ReaderRecord::default()
+                }),
+        );
         self.remember_reader(found.clone());
         Ok(found)
     }
 
-    fn remember_reader(&self, reader: ReaderRecord) {
+    fn remember_reader(&self, reader: Arc<ReaderRecord>) {
         let mut readers = self.readers.lock().expect("readers lock");
         if readers.len() >= READER_CACHE {
             readers.clear();
@@ -1021,11 +1023,12 @@ impl Hub {
     ) -> StoreResult<()> {
         let _one_at_a_time = self.readers_lock.lock().await;
         let before = self.reader(login_id).await?;
-        let mut after = before.clone();
+        let mut after = ReaderRecord::clone(&before);
         change(&mut after);
-        if after == before {
+        if after == *before {
             return Ok(());
         }
+        let after = Arc::new(after);
         let saved = after.clone();
         store::blocking(&self.storage, move |s| s.save_reader(&saved)).await?;
         self.remember_reader(after);
@@ -1034,6 +1037,18 @@ impl Hub {
 
     /// Remembers that the login has seen the room up to `id`.
     pub async fn mark_read(&self, login_id: &str, room: &Slug, id: u64) -> StoreResult<()> {
+        // Every page view marks its room read: most change nothing, and need not queue
+        // behind other logins' updates to find that out. Marks only grow, so a cached
+        // one at or past `id` stays right.
+        let seen = self
+            .readers
+            .lock()
+            .expect("readers lock")
+            .get(login_id)
+            .and_then(|reader| reader.last_read.get(room.as_str()).copied());
+        if seen.is_some_and(|seen| seen >= id as i64) {
+            return Ok(());
+        }
         let slug = room.as_str().to_owned();
         self.update_reader(login_id, move |reader| {
             let seen = reader.last_read.entry(slug).or_insert(0);
