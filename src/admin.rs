@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use tower_sessions::Session;
 
-use crate::auth::{CurrentUser, USER_KEY};
+use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::security::{hex, same_secret};
 use crate::startup::AppState;
@@ -166,15 +166,13 @@ async fn claim(parts: &mut Parts, state: &AppState) -> Result<Claim, Response> {
     let Ok(session) = Session::from_request_parts(parts, state).await else {
         return Ok(Claim::NotAdmin);
     };
-    let server_error = |e: tower_sessions::session::Error| AppError::from(e).into_response();
-    let user = session
-        .get::<CurrentUser>(USER_KEY)
-        .await
-        .map_err(server_error)?;
+    let user =
+        <CurrentUser as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await?;
     let granted = session
         .get::<String>(ADMIN_KEY)
         .await
-        .map_err(server_error)?;
+        .map_err(|e| AppError::from(e).into_response())?;
     Ok(match user {
         Some(user) if granted.as_deref() == Some(user.login_id.as_str()) => {
             Claim::Admin(Admin::Person(user))

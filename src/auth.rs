@@ -27,21 +27,45 @@ pub struct CurrentUser {
     pub nickname: String,
     /// Random per login: ties nickname claims, socket caps and resend dedup to this login.
     pub login_id: String,
+    /// Derived from the nickname once per request rather than stored: NFKC is not free, and
+    /// a page asks for it several times.
+    #[serde(skip)]
+    mention_key: String,
 }
 
 impl CurrentUser {
+    pub fn new(nickname: &Nickname, login_id: String) -> Self {
+        CurrentUser {
+            nickname: nickname.as_str().to_owned(),
+            login_id,
+            mention_key: nickname.mention_key(),
+        }
+    }
+
     /// How mentions and direct conversations name this person.
-    pub fn mention_key(&self) -> String {
-        Nickname::parse(&self.nickname)
-            .map(|n| n.mention_key())
-            .unwrap_or_default()
+    pub fn mention_key(&self) -> &str {
+        &self.mention_key
+    }
+
+    /// The user a session holds, if its nickname still parses: a session from before a
+    /// nickname rule changed counts as logged out rather than failing later.
+    fn from_session(stored: CurrentUser) -> Option<CurrentUser> {
+        let nickname = Nickname::parse(&stored.nickname).ok()?;
+        Some(CurrentUser::new(&nickname, stored.login_id))
     }
 }
+
+/// The viewer, once read from the session, for the other extractors of the same request.
+#[derive(Clone)]
+struct ResolvedUser(Option<CurrentUser>);
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Response> {
+        if let Some(ResolvedUser(user)) = parts.extensions.get::<ResolvedUser>() {
+            return Ok(user.clone());
+        }
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -49,14 +73,13 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
             .get::<CurrentUser>(USER_KEY)
             .await
             .map_err(|e| AppError::from(e).into_response())?
-            // A session from before a nickname rule changed holds a name that no longer
-            // parses: it counts as logged out rather than failing later.
-            .filter(|user: &CurrentUser| Nickname::parse(&user.nickname).is_ok());
+            .and_then(CurrentUser::from_session);
         if user.is_some() {
             keep_alive(&session)
                 .await
                 .map_err(|e| AppError::from(e).into_response())?;
         }
+        parts.extensions.insert(ResolvedUser(user.clone()));
         Ok(user)
     }
 }
@@ -210,10 +233,10 @@ pub async fn login(
         Err(e) => return refuse(e.to_string()),
     };
     let previous = session.get::<CurrentUser>(USER_KEY).await?;
-    let user = CurrentUser {
-        nickname: nickname.as_str().to_owned(),
-        login_id: tower_sessions::session::Id::default().to_string(),
-    };
+    let user = CurrentUser::new(
+        &nickname,
+        tower_sessions::session::Id::default().to_string(),
+    );
 
     // One login at a time decides who holds a nickname.
     let _claiming = state.login_lock.lock().await;

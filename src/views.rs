@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Response};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -20,13 +20,23 @@ pub const REACTIONS: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "�
 
 /// Renders a template, turning a template failure into a logged 500 rather than a panic.
 pub fn render<T: Template>(template: &T) -> Result<Html<String>, AppError> {
-    Ok(Html(template.render()?))
+    render_sized(template, T::SIZE_HINT)
+}
+
+/// [`render`] into a buffer of `capacity` bytes: a page whose size is known is written once
+/// rather than copied through doubling buffers.
+pub fn render_sized<T: Template>(template: &T, capacity: usize) -> Result<Html<String>, AppError> {
+    let mut html = String::with_capacity(capacity);
+    template.render_into(&mut html)?;
+    Ok(Html(html))
 }
 
 /// What every full page carries: title, asset URLs, the viewer and the CSP nonce.
 pub struct Chrome {
     pub title: String,
     pub viewer: Option<String>,
+    /// The viewer's mention key, empty without a viewer.
+    viewer_key: String,
     pub nonce: String,
     pub assets: &'static assets::Urls,
     /// The viewer's session is an admin's: the page shows admin controls (a class on the
@@ -40,6 +50,10 @@ impl Chrome {
         Chrome {
             title: title.into(),
             viewer: viewer.map(str::to_owned),
+            viewer_key: viewer
+                .and_then(|v| Nickname::parse(v).ok())
+                .map(|n| n.mention_key())
+                .unwrap_or_default(),
             nonce: nonce.to_owned(),
             assets: assets::urls(),
             admin: false,
@@ -53,12 +67,8 @@ impl Chrome {
     }
 
     /// How mentions name the viewer, for the CSS that highlights them.
-    pub fn viewer_mention_key(&self) -> String {
-        self.viewer
-            .as_deref()
-            .and_then(|v| Nickname::parse(v).ok())
-            .map(|n| n.mention_key())
-            .unwrap_or_default()
+    pub fn viewer_mention_key(&self) -> &str {
+        &self.viewer_key
     }
 
     /// The viewer's nickname inside a CSS string.
@@ -68,7 +78,7 @@ impl Chrome {
 
     /// The viewer's mention key inside a CSS string.
     pub fn viewer_mention_css(&self) -> String {
-        css_string(&self.viewer_mention_key())
+        css_string(self.viewer_mention_key())
     }
 }
 
@@ -133,6 +143,17 @@ pub struct RoomPage {
     pub max_upload: u64,
 }
 
+/// The room's sidebar and header, besides the template's static text, fit in this.
+const ROOM_PAGE_CHROME: usize = 8 * 1024;
+
+impl IntoResponse for RoomPage {
+    fn into_response(self) -> Response {
+        // The messages are most of the page.
+        let capacity = Self::SIZE_HINT + ROOM_PAGE_CHROME + self.history.html_len();
+        render_sized(&self, capacity).into_response()
+    }
+}
+
 impl RoomPage {
     /// The page as an admin sees it: with the admin controls.
     pub fn for_admin(mut self, admin: bool) -> RoomPage {
@@ -161,6 +182,11 @@ pub struct History {
 }
 
 impl History {
+    /// The bytes of its messages' markup.
+    pub fn html_len(&self) -> usize {
+        self.messages.iter().map(|m| m.html.len()).sum()
+    }
+
     /// The id to ask for older messages before, if any older ones exist.
     pub fn older_before(&self) -> Option<u64> {
         self.messages.first().map(|m| m.id).filter(|&id| id > 1)

@@ -177,10 +177,7 @@ mod tests {
     use super::*;
 
     fn alice() -> CurrentUser {
-        CurrentUser {
-            nickname: "alice".into(),
-            login_id: "login-1".into(),
-        }
+        CurrentUser::new(&Nickname::parse("alice").unwrap(), "login-1".into())
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub async fn show_message(
         page.live = false;
     }
     page.focus = Some(id);
-    Ok(render(&page)?.into_response())
+    Ok(page.into_response())
 }
 
 /// The edit form, swapped in place of the viewer's own message.

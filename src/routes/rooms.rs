@@ -38,14 +38,13 @@ pub(super) fn sidebar(
     reader: &ReaderRecord,
 ) -> Sidebar {
     let now = OffsetDateTime::now_utc().to_offset(viewer_offset(headers));
-    let mention_key = viewer.mention_key();
     Sidebar::new(
         &hub.room_summaries(),
         now,
         Some(SidebarViewer {
             current,
             reader,
-            mention_key: &mention_key,
+            mention_key: viewer.mention_key(),
         }),
     )
 }
@@ -57,7 +56,7 @@ pub(super) fn find_room(
     slug: &str,
     viewer: &CurrentUser,
 ) -> Result<Arc<Room>, AppError> {
-    hub.readable_room(slug, &viewer.mention_key())
+    hub.readable_room(slug, viewer.mention_key())
         .ok_or(AppError::NotFound)
 }
 
@@ -253,7 +252,7 @@ pub(super) async fn room_page(
     let direct = room.slug.direct_members().is_some();
     let room_name = room.name();
     let name = match direct {
-        true => direct_partner(&room_name, &viewer.mention_key()).unwrap_or(&room_name),
+        true => direct_partner(&room_name, viewer.mention_key()).unwrap_or(&room_name),
         false => &room_name,
     };
     let page = RoomPage {
@@ -309,7 +308,7 @@ pub async fn show_room(
     )
     .await?
     .for_admin(admin.is_some());
-    Ok(render(&page)?.into_response())
+    Ok(page.into_response())
 }
 
 #[derive(Deserialize)]
@@ -349,7 +348,7 @@ pub async fn older_messages(
     .for_admin(admin.is_some());
     page.history = history;
     page.live = false;
-    Ok(render(&page)?.into_response())
+    Ok(page.into_response())
 }
 
 #[derive(Deserialize)]
@@ -424,7 +423,7 @@ pub async fn post_message(
     )
     .await?
     .for_admin(admin.is_some());
-    Ok((status, render(&page)?).into_response())
+    Ok((status, page).into_response())
 }
 
 /// What the composer says when a room is archived (over HTTP and on the socket).

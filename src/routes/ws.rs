@@ -87,7 +87,7 @@ pub async fn room_socket(
         .filter(|room| {
             viewer
                 .as_ref()
-                .is_none_or(|v| room.readable_by(&v.mention_key()))
+                .is_none_or(|v| room.readable_by(v.mention_key()))
         })
         .ok_or(AppError::NotFound);
     accept(state, viewer, headers, upgrade, Some(room)).await
