@@ -4,8 +4,18 @@ use tracing_subscriber::EnvFilter;
 use chat::config::Cli;
 use chat::{Application, Config};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = log_filter(&cli.config.log)?;
     match cli.command {
@@ -21,6 +31,20 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::fmt().with_env_filter(filter).init();
             serve(cli.config).await
         }
+    }
+}
+
+/// mimalloc rather than glibc's malloc: allocation was an eighth of a room page's CPU. Its
+/// defaults keep freed memory for a while and commit arenas eagerly, which cost idle sockets
+/// 2.5 times the memory (`BENCHMARKS.md`, scenario 3), so both are turned off.
+fn tune_allocator() {
+    // Indices into mimalloc 2's `mi_option_e`, which the bindings don't all name.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: plain integer options, set before any other thread starts.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
     }
 }
 
