@@ -8,6 +8,7 @@ use axum::{Extension, Form};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tower_sessions::Session;
+use tower_sessions::session_store::ExpiredDeletion;
 
 use crate::domain::Nickname;
 use crate::error::AppError;
@@ -306,6 +307,23 @@ async fn release(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
     })
     .await?;
     Ok(())
+}
+
+/// Deletes expired sessions every `session_sweep_interval`, first at start: they log
+/// nobody in, but would otherwise stay on disk for good.
+pub async fn delete_expired_sessions(state: AppState) {
+    let mut ticks = tokio::time::interval(state.config.session_sweep_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = state.hub.shutdown_token().clone();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Err(e) = state.sessions.delete_expired().await {
+            tracing::warn!(error = %e, "could not delete expired sessions");
+        }
+    }
 }
 
 /// Closes the sockets of logins whose session expired unused, with 1008 as logout does,

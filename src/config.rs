@@ -148,6 +148,10 @@ pub struct Config {
     /// How often open sockets are checked for a session that expired.
     #[arg(skip = Duration::from_secs(60))]
     pub expiry_check_interval: Duration,
+
+    /// How often expired sessions are deleted from the database.
+    #[arg(skip = Duration::from_secs(3600))]
+    pub session_sweep_interval: Duration,
 }
 
 impl Config {
@@ -183,6 +187,7 @@ impl Config {
             upload_timeout: 600.0,
             session_lifetime_override: None,
             expiry_check_interval: Duration::from_secs(1),
+            session_sweep_interval: Duration::from_secs(3600),
         }
     }
 

@@ -208,6 +208,7 @@ impl Application {
         let hub_shutdown = state.hub.shutdown_token().clone();
         let tracker = state.tracker.clone();
         tokio::spawn(auth::end_expired_logins(state.clone()));
+        tokio::spawn(auth::delete_expired_sessions(state.clone()));
         let router = router(state);
 
         let stopping = hub_shutdown.clone();

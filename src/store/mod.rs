@@ -105,6 +105,8 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_session(&self, id: &str) -> StoreResult<()>;
     /// Ends every session of a login (all its linked devices).
     fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()>;
+    /// Deletes the sessions that expired before `now_unix`; returns how many.
+    fn delete_expired_sessions(&self, now_unix: i64) -> StoreResult<u64>;
     /// Whether any unexpired session belongs to this login.
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool>;
 

@@ -470,6 +470,15 @@ impl Storage for PoloStore {
         })
     }
 
+    fn delete_expired_sessions(&self, now_unix: i64) -> StoreResult<u64> {
+        self.write(|db| {
+            Ok(db
+                .collection::<SessionRecord>(SESSIONS)
+                .delete_many(doc! { "expires_at": { "$lt": now_unix } })?
+                .deleted_count)
+        })
+    }
+
     fn dump(&self, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
         // Writes wait from here to the end; reads go on.
         let _alone = self.writes.write().expect("writes lock");

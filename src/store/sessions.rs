@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, SessionStore};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
 use super::{SessionRecord, Storage, StoreError};
 use crate::auth::{LOGIN_ID_FIELD, USER_KEY};
@@ -98,6 +98,24 @@ fn from_stored(stored: SessionRecord) -> session_store::Result<Record> {
         expiry_date: OffsetDateTime::from_unix_timestamp(stored.expires_at)
             .map_err(|e| session_store::Error::Decode(e.to_string()))?,
     })
+}
+
+#[async_trait]
+impl ExpiredDeletion for SessionBackend {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        let now = OffsetDateTime::now_utc();
+        self.cache
+            .lock()
+            .expect("session cache lock")
+            .retain(|_, cached| cached.record.expiry_date > now);
+        let deleted = self
+            .blocking(move |s| s.delete_expired_sessions(now.unix_timestamp()))
+            .await?;
+        if deleted > 0 {
+            tracing::info!(sessions = deleted, "deleted expired sessions");
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::helpers::spawn_app_with;
+use chat::store::{PoloStore, Storage};
+
+use crate::helpers::{Visitor, spawn_app_with};
 
 /// Session records keep whole seconds, so a session ends up to a second early.
 const LIFETIME: Duration = Duration::from_secs(6);
@@ -39,4 +41,40 @@ async fn an_expired_sessions_sockets_close_with_1008_and_its_nickname_is_free() 
         "the expired cookie opens no socket"
     );
     app.login("alice").await;
+}
+
+#[tokio::test]
+async fn expired_sessions_are_deleted_from_the_database_and_live_ones_kept() {
+    let app = spawn_app_with(|config| {
+        config.session_lifetime_override = Some(LIFETIME);
+        config.session_sweep_interval = Duration::from_millis(200);
+    })
+    .await;
+    let alices = session_id(&app.login("alice").await);
+    tokio::time::sleep(LIFETIME / 2).await;
+    let carols = session_id(&app.login("carol").await);
+    // Alice's session is past its end (plus the second records may lose), carol's is not.
+    tokio::time::sleep(LIFETIME / 2 + Duration::from_millis(1500)).await;
+
+    let dir = app.stop().await;
+    let store = PoloStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.session(&alices).unwrap(),
+        None,
+        "alice's expired session is gone"
+    );
+    assert!(
+        store.session(&carols).unwrap().is_some(),
+        "carol's live one stays"
+    );
+}
+
+/// The id in a visitor's session cookie, read while the cookie is live.
+fn session_id(visitor: &Visitor) -> String {
+    let cookie = visitor.cookie().expect("a session cookie");
+    cookie
+        .split(';')
+        .find_map(|pair| pair.trim().strip_prefix("chat_session="))
+        .expect("the session cookie")
+        .to_owned()
 }

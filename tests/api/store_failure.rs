@@ -62,6 +62,9 @@ impl Storage for FlakyStore {
     fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
         self.inner.delete_login_sessions(login_id)
     }
+    fn delete_expired_sessions(&self, now_unix: i64) -> StoreResult<u64> {
+        self.inner.delete_expired_sessions(now_unix)
+    }
     fn bots(&self) -> StoreResult<Vec<BotRecord>> {
         self.inner.bots()
     }
