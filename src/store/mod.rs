@@ -3,6 +3,7 @@
 //! Everything here blocks on disk, so callers run it off the async workers: the hub's
 //! committer thread for message batches, `spawn_blocking` for the rest.
 
+mod indexer;
 mod polo;
 mod search_index;
 mod sessions;
@@ -53,14 +54,16 @@ pub trait Storage: Send + Sync + 'static {
     fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()>;
     /// An archived room is read-only.
     fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()>;
-    /// Appends messages (ids already assigned, contiguous per room), indexes them for search,
-    /// and moves each touched room's `last_id`, all in the same commit.
+    /// Appends messages (ids already assigned, contiguous per room) and moves each touched
+    /// room's `last_id`, in one commit. Search finds them a moment later: they are indexed
+    /// after the commit, off this path.
     fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
     /// Messages of `room` with ids in `from..=to` that exist, in id order.
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>>;
     /// Rewrites one stored message in place: an edit, a deletion or a reaction. The search
-    /// index follows in the same commit: a deleted message is found by nothing, an edited
-    /// one by its new words only.
+    /// index follows in the same commit (after indexing the message as first sent, if it
+    /// was not yet): a deleted message is found by nothing, an edited one by its new words
+    /// only.
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()>;
     /// People's messages (not system lines, not deleted) holding every term of `query`, in
     /// rooms `can_read` allows, newest first: at most `limit`, older than `before` if given.

@@ -2,11 +2,13 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 
 use polodb_core::bson::{Bson, Document, doc};
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
+use super::indexer::{self, IndexQueue};
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
 use super::{
     AppendBatch, BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageRecord, ReaderRecord,
@@ -17,7 +19,7 @@ use crate::domain::{SearchQuery, Slug};
 /// The database's directory under the data directory.
 pub const DATABASE_DIR: &str = "chat.db";
 
-const ROOMS: &str = "rooms";
+pub(super) const ROOMS: &str = "rooms";
 pub(super) const MESSAGES: &str = "messages";
 const DEDUP: &str = "client_ids";
 const CLAIMS: &str = "nickname_claims";
@@ -31,7 +33,16 @@ const FILES: &str = "files";
 const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
 
 /// PoloDB (RocksDB underneath) on local disk. Every commit is synced before it returns.
+/// Messages are indexed for search just after their commit, by a thread of its own (see
+/// `indexer`).
 pub struct PoloStore {
+    shared: Arc<Shared>,
+    /// Stopped and joined on drop, so the database is closed once the store is gone.
+    indexer: Option<JoinHandle<()>>,
+}
+
+/// What the store and its indexer thread share.
+pub(super) struct Shared {
     path: PathBuf,
     /// Operations hold the read lock; reopening holds the write lock, so the old handle is
     /// closed before the new one opens (RocksDB allows one per directory). `None` only after
@@ -39,9 +50,14 @@ pub struct PoloStore {
     db: RwLock<Option<Database>>,
     /// Counts reopens, so writers that failed together reopen once.
     reopens: AtomicU64,
-    /// Locked for each write transaction that touches messages, so the index's memory of
-    /// its runs has one writer and learns only what was committed.
-    index: Mutex<IndexWriter>,
+    /// Locked for each write transaction that touches the index, so its memory of its runs
+    /// and the watermarks have one writer and learn only what was committed.
+    pub(super) index: Mutex<IndexWriter>,
+    /// Stored messages waiting for the indexer.
+    pub(super) queue: IndexQueue,
+    /// Held from an append's commit until its messages are queued, so the queue is in
+    /// commit order.
+    appending: Mutex<()>,
     /// Every write holds it shared; a dump holds it alone. PoloDB's transactions read the
     /// newest committed data, not a snapshot, so this is what makes a dump one point in time
     /// while reads go on.
@@ -50,23 +66,58 @@ pub struct PoloStore {
 
 impl PoloStore {
     pub fn open(dir: &Path) -> StoreResult<PoloStore> {
+        PoloStore::open_with(dir, indexer::QUEUE_BOUND, true)
+    }
+
+    /// `queue_bound` messages wait for the indexer at most; without `start_indexer` nothing
+    /// indexes them (for tests).
+    fn open_with(dir: &Path, queue_bound: usize, start_indexer: bool) -> StoreResult<PoloStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DATABASE_DIR);
         let db = open_database(&path)?;
-        Ok(PoloStore {
+        indexer::mark_existing_index(&db)?;
+        let shared = Arc::new(Shared {
             path,
             db: RwLock::new(Some(db)),
             reopens: AtomicU64::new(0),
             index: Mutex::new(IndexWriter::default()),
+            queue: IndexQueue::new(queue_bound),
+            appending: Mutex::new(()),
             writes: RwLock::new(()),
-        })
+        });
+        let indexer = if start_indexer {
+            let shared = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("search-indexer".into())
+                    .spawn(move || indexer::run(&shared))
+                    .map_err(|e| StoreError(format!("cannot start the search indexer: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(PoloStore { shared, indexer })
     }
 
     /// Inserts what [`Storage::dump`] wrote, into a database that holds none of it yet.
     /// Returns the documents loaded per collection. A stream that ends before its trailer is
     /// refused: the backup was cut short.
     pub fn load(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
+        // The indexer waits: it must not index what is loaded before its watermarks are.
+        let mut index = self.shared.index.lock().expect("index writer lock");
+        // The empty store's own marker would clash with the dump's.
+        self.write(indexer::forget_watermarks)?;
+        let loaded = self.load_documents(dump)?;
+        // A dump from before watermarks has a whole index and none: mark it as such.
+        self.write(indexer::mark_existing_index)?;
+        *index = IndexWriter::default();
+        // A dump taken while the index lagged has the rest to index.
+        self.shared.queue.fall_behind();
+        Ok(loaded)
+    }
+
+    fn load_documents(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
         let mut loaded = BTreeMap::new();
         let mut batch: Vec<Document> = Vec::new();
         let mut batch_of = String::new();
@@ -112,6 +163,58 @@ impl PoloStore {
         Ok(())
     }
 
+    fn with_db<T>(&self, work: impl FnOnce(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
+        self.shared.with_db(work)
+    }
+
+    pub(super) fn read<T>(
+        &self,
+        reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
+    ) -> StoreResult<T> {
+        self.shared.read(reads)
+    }
+
+    fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
+        self.shared.write(work)
+    }
+
+    fn find_one<T>(&self, collection: &str, id: &str) -> StoreResult<Option<T>>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync,
+    {
+        self.read(|txn| txn.collection::<T>(collection).find_one(doc! { "_id": id }))
+    }
+}
+
+#[cfg(test)]
+impl PoloStore {
+    /// Without the indexer thread: appends wait in the queue until `index_queued_now`.
+    pub(super) fn open_unindexed(dir: &Path) -> StoreResult<PoloStore> {
+        PoloStore::open_with(dir, indexer::QUEUE_BOUND, false)
+    }
+
+    pub(super) fn open_with_queue_bound(dir: &Path, bound: usize) -> StoreResult<PoloStore> {
+        PoloStore::open_with(dir, bound, true)
+    }
+
+    pub(super) fn index_queued_now(&self) -> StoreResult<()> {
+        indexer::index_queued_now(&self.shared)
+    }
+}
+
+impl Drop for PoloStore {
+    fn drop(&mut self) {
+        // Whatever is still queued is indexed from the store at the next start.
+        self.shared.queue.close();
+        if let Some(indexer) = self.indexer.take()
+            && indexer.join().is_err()
+        {
+            tracing::error!("the search indexer panicked");
+        }
+    }
+}
+
+impl Shared {
     /// Runs `work` on the open database.
     fn with_db<T>(&self, work: impl FnOnce(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
         let db = self.db.read().expect("database lock");
@@ -139,7 +242,10 @@ impl PoloStore {
     /// until 64 MiB (its write buffer) are free, which on a small disk is never; reopening
     /// the database clears that, as a restart does. So a write that fails that way while
     /// there is room again reopens the database and is tried once more.
-    fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
+    pub(super) fn write<T>(
+        &self,
+        work: impl Fn(&Database) -> polodb_core::Result<T>,
+    ) -> StoreResult<T> {
         let _not_dumping = self.writes.read().expect("writes lock");
         let reopens = self.reopens.load(Ordering::Acquire);
         let failed = match self.with_db(&work) {
@@ -181,13 +287,6 @@ impl PoloStore {
         *db = Some(open_database(&self.path)?);
         tracing::info!("database reopened");
         Ok(())
-    }
-
-    fn find_one<T>(&self, collection: &str, id: &str) -> StoreResult<Option<T>>
-    where
-        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync,
-    {
-        self.read(|txn| txn.collection::<T>(collection).find_one(doc! { "_id": id }))
     }
 }
 
@@ -291,14 +390,12 @@ impl Storage for PoloStore {
                 } })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let mut index = self.index.lock().expect("index writer lock");
-        let learned = self.write(|db| {
+        let appending = self.shared.appending.lock().expect("appending lock");
+        self.write(|db| {
             let txn = db.start_transaction()?;
-            let mut learned = None;
             if !batch.messages.is_empty() {
                 txn.collection::<MessageRecord>(MESSAGES)
                     .insert_many(&batch.messages)?;
-                learned = Some(index.index_new(&txn, &batch.messages)?);
             }
             if !batch.dedup.is_empty() {
                 txn.collection::<DedupRecord>(DEDUP)
@@ -308,12 +405,11 @@ impl Storage for PoloStore {
             for (head, update) in batch.room_heads.iter().zip(&heads) {
                 rooms.update_one(doc! { "_id": head.slug.as_str() }, update.clone())?;
             }
-            txn.commit()?;
-            Ok(learned)
+            txn.commit()
         })?;
-        if let Some(learned) = learned {
-            index.learn(learned);
-        }
+        // Never waits for the indexer: a full queue drops the batch, read back later.
+        self.shared.queue.push(&batch.messages);
+        drop(appending);
         Ok(())
     }
 
@@ -331,7 +427,10 @@ impl Storage for PoloStore {
     }
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
-        let mut index = self.index.lock().expect("index writer lock");
+        let mut index = self.shared.index.lock().expect("index writer lock");
+        // The message's own indexing first, or it would put back what the edit takes out.
+        self.shared
+            .index_through(&mut index, &message.room, message.id)?;
         let learned = self.write(|db| {
             let txn = db.start_transaction()?;
             let old = txn
@@ -481,7 +580,7 @@ impl Storage for PoloStore {
 
     fn dump(&self, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
         // Writes wait from here to the end; reads go on.
-        let _alone = self.writes.write().expect("writes lock");
+        let _alone = self.shared.writes.write().expect("writes lock");
         let names = self.with_db(|db| db.list_collection_names())?;
         let mut counts = BTreeMap::new();
         self.read(|txn| {

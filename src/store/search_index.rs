@@ -1,6 +1,7 @@
-//! The search index, kept in PoloDB beside the messages and written in the same
-//! transactions: for each term, the messages that hold it, so a search is a handful of point
-//! lookups rather than a scan.
+//! The search index, kept in PoloDB beside the messages: for each term, the messages that
+//! hold it, so a search is a handful of point lookups rather than a scan. New messages are
+//! indexed just after their own commit, by the indexer thread (see `indexer`), many commits'
+//! worth at once; edits and deletions move a message's postings in the edit's commit.
 //!
 //! A commit adds one *run* per distinct term it uses: a new document `{term}#{n}` holding
 //! that commit's postings of the term, inserted without reading or rewriting anything (the
@@ -80,7 +81,7 @@ fn base36(mut n: u64, width: usize) -> String {
     String::from_utf8(digits).expect("ASCII digits")
 }
 
-fn posting(message: &MessageRecord) -> String {
+pub(super) fn posting(message: &MessageRecord) -> String {
     format!(
         "{}{}/{}",
         base36(message.created_at.max(0) as u64, TIME_DIGITS),
@@ -237,10 +238,10 @@ impl IndexWriter {
     }
 
     /// Indexes newly stored messages: one new run per distinct term of the batch.
-    pub(super) fn index_new(
+    pub(super) fn index_new<'m>(
         &self,
         txn: &Transaction,
-        messages: &[MessageRecord],
+        messages: impl IntoIterator<Item = &'m MessageRecord>,
     ) -> polodb_core::Result<Learned> {
         let mut by_term: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for message in messages {
@@ -537,6 +538,18 @@ pub(super) fn search(
     Ok(page)
 }
 
+/// Every posting of a term, from all its runs.
+#[cfg(test)]
+pub(super) fn stored_postings(txn: &Transaction, term: &str) -> polodb_core::Result<Vec<String>> {
+    let mut all = Vec::new();
+    for n in 0..count_runs(txn, term)? {
+        if let Some(run) = read_run(txn, term, n)? {
+            all.extend(run.postings().into_iter().map(str::to_owned));
+        }
+    }
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,7 +567,8 @@ mod tests {
     impl Fixture {
         fn new(rooms: &[&str]) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
-            let store = PoloStore::open(dir.path()).unwrap();
+            // Indexed in step with each append, to test the index itself.
+            let store = PoloStore::open_unindexed(dir.path()).unwrap();
             for room in rooms {
                 store
                     .create_room(&RoomRecord {
@@ -593,6 +607,7 @@ mod tests {
                 ));
             }
             self.store.append(&batch).unwrap();
+            self.store.index_queued_now().unwrap();
             batch.messages
         }
 
@@ -731,15 +746,7 @@ mod tests {
     fn postings_of(fixture: &Fixture, term: &str) -> Vec<String> {
         fixture
             .store
-            .read(|txn| {
-                let mut all = Vec::new();
-                for n in 0..count_runs(txn, term)? {
-                    if let Some(run) = read_run(txn, term, n)? {
-                        all.extend(run.postings().into_iter().map(str::to_owned));
-                    }
-                }
-                Ok(all)
-            })
+            .read(|txn| stored_postings(txn, term))
             .unwrap()
     }
 
@@ -758,7 +765,7 @@ mod tests {
         // The same, learned from the store rather than the writer's memory.
         let dir = fixture._dir.path().to_owned();
         drop(fixture.store);
-        fixture.store = PoloStore::open(&dir).unwrap();
+        fixture.store = PoloStore::open_unindexed(&dir).unwrap();
         let later = fixture.append(&[("lobby", "common once more".into(), START + 999)]);
         expected.insert(2, later[0].key.clone());
         assert_eq!(fixture.search_all("common", &everywhere), expected);

@@ -8,7 +8,7 @@ use image::{DynamicImage, ImageFormat, RgbaImage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    TestApp, Visitor, WAIT, spawn_app, spawn_app_in, spawn_app_with, user_message_ids,
+    TestApp, Visitor, WAIT, eventually, spawn_app, spawn_app_in, spawn_app_with, user_message_ids,
 };
 
 /// One part of a multipart form.
@@ -508,7 +508,12 @@ async fn an_image_message_arrives_live_and_is_still_there_after_a_restart() {
 
     // The caption and the name are found by search.
     for word in ["dawn", "harbour.png"] {
-        let found = bob.get_text(&format!("/search?q={word}")).await;
+        let path = format!("/search?q={word}");
+        let found = eventually(
+            || bob.get_text(&path),
+            |page| page.contains(&format!("/rooms/lobby/messages/{id}")),
+        )
+        .await;
         assert!(
             found.contains(&format!("/rooms/lobby/messages/{id}")),
             "search {word}"

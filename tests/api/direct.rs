@@ -5,7 +5,7 @@ use reqwest::Method;
 
 use std::time::Duration;
 
-use crate::helpers::{Received, spawn_app, user_message_ids};
+use crate::helpers::{Received, eventually, spawn_app, user_message_ids};
 
 #[tokio::test]
 async fn a_direct_conversation_is_seen_by_its_two_people_only() {
@@ -73,7 +73,13 @@ async fn a_direct_conversation_is_seen_by_its_two_people_only() {
     );
     let found = |page: String| page.contains("/rooms/dm~alice~bob/messages/");
     assert!(
-        found(bob.get_text("/search?q=between").await),
+        found(
+            eventually(
+                || bob.get_text("/search?q=between"),
+                |page| found(page.clone())
+            )
+            .await
+        ),
         "bob finds it"
     );
     assert!(

@@ -127,6 +127,25 @@ impl Drop for TestApp {
     }
 }
 
+/// Fetches again until `done` holds for what `fetch` returns, or `WAIT` has passed, and
+/// returns the last: for what shows up a moment later, such as search results.
+pub async fn eventually<T, Fetched>(
+    mut fetch: impl FnMut() -> Fetched,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    Fetched: Future<Output = T>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        let fetched = fetch().await;
+        if done(&fetched) || start.elapsed() > WAIT {
+            return fetched;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub struct Visitor {
     pub http: reqwest::Client,
     jar: Arc<Jar>,

@@ -12,7 +12,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::crash::server_bin;
-use crate::helpers::{TestApp, Visitor, WAIT, spawn_app_in, spawn_app_with, user_message_ids};
+use crate::helpers::{
+    TestApp, Visitor, WAIT, eventually, spawn_app_in, spawn_app_with, user_message_ids,
+};
 
 const TOKEN: &str = "a-long-random-admin-token";
 
@@ -339,18 +341,24 @@ async fn a_running_servers_backup_restores_what_was_acknowledged_and_nothing_hal
     assert!(page.contains("after the restore"));
 
     // Search finds what it found before.
-    let search = again
-        .http
-        .get(restored_app.url("/search?q=zebra"))
-        .header("Cookie", &alice_cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .replace("&#x2f;", "/")
-        .replace("&#35;", "#");
+    let search = eventually(
+        || async {
+            again
+                .http
+                .get(restored_app.url("/search?q=zebra"))
+                .header("Cookie", &alice_cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .replace("&#x2f;", "/")
+                .replace("&#35;", "#")
+        },
+        |page| page.contains("/rooms/busy/messages/2#msg-2"),
+    )
+    .await;
     assert!(search.contains("/rooms/busy/messages/2#msg-2"), "{search}");
 }
 

@@ -8,7 +8,9 @@ use fantoccini::Locator;
 use reqwest::Method;
 
 use crate::browser::{Driver, log_in, save_screenshot, shown};
-use crate::helpers::{Visitor, spawn_app, spawn_app_in, spawn_app_with, user_message_ids};
+use crate::helpers::{
+    Visitor, eventually, spawn_app, spawn_app_in, spawn_app_with, user_message_ids,
+};
 
 /// One result as the page lists it: the permalink, and the excerpt's HTML.
 #[derive(Debug)]
@@ -25,6 +27,15 @@ async fn search_path(visitor: &Visitor, path: &str) -> (u16, String) {
     let response = visitor.get(path).await;
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
+}
+
+/// A message is found a moment after it is sent: searches until the page lists `count`.
+async fn search_for(visitor: &Visitor, query: &str, count: usize) -> (u16, String) {
+    eventually(
+        || search(visitor, query),
+        |(_, page)| hits(page).len() == count,
+    )
+    .await
 }
 
 fn encode(text: &str) -> String {
@@ -91,7 +102,7 @@ async fn a_word_is_found_across_rooms_newest_first_with_the_match_marked() {
     let newer = newest_id(&bob, "kitchen").await;
     post(&bob, "kitchen", "pine apples are not a thing").await;
 
-    let (status, page) = search(&alice, "pineapple").await;
+    let (status, page) = search_for(&alice, "pineapple", 2).await;
     assert_eq!(status, 200);
     let found = hits(&page);
     assert_eq!(
@@ -133,7 +144,7 @@ async fn the_highlight_is_escaped_text_never_markup_from_a_message() {
     )
     .await;
 
-    let (_, page) = search(&alice, "plan").await;
+    let (_, page) = search_for(&alice, "plan", 1).await;
     let found = hits(&page);
     assert_eq!(found.len(), 1, "{page}");
     assert_eq!(
@@ -157,7 +168,7 @@ async fn edits_change_what_a_message_is_found_by() {
     let alice = app.login("alice").await;
     post(&alice, "lobby", "meet at the harbour at noon").await;
     let id = newest_id(&alice, "lobby").await;
-    assert_eq!(hits(&search(&alice, "harbour").await.1).len(), 1);
+    assert_eq!(hits(&search_for(&alice, "harbour", 1).await.1).len(), 1);
 
     let edited = alice
         .htmx(
@@ -188,7 +199,7 @@ async fn deleted_messages_are_not_found() {
     let secret = newest_id(&alice, "lobby").await;
     post(&alice, "lobby", "the launch is on friday").await;
     let kept = newest_id(&alice, "lobby").await;
-    assert_eq!(hits(&search(&alice, "launch").await.1).len(), 2);
+    assert_eq!(hits(&search_for(&alice, "launch", 2).await.1).len(), 2);
 
     let deleted = alice
         .htmx(
@@ -217,7 +228,7 @@ async fn the_index_survives_a_restart_and_keeps_growing_after_it() {
     let dir = app.stop().await;
     let app = spawn_app_in(dir, |_| {}).await;
     let carol = app.login("carol").await;
-    let found = hits(&search(&carol, "lighthouse").await.1);
+    let found = hits(&search_for(&carol, "lighthouse", 1).await.1);
     assert_eq!(
         found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
         [permalink("lobby", before_restart)]
@@ -225,7 +236,7 @@ async fn the_index_survives_a_restart_and_keeps_growing_after_it() {
 
     post(&carol, "lobby", "the lighthouse again").await;
     let after_restart = newest_id(&carol, "lobby").await;
-    let found = hits(&search(&carol, "Lighthouse").await.1);
+    let found = hits(&search_for(&carol, "Lighthouse", 2).await.1);
     assert_eq!(
         found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
         [
@@ -245,13 +256,13 @@ async fn a_query_of_several_words_finds_messages_with_all_of_them() {
     post(&alice, "lobby", "a red car").await;
     let red_car = newest_id(&alice, "lobby").await;
 
-    let found = hits(&search(&alice, "Apple, red").await.1);
+    let found = hits(&search_for(&alice, "Apple, red", 1).await.1);
     assert_eq!(
         found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
         [permalink("lobby", red_apple)]
     );
     assert_eq!(found[0].text, "a <mark>red</mark> <mark>apple</mark>");
-    let found = hits(&search(&alice, "red").await.1);
+    let found = hits(&search_for(&alice, "red", 2).await.1);
     assert_eq!(
         found.iter().map(|h| h.link.clone()).collect::<Vec<_>>(),
         [permalink("lobby", red_car), permalink("lobby", red_apple)]
@@ -266,7 +277,15 @@ async fn more_than_a_page_of_results_continues_with_an_older_results_link() {
     for n in 1..=55 {
         post(&alice, "lobby", &format!("ping number {n}")).await;
     }
-    let (_, first) = search(&alice, "ping").await;
+    let (_, first) = eventually(
+        || search(&alice, "ping"),
+        |(_, page)| {
+            hits(page)
+                .first()
+                .is_some_and(|h| h.text.ends_with("number 55"))
+        },
+    )
+    .await;
     let first_hits = hits(&first);
     assert_eq!(first_hits.len(), 50);
     assert!(first_hits[0].text.ends_with("number 55"), "newest first");
@@ -345,6 +364,7 @@ async fn a_search_typed_in_the_sidebar_leads_to_the_message_highlighted_in_its_r
     for n in 0..60 {
         post(&bob, "lobby", &format!("filler {n}")).await;
     }
+    search_for(&bob, "stapler", 1).await;
     let driver = Driver::start().await;
     let alice = driver.browser().await;
     log_in(&alice, &app, "alice").await;

@@ -1,0 +1,667 @@
+//! Indexing for search off the message commit path.
+//!
+//! `append` commits messages without indexing them and hands them to a bounded queue; the
+//! `search-indexer` thread indexes everything queued in one commit (at most
+//! `MAX_INDEX_COMMIT` messages), since the cost is one insert per distinct term per commit.
+//!
+//! Nothing is lost on the way: each room has a watermark, "indexed through message id N",
+//! written in the same commit as the postings it covers. Whatever the store holds past a
+//! watermark (left queued at a shutdown or crash, or dropped because the queue was full) is
+//! read back from the store and indexed, oldest first across rooms as the queue would have
+//! had it. Databases from before watermarks have a whole index and none; a marker document,
+//! written once, tells them apart from a new room whose first index commit never happened.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use polodb_core::bson::doc;
+use polodb_core::{CollectionT, Database, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::polo::{MESSAGES, ROOMS, Shared};
+use super::search_index::{IndexWriter, Learned, posting};
+use super::{MessageRecord, RoomRecord, StoreResult};
+use crate::domain::Slug;
+
+/// Messages that wait for the indexer at most (a few MB); past it, batches are dropped and
+/// read back from the store.
+pub(super) const QUEUE_BOUND: usize = 32_768;
+/// Messages indexed in one commit at most, so one commit's latency stays bounded.
+const MAX_INDEX_COMMIT: usize = 8_192;
+/// Pause after a failed index commit before reading back from the store.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+const WATERMARKS: &str = "search_indexed";
+/// The marker's key, which no slug can be: this database keeps watermarks, so a room
+/// without one has nothing in the index yet.
+const MARKER: &str = "#watermarks";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Watermark {
+    #[serde(rename = "_id")]
+    room: String,
+    /// Every message of the room with an id up to this one is in the index.
+    id: i64,
+}
+
+fn watermark(txn: &Transaction, room: &Slug) -> polodb_core::Result<i64> {
+    Ok(txn
+        .collection::<Watermark>(WATERMARKS)
+        .find_one(doc! { "_id": room.as_str() })?
+        .map_or(0, |mark| mark.id))
+}
+
+fn set_watermark(txn: &Transaction, room: &str, id: i64) -> polodb_core::Result<()> {
+    let marks = txn.collection::<Watermark>(WATERMARKS);
+    marks.delete_one(doc! { "_id": room })?;
+    marks.insert_one(Watermark {
+        room: room.to_owned(),
+        id,
+    })?;
+    Ok(())
+}
+
+/// Once per database: if it has no marker, it is from before watermarks and its index is
+/// whole, so every room counts as indexed through its `last_id`.
+pub(super) fn mark_existing_index(db: &Database) -> polodb_core::Result<()> {
+    let txn = db.start_transaction()?;
+    let marks = txn.collection::<Watermark>(WATERMARKS);
+    if marks.find_one(doc! { "_id": MARKER })?.is_some() {
+        return txn.rollback();
+    }
+    for room in txn.collection::<RoomRecord>(ROOMS).find(doc! {}).run()? {
+        let room = room?;
+        set_watermark(&txn, room.slug.as_str(), room.last_id)?;
+    }
+    marks.insert_one(Watermark {
+        room: MARKER.to_owned(),
+        id: 0,
+    })?;
+    txn.commit()
+}
+
+/// Before loading a dump: the dump brings its own watermarks, or none.
+pub(super) fn forget_watermarks(db: &Database) -> polodb_core::Result<()> {
+    db.collection::<Watermark>(WATERMARKS)
+        .delete_many(doc! {})?;
+    Ok(())
+}
+
+/// Stored messages waiting to be indexed, in commit order.
+pub(super) struct IndexQueue {
+    state: Mutex<Queued>,
+    changed: Condvar,
+    bound: usize,
+}
+
+struct Queued {
+    batches: VecDeque<Vec<MessageRecord>>,
+    messages: usize,
+    /// The store holds messages the queue lacks: read them back before going on.
+    behind: bool,
+    closed: bool,
+}
+
+enum Work {
+    CatchUp,
+    Index(Vec<MessageRecord>),
+}
+
+impl IndexQueue {
+    pub(super) fn new(bound: usize) -> IndexQueue {
+        IndexQueue {
+            state: Mutex::new(Queued {
+                batches: VecDeque::new(),
+                messages: 0,
+                // What the last run left unindexed, first.
+                behind: true,
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            bound,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.state.lock().expect("index queue lock")
+    }
+
+    /// Queues committed messages, or drops them if the queue is full: never waits.
+    pub(super) fn push(&self, messages: &[MessageRecord]) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut queued = self.lock();
+        if queued.closed {
+            return;
+        }
+        if queued.messages + messages.len() > self.bound {
+            queued.behind = true;
+        } else {
+            queued.batches.push_back(messages.to_vec());
+            queued.messages += messages.len();
+        }
+        drop(queued);
+        self.changed.notify_one();
+    }
+
+    pub(super) fn fall_behind(&self) {
+        self.lock().behind = true;
+        self.changed.notify_one();
+    }
+
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The next work, if any (waiting for some if `wait`); `None` once closed.
+    fn take(&self, wait: bool) -> Option<Work> {
+        let mut queued = self.lock();
+        loop {
+            if queued.closed {
+                return None;
+            }
+            if queued.behind {
+                queued.behind = false;
+                return Some(Work::CatchUp);
+            }
+            if let Some(mut messages) = queued.batches.pop_front() {
+                while let Some(next) = queued.batches.front()
+                    && messages.len() + next.len() <= MAX_INDEX_COMMIT
+                {
+                    messages.extend(queued.batches.pop_front().into_iter().flatten());
+                }
+                queued.messages -= messages.len();
+                return Some(Work::Index(messages));
+            }
+            if !wait {
+                return None;
+            }
+            queued = self.changed.wait(queued).expect("index queue lock");
+        }
+    }
+
+    /// Sleeps for `time`, or until closed.
+    fn pause(&self, time: Duration) {
+        let queued = self.lock();
+        let _ = self
+            .changed
+            .wait_timeout_while(queued, time, |queued| !queued.closed);
+    }
+}
+
+/// The indexer thread: until the store closes, whatever is queued or left behind.
+pub(super) fn run(shared: &Shared) {
+    while let Some(work) = shared.queue.take(true) {
+        if let Err(e) = shared.index_work(work) {
+            tracing::warn!(error = %e, "indexing for search failed; reading back from the store");
+            shared.queue.fall_behind();
+            shared.queue.pause(RETRY_AFTER);
+        }
+    }
+}
+
+/// What the indexer thread would do with what is queued now, done here.
+#[cfg(test)]
+pub(super) fn index_queued_now(shared: &Shared) -> StoreResult<()> {
+    while let Some(work) = shared.queue.take(false) {
+        shared.index_work(work)?;
+    }
+    Ok(())
+}
+
+/// One room's messages past its watermark, read from the store one at a time.
+struct StoredGap {
+    room: Slug,
+    watermark: i64,
+    next_id: i64,
+    last_id: i64,
+    /// The oldest not taken yet.
+    head: Option<MessageRecord>,
+}
+
+impl StoredGap {
+    fn start(
+        txn: &Transaction,
+        room: Slug,
+        watermark: i64,
+        last_id: i64,
+    ) -> polodb_core::Result<StoredGap> {
+        let mut gap = StoredGap {
+            room,
+            watermark,
+            next_id: watermark + 1,
+            last_id,
+            head: None,
+        };
+        gap.advance(txn)?;
+        Ok(gap)
+    }
+
+    fn advance(&mut self, txn: &Transaction) -> polodb_core::Result<()> {
+        let messages = txn.collection::<MessageRecord>(MESSAGES);
+        self.head = None;
+        while self.head.is_none() && self.next_id <= self.last_id {
+            let key = MessageRecord::key_for(&self.room, self.next_id as u64);
+            self.head = messages.find_one(doc! { "_id": key })?;
+            self.next_id += 1;
+        }
+        Ok(())
+    }
+
+    /// Its new watermark once what was taken is indexed.
+    fn indexed_through(&self) -> i64 {
+        self.head.as_ref().map_or(self.last_id, |next| next.id - 1)
+    }
+}
+
+impl Shared {
+    fn index_work(&self, work: Work) -> StoreResult<()> {
+        match work {
+            Work::CatchUp => self.catch_up(),
+            Work::Index(messages) => self.index_queued(&messages),
+        }
+    }
+
+    /// Indexes what the store holds past the watermarks, one commit at a time so edits get
+    /// in between.
+    fn catch_up(&self) -> StoreResult<()> {
+        while !self.queue.is_closed() {
+            let mut index = self.index.lock().expect("index writer lock");
+            if !self.index_stored(&mut index, None)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes, from the store, everything up to message `id` of `room` that is not yet.
+    pub(super) fn index_through(
+        &self,
+        index: &mut IndexWriter,
+        room: &Slug,
+        id: i64,
+    ) -> StoreResult<()> {
+        while self.index_stored(index, Some((room, id)))? {}
+        Ok(())
+    }
+
+    /// Indexes queued messages in one commit, each room's from just past its watermark (what
+    /// is at or below it was read back from the store already). If a room's messages don't
+    /// follow on from its watermark, a batch before them was dropped: all are left to be
+    /// read back from the store, where they come in order.
+    fn index_queued(&self, queued: &[MessageRecord]) -> StoreResult<()> {
+        let mut index = self.index.lock().expect("index writer lock");
+        let (learned, gap) = self.write(|db| {
+            let txn = db.start_transaction()?;
+            // Per room: its watermark, and the id indexing goes on from.
+            let mut next_ids: HashMap<&Slug, (i64, i64)> = HashMap::new();
+            let mut fresh = Vec::with_capacity(queued.len());
+            for message in queued {
+                let (_, next) = match next_ids.entry(&message.room) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(new) => {
+                        let through = watermark(&txn, &message.room)?;
+                        new.insert((through, through + 1))
+                    }
+                };
+                if message.id > *next {
+                    txn.rollback()?;
+                    return Ok((None, true));
+                }
+                if message.id == *next {
+                    fresh.push(message);
+                    *next += 1;
+                }
+            }
+            if fresh.is_empty() {
+                txn.rollback()?;
+                return Ok((None, false));
+            }
+            let learned = index.index_new(&txn, fresh)?;
+            for (room, (through, next)) in &next_ids {
+                if next - 1 > *through {
+                    set_watermark(&txn, room.as_str(), next - 1)?;
+                }
+            }
+            txn.commit()?;
+            Ok((Some(learned), false))
+        })?;
+        if let Some(learned) = learned {
+            index.learn(learned);
+        }
+        if gap {
+            self.queue.fall_behind();
+        }
+        Ok(())
+    }
+
+    /// Indexes, in one commit of at most `MAX_INDEX_COMMIT` messages, what the store holds
+    /// past the watermarks: of every room up to its `last_id`, oldest first across rooms,
+    /// or with `until` only as far as that message. Returns whether there is more to do.
+    fn index_stored(
+        &self,
+        index: &mut IndexWriter,
+        until: Option<(&Slug, i64)>,
+    ) -> StoreResult<bool> {
+        let (learned, more): (Option<Learned>, bool) = self.write(|db| {
+            let txn = db.start_transaction()?;
+            let mut last_ids: Vec<(Slug, i64)> = Vec::new();
+            for room in txn.collection::<RoomRecord>(ROOMS).find(doc! {}).run()? {
+                let room = room?;
+                last_ids.push((room.slug, room.last_id));
+            }
+            if let Some((room, id)) = until {
+                if watermark(&txn, room)? >= id {
+                    txn.rollback()?;
+                    return Ok((None, false));
+                }
+                match last_ids.iter_mut().find(|(slug, _)| slug == room) {
+                    Some((_, last_id)) => *last_id = (*last_id).max(id),
+                    None => last_ids.push((room.clone(), id)),
+                }
+            }
+            let mut gaps = Vec::new();
+            for (room, last_id) in last_ids {
+                let through = watermark(&txn, &room)?;
+                if through < last_id {
+                    gaps.push(StoredGap::start(&txn, room, through, last_id)?);
+                }
+            }
+            if gaps.is_empty() {
+                txn.rollback()?;
+                return Ok((None, false));
+            }
+            // Oldest first, in the postings' order, so each term's run is a new newest one.
+            let mut oldest: BinaryHeap<Reverse<(String, usize)>> = gaps
+                .iter()
+                .enumerate()
+                .filter_map(|(at, gap)| gap.head.as_ref().map(|m| Reverse((posting(m), at))))
+                .collect();
+            let mut found = Vec::new();
+            while found.len() < MAX_INDEX_COMMIT
+                && let Some(Reverse((_, at))) = oldest.pop()
+            {
+                let gap = &mut gaps[at];
+                let message = gap.head.take().expect("a gap in the heap has a head");
+                gap.advance(&txn)?;
+                if let Some(next) = &gap.head {
+                    oldest.push(Reverse((posting(next), at)));
+                }
+                let reached =
+                    until.is_some_and(|(room, id)| *room == message.room && message.id >= id);
+                found.push(message);
+                if reached {
+                    break;
+                }
+            }
+            let learned = index.index_new(&txn, &found)?;
+            for gap in &gaps {
+                if gap.indexed_through() > gap.watermark {
+                    set_watermark(&txn, gap.room.as_str(), gap.indexed_through())?;
+                }
+            }
+            txn.commit()?;
+            let more = gaps.iter().any(|gap| match until {
+                Some((room, id)) => gap.room == *room && gap.indexed_through() < id,
+                None => gap.head.is_some(),
+            });
+            Ok((Some(learned), more))
+        })?;
+        if let Some(learned) = learned {
+            index.learn(learned);
+        }
+        Ok(more)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::domain::SearchQuery;
+    use crate::store::search_index::stored_postings;
+    use crate::store::{AppendBatch, DATABASE_DIR, MessageKind, PoloStore, RoomHead, Storage};
+
+    const START: i64 = 1_700_000_000_000;
+
+    /// Rooms written to the way the committer does: contiguous ids, heads in the commit.
+    struct Rooms {
+        next_ids: HashMap<String, u64>,
+        clock: i64,
+    }
+
+    impl Rooms {
+        fn create(store: &PoloStore, slugs: &[&str]) -> Rooms {
+            for slug in slugs {
+                store
+                    .create_room(&RoomRecord {
+                        slug: Slug::parse(slug).unwrap(),
+                        name: slug.to_string(),
+                        topic: String::new(),
+                        created_by: String::new(),
+                        created_at: START,
+                        last_id: 0,
+                        last_activity: START,
+                        mentions: Vec::new(),
+                        archived: false,
+                    })
+                    .unwrap();
+            }
+            Rooms {
+                next_ids: HashMap::new(),
+                clock: START,
+            }
+        }
+
+        /// Stores `(room, body)` messages in one commit.
+        fn append(&mut self, store: &PoloStore, messages: &[(&str, &str)]) -> Vec<MessageRecord> {
+            self.clock += 1;
+            let mut batch = AppendBatch::default();
+            for (room, body) in messages {
+                let id = self.next_ids.entry(room.to_string()).or_insert(0);
+                *id += 1;
+                batch.messages.push(MessageRecord::new(
+                    &Slug::parse(room).unwrap(),
+                    *id,
+                    MessageKind::User,
+                    "alice".into(),
+                    body.to_string(),
+                    self.clock,
+                ));
+            }
+            batch.room_heads = self
+                .next_ids
+                .iter()
+                .map(|(room, id)| RoomHead {
+                    slug: Slug::parse(room).unwrap(),
+                    last_id: *id as i64,
+                    last_activity: self.clock,
+                    mentions: Vec::new(),
+                })
+                .collect();
+            store.append(&batch).unwrap();
+            batch.messages
+        }
+    }
+
+    /// The keys of every message search finds, newest first, following the pages.
+    fn found(store: &PoloStore, query: &str) -> Vec<String> {
+        let query = SearchQuery::parse(query).unwrap();
+        let mut keys = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .search(&query, before.as_ref(), 50, &|_| true)
+                .unwrap();
+            keys.extend(page.hits.into_iter().map(|m| m.key));
+            match page.more {
+                Some(more) => before = Some(more),
+                None => return keys,
+            }
+        }
+    }
+
+    /// As search lists them: by time, then room, then id, newest first.
+    fn newest_first(messages: &[MessageRecord]) -> Vec<String> {
+        let mut sorted: Vec<&MessageRecord> = messages.iter().collect();
+        sorted.sort_by_key(|m| Reverse(posting(m)));
+        sorted.into_iter().map(|m| m.key.clone()).collect()
+    }
+
+    fn postings(store: &PoloStore, term: &str) -> Vec<String> {
+        store.read(|txn| stored_postings(txn, term)).unwrap()
+    }
+
+    fn watermark_of(store: &PoloStore, room: &str) -> i64 {
+        store
+            .read(|txn| watermark(txn, &Slug::parse(room).unwrap()))
+            .unwrap()
+    }
+
+    /// Waits for `done`, since the indexer works on its own time.
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn appended_messages_are_found_once_the_indexer_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PoloStore::open(dir.path()).unwrap();
+        let mut rooms = Rooms::create(&store, &["lobby", "other"]);
+        let mut sent = Vec::new();
+        for n in 0..3 {
+            sent.extend(rooms.append(
+                &store,
+                &[
+                    ("lobby", &format!("hello lobby {n}")),
+                    ("other", "hello other"),
+                ],
+            ));
+        }
+        eventually("all six found", || found(&store, "hello").len() == 6);
+        assert_eq!(found(&store, "hello"), newest_first(&sent));
+        assert_eq!(postings(&store, "hello").len(), 6);
+        assert_eq!(
+            (watermark_of(&store, "lobby"), watermark_of(&store, "other")),
+            (3, 3)
+        );
+    }
+
+    #[test]
+    fn messages_left_unindexed_are_indexed_from_the_store_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PoloStore::open_unindexed(dir.path()).unwrap();
+        let mut rooms = Rooms::create(&store, &["lobby", "other"]);
+        let mut sent = rooms.append(&store, &[("lobby", "the lighthouse")]);
+        sent.extend(rooms.append(
+            &store,
+            &[("other", "a lighthouse"), ("lobby", "lighthouse again")],
+        ));
+        assert!(found(&store, "lighthouse").is_empty(), "not indexed yet");
+        // As a crash would: the queue is gone with the process.
+        drop(store);
+
+        let store = PoloStore::open(dir.path()).unwrap();
+        eventually("found without anything new written", || {
+            found(&store, "lighthouse").len() == 3
+        });
+        assert_eq!(found(&store, "lighthouse"), newest_first(&sent));
+        assert_eq!(postings(&store, "lighthouse").len(), 3);
+        assert_eq!(
+            (watermark_of(&store, "lobby"), watermark_of(&store, "other")),
+            (2, 1)
+        );
+    }
+
+    #[test]
+    fn a_store_from_before_watermarks_counts_as_wholly_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PoloStore::open_unindexed(dir.path()).unwrap();
+        let mut rooms = Rooms::create(&store, &["lobby"]);
+        let kept = rooms.append(&store, &[("lobby", "kept one"), ("lobby", "kept two")]);
+        store.index_queued_now().unwrap();
+        // Stored but never indexed: only re-indexing everything would find it.
+        rooms.append(&store, &[("lobby", "skipped")]);
+        drop(store);
+        let db = Database::open_path(dir.path().join(DATABASE_DIR)).unwrap();
+        forget_watermarks(&db).unwrap();
+        drop(db);
+
+        let store = PoloStore::open(dir.path()).unwrap();
+        assert_eq!(watermark_of(&store, "lobby"), 3);
+        // Indexed after whatever the indexer did first on opening.
+        let sentinel = rooms.append(&store, &[("lobby", "sentinel")]);
+        eventually("the new message found", || {
+            found(&store, "sentinel") == newest_first(&sentinel)
+        });
+        assert!(
+            found(&store, "skipped").is_empty(),
+            "nothing was re-indexed"
+        );
+        assert_eq!(found(&store, "kept"), newest_first(&kept));
+        assert_eq!(postings(&store, "kept").len(), 2);
+        assert_eq!(watermark_of(&store, "lobby"), 4);
+    }
+
+    #[test]
+    fn an_edit_right_after_the_append_replaces_the_words_it_was_indexed_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PoloStore::open_unindexed(dir.path()).unwrap();
+        let mut rooms = Rooms::create(&store, &["lobby"]);
+        // The catch-up on opening done, the queued copy is what the indexer will meet.
+        store.index_queued_now().unwrap();
+        let mut message = rooms
+            .append(&store, &[("lobby", "meet at the harbour")])
+            .remove(0);
+        message.body = "meet at the station".into();
+        store.update_message(&message).unwrap();
+        // The indexer gets to the queued copy, as first sent, only now.
+        store.index_queued_now().unwrap();
+
+        assert_eq!(found(&store, "station"), vec![message.key.clone()]);
+        assert!(found(&store, "harbour").is_empty());
+        assert!(postings(&store, "harbour").is_empty(), "{message:?}");
+        assert_eq!(postings(&store, "station").len(), 1);
+        assert_eq!(postings(&store, "meet").len(), 1);
+    }
+
+    #[test]
+    fn batches_dropped_from_a_full_queue_are_read_back_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        // Batches of three never fit; single messages do, unless one waits already.
+        let store = PoloStore::open_with_queue_bound(dir.path(), 2).unwrap();
+        let mut rooms = Rooms::create(&store, &["lobby", "other"]);
+        let mut sent = Vec::new();
+        for n in 0..40 {
+            let body = format!("ping {n}");
+            let batch: &[(&str, &str)] = if n % 2 == 0 {
+                &[("lobby", &body)]
+            } else {
+                &[("lobby", &body), ("other", &body), ("lobby", &body)]
+            };
+            sent.extend(rooms.append(&store, batch));
+        }
+        eventually("every message found", || {
+            found(&store, "ping").len() == sent.len()
+        });
+        assert_eq!(found(&store, "ping"), newest_first(&sent));
+        assert_eq!(postings(&store, "ping").len(), sent.len());
+        assert_eq!(
+            (watermark_of(&store, "lobby"), watermark_of(&store, "other")),
+            (60, 20)
+        );
+    }
+}
