@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Database, Transaction};
@@ -33,6 +33,10 @@ pub(super) const QUEUE_BOUND: usize = 32_768;
 const MAX_INDEX_COMMIT: usize = 8_192;
 /// Pause after a failed index commit before reading back from the store.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long the first queued messages wait for more before an index commit of fewer than
+/// `MAX_INDEX_COMMIT`: at a steady trickle a commit per message batch would cost an fsync
+/// and a thread wake-up each, competing with the fan-out for the same cores.
+const LINGER: Duration = Duration::from_millis(100);
 const WATERMARKS: &str = "search_indexed";
 /// The marker's key, which no slug can be: this database keeps watermarks, so a room
 /// without one has nothing in the index yet.
@@ -99,6 +103,8 @@ pub(super) struct IndexQueue {
 struct Queued {
     batches: VecDeque<Vec<MessageRecord>>,
     messages: usize,
+    /// When the oldest queued batch arrived.
+    oldest: Option<Instant>,
     /// The store holds messages the queue lacks: read them back before going on.
     behind: bool,
     closed: bool,
@@ -115,6 +121,7 @@ impl IndexQueue {
             state: Mutex::new(Queued {
                 batches: VecDeque::new(),
                 messages: 0,
+                oldest: None,
                 // What the last run left unindexed, first.
                 behind: true,
                 closed: false,
@@ -142,6 +149,7 @@ impl IndexQueue {
         } else {
             queued.batches.push_back(messages.to_vec());
             queued.messages += messages.len();
+            queued.oldest.get_or_insert_with(Instant::now);
         }
         drop(queued);
         self.changed.notify_one();
@@ -172,6 +180,19 @@ impl IndexQueue {
                 queued.behind = false;
                 return Some(Work::CatchUp);
             }
+            if wait
+                && queued.messages < MAX_INDEX_COMMIT
+                && let Some(oldest) = queued.oldest
+                && let Some(left) = (oldest + LINGER).checked_duration_since(Instant::now())
+                && !left.is_zero()
+            {
+                queued = self
+                    .changed
+                    .wait_timeout(queued, left)
+                    .expect("index queue lock")
+                    .0;
+                continue;
+            }
             if let Some(mut messages) = queued.batches.pop_front() {
                 while let Some(next) = queued.batches.front()
                     && messages.len() + next.len() <= MAX_INDEX_COMMIT
@@ -179,6 +200,9 @@ impl IndexQueue {
                     messages.extend(queued.batches.pop_front().into_iter().flatten());
                 }
                 queued.messages -= messages.len();
+                if queued.batches.is_empty() {
+                    queued.oldest = None;
+                }
                 return Some(Work::Index(messages));
             }
             if !wait {
