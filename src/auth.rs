@@ -12,6 +12,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 
 use crate::domain::Nickname;
 use crate::error::AppError;
+use crate::periodic;
 use crate::security::{CspNonce, same_secret};
 use crate::startup::AppState;
 use crate::store::{self, ClaimRecord};
@@ -312,18 +313,13 @@ async fn release(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
 /// Deletes expired sessions every `session_sweep_interval`, first at start: they log
 /// nobody in, but would otherwise stay on disk for good.
 pub async fn delete_expired_sessions(state: AppState) {
-    let mut ticks = tokio::time::interval(state.config.session_sweep_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let shutdown = state.hub.shutdown_token().clone();
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
+    let stop = state.hub.shutdown_token().clone();
+    periodic::every(state.config.session_sweep_interval, &stop, || async {
         if let Err(e) = state.sessions.delete_expired().await {
             tracing::warn!(error = %e, "could not delete expired sessions");
         }
-    }
+    })
+    .await;
 }
 
 /// Closes the sockets of logins whose session expired unused, with 1008 as logout does,
@@ -332,43 +328,42 @@ pub async fn delete_expired_sessions(state: AppState) {
 /// have taken since. (The nickname is already free: a claim counts only while its login has
 /// a live session.)
 pub async fn end_expired_logins(state: AppState) {
-    let mut ticks = tokio::time::interval(state.config.expiry_check_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let shutdown = state.hub.shutdown_token().clone();
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
-        let logins = state.hub.logins_with_sockets();
-        if logins.is_empty() {
-            continue;
-        }
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let expired = store::blocking(&state.storage, move |storage| {
-            let mut expired = Vec::new();
-            for login_id in logins {
-                if !storage.login_is_live(&login_id, now)? {
-                    expired.push(login_id);
-                }
+    let stop = state.hub.shutdown_token().clone();
+    periodic::every(state.config.expiry_check_interval, &stop, || {
+        end_logins_whose_sessions_expired(&state)
+    })
+    .await;
+}
+
+async fn end_logins_whose_sessions_expired(state: &AppState) {
+    let logins = state.hub.logins_with_sockets();
+    if logins.is_empty() {
+        return;
+    }
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let expired = store::blocking(&state.storage, move |storage| {
+        let mut expired = Vec::new();
+        for login_id in logins {
+            if !storage.login_is_live(&login_id, now)? {
+                expired.push(login_id);
             }
-            Ok(expired)
-        })
-        .await;
-        match expired {
-            Ok(expired) => {
-                if !expired.is_empty() {
-                    tracing::info!(
-                        logins = expired.len(),
-                        "sessions expired; closing their sockets"
-                    );
-                }
-                for login_id in expired {
-                    state.hub.end_login(&login_id);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not check sessions for expiry"),
         }
+        Ok(expired)
+    })
+    .await;
+    match expired {
+        Ok(expired) => {
+            if !expired.is_empty() {
+                tracing::info!(
+                    logins = expired.len(),
+                    "sessions expired; closing their sockets"
+                );
+            }
+            for login_id in expired {
+                state.hub.end_login(&login_id);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check sessions for expiry"),
     }
 }
 

@@ -30,6 +30,7 @@ pub mod files;
 pub mod hub;
 pub mod metrics;
 pub mod ops;
+pub mod periodic;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;

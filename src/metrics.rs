@@ -110,13 +110,7 @@ impl Metrics {
     pub fn spawn_upkeep(self: &Arc<Self>, stop: CancellationToken) {
         let handle = self.handle.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(UPKEEP);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => handle.run_upkeep(),
-                    () = stop.cancelled() => return,
-                }
-            }
+            crate::periodic::every(UPKEEP, &stop, || async { handle.run_upkeep() }).await;
         });
     }
 }

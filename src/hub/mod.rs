@@ -281,7 +281,7 @@ impl Hub {
         storage: Arc<dyn Storage>,
         settings: LiveSettings,
     ) -> StoreResult<(Arc<Hub>, Committer)> {
-        let lobby = new_room_record(Slug::lobby(), "lobby".into(), String::new(), "");
+        let lobby = RoomRecord::new(Slug::lobby(), "lobby".into(), "", now_millis());
         storage.create_room(&lobby)?;
         let first_revision = now_millis().max(0) as u64;
         let rooms = storage
@@ -406,11 +406,11 @@ impl Hub {
         name: &RoomName,
         creator: &str,
     ) -> StoreResult<(Arc<Room>, bool)> {
-        let record = new_room_record(
+        let record = RoomRecord::new(
             name.slug().clone(),
             name.as_str().to_owned(),
-            String::new(),
             creator,
+            now_millis(),
         );
         self.open(record, creator).await
     }
@@ -422,7 +422,7 @@ impl Hub {
         other: &Nickname,
     ) -> StoreResult<(Arc<Room>, bool)> {
         let slug = Slug::direct(&me.mention_key(), &other.mention_key());
-        let record = new_room_record(slug, format!("{me} & {other}"), String::new(), me.as_str());
+        let record = RoomRecord::new(slug, format!("{me} & {other}"), me.as_str(), now_millis());
         self.open(record, me.as_str()).await
     }
 
@@ -577,16 +577,13 @@ impl Hub {
         let every = self.settings.flush_interval;
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = shutdown.cancelled() => return,
+            crate::periodic::every(every, &shutdown, || async {
+                // Gone only once the server stopped, and the shutdown ends this loop too.
+                if let Some(hub) = hub.upgrade() {
+                    hub.flush_live_state();
                 }
-                let Some(hub) = hub.upgrade() else { return };
-                hub.flush_live_state();
-            }
+            })
+            .await;
         });
     }
 
@@ -962,21 +959,6 @@ fn refused_request(refused: mpsc::error::TrySendError<CommitRequest>) -> CommitR
 
 fn too_busy() -> StoreError {
     StoreError("the server is too busy to store messages".into())
-}
-
-fn new_room_record(slug: Slug, name: String, topic: String, creator: &str) -> RoomRecord {
-    let now = now_millis();
-    RoomRecord {
-        slug,
-        name,
-        topic,
-        created_by: creator.to_owned(),
-        created_at: now,
-        last_id: 0,
-        last_activity: now,
-        mentions: Vec::new(),
-        archived: false,
-    }
 }
 
 pub fn now_millis() -> i64 {

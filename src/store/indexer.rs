@@ -467,17 +467,12 @@ mod tests {
         fn create(store: &PoloStore, slugs: &[&str]) -> Rooms {
             for slug in slugs {
                 store
-                    .create_room(&RoomRecord {
-                        slug: Slug::parse(slug).unwrap(),
-                        name: slug.to_string(),
-                        topic: String::new(),
-                        created_by: String::new(),
-                        created_at: START,
-                        last_id: 0,
-                        last_activity: START,
-                        mentions: Vec::new(),
-                        archived: false,
-                    })
+                    .create_room(&RoomRecord::new(
+                        Slug::parse(slug).unwrap(),
+                        slug.to_string(),
+                        "",
+                        START,
+                    ))
                     .unwrap();
             }
             Rooms {

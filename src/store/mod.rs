@@ -141,6 +141,23 @@ pub struct RoomRecord {
     pub archived: bool,
 }
 
+impl RoomRecord {
+    /// A room with no messages or topic yet, created at `at` (Unix milliseconds).
+    pub fn new(slug: Slug, name: String, created_by: &str, at: i64) -> RoomRecord {
+        RoomRecord {
+            slug,
+            name,
+            topic: String::new(),
+            created_by: created_by.to_owned(),
+            created_at: at,
+            last_id: 0,
+            last_activity: at,
+            mentions: Vec::new(),
+            archived: false,
+        }
+    }
+}
+
 /// Message `id` mentioned the person with this mention key: what marks a room in that
 /// person's sidebar until they have read it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -571,17 +571,12 @@ mod tests {
             let store = PoloStore::open_unindexed(dir.path()).unwrap();
             for room in rooms {
                 store
-                    .create_room(&RoomRecord {
-                        slug: Slug::parse(room).unwrap(),
-                        name: room.to_string(),
-                        topic: String::new(),
-                        created_by: String::new(),
-                        created_at: START,
-                        last_id: 0,
-                        last_activity: START,
-                        mentions: Vec::new(),
-                        archived: false,
-                    })
+                    .create_room(&RoomRecord::new(
+                        Slug::parse(room).unwrap(),
+                        room.to_string(),
+                        "",
+                        START,
+                    ))
                     .unwrap();
             }
             Fixture {
