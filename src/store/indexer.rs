@@ -377,16 +377,19 @@ impl Shared {
     ) -> StoreResult<bool> {
         let (learned, more): (Option<Learned>, bool) = self.write(|db| {
             let txn = db.start_transaction()?;
+            // An edit of a message already indexed (the usual case) reads nothing more.
+            if let Some((room, id)) = until
+                && watermark(&txn, room)? >= id
+            {
+                txn.rollback()?;
+                return Ok((None, false));
+            }
             let mut last_ids: Vec<(Slug, i64)> = Vec::new();
             for room in txn.collection::<RoomRecord>(ROOMS).find(doc! {}).run()? {
                 let room = room?;
                 last_ids.push((room.slug, room.last_id));
             }
             if let Some((room, id)) = until {
-                if watermark(&txn, room)? >= id {
-                    txn.rollback()?;
-                    return Ok((None, false));
-                }
                 match last_ids.iter_mut().find(|(slug, _)| slug == room) {
                     Some((_, last_id)) => *last_id = (*last_id).max(id),
                     None => last_ids.push((room.clone(), id)),
