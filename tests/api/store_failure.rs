@@ -151,6 +151,21 @@ fn is_ambient(frame: &Frame) -> bool {
     }
 }
 
+/// Reads frames until one holds the system line `body`: a join is committed on its own, and
+/// once seen it can no longer land after the messages a test sends next.
+async fn wait_for_system_line(socket: &mut Socket, body: &str) {
+    loop {
+        let frame = parse_frame(&socket.next_text().await.expect("a frame"));
+        if let Frame::Append(messages) = frame
+            && messages
+                .iter()
+                .any(|m| m.kind == "system" && m.body == body)
+        {
+            return;
+        }
+    }
+}
+
 /// Nothing stored is shown and no error arrives for a while (presence updates may).
 async fn expect_no_messages(socket: &mut Socket, who: &str) {
     let until = tokio::time::Instant::now() + Duration::from_millis(400);
@@ -230,6 +245,7 @@ async fn a_failing_store_refuses_with_an_error_fragment_broadcasts_nothing_and_r
     let mut b = bob.socket("lobby").await.unwrap();
     a.resume(0).await.unwrap();
     b.resume(0).await.unwrap();
+    wait_for_system_line(&mut a, "bob joined").await;
 
     a.say("before the failure", Some("ok-1")).await.unwrap();
     let first = sender_sees(&mut a, false).await;
