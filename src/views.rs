@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
+use crate::auth::CurrentUser;
 use crate::domain::{Nickname, Slug, is_emoji_only, render_body_and_mentions};
 use crate::error::AppError;
 use crate::hub::{RenderedMessage, RoomSummary};
@@ -46,13 +47,12 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    pub fn new(title: impl Into<String>, viewer: Option<&str>, nonce: &str) -> Chrome {
+    pub fn new(title: impl Into<String>, viewer: Option<&CurrentUser>, nonce: &str) -> Chrome {
         Chrome {
             title: title.into(),
-            viewer: viewer.map(str::to_owned),
+            viewer: viewer.map(|user| user.nickname.clone()),
             viewer_key: viewer
-                .and_then(|v| Nickname::parse(v).ok())
-                .map(|n| n.mention_key())
+                .map(|user| user.mention_key().to_owned())
                 .unwrap_or_default(),
             nonce: nonce.to_owned(),
             assets: assets::urls(),

@@ -71,7 +71,7 @@ pub async fn redeem_form(
         return Ok(Redirect::to(&format!("/login?next={next}")).into_response());
     };
     let page = RedeemPage {
-        page: Chrome::new("Admin", Some(&viewer.nickname), &nonce.0).for_admin(admin.is_some()),
+        page: Chrome::new("Admin", Some(&viewer), &nonce.0).for_admin(admin.is_some()),
         token,
         error: None,
     };
@@ -95,7 +95,7 @@ pub async fn redeem(
     if !state.admin.redeem(form.token.trim()).await? {
         tracing::warn!("a wrong admin token was given");
         let page = RedeemPage {
-            page: Chrome::new("Admin", Some(&viewer.nickname), &nonce.0),
+            page: Chrome::new("Admin", Some(&viewer), &nonce.0),
             token: String::new(),
             error: Some(
                 "That is not the admin token, or the setup link has been used already.".into(),
@@ -117,7 +117,7 @@ fn moderated_room(hub: &Hub, slug: &str) -> Result<Arc<Room>, AppError> {
 }
 
 fn panel_page(admin: &Admin, nonce: &CspNonce, room: &Room, error: Option<String>) -> PanelPage {
-    let viewer = admin.person().map(|user| user.nickname.as_str());
+    let viewer = admin.person();
     PanelPage {
         page: Chrome::new(format!("Moderate {}", room.name()), viewer, &nonce.0).for_admin(true),
         slug: room.slug.clone(),

@@ -73,7 +73,7 @@ async fn bots_page(
         })
         .collect();
     Ok(BotsPage {
-        page: Chrome::new("Bots", Some(&viewer.nickname), &nonce.0),
+        page: Chrome::new("Bots", Some(viewer), &nonce.0),
         sidebar: sidebar(&state.hub, headers, viewer, None, &reader),
         bots,
         fresh: None,

@@ -92,10 +92,9 @@ pub async fn new_link(
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let nickname = viewer.nickname.clone();
     let token = state
         .device_links
-        .issue(viewer, Instant::now())
+        .issue(viewer.clone(), Instant::now())
         .ok_or_else(|| AppError::Internal("too many device links waiting".into()))?;
     let base = state.origin.base_url(&headers, state.config.secure_cookies);
     let url = format!("{base}/devices/claim/{token}");
@@ -106,7 +105,7 @@ pub async fn new_link(
         .quiet_zone(true)
         .build();
     let page = LinkPage {
-        page: Chrome::new("Link another device", Some(&nickname), &nonce.0),
+        page: Chrome::new("Link another device", Some(&viewer), &nonce.0),
         url,
         qr_svg,
         minutes: LINK_LIFETIME.as_secs() / 60,

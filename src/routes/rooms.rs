@@ -84,7 +84,7 @@ async fn welcome_page(
 ) -> Result<WelcomePage, AppError> {
     let reader = state.hub.reader(&viewer.login_id).await?;
     Ok(WelcomePage {
-        page: Chrome::new("Welcome", Some(&viewer.nickname), &nonce.0),
+        page: Chrome::new("Welcome", Some(viewer), &nonce.0),
         sidebar: sidebar(&state.hub, headers, viewer, None, &reader),
         name,
         message,
@@ -256,7 +256,7 @@ pub(super) async fn room_page(
         false => &room_name,
     };
     let page = RoomPage {
-        page: Chrome::new(name, Some(&viewer.nickname), &nonce.0),
+        page: Chrome::new(name, Some(viewer), &nonce.0),
         sidebar: sidebar(&state.hub, headers, viewer, Some(&room.slug), &reader),
         slug: room.slug.clone(),
         name: name.to_owned(),

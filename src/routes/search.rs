@@ -126,7 +126,7 @@ pub async fn search(
         }
     };
     let page = SearchPage {
-        page: Chrome::new(search_title(&params.q), Some(&viewer.nickname), &nonce.0),
+        page: Chrome::new(search_title(&params.q), Some(&viewer), &nonce.0),
         sidebar: sidebar(&state.hub, &headers, &viewer, None, &reader),
         query: params.q.trim().to_owned(),
         outcome,
