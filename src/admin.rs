@@ -3,22 +3,14 @@
 //!
 //! Redeeming either marks that session as an admin's (stored with the session, so it
 //! survives restarts; logging out, or logging in again under another name, ends it).
-//! Handlers take [`Admin`], which is 403 for anyone else; machines may instead send
-//! `Authorization: Bearer <admin-token>`.
+//! Handlers take the `Admin` extractor (`routes::extract::admin`), which is 403 for anyone
+//! else; machines may instead send `Authorization: Bearer <admin-token>`.
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::http::header;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use tower_sessions::Session;
 
-use crate::auth::CurrentUser;
-use crate::error::AppError;
 use crate::security::{hex, same_secret};
-use crate::startup::AppState;
 use crate::store::{self, Storage, StoreResult};
 
 /// Session key holding the login id an admin grant was made to: a grant counts only while
@@ -97,115 +89,6 @@ impl AdminSecrets {
         store::blocking(&self.storage, |s| s.put_setting(SETUP_SETTING, SETUP_USED)).await?;
         *setup = None;
         Ok(true)
-    }
-}
-
-/// Marks the session as an admin's, for the login it carries now.
-pub async fn grant(session: &Session, user: &CurrentUser) -> Result<(), AppError> {
-    // A new id with the new rights: an id known before the grant is worth nothing after.
-    session.cycle_id().await?;
-    session.insert(ADMIN_KEY, &user.login_id).await?;
-    Ok(())
-}
-
-/// Who is acting as admin.
-#[derive(Debug, Clone)]
-pub enum Admin {
-    /// A person whose session redeemed the admin token or setup link.
-    Person(CurrentUser),
-    /// A machine that sent `Authorization: Bearer <admin-token>`.
-    Token,
-}
-
-impl Admin {
-    /// How system lines name the admin: "alice (admin)".
-    pub fn display_name(&self) -> String {
-        match self {
-            Admin::Person(user) => format!("{} (admin)", user.nickname),
-            Admin::Token => "an admin".to_owned(),
-        }
-    }
-
-    /// The acting admin's nickname, for logs; empty for a machine.
-    pub fn nickname(&self) -> &str {
-        match self {
-            Admin::Person(user) => &user.nickname,
-            Admin::Token => "",
-        }
-    }
-
-    pub fn person(&self) -> Option<&CurrentUser> {
-        match self {
-            Admin::Person(user) => Some(user),
-            Admin::Token => None,
-        }
-    }
-}
-
-/// What a request says about admin rights.
-enum Claim {
-    Admin(Admin),
-    NotAdmin,
-    /// A bearer token that is not the admin token.
-    BadToken,
-}
-
-async fn claim(parts: &mut Parts, state: &AppState) -> Result<Claim, Response> {
-    if let Some(given) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Ok(match state.admin.is_admin_token(given.trim()) {
-            true => Claim::Admin(Admin::Token),
-            false => Claim::BadToken,
-        });
-    }
-    // Routes outside the session layer have no session: nobody there is an admin by cookie.
-    let Ok(session) = Session::from_request_parts(parts, state).await else {
-        return Ok(Claim::NotAdmin);
-    };
-    let user =
-        <CurrentUser as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
-            .await?;
-    let granted = session
-        .get::<String>(ADMIN_KEY)
-        .await
-        .map_err(|e| AppError::from(e).into_response())?;
-    Ok(match user {
-        Some(user) if granted.as_deref() == Some(user.login_id.as_str()) => {
-            Claim::Admin(Admin::Person(user))
-        }
-        _ => Claim::NotAdmin,
-    })
-}
-
-/// An admin, or 403 (401 for a wrong bearer token).
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        match claim(parts, state).await? {
-            Claim::Admin(admin) => Ok(admin),
-            Claim::NotAdmin => Err(AppError::NotAdmin.into_response()),
-            Claim::BadToken => Err(AppError::BadAdminToken.into_response()),
-        }
-    }
-}
-
-/// `Option<Admin>`: whether the viewer is an admin, for pages that show admin controls.
-impl OptionalFromRequestParts<AppState> for Admin {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Option<Self>, Response> {
-        Ok(match claim(parts, state).await? {
-            Claim::Admin(admin) => Some(admin),
-            Claim::NotAdmin | Claim::BadToken => None,
-        })
     }
 }
 

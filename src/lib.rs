@@ -24,10 +24,13 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod bots;
+pub mod clock;
 pub mod config;
+pub mod devices;
 pub mod error;
 pub mod files;
 pub mod hub;
+pub mod identity;
 pub mod metrics;
 pub mod ops;
 pub mod periodic;
@@ -35,7 +38,9 @@ pub mod rate_limit;
 pub mod routes;
 pub mod security;
 pub mod startup;
+pub mod state;
 pub mod store;
+pub mod upkeep;
 pub mod views;
 
 /// The parsers live in their own crate so they can be fuzzed without building RocksDB.

@@ -1,12 +1,6 @@
-//! Same-origin checks and security headers.
+//! Same-origin checks and the secret-handling primitives: hex, constant-time comparison.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use rand::Rng;
-
-use crate::startup::AppState;
+use axum::http::{HeaderMap, header};
 
 /// The server's own origin: `--public-url` when set, otherwise whatever `Host` the request
 /// came to.
@@ -56,32 +50,6 @@ impl OwnOrigin {
     }
 }
 
-/// Refuses state-changing requests from other sites. Browsers send `Origin` on every POST;
-/// clients that send none (curl, scripts) are not browsers and carry no ambient cookies risk.
-pub async fn reject_cross_site(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    let headers = request.headers();
-    let cross_site = headers.contains_key(header::ORIGIN) && !state.origin.matches(headers)
-        || headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v.as_bytes() == b"cross-site");
-    if !safe && cross_site {
-        return (
-            StatusCode::FORBIDDEN,
-            "Cross-site request refused: this form must be sent from the chat itself.",
-        )
-            .into_response();
-    }
-    next.run(request).await
-}
-
 /// A per-response nonce for the one inline `<style>` a page carries.
 #[derive(Debug, Clone)]
 pub struct CspNonce(pub String);
@@ -107,34 +75,6 @@ pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
             .zip(expected)
             .fold(0u8, |diff, (a, b)| diff | (a ^ b))
             == 0
-}
-
-pub async fn security_headers(mut request: Request, next: Next) -> Response {
-    let nonce = hex(&rand::rng().random::<[u8; 16]>());
-    request.extensions_mut().insert(CspNonce(nonce.clone()));
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    let csp = format!(
-        "default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; \
-         img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
-         frame-ancestors 'none'; object-src 'none'"
-    );
-    // A response with a stricter policy of its own (a served file) keeps it.
-    if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
-        && let Ok(value) = HeaderValue::from_str(&csp)
-    {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
 }
 
 #[cfg(test)]

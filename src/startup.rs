@@ -8,13 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::serve::{Listener, ListenerExt};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,60 +15,19 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::trace::TraceLayer;
-use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::admin::AdminSecrets;
 use crate::bots::Bots;
 use crate::bots::webhook::{self, MentionWebhooks, Webhooks};
 use crate::config::Config;
+use crate::devices::DeviceLinks;
 use crate::files::FileStore;
 use crate::hub::{Committer, Hub};
 use crate::rate_limit::RateLimiter;
-use crate::routes::devices::DeviceLinks;
-use crate::security::{self, OwnOrigin};
+use crate::security::OwnOrigin;
+use crate::state::{AppState, Shared};
 use crate::store::{PoloStore, SessionBackend, Storage};
-use crate::{assets, auth, ops, routes};
-
-/// A urlencoded form over this gets 413. 64 KiB still fits 4,000 CJK characters encoded.
-pub const MAX_FORM_BYTES: usize = 64 * 1024;
-
-/// What every handler shares. One `Arc`: extractors and middleware clone the state for
-/// every request, and a dozen reference counts per clone showed in the room page's profile.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-pub struct Shared {
-    pub hub: Arc<Hub>,
-    pub storage: Arc<dyn Storage>,
-    pub config: Arc<Config>,
-    pub origin: OwnOrigin,
-    /// Nickname claims are check-then-write; one login at a time keeps two people from both
-    /// winning the same name.
-    pub login_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Every open socket, so shutdown can wait for their close frames to go out.
-    pub tracker: TaskTracker,
-    pub rate_limiter: Arc<RateLimiter>,
-    /// The session store, also used directly to end a login on all its devices.
-    pub sessions: SessionBackend,
-    /// One-time links that log another device in as the same person.
-    pub device_links: Arc<DeviceLinks>,
-    /// Digests of the admin token and the setup link; see [`crate::admin`].
-    pub admin: Arc<AdminSecrets>,
-    /// Every bot, in memory: the API authenticates against it on every request.
-    pub bots: Arc<Bots>,
-    /// Attached files on disk, under `--data-dir/files`.
-    pub files: Arc<FileStore>,
-}
+use crate::{routes, upkeep};
 
 pub struct Application {
     listener: TcpListener,
@@ -153,7 +105,7 @@ impl Application {
         let files = tokio::task::spawn_blocking(move || FileStore::open(&files_dir))
             .await?
             .context("opening the attachments directory")?;
-        let state = AppState(Arc::new(Shared {
+        let state = AppState::new(Shared {
             admin: Arc::new(admin),
             hub,
             files: Arc::new(files),
@@ -166,7 +118,7 @@ impl Application {
             tracker: TaskTracker::new(),
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit, config.rate_burst)),
             config: Arc::new(config),
-        }));
+        });
         Ok(Application {
             listener,
             state,
@@ -207,9 +159,9 @@ impl Application {
         let header_timeout = state.config.header_timeout();
         let hub_shutdown = state.hub.shutdown_token().clone();
         let tracker = state.tracker.clone();
-        tokio::spawn(auth::end_expired_logins(state.clone()));
-        tokio::spawn(auth::delete_expired_sessions(state.clone()));
-        let router = router(state);
+        tokio::spawn(upkeep::end_expired_logins(state.clone()));
+        tokio::spawn(upkeep::delete_expired_sessions(state.clone()));
+        let router = routes::router(state);
 
         let stopping = hub_shutdown.clone();
         let mut serve = pin!(serve(listener, router, header_timeout, async move {
@@ -309,121 +261,4 @@ async fn serve(
     draining.cancel();
     connections.close();
     connections.wait().await;
-}
-
-/// Answers 408 when a request, body included, takes longer than `--request-timeout`, or
-/// `--upload-timeout` for an upload (25 MiB needs more than 30 seconds on a slow link).
-async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit = if routes::attachments::is_upload(&request) {
-        state.config.upload_timeout()
-    } else {
-        state.config.request_timeout()
-    };
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
-    }
-}
-
-pub fn router(state: AppState) -> Router {
-    let sessions = SessionManagerLayer::new(state.sessions.clone())
-        .with_name("chat_session")
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(state.config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(
-            time::Duration::try_from(state.config.session_lifetime())
-                .unwrap_or(time::Duration::MAX),
-        ));
-
-    Router::new()
-        .route("/", get(routes::rooms::welcome))
-        .route("/login", get(auth::login_form).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/join/{code}", get(auth::join))
-        .route("/devices/link", get(routes::devices::new_link))
-        .route(
-            "/devices/claim/{token}",
-            get(routes::devices::confirm_claim).post(routes::devices::claim),
-        )
-        .route("/rooms", post(routes::rooms::create_room))
-        .route("/dm/{nickname}", get(routes::rooms::open_direct))
-        .route("/rooms/{slug}", get(routes::rooms::show_room))
-        .route(
-            "/rooms/{slug}/messages",
-            get(routes::rooms::older_messages).post(routes::rooms::post_message),
-        )
-        .route(
-            "/rooms/{slug}/messages/{id}",
-            get(routes::messages::show_message)
-                .put(routes::messages::update_message)
-                .delete(routes::messages::delete_message),
-        )
-        .route(
-            "/rooms/{slug}/messages/{id}/edit",
-            get(routes::messages::edit_form),
-        )
-        .route(
-            "/rooms/{slug}/messages/{id}/reactions",
-            post(routes::messages::toggle_reaction),
-        )
-        .route(
-            "/rooms/{slug}/mentions",
-            get(routes::rooms::mention_suggestions),
-        )
-        .route(
-            "/rooms/{slug}/attachments",
-            // Streamed to disk and limited per file by `--max-upload`, not by the form limit.
-            post(routes::attachments::upload).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/rooms/{slug}/messages/{id}/file",
-            get(routes::attachments::file),
-        )
-        .route(
-            "/rooms/{slug}/messages/{id}/thumbnail",
-            get(routes::attachments::thumbnail),
-        )
-        .route("/rooms/{slug}/ws", get(routes::ws::room_socket))
-        .route("/search", get(routes::search::search))
-        .route(
-            "/admin",
-            get(routes::admin::redeem_form).post(routes::admin::redeem),
-        )
-        .route("/rooms/{slug}/admin", get(routes::admin::panel))
-        .route("/rooms/{slug}/admin/rename", post(routes::admin::rename))
-        .route("/rooms/{slug}/admin/archive", post(routes::admin::archive))
-        .route(
-            "/rooms/{slug}/admin/unarchive",
-            post(routes::admin::unarchive),
-        )
-        .route("/rooms/{slug}/admin/kick", post(routes::admin::kick))
-        .route("/rooms/{slug}/topic", post(routes::rooms::set_topic))
-        .route("/rooms/{slug}/mute", post(routes::rooms::toggle_mute))
-        .route("/ws", get(routes::ws::global_socket))
-        .route(
-            "/settings/bots",
-            get(routes::bots::settings).post(routes::bots::create),
-        )
-        .route("/settings/bots/{id}/token", post(routes::bots::new_token))
-        .route("/settings/bots/{id}/revoke", post(routes::bots::revoke))
-        .route(
-            "/settings/bots/{id}/webhook",
-            post(routes::bots::set_webhook),
-        )
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            security::reject_cross_site,
-        ))
-        .layer(sessions)
-        // Bearer tokens, not cookies: outside the session layer and its cross-site check.
-        .merge(routes::api::router())
-        .route("/healthz", get(routes::healthz))
-        .merge(ops::http::router())
-        .route("/static/{*path}", get(assets::serve))
-        .layer(middleware::from_fn(security::security_headers))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }

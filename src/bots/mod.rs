@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
+use crate::clock::now_millis;
 use crate::domain::Nickname;
-use crate::hub::now_millis;
 use crate::security::{hex, same_secret};
 use crate::store::{self, BOT_CLAIM_PREFIX, BotRecord, ClaimRecord, Storage, StoreError};
 

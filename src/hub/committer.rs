@@ -10,15 +10,16 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::now_millis;
 use super::room::{Room, render};
-use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange, RenderedMessage};
+use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange};
+use crate::clock::now_millis;
 use crate::domain::{Nickname, Slug};
 use crate::metrics::Metrics;
 use crate::store::{
     AppendBatch, Attachment, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction,
     ReplyPreview, RoomHead, Storage, StoreError, StoreResult,
 };
+use crate::views::RenderedMessage;
 
 /// How much of the answered message a reply quotes.
 const REPLY_EXCERPT_CHARS: usize = 120;

@@ -8,27 +8,13 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::{BROADCAST_CAPACITY, WINDOW, now_millis};
+use super::{BROADCAST_CAPACITY, WINDOW};
+use crate::clock::now_millis;
 use crate::domain::Slug;
 use crate::store::{
     self, MentionMark, MessageKind, MessageRecord, RoomRecord, Storage, StoreResult,
 };
-use crate::views;
-
-/// One message, rendered once with `_message.html`.
-#[derive(Debug)]
-pub struct RenderedMessage {
-    pub id: u64,
-    /// Who wrote it; empty for system lines. Offered as `@mention` suggestions.
-    pub author: String,
-    pub html: String,
-    /// Mention keys of the people it mentions.
-    pub mentions: Vec<String>,
-    /// The room revision of its last change (edit, deletion, reaction), 0 if none.
-    pub revision: u64,
-    /// The message it answers, whose changes its quote follows.
-    pub reply_to: Option<u64>,
-}
+use crate::views::{self, RenderedMessage};
 
 /// What a room pushes to its subscribers. Each frame is built once and shared.
 #[derive(Debug)]

@@ -5,9 +5,10 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::OpsError;
+use crate::clock::from_millis;
 use crate::domain::Slug;
 use crate::store::{MessageRecord, Storage};
-use crate::views::{from_millis, rfc3339};
+use crate::views::rfc3339;
 
 /// Messages read from the store at a time.
 const CHUNK: u64 = 500;

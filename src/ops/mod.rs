@@ -1,6 +1,6 @@
-//! Operations: what an operator runs beside the chat rather than in it.
+//! Operations: what an operator runs beside the chat rather than in it. Their HTTP endpoints
+//! (`/metrics`, backup, export) are in `routes::ops`.
 //!
-//! - [`http`]: `/metrics`, and the backup and export endpoints, all behind the admin token.
 //! - [`archive`]: the backup archive, written from a running server's store or a stopped data
 //!   directory, and restored into an empty one.
 //! - [`export`]: a room's history as JSON lines.
@@ -9,7 +9,6 @@
 pub mod archive;
 pub mod cli;
 pub mod export;
-pub mod http;
 
 use crate::store::StoreError;
 

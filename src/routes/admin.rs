@@ -4,6 +4,8 @@
 //! admins too they are 404 here, as everywhere. (Deleting anyone's message is in
 //! `routes::messages`, on the same path as deleting one's own.)
 
+use axum::Router;
+use axum::routing::{get, post};
 use std::sync::Arc;
 
 use askama::Template;
@@ -14,15 +16,26 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::admin::{self, Admin};
-use crate::auth::CurrentUser;
+use super::extract::admin::{self, Admin};
 use crate::domain::{Nickname, RoomName, Slug};
 use crate::error::AppError;
 use crate::hub::{Hub, LoginEnd, NewMessage, Room};
+use crate::identity::CurrentUser;
 use crate::security::CspNonce;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store;
 use crate::views::{Chrome, render};
+
+/// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(redeem_form).post(redeem))
+        .route("/rooms/{slug}/admin", get(panel))
+        .route("/rooms/{slug}/admin/rename", post(rename))
+        .route("/rooms/{slug}/admin/archive", post(archive))
+        .route("/rooms/{slug}/admin/unarchive", post(unarchive))
+        .route("/rooms/{slug}/admin/kick", post(kick))
+}
 
 #[derive(Template)]
 #[template(path = "admin_redeem.html")]

@@ -16,10 +16,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::extract::bearer_token;
 use crate::bots::{BotError, BotIdentity};
 use crate::domain::{BodyError, ClientId, MessageBody};
 use crate::hub::{Appended, NewMessage};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{self, MessageKind, MessageRecord, StoreError};
 
 /// Messages one read returns at most.
@@ -123,14 +124,7 @@ impl FromRequestParts<AppState> for BotIdentity {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(ApiError::Unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         state.bots.authenticate(token).ok_or(ApiError::Unauthorized)
     }
 }

@@ -1,25 +1,39 @@
 //! Attachments: uploading files into a room as messages, and serving them back to the people
 //! who can read that room (and nobody else: to them, like the room, they don't exist).
 
-use axum::Extension;
+use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::multipart::Field;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use super::rooms::{find_room, room_page};
-use crate::auth::CurrentUser;
+use super::extract::page::PageContext;
+use super::extract::room::find_room;
 use crate::domain::{FrameError, MessageBody};
 use crate::error::AppError;
 use crate::files::{DOWNLOAD_TYPE, StoredFile, UploadError, clean_file_name, content_disposition};
 use crate::hub::{NewMessage, Room};
-use crate::security::CspNonce;
-use crate::startup::AppState;
+use crate::identity::CurrentUser;
+use crate::state::AppState;
 use crate::store::{self, Attachment, FileRecord, MessageKind};
 use crate::views::{ComposerError, human_size, render};
+
+/// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/rooms/{slug}/attachments",
+            // Streamed to disk and limited per file by `--max-upload`, not by the form limit.
+            post(upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/rooms/{slug}/messages/{id}/file", get(file))
+        .route("/rooms/{slug}/messages/{id}/thumbnail", get(thumbnail))
+}
 
 /// Files one upload may carry; each becomes a message of its own.
 const MAX_FILES: u64 = 10;
@@ -27,13 +41,6 @@ const MAX_FILES: u64 = 10;
 const FORM_OVERHEAD: u64 = 64 * 1024;
 /// Chunks a served file is read in.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Whether a request is an upload, which may take longer than other requests.
-pub fn is_upload(request: &axum::extract::Request) -> bool {
-    request.method() == axum::http::Method::POST
-        && request.uri().path().starts_with("/rooms/")
-        && request.uri().path().ends_with("/attachments")
-}
 
 /// A refused upload: shown in the composer, with the status it is answered with.
 struct Refusal {
@@ -78,14 +85,13 @@ impl Refusal {
 pub async fn upload(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-    viewer: CurrentUser,
+    page: PageContext,
     headers: HeaderMap,
-    Extension(nonce): Extension<CspNonce>,
     multipart: Multipart,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug, &viewer)?;
+    let room = find_room(&state.hub, &slug, &page.viewer)?;
     let htmx = headers.contains_key("hx-request");
-    let outcome = receive_and_post(&state, &room, &viewer, &headers, multipart).await;
+    let outcome = receive_and_post(&state, &room, &page.viewer, &headers, multipart).await;
     let refusal = match outcome {
         Ok(()) if htmx => return Ok(Html(ComposerError::cleared()).into_response()),
         Ok(()) => return Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response()),
@@ -94,17 +100,10 @@ pub async fn upload(
     if htmx {
         return Ok((refusal.status, render(&refusal.error)?).into_response());
     }
-    let page = room_page(
-        &state,
-        &viewer,
-        &headers,
-        &nonce,
-        &room,
-        String::new(),
-        Some(refusal.error),
-    )
-    .await?;
-    Ok((refusal.status, render(&page)?).into_response())
+    let shown = page
+        .room_page(&state, &room, String::new(), Some(refusal.error))
+        .await?;
+    Ok((refusal.status, shown.to_html()?).into_response())
 }
 
 async fn receive_and_post(
@@ -257,7 +256,7 @@ async fn describe(
                 size: stored.size,
                 media_type: sniffed.media_type,
                 image: sniffed.image,
-                created_at: crate::hub::now_millis(),
+                created_at: crate::clock::now_millis(),
             };
             let saved = record.clone();
             store::blocking(&state.storage, move |s| s.put_file(&saved))

@@ -2,20 +2,30 @@
 //! set the URL that mentions of it are POSTed to. Plain forms, so it works without JavaScript.
 
 use askama::Template;
+use axum::Form;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::rooms::sidebar;
-use crate::auth::CurrentUser;
+use super::extract::page::PageContext;
 use crate::bots::BotError;
 use crate::domain::Nickname;
 use crate::error::AppError;
-use crate::security::CspNonce;
-use crate::startup::AppState;
+use crate::identity::CurrentUser;
+use crate::state::AppState;
 use crate::views::{Chrome, Sidebar, render};
+
+/// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/bots", get(settings).post(create))
+        .route("/settings/bots/{id}/token", post(new_token))
+        .route("/settings/bots/{id}/revoke", post(revoke))
+        .route("/settings/bots/{id}/webhook", post(set_webhook))
+}
 
 #[derive(Template)]
 #[template(path = "bots.html")]
@@ -56,10 +66,10 @@ impl From<BotError> for AppError {
 
 async fn bots_page(
     state: &AppState,
-    viewer: &CurrentUser,
+    page: &PageContext,
     headers: &HeaderMap,
-    nonce: &CspNonce,
 ) -> Result<BotsPage, AppError> {
+    let viewer = &page.viewer;
     let reader = state.hub.reader(&viewer.login_id).await?;
     let bots = state
         .bots
@@ -73,8 +83,8 @@ async fn bots_page(
         })
         .collect();
     Ok(BotsPage {
-        page: Chrome::new("Bots", Some(viewer), &nonce.0),
-        sidebar: sidebar(&state.hub, headers, viewer, None, &reader),
+        page: page.chrome("Bots"),
+        sidebar: page.sidebar(state, None, &reader),
         bots,
         fresh: None,
         name: String::new(),
@@ -94,11 +104,10 @@ fn no_store(status: StatusCode, page: &BotsPage) -> Result<Response, AppError> {
 
 pub async fn settings(
     State(state): State<AppState>,
-    viewer: CurrentUser,
+    context: PageContext,
     headers: HeaderMap,
-    Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let page = bots_page(&state, &viewer, &headers, &nonce).await?;
+    let page = bots_page(&state, &context, &headers).await?;
     no_store(StatusCode::OK, &page)
 }
 
@@ -111,11 +120,11 @@ pub struct NewBotForm {
 /// Makes a bot and shows its token, once.
 pub async fn create(
     State(state): State<AppState>,
-    viewer: CurrentUser,
+    context: PageContext,
     headers: HeaderMap,
-    Extension(nonce): Extension<CspNonce>,
     Form(form): Form<NewBotForm>,
 ) -> Result<Response, AppError> {
+    let viewer = &context.viewer;
     let origin = state.origin.base_url(&headers, state.config.secure_cookies);
     let made = match Nickname::parse(&form.name) {
         Err(e) => Err(e.to_string().replace("nickname", "bot name")),
@@ -129,7 +138,7 @@ pub async fn create(
             }
         }
     };
-    let mut page = bots_page(&state, &viewer, &headers, &nonce).await?;
+    let mut page = bots_page(&state, &context, &headers).await?;
     match made {
         Ok((bot, token)) => {
             page.fresh = Some(FreshToken {
@@ -150,12 +159,12 @@ pub async fn create(
 pub async fn new_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    viewer: CurrentUser,
+    context: PageContext,
     headers: HeaderMap,
-    Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
+    let viewer = &context.viewer;
     let token = state.bots.new_token(&viewer.login_id, &id).await?;
-    let mut page = bots_page(&state, &viewer, &headers, &nonce).await?;
+    let mut page = bots_page(&state, &context, &headers).await?;
     let bot = page
         .bots
         .iter()
@@ -185,11 +194,11 @@ pub struct WebhookForm {
 pub async fn set_webhook(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    viewer: CurrentUser,
+    context: PageContext,
     headers: HeaderMap,
-    Extension(nonce): Extension<CspNonce>,
     Form(form): Form<WebhookForm>,
 ) -> Result<Response, AppError> {
+    let viewer = &context.viewer;
     let origin = state.origin.base_url(&headers, state.config.secure_cookies);
     match state
         .bots
@@ -198,7 +207,7 @@ pub async fn set_webhook(
     {
         Ok(()) => Ok(Redirect::to("/settings/bots").into_response()),
         Err(BotError::BadUrl) => {
-            let mut page = bots_page(&state, &viewer, &headers, &nonce).await?;
+            let mut page = bots_page(&state, &context, &headers).await?;
             page.error = Some(BotError::BadUrl.to_string());
             no_store(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }

@@ -2,21 +2,37 @@
 //! Every change goes through the hub, which stores it and replaces the message live for
 //! everyone in the room; the htmx caller also gets the new rendering as its response.
 
+use axum::Form;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::rooms::{find_room, room_page, writable_room};
-use crate::admin::Admin;
-use crate::auth::CurrentUser;
+use super::extract::admin::Admin;
+use super::extract::page::PageContext;
+use super::extract::room::{find_room, writable_room};
 use crate::domain::{FrameError, MessageBody};
 use crate::error::AppError;
-use crate::hub::{ChangeError, MessageChange, PAGE, RenderedMessage};
-use crate::security::CspNonce;
-use crate::startup::AppState;
-use crate::views::{History, MessageEdit, REACTIONS, render};
+use crate::hub::{ChangeError, MessageChange, PAGE};
+use crate::identity::CurrentUser;
+use crate::state::AppState;
+use crate::views::{History, MessageEdit, REACTIONS, RenderedMessage, render};
+
+/// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/rooms/{slug}/messages/{id}",
+            get(show_message).put(update_message).delete(delete_message),
+        )
+        .route("/rooms/{slug}/messages/{id}/edit", get(edit_form))
+        .route(
+            "/rooms/{slug}/messages/{id}/reactions",
+            post(toggle_reaction),
+        )
+}
 
 fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
@@ -31,12 +47,10 @@ fn message_html(message: &RenderedMessage) -> Response {
 pub async fn show_message(
     State(state): State<AppState>,
     Path((slug, id)): Path<(String, u64)>,
-    viewer: CurrentUser,
-    admin: Option<Admin>,
+    page: PageContext,
     headers: HeaderMap,
-    Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let room = find_room(&state.hub, &slug, &viewer)?;
+    let room = find_room(&state.hub, &slug, &page.viewer)?;
     if id == 0 || id > room.last_id() {
         return Err(AppError::NotFound);
     }
@@ -45,27 +59,13 @@ pub async fn show_message(
         let message = message.ok_or(AppError::NotFound)?;
         return Ok(message_html(&message));
     }
-    let mut page = room_page(
-        &state,
-        &viewer,
-        &headers,
-        &nonce,
-        &room,
-        String::new(),
-        None,
-    )
-    .await?
-    .for_admin(admin.is_some());
-    if !page.history.messages.iter().any(|m| m.id == id) {
-        page.history = History {
-            slug: room.slug.clone(),
-            messages: state.hub.page_before(&room, id + PAGE / 2 + 1).await?,
-            first_unread: None,
-        };
-        page.live = false;
+    let mut shown = page.room_page(&state, &room, String::new(), None).await?;
+    if !shown.history.messages.iter().any(|m| m.id == id) {
+        let around = state.hub.page_before(&room, id + PAGE / 2 + 1).await?;
+        shown = shown.showing(History::new(room.slug.clone(), around, None));
     }
-    page.focus = Some(id);
-    Ok(page.into_response())
+    shown.focus = Some(id);
+    Ok(shown.to_html()?.into_response())
 }
 
 /// The edit form, swapped in place of the viewer's own message.
@@ -74,7 +74,7 @@ pub async fn edit_form(
     Path((slug, id)): Path<(String, u64)>,
     viewer: CurrentUser,
 ) -> Result<Response, AppError> {
-    let room = writable_room(&state, &slug, &viewer)?;
+    let room = writable_room(&state.hub, &slug, &viewer)?;
     let record = state
         .hub
         .message_record(&room, id)
@@ -105,7 +105,7 @@ pub async fn update_message(
     viewer: CurrentUser,
     Form(form): Form<EditForm>,
 ) -> Result<Response, AppError> {
-    let room = writable_room(&state, &slug, &viewer)?;
+    let room = writable_room(&state.hub, &slug, &viewer)?;
     let body = match MessageBody::parse(&form.body) {
         Ok(body) => body,
         Err(e) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response()),
@@ -130,7 +130,7 @@ pub async fn delete_message(
     admin: Option<Admin>,
 ) -> Result<Response, AppError> {
     let Some(admin) = admin else {
-        let room = writable_room(&state, &slug, &viewer)?;
+        let room = writable_room(&state.hub, &slug, &viewer)?;
         let message = state
             .hub
             .change_message(&room, id, &viewer.nickname, MessageChange::Delete)
@@ -168,7 +168,7 @@ pub async fn toggle_reaction(
     headers: HeaderMap,
     Form(form): Form<ReactionForm>,
 ) -> Result<Response, AppError> {
-    let room = writable_room(&state, &slug, &viewer)?;
+    let room = writable_room(&state.hub, &slug, &viewer)?;
     if !REACTIONS.contains(&form.emoji.as_str()) {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,

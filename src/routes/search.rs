@@ -2,24 +2,27 @@
 //! JavaScript, answered by a full page of the newest matches linking to their permalinks.
 
 use askama::Template;
-use axum::Extension;
+use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-use super::rooms::sidebar;
-use super::viewer_offset;
-use crate::auth::CurrentUser;
+use super::extract::page::PageContext;
 use crate::domain::{QueryError, SearchQuery, Snippet, excerpt};
 use crate::error::AppError;
-use crate::security::CspNonce;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{self, MessageRecord, SearchCursor};
 use crate::views::{Chrome, Sidebar, render};
+
+/// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/search", get(search))
+}
 
 /// Results per page.
 pub const RESULTS_PER_PAGE: usize = 50;
@@ -70,10 +73,9 @@ pub struct SearchParams {
 pub async fn search(
     State(state): State<AppState>,
     Query(params): Query<SearchParams>,
-    viewer: CurrentUser,
-    headers: HeaderMap,
-    Extension(nonce): Extension<CspNonce>,
+    context: PageContext,
 ) -> Result<Response, AppError> {
+    let viewer = &context.viewer;
     let reader = state.hub.reader(&viewer.login_id).await?;
     let (status, outcome) = match SearchQuery::parse(&params.q) {
         Err(QueryError::Empty) => (StatusCode::OK, Outcome::Note(QueryError::Empty.to_string())),
@@ -93,7 +95,7 @@ pub async fn search(
                 })
             })
             .await?;
-            let offset = viewer_offset(&headers);
+            let offset = context.offset;
             let hits = found
                 .hits
                 .iter()
@@ -126,8 +128,8 @@ pub async fn search(
         }
     };
     let page = SearchPage {
-        page: Chrome::new(search_title(&params.q), Some(&viewer), &nonce.0),
-        sidebar: sidebar(&state.hub, &headers, &viewer, None, &reader),
+        page: context.chrome(search_title(&params.q)),
+        sidebar: context.sidebar(&state, None, &reader),
         query: params.q.trim().to_owned(),
         outcome,
     };

@@ -11,6 +11,8 @@
 //! writer can use tungstenite's frames: a long fragment goes out in pieces, because tungstenite
 //! keeps its write buffer at the largest size it ever held, for every socket, for good.
 
+use axum::Router;
+use axum::routing::get;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,16 +37,22 @@ use tungstenite::protocol::frame::{CloseFrame, Frame};
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
-use super::rooms::archived_error;
-use super::viewer_offset;
-use crate::auth::CurrentUser;
+use super::extract::viewer_offset;
 use crate::domain::{ClientFrame, FrameError, Slug};
 use crate::error::AppError;
 use crate::hub::{Appended, CatchUp, Hub, LiveEvent, NewMessage, Room, SidebarUpdate, SocketGuard};
+use crate::identity::CurrentUser;
 use crate::rate_limit::RateLimiter;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{MessageKind, StoreResult};
 use crate::views::{self, ComposerError, History};
+
+/// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/rooms/{slug}/ws", get(room_socket))
+        .route("/ws", get(global_socket))
+}
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -540,7 +548,7 @@ impl Connection {
             }
             Ok(ClientFrame::Send { client_id, .. }) if room.is_archived() => {
                 *error_shown = true;
-                let mut error = archived_error();
+                let mut error = ComposerError::archived();
                 error.client_id = client_id.map(|c| c.as_str().to_owned());
                 outbox.text(render_error(&error))
             }

@@ -8,7 +8,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
 use super::{SessionRecord, Storage, StoreError};
-use crate::auth::{LOGIN_ID_FIELD, USER_KEY};
+use crate::identity::{LOGIN_ID_FIELD, USER_KEY};
 
 /// Sessions kept in memory at most; past it the cache starts over (they're on disk).
 const SESSION_CACHE: usize = 100_000;

@@ -15,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::mpsc;
 
-use super::{OpsError, archive, export};
+use super::extract::bearer_token;
 use crate::domain::Slug;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::ops::{OpsError, archive, export};
+use crate::state::AppState;
 
 /// Bytes per body chunk of a streamed answer.
 const CHUNK: usize = 64 * 1024;
@@ -32,9 +33,9 @@ pub fn router() -> Router<AppState> {
 
 /// A request that carried the admin token, checked as [`crate::admin`] checks it. Without a
 /// configured token these endpoints don't exist (404), and a session can't stand in for it.
-pub struct Admin;
+pub struct OperatorToken;
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<AppState> for OperatorToken {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
@@ -46,13 +47,9 @@ impl FromRequestParts<AppState> for Admin {
         {
             return Err(AppError::NotFound.into_response());
         }
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given.is_some_and(|given| state.admin.is_admin_token(given.trim())) {
-            Ok(Admin)
+        let given = bearer_token(&parts.headers);
+        if given.is_some_and(|given| state.admin.is_admin_token(given)) {
+            Ok(OperatorToken)
         } else {
             Err((
                 StatusCode::UNAUTHORIZED,
@@ -64,7 +61,7 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-async fn metrics(_: Admin, State(state): State<AppState>) -> Response {
+async fn metrics(_: OperatorToken, State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -78,7 +75,7 @@ async fn metrics(_: Admin, State(state): State<AppState>) -> Response {
 /// Answers at once, then takes the snapshot (writes wait meanwhile, briefly) and streams the
 /// archive: a big database never runs into the request timeout, and a failure breaks the body
 /// off, so the client can't take it for whole.
-async fn backup(_: Admin, State(state): State<AppState>) -> Response {
+async fn backup(_: OperatorToken, State(state): State<AppState>) -> Response {
     let storage = state.storage.clone();
     let data_dir = state.config.data_dir.clone();
     let body = streamed(move |out| {
@@ -104,7 +101,7 @@ async fn backup(_: Admin, State(state): State<AppState>) -> Response {
 }
 
 async fn export_room(
-    _: Admin,
+    _: OperatorToken,
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {

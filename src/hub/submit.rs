@@ -1,0 +1,182 @@
+//! Posting and changing messages: every write goes through the committer, in order.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::committer::{AppendRequest, ChangeRequest, CommitRequest};
+use super::{Hub, Room};
+use crate::store::{Attachment, MessageKind, StoreError, StoreResult};
+use crate::views::RenderedMessage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Stored(u64),
+    /// The same client id from the same login was stored before as this id.
+    Duplicate(u64),
+}
+
+/// A message to post.
+pub struct NewMessage {
+    pub kind: MessageKind,
+    pub author: String,
+    pub body: String,
+    /// `(login_id, client_id)`: a resend with the same pair is stored once.
+    pub dedup: Option<(String, String)>,
+    /// The message this one answers; ignored unless it exists in the same room.
+    pub reply_to: Option<u64>,
+    /// A file already stored under `files/`; the body is then an optional caption.
+    pub attachment: Option<Attachment>,
+}
+
+/// A change to a stored message, on behalf of a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageChange {
+    /// New text; only the author may.
+    Edit(String),
+    /// Leaves "message deleted" in place; only the author may.
+    Delete,
+    /// The same deletion by an admin, of anyone's message (the caller checked the right).
+    DeleteAsAdmin,
+    /// Adds or takes back the person's reaction with this emoji.
+    React(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("there is no such message")]
+    NotFound,
+    #[error("only its author can change a message")]
+    Forbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl NewMessage {
+    /// A line in the stream such as "alice joined"; `actor` is kept as the author.
+    pub fn system(actor: &str, body: String) -> NewMessage {
+        NewMessage {
+            kind: MessageKind::System,
+            author: actor.to_owned(),
+            body,
+            dedup: None,
+            reply_to: None,
+            attachment: None,
+        }
+    }
+}
+
+impl Hub {
+    /// Queues a message for the committer; the receiver resolves once it is durable and
+    /// broadcast, or with the storage error.
+    pub fn submit(
+        &self,
+        room: &Arc<Room>,
+        message: NewMessage,
+    ) -> oneshot::Receiver<StoreResult<Appended>> {
+        self.queue_append(room, message, false)
+    }
+
+    /// Persists and broadcasts a bot's message (shown with a "bot" badge), waiting for the
+    /// commit.
+    pub async fn post_as_bot(
+        &self,
+        room: &Arc<Room>,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        self.queue_append(room, message, true)
+            .await
+            .map_err(|_| StoreError("the committer stopped".into()))?
+    }
+
+    fn queue_append(
+        &self,
+        room: &Arc<Room>,
+        message: NewMessage,
+        bot: bool,
+    ) -> oneshot::Receiver<StoreResult<Appended>> {
+        let (reply, answer) = oneshot::channel();
+        let dedup_key = message
+            .dedup
+            .as_ref()
+            .map(|(login, client)| format!("{login}/{client}"));
+        let request = AppendRequest {
+            room: room.clone(),
+            kind: message.kind,
+            author: message.author,
+            body: message.body,
+            client_id: message.dedup.map(|(_, client)| client),
+            dedup_key,
+            reply_to: message.reply_to,
+            bot,
+            attachment: message.attachment,
+            reply,
+            queued_at: std::time::Instant::now(),
+        };
+        if let Err(refused) = self.committer.try_send(CommitRequest::Append(request))
+            && let CommitRequest::Append(request) = refused_request(refused)
+        {
+            let _ = request.reply.send(Err(too_busy()));
+        }
+        answer
+    }
+
+    /// Edits, deletes or reacts to message `id` on behalf of `by`, through the committer so it
+    /// is ordered with new messages; everyone in the room gets the new rendering.
+    pub async fn change_message(
+        &self,
+        room: &Arc<Room>,
+        id: u64,
+        by: &str,
+        change: MessageChange,
+    ) -> Result<Arc<RenderedMessage>, ChangeError> {
+        let (reply, answer) = oneshot::channel();
+        let request = ChangeRequest {
+            room: room.clone(),
+            id,
+            by: by.to_owned(),
+            change,
+            reply,
+        };
+        if let Err(refused) = self.committer.try_send(CommitRequest::Change(request)) {
+            drop(refused_request(refused));
+            return Err(too_busy().into());
+        }
+        answer
+            .await
+            .map_err(|_| StoreError("the committer stopped".into()))?
+    }
+
+    /// An admin deleted someone else's message: the same "message deleted" marker, and a
+    /// line in the stream that says who did it to whose message.
+    pub async fn delete_as_admin(
+        &self,
+        room: &Arc<Room>,
+        id: u64,
+        by: &str,
+    ) -> Result<Arc<RenderedMessage>, ChangeError> {
+        let deleted = self
+            .change_message(room, id, by, MessageChange::DeleteAsAdmin)
+            .await?;
+        let line = format!("{by} deleted a message by {}", deleted.author);
+        self.post(room, NewMessage::system(by, line)).await?;
+        Ok(deleted)
+    }
+
+    /// Persists and broadcasts a message, waiting for the commit.
+    pub async fn post(&self, room: &Arc<Room>, message: NewMessage) -> StoreResult<Appended> {
+        self.submit(room, message)
+            .await
+            .map_err(|_| StoreError("the committer stopped".into()))?
+    }
+}
+
+fn refused_request(refused: mpsc::error::TrySendError<CommitRequest>) -> CommitRequest {
+    match refused {
+        mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+    }
+}
+
+fn too_busy() -> StoreError {
+    StoreError("the server is too busy to store messages".into())
+}

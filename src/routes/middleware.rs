@@ -1,0 +1,85 @@
+//! The middleware every request passes: same-origin checks, security headers, time limits.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+
+use crate::security::{CspNonce, hex};
+use crate::state::AppState;
+
+/// Refuses state-changing requests from other sites. Browsers send `Origin` on every POST;
+/// clients that send none (curl, scripts) are not browsers and carry no ambient cookies risk.
+pub async fn reject_cross_site(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let headers = request.headers();
+    let cross_site = headers.contains_key(header::ORIGIN) && !state.origin.matches(headers)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site");
+    if !safe && cross_site {
+        return (
+            StatusCode::FORBIDDEN,
+            "Cross-site request refused: this form must be sent from the chat itself.",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+pub async fn security_headers(mut request: Request, next: Next) -> Response {
+    let nonce = hex(&rand::rng().random::<[u8; 16]>());
+    request.extensions_mut().insert(CspNonce(nonce.clone()));
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; \
+         img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'; object-src 'none'"
+    );
+    // A response with a stricter policy of its own (a served file) keeps it.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(value) = HeaderValue::from_str(&csp)
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// Answers 408 when a request, body included, takes longer than `--request-timeout`, or
+/// `--upload-timeout` for an upload (25 MiB needs more than 30 seconds on a slow link).
+pub async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = if is_upload(&request) {
+        state.config.upload_timeout()
+    } else {
+        state.config.request_timeout()
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
+/// Whether a request is an upload, which may take longer than other requests.
+fn is_upload(request: &axum::extract::Request) -> bool {
+    request.method() == axum::http::Method::POST
+        && request.uri().path().starts_with("/rooms/")
+        && request.uri().path().ends_with("/attachments")
+}

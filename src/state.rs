@@ -1,0 +1,57 @@
+//! The application state every handler shares: one `Arc` of the services.
+
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use crate::admin::AdminSecrets;
+use crate::bots::Bots;
+use crate::config::Config;
+use crate::devices::DeviceLinks;
+use crate::files::FileStore;
+use crate::hub::Hub;
+use crate::rate_limit::RateLimiter;
+use crate::security::OwnOrigin;
+use crate::store::{SessionBackend, Storage};
+
+/// What every handler shares. One `Arc`: extractors and middleware clone the state for
+/// every request, and a dozen reference counts per clone showed in the room page's profile.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
+    pub hub: Arc<Hub>,
+    pub storage: Arc<dyn Storage>,
+    pub config: Arc<Config>,
+    pub origin: OwnOrigin,
+    /// Nickname claims are check-then-write; one login at a time keeps two people from both
+    /// winning the same name.
+    pub login_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Every open socket, so shutdown can wait for their close frames to go out.
+    pub tracker: TaskTracker,
+    pub rate_limiter: Arc<RateLimiter>,
+    /// The session store, also used directly to end a login on all its devices.
+    pub sessions: SessionBackend,
+    /// One-time links that log another device in as the same person.
+    pub device_links: Arc<DeviceLinks>,
+    /// Digests of the admin token and the setup link; see [`crate::admin`].
+    pub admin: Arc<AdminSecrets>,
+    /// Every bot, in memory: the API authenticates against it on every request.
+    pub bots: Arc<Bots>,
+    /// Attached files on disk, under `--data-dir/files`.
+    pub files: Arc<FileStore>,
+}
