@@ -2,23 +2,44 @@
 //! one binary with an embedded database.
 //!
 //! # Layout
+//! Read from the bottom up: each floor imports only from the floors below it.
+//!
+//! **Application** (the only modules that see all of it)
+//! - [`startup`]: `Application::build` / `run_until_stopped`, the serve loop, ordered shutdown.
+//! - [`state`]: `AppState`, one `Arc` of the services every handler shares.
+//! - [`routes`]: the router, joined from each area's own `router()`, and its middleware.
+//!   [`routes::extract`] holds what handlers share: the `PageContext` (viewer, time zone,
+//!   nonce, admin) every page is built from, the `Admin` extractor, room lookups.
+//! - [`upkeep`]: background tasks that end expired sessions and their sockets.
 //! - [`config`]: flags with `CHAT_*` environment fallbacks.
-//! - [`startup`]: `Application::build` / `run_until_stopped`, the router, ordered shutdown.
+//!
+//! **Services** (never import `state`, `routes` or `startup`)
+//! - [`socket`]: the WebSocket engine: handshake, the connection (reader) task, the outbox,
+//!   the writer, long frames in pieces. `routes::ws` only checks and upgrades.
+//! - [`hub`]: rooms and their recent windows ([`hub::Room`]), the committer that persists
+//!   each batch before anyone sees it, submission, history and catch-up, presence, the
+//!   sidebar's live updates, per-login sockets, read marks.
+//! - [`bots`]: bot tokens, the in-memory registry, outgoing mention webhooks.
+//! - [`admin`]: admin rights from a secret (`--admin-token` or a one-time setup link).
+//! - [`ops`]: the backup archive, exports and the `backup`/`restore`/`export` subcommands.
+//! - [`error`]: `AppError`, how every failure becomes a response.
+//! - [`views`]: askama templates: pages, the message partial, the sidebar, live fragments.
+//! - [`store`]: the narrow `Storage` trait, PoloDB behind it, the search index and its
+//!   indexer, the session store.
+//! - [`files`]: uploaded files by content hash, sniffing, thumbnails. [`assets`]: embedded
+//!   static files. [`metrics`]: what `/metrics` reports. [`auth`]: the viewer extractor.
+//! - [`identity`], [`devices`], [`security`], [`rate_limit`], [`clock`], [`periodic`]:
+//!   small leaves (who is logged in, device links, secrets and origins, the message limiter,
+//!   store time, repeating work).
 //! - [`domain`]: parsed input types (`Nickname`, `RoomName`/`Slug`, `MessageBody`, frames)
-//!   and the message renderer; the `chat-domain` crate (`crates/chat-domain`), re-exported.
-//! - [`store`]: the narrow storage interface, PoloDB behind it (with the search index), and
-//!   the session store.
-//! - [`files`]: uploaded files on disk by content hash, type sniffing and thumbnails.
-//! - [`hub`]: rooms, their recent windows, the group-committing writer, and fan-out of
-//!   fragments rendered once.
-//! - [`admin`]: admin rights from a secret (`--admin-token` or a one-time setup link) and
-//!   the [`admin::Admin`] extractor; moderation handlers are in `routes::admin`.
-//! - [`bots`]: bot tokens, the in-memory registry, and outgoing mention webhooks.
-//! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
-//! - [`metrics`]: what `/metrics` reports; [`ops`]: the metrics, backup and export
-//!   endpoints, the backup archive, and the `backup`/`restore`/`export` subcommands.
-//! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
-//!   [`assets`]: embedded static files.
+//!   and the message renderer: the `chat-domain` crate (`crates/chat-domain`), re-exported.
+//!
+//! # Where a message goes
+//! Parsed from a socket frame in [`socket`] (or a form in `routes::rooms`, or the bot API in
+//! `routes::api`) into a `MessageBody`; queued by `hub::Hub::submit`; stored in a batch by
+//! the committer (`hub/committer.rs`) through [`store`]; rendered once by
+//! `views::render_message`; fanned out as the same bytes by the room's broadcast channel to
+//! every socket's writer (`socket/writer.rs`).
 
 pub mod admin;
 pub mod assets;

@@ -25,7 +25,7 @@ use crate::files::FileStore;
 use crate::hub::{Committer, Hub};
 use crate::rate_limit::RateLimiter;
 use crate::security::OwnOrigin;
-use crate::state::{AppState, Shared};
+use crate::state::{App, AppState};
 use crate::store::{PoloStore, SessionBackend, Storage};
 use crate::{routes, upkeep};
 
@@ -105,7 +105,7 @@ impl Application {
         let files = tokio::task::spawn_blocking(move || FileStore::open(&files_dir))
             .await?
             .context("opening the attachments directory")?;
-        let state = AppState::new(Shared {
+        let state = AppState::new(App {
             admin: Arc::new(admin),
             hub,
             files: Arc::new(files),

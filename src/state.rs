@@ -17,23 +17,23 @@ use crate::store::{SessionBackend, Storage};
 /// What every handler shares. One `Arc`: extractors and middleware clone the state for
 /// every request, and a dozen reference counts per clone showed in the room page's profile.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<App>);
 
 impl AppState {
-    pub fn new(shared: Shared) -> AppState {
-        AppState(Arc::new(shared))
+    pub fn new(app: App) -> AppState {
+        AppState(Arc::new(app))
     }
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = App;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &App {
         &self.0
     }
 }
 
-pub struct Shared {
+pub struct App {
     pub hub: Arc<Hub>,
     pub storage: Arc<dyn Storage>,
     pub config: Arc<Config>,

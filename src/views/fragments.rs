@@ -45,17 +45,17 @@ pub struct MentionSuggestions {
 /// The people present, as a fragment that replaces `#presence`.
 #[derive(Template)]
 #[template(path = "_presence.html")]
-pub struct Presence<'a> {
+pub struct HereNow<'a> {
     pub names: &'a [String],
 }
 
-impl Presence<'_> {
+impl HereNow<'_> {
     /// Long lists are cut, so a room of thousands doesn't push a huge fragment.
     pub const SHOWN: usize = 100;
 }
 
 pub fn presence_fragment(names: &[String]) -> String {
-    Presence { names }.render().unwrap_or_default()
+    HereNow { names }.render().unwrap_or_default()
 }
 
 #[derive(Template)]
