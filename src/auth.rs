@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::identity::{CurrentUser, USER_KEY};
+use crate::identity::{CurrentUser, StoredUser, USER_KEY};
 
 /// The viewer, once read from the session, for the other extractors of the same request.
 #[derive(Clone)]
@@ -24,10 +24,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
             .await
             .map_err(IntoResponse::into_response)?;
         let user = session
-            .get::<CurrentUser>(USER_KEY)
+            .get::<StoredUser>(USER_KEY)
             .await
             .map_err(|e| AppError::from(e).into_response())?
-            .and_then(CurrentUser::from_session);
+            .and_then(StoredUser::parse);
         if user.is_some() {
             keep_alive(&session)
                 .await

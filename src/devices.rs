@@ -58,7 +58,7 @@ mod tests {
     use crate::domain::Nickname;
 
     fn alice() -> CurrentUser {
-        CurrentUser::new(&Nickname::parse("alice").unwrap(), "login-1".into())
+        CurrentUser::new(Nickname::parse("alice").unwrap(), "login-1".into())
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub enum BotError {
 #[derive(Debug, Clone)]
 pub struct BotIdentity {
     pub id: String,
-    pub name: String,
+    pub name: Nickname,
     pub mention_key: String,
 }
 
@@ -106,7 +106,10 @@ impl Bots {
         let registry = self.registry.read().expect("bots lock");
         let bot = registry.by_id.get(id)?;
         let stored = bot.token_hash.as_deref()?;
-        same_secret(token_hash(token).as_bytes(), stored.as_bytes()).then(|| identity(bot))
+        if !same_secret(token_hash(token).as_bytes(), stored.as_bytes()) {
+            return None;
+        }
+        identity(bot)
     }
 
     /// The bots `login_id` made, oldest first.
@@ -266,12 +269,14 @@ impl Bots {
     }
 }
 
-fn identity(bot: &BotRecord) -> BotIdentity {
-    BotIdentity {
+/// A bot whose stored name no longer parses (a nickname rule changed) can't act.
+fn identity(bot: &BotRecord) -> Option<BotIdentity> {
+    let name = Nickname::parse(&bot.name).ok()?;
+    Some(BotIdentity {
         id: bot.id.clone(),
-        name: bot.name.clone(),
-        mention_key: mention_key_of(&bot.name),
-    }
+        mention_key: name.mention_key(),
+        name,
+    })
 }
 
 fn mention_key_of(name: &str) -> String {

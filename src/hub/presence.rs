@@ -6,12 +6,14 @@ use std::sync::{Arc, Weak};
 use tokio::time::Instant;
 
 use super::{Hub, NewMessage, Room, SidebarUpdate};
+use crate::domain::Nickname;
 use crate::views;
 
 impl Hub {
     /// A socket of `nickname` opened in the room. The first tab announces a join, unless the
     /// person was only reloading.
-    pub fn arrive(&self, room: &Arc<Room>, nickname: &str) {
+    pub fn arrive(&self, room: &Arc<Room>, person: &Nickname) {
+        let nickname = person.as_str();
         let announce = {
             let mut presence = room.presence.lock().expect("presence lock");
             let tabs = presence.tabs.entry(nickname.to_owned()).or_insert(0);
@@ -35,7 +37,8 @@ impl Hub {
     }
 
     /// A socket of `nickname` closed. The last tab starts the leave debounce.
-    pub fn depart(&self, room: &Arc<Room>, nickname: &str) {
+    pub fn depart(&self, room: &Arc<Room>, person: &Nickname) {
+        let nickname = person.as_str();
         let mut presence = room.presence.lock().expect("presence lock");
         if let Some(tabs) = presence.tabs.get_mut(nickname) {
             *tabs -= 1;
@@ -49,7 +52,8 @@ impl Hub {
     }
 
     /// `nickname` is typing in the room (throttled by the page).
-    pub fn typing(&self, room: &Room, nickname: &str) {
+    pub fn typing(&self, room: &Room, person: &Nickname) {
+        let nickname = person.as_str();
         let mut presence = room.presence.lock().expect("presence lock");
         let until = Instant::now() + self.settings.typing_expiry;
         if presence.typing.insert(nickname.to_owned(), until).is_none() {
@@ -58,7 +62,8 @@ impl Hub {
     }
 
     /// A message from `nickname` ends their typing indicator.
-    pub fn stopped_typing(&self, room: &Room, nickname: &str) {
+    pub fn stopped_typing(&self, room: &Room, person: &Nickname) {
+        let nickname = person.as_str();
         let mut presence = room.presence.lock().expect("presence lock");
         if presence.typing.remove(nickname).is_some() {
             presence.typing_changed = true;

@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::committer::{AppendRequest, ChangeRequest, CommitRequest};
 use super::{Hub, Room};
+use crate::domain::{ClientId, MessageBody, Nickname};
 use crate::store::{Attachment, MessageKind, StoreError, StoreResult};
 use crate::views::RenderedMessage;
 
@@ -16,17 +17,19 @@ pub enum Appended {
     Duplicate(u64),
 }
 
-/// A message to post.
+/// A message to post, built from parsed input only: a person's or bot's [`Nickname`] and
+/// [`MessageBody`], or a line the server writes.
 pub struct NewMessage {
-    pub kind: MessageKind,
-    pub author: String,
-    pub body: String,
-    /// `(login_id, client_id)`: a resend with the same pair is stored once.
-    pub dedup: Option<(String, String)>,
+    kind: MessageKind,
+    /// The nickname, or for a system line the actor it names ("alice (admin)").
+    author: String,
+    body: String,
+    /// `(sender, client_id)`: a resend with the same pair is stored once.
+    dedup: Option<(String, String)>,
     /// The message this one answers; ignored unless it exists in the same room.
-    pub reply_to: Option<u64>,
+    reply_to: Option<u64>,
     /// A file already stored under `files/`; the body is then an optional caption.
-    pub attachment: Option<Attachment>,
+    attachment: Option<Attachment>,
 }
 
 /// A change to a stored message, on behalf of a person.
@@ -53,6 +56,47 @@ pub enum ChangeError {
 }
 
 impl NewMessage {
+    /// What a person (or a bot) wrote.
+    pub fn said(author: &Nickname, body: MessageBody) -> NewMessage {
+        NewMessage {
+            kind: MessageKind::User,
+            author: author.as_str().to_owned(),
+            body: body.into_string(),
+            dedup: None,
+            reply_to: None,
+            attachment: None,
+        }
+    }
+
+    /// A file someone attached, with the caption they typed, if any.
+    pub fn attached(
+        author: &Nickname,
+        attachment: Attachment,
+        caption: Option<MessageBody>,
+    ) -> NewMessage {
+        NewMessage {
+            kind: MessageKind::User,
+            author: author.as_str().to_owned(),
+            body: caption.map(MessageBody::into_string).unwrap_or_default(),
+            dedup: None,
+            reply_to: None,
+            attachment: Some(attachment),
+        }
+    }
+
+    /// Stored once however often `sender` (a login, or a bot's key) resends it with this
+    /// `client_id`.
+    pub fn with_client_id(mut self, sender: &str, client_id: Option<&ClientId>) -> NewMessage {
+        self.dedup = client_id.map(|c| (sender.to_owned(), c.as_str().to_owned()));
+        self
+    }
+
+    /// The message answers message `id` (ignored unless it exists in the same room).
+    pub fn answering(mut self, id: Option<u64>) -> NewMessage {
+        self.reply_to = id;
+        self
+    }
+
     /// A line in the stream such as "alice joined"; `actor` is kept as the author.
     pub fn system(actor: &str, body: String) -> NewMessage {
         NewMessage {

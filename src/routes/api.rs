@@ -171,14 +171,9 @@ pub async fn post_message(
         return Err(ApiError::RateLimited { retry_after });
     }
     let client_id = post.client_id.as_deref().and_then(ClientId::parse);
-    let message = NewMessage {
-        kind: MessageKind::User,
-        author: bot.name.clone(),
-        body: body.into_string(),
-        dedup: client_id.map(|c| (bot.rate_key(), c.as_str().to_owned())),
-        reply_to: post.reply_to,
-        attachment: None,
-    };
+    let message = NewMessage::said(&bot.name, body)
+        .with_client_id(&bot.rate_key(), client_id.as_ref())
+        .answering(post.reply_to);
     let (status, id) = match state.hub.post_as_bot(&room, message).await? {
         Appended::Stored(id) => (StatusCode::CREATED, id),
         Appended::Duplicate(id) => (StatusCode::OK, id),

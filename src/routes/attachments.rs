@@ -20,7 +20,7 @@ use crate::files::{DOWNLOAD_TYPE, StoredFile, UploadError, clean_file_name, cont
 use crate::hub::{NewMessage, Room};
 use crate::identity::CurrentUser;
 use crate::state::AppState;
-use crate::store::{self, Attachment, FileRecord, MessageKind};
+use crate::store::{self, Attachment, FileRecord};
 use crate::views::{ComposerError, human_size, render};
 
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
@@ -198,17 +198,10 @@ async fn receive_and_post(
         ));
     }
     state.hub.stopped_typing(room, &viewer.nickname);
-    let mut caption = caption.map(MessageBody::into_string);
+    let mut caption = caption;
     for (name, stored) in files {
         let attachment = describe(state, name, &stored).await?;
-        let message = NewMessage {
-            kind: MessageKind::User,
-            author: viewer.nickname.clone(),
-            body: caption.take().unwrap_or_default(),
-            dedup: None,
-            reply_to: None,
-            attachment: Some(attachment),
-        };
+        let message = NewMessage::attached(&viewer.nickname, attachment, caption.take());
         state
             .hub
             .post(room, message)

@@ -15,7 +15,6 @@ use qrcode::render::svg;
 use tower_sessions::Session;
 
 use crate::devices::LINK_LIFETIME;
-use crate::domain::Nickname;
 use crate::error::AppError;
 use crate::identity::{CurrentUser, USER_KEY};
 use crate::security::CspNonce;
@@ -87,7 +86,7 @@ pub async fn confirm_claim(
     let page = ClaimPage {
         page: Chrome::new("Log in on this device", None, &nonce.0),
         token,
-        nickname: user.nickname,
+        nickname: user.nickname.to_string(),
     };
     Ok(render(&page)?.into_response())
 }
@@ -103,9 +102,7 @@ pub async fn claim(
         return Ok(link_gone(&nonce));
     };
     // The person may have logged out since making the link: then it logs nobody in.
-    let key = Nickname::parse(&user.nickname)
-        .map(|n| n.key())
-        .map_err(|e| AppError::Internal(format!("linked nickname: {e}")))?;
+    let key = user.nickname.key();
     let login_id = user.login_id.clone();
     let still_held = store::blocking(&state.storage, move |s| {
         Ok(s.claim(&key)?.is_some_and(|c| c.login_id == login_id))
@@ -115,7 +112,7 @@ pub async fn claim(
         return Ok(link_gone(&nonce));
     }
     session.cycle_id().await?;
-    session.insert(USER_KEY, &user).await?;
+    session.insert(USER_KEY, user.stored()).await?;
     tracing::info!(nickname = %user.nickname, "linked another device");
     Ok(Redirect::to("/").into_response())
 }

@@ -22,8 +22,7 @@ pub async fn open_direct(
     Path(nickname): Path<String>,
     viewer: CurrentUser,
 ) -> Result<Response, AppError> {
-    let me = Nickname::parse(&viewer.nickname)
-        .map_err(|e| AppError::Internal(format!("session nickname {:?}: {e}", viewer.nickname)))?;
+    let me = &viewer.nickname;
     let other = Nickname::parse(&nickname).map_err(|_| AppError::NotFound)?;
     if other.mention_key() == me.mention_key() {
         return Err(AppError::NotFound);
@@ -32,6 +31,6 @@ pub async fn open_direct(
     if state.hub.room(&slug).is_none() && !state.hub.nickname_is_held(&other).await? {
         return Err(AppError::NotFound);
     }
-    let (room, _) = state.hub.open_direct(&me, &other).await?;
+    let (room, _) = state.hub.open_direct(me, &other).await?;
     Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
 }

@@ -13,7 +13,7 @@ use tower_sessions::Session;
 use crate::auth::keep_alive;
 use crate::domain::Nickname;
 use crate::error::AppError;
-use crate::identity::{CurrentUser, USER_KEY};
+use crate::identity::{CurrentUser, StoredUser, USER_KEY};
 use crate::security::{CspNonce, same_secret};
 use crate::state::AppState;
 use crate::store::{self, ClaimRecord};
@@ -129,9 +129,12 @@ pub async fn login(
         Ok(nickname) => nickname,
         Err(e) => return refuse(e.to_string()),
     };
-    let previous = session.get::<CurrentUser>(USER_KEY).await?;
+    let previous = session
+        .get::<StoredUser>(USER_KEY)
+        .await?
+        .and_then(StoredUser::parse);
     let user = CurrentUser::new(
-        &nickname,
+        nickname.clone(),
         tower_sessions::session::Id::default().to_string(),
     );
 
@@ -141,7 +144,7 @@ pub async fn login(
     let own_login = previous.as_ref().map(|p| p.login_id.clone());
     let claim = ClaimRecord {
         nickname_key: key.clone(),
-        nickname: user.nickname.clone(),
+        nickname: nickname.to_string(),
         login_id: user.login_id.clone(),
     };
     // `Some(true)` when a bot has the name: bots keep theirs for good.
@@ -177,7 +180,7 @@ pub async fn login(
         release(&state, &previous).await?;
     }
     session.cycle_id().await?;
-    session.insert(USER_KEY, &user).await?;
+    session.insert(USER_KEY, user.stored()).await?;
     // Saved with the login, so the first page or socket after it costs no session write.
     keep_alive(&session).await?;
     tracing::info!(nickname = %user.nickname, "logged in");
@@ -188,9 +191,7 @@ pub async fn login(
 /// re-login under the same name has already moved it to the new login).
 async fn release(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
     state.hub.end_login(&user.login_id);
-    let key = Nickname::parse(&user.nickname)
-        .map(|n| n.key())
-        .unwrap_or_default();
+    let key = user.nickname.key();
     let login_id = user.login_id.clone();
     store::blocking(&state.storage, move |storage| {
         if storage

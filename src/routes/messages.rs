@@ -81,7 +81,7 @@ pub async fn edit_form(
         .await?
         .filter(|m| !m.deleted)
         .ok_or(AppError::NotFound)?;
-    if record.author != viewer.nickname {
+    if record.author != viewer.nickname.as_str() {
         return Err(AppError::NotAuthor);
     }
     let form = MessageEdit {
@@ -116,7 +116,7 @@ pub async fn update_message(
     let change = MessageChange::Edit(body.into_string());
     let message = state
         .hub
-        .change_message(&room, id, &viewer.nickname, change)
+        .change_message(&room, id, viewer.nickname.as_str(), change)
         .await?;
     Ok(message_html(&message))
 }
@@ -133,14 +133,14 @@ pub async fn delete_message(
         let room = writable_room(&state.hub, &slug, &viewer)?;
         let message = state
             .hub
-            .change_message(&room, id, &viewer.nickname, MessageChange::Delete)
+            .change_message(&room, id, viewer.nickname.as_str(), MessageChange::Delete)
             .await?;
         return Ok(message_html(&message));
     };
     let room = find_room(&state.hub, &slug, &viewer)?;
     let own = state
         .hub
-        .change_message(&room, id, &viewer.nickname, MessageChange::Delete)
+        .change_message(&room, id, viewer.nickname.as_str(), MessageChange::Delete)
         .await;
     let message = match own {
         Err(ChangeError::Forbidden) => {
@@ -182,7 +182,7 @@ pub async fn toggle_reaction(
     let change = MessageChange::React(form.emoji);
     let message = state
         .hub
-        .change_message(&room, id, &viewer.nickname, change)
+        .change_message(&room, id, viewer.nickname.as_str(), change)
         .await?;
     if is_htmx(&headers) {
         return Ok(message_html(&message));

@@ -16,7 +16,6 @@ use crate::error::AppError;
 use crate::hub::NewMessage;
 use crate::identity::CurrentUser;
 use crate::state::AppState;
-use crate::store::MessageKind;
 use crate::views::{ComposerError, History, MentionSuggestions, render};
 
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
@@ -105,14 +104,9 @@ pub async fn post_message(
         }
         Ok(body) => {
             let client_id = form.client_id.as_deref().and_then(ClientId::parse);
-            let message = NewMessage {
-                kind: MessageKind::User,
-                author: viewer.nickname.clone(),
-                body: body.into_string(),
-                dedup: client_id.map(|c| (viewer.login_id.clone(), c.as_str().to_owned())),
-                reply_to: form.reply_to.parse().ok(),
-                attachment: None,
-            };
+            let message = NewMessage::said(&viewer.nickname, body)
+                .with_client_id(&viewer.login_id, client_id.as_ref())
+                .answering(form.reply_to.parse().ok());
             match state.hub.post(&room, message).await {
                 Ok(_) => {
                     return Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response());
@@ -159,7 +153,7 @@ pub async fn mention_suggestions(
         Some(prefix) => {
             state
                 .hub
-                .mention_candidates(&room, &viewer.nickname, &prefix)
+                .mention_candidates(&room, viewer.nickname.as_str(), &prefix)
                 .await?
         }
         None => Vec::new(),
@@ -191,7 +185,10 @@ pub async fn set_topic(
             .into_response());
     }
     if topic != room.topic() {
-        state.hub.set_topic(&room, topic, &viewer.nickname).await?;
+        state
+            .hub
+            .set_topic(&room, topic, viewer.nickname.as_str())
+            .await?;
     }
     if headers.contains_key("hx-request") {
         return Ok(StatusCode::NO_CONTENT.into_response());

@@ -17,7 +17,6 @@ use crate::domain::{MessageBody, RoomName};
 use crate::error::AppError;
 use crate::hub::{Hub, NewMessage, Room};
 use crate::state::AppState;
-use crate::store::MessageKind;
 use crate::views::{WelcomePage, render};
 
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
@@ -79,7 +78,13 @@ pub async fn create_room(
         }
     };
     let room = match name {
-        Some(name) => state.hub.open_room(&name, &viewer.nickname).await?.0,
+        Some(name) => {
+            state
+                .hub
+                .open_room(&name, viewer.nickname.as_str())
+                .await?
+                .0
+        }
         None => {
             let now = OffsetDateTime::now_utc().to_offset(page.offset);
             let base = format!(
@@ -87,7 +92,7 @@ pub async fn create_room(
                 now.format(format_description!("[day]/[month]/[year] [hour]:[minute]"))
                     .unwrap_or_default()
             );
-            open_new_room(&state.hub, &base, &viewer.nickname).await?
+            open_new_room(&state.hub, &base, viewer.nickname.as_str()).await?
         }
     };
     if let Some(body) = first_message {
@@ -96,17 +101,7 @@ pub async fn create_room(
         }
         state
             .hub
-            .post(
-                &room,
-                NewMessage {
-                    kind: MessageKind::User,
-                    author: viewer.nickname.clone(),
-                    body: body.into_string(),
-                    dedup: None,
-                    reply_to: None,
-                    attachment: None,
-                },
-            )
+            .post(&room, NewMessage::said(&viewer.nickname, body))
             .await?;
     }
     Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())

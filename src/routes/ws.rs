@@ -44,7 +44,7 @@ use crate::hub::{Appended, CatchUp, Hub, LiveEvent, NewMessage, Room, SidebarUpd
 use crate::identity::CurrentUser;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
-use crate::store::{MessageKind, StoreResult};
+use crate::store::StoreResult;
 use crate::views::{self, ComposerError, History};
 
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
@@ -571,18 +571,11 @@ impl Connection {
                     outbox.order(Order::GoLive)?;
                 }
                 self.hub.stopped_typing(room, &self.viewer.nickname);
+                let message = NewMessage::said(&self.viewer.nickname, body)
+                    .with_client_id(&self.viewer.login_id, client_id.as_ref())
+                    .answering(reply_to);
                 let client_id = client_id.map(|c| c.as_str().to_owned());
-                let answer = self.hub.submit(
-                    room,
-                    NewMessage {
-                        kind: MessageKind::User,
-                        author: self.viewer.nickname.clone(),
-                        body: body.into_string(),
-                        dedup: client_id.clone().map(|c| (self.viewer.login_id.clone(), c)),
-                        reply_to,
-                        attachment: None,
-                    },
-                );
+                let answer = self.hub.submit(room, message);
                 appends
                     .get_or_insert_with(FuturesUnordered::new)
                     .push(Box::pin(async move {

@@ -26,7 +26,7 @@ impl Chrome {
     pub fn new(title: impl Into<String>, viewer: Option<&CurrentUser>, nonce: &str) -> Chrome {
         Chrome {
             title: title.into(),
-            viewer: viewer.map(|user| user.nickname.clone()),
+            viewer: viewer.map(|user| user.nickname.to_string()),
             viewer_key: viewer
                 .map(|user| user.mention_key().to_owned())
                 .unwrap_or_default(),

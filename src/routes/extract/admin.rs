@@ -41,7 +41,7 @@ impl Admin {
     /// The acting admin's nickname, for logs; empty for a machine.
     pub fn nickname(&self) -> &str {
         match self {
-            Admin::Person(user) => &user.nickname,
+            Admin::Person(user) => user.nickname.as_str(),
             Admin::Token => "",
         }
     }
