@@ -8,16 +8,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use super::extract::page::PageContext;
+use crate::clock::from_millis;
 use crate::domain::{QueryError, SearchQuery, Snippet, excerpt};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{self, MessageRecord, SearchCursor};
-use crate::views::{Chrome, Sidebar, render};
+use crate::store::{self, SearchCursor};
+use crate::views::{Chrome, Sidebar, render, rfc3339};
 
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
 pub fn router() -> Router<AppState> {
@@ -107,8 +106,8 @@ pub async fn search(
                         .map_or_else(|| message.room.to_string(), |room| room.name()),
                     id: message.id,
                     author: message.author.clone(),
-                    datetime: created_at(message).format(&Rfc3339).unwrap_or_default(),
-                    when: created_at(message)
+                    datetime: rfc3339(from_millis(message.created_at)),
+                    when: from_millis(message.created_at)
                         .to_offset(offset)
                         .format(format_description!(
                             "[day padding:none] [month repr:short] [year], [hour]:[minute]"
@@ -141,9 +140,4 @@ fn search_title(query: &str) -> String {
         "" => "Search".to_owned(),
         query => format!("{} – Search", query.chars().take(60).collect::<String>()),
     }
-}
-
-fn created_at(message: &MessageRecord) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(message.created_at) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
