@@ -15,6 +15,7 @@
 //!   the [`admin::Admin`] extractor; moderation handlers are in `routes::admin`.
 //! - [`bots`]: bot tokens, the in-memory registry, and outgoing mention webhooks.
 //! - [`routes`], [`auth`]: thin handlers; [`views`]: askama templates; [`error`]: `AppError`.
+//! - [`socket`]: the WebSocket engine: handshake, each socket's reader and writer, the outbox.
 //! - [`metrics`]: what `/metrics` reports; [`ops`]: the metrics, backup and export
 //!   endpoints, the backup archive, and the `backup`/`restore`/`export` subcommands.
 //! - [`security`]: same-origin checks and headers; [`rate_limit`]: per-login message limit;
@@ -34,6 +35,7 @@ pub mod periodic;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;
+pub mod socket;
 pub mod startup;
 pub mod store;
 pub mod views;
