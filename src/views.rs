@@ -215,6 +215,14 @@ impl ComposerError {
         }
     }
 
+    /// What the composer says when a room is archived (over HTTP and on the socket).
+    pub fn archived() -> Self {
+        ComposerError::new(
+            "archived",
+            "This room is archived: nobody can post in it. Its history stays readable.",
+        )
+    }
+
     /// The empty `#composer-error` that clears a shown error.
     pub fn cleared() -> String {
         r#"<div id="composer-error" role="alert"></div>"#.to_owned()

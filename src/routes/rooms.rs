@@ -373,7 +373,7 @@ pub async fn post_message(
 ) -> Result<Response, AppError> {
     let room = find_room(&state.hub, &slug, &viewer)?;
     let (status, error) = match MessageBody::parse(&form.body) {
-        _ if room.is_archived() => (StatusCode::FORBIDDEN, archived_error()),
+        _ if room.is_archived() => (StatusCode::FORBIDDEN, ComposerError::archived()),
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             ComposerError::new(e.code(), e.to_string()),
@@ -424,14 +424,6 @@ pub async fn post_message(
     .await?
     .for_admin(admin.is_some());
     Ok((status, page).into_response())
-}
-
-/// What the composer says when a room is archived (over HTTP and on the socket).
-pub fn archived_error() -> ComposerError {
-    ComposerError::new(
-        "archived",
-        "This room is archived: nobody can post in it. Its history stays readable.",
-    )
 }
 
 /// `/dm/{nickname}`: the direct conversation with a person, created on first use. Only the

@@ -21,7 +21,6 @@ use crate::auth::CurrentUser;
 use crate::domain::{ClientFrame, FrameError};
 use crate::hub::{Appended, Hub, NewMessage, Room, SocketGuard};
 use crate::rate_limit::RateLimiter;
-use crate::routes::rooms::archived_error;
 use crate::store::{MessageKind, StoreResult};
 use crate::views::ComposerError;
 
@@ -270,7 +269,7 @@ impl Connection {
             }
             Ok(ClientFrame::Send { client_id, .. }) if room.is_archived() => {
                 *error_shown = true;
-                let mut error = archived_error();
+                let mut error = ComposerError::archived();
                 error.client_id = client_id.map(|c| c.as_str().to_owned());
                 outbox.text(render_error(&error))
             }
