@@ -24,6 +24,7 @@ use crate::rate_limit::RateLimiter;
 use crate::store::{MessageKind, StoreResult};
 use crate::views::ComposerError;
 
+/// One socket, as its handler hands it over: what it needs from the application, and no more.
 pub struct Connection {
     pub hub: Arc<Hub>,
     /// `None` for the global socket.
@@ -31,9 +32,14 @@ pub struct Connection {
     pub viewer: CurrentUser,
     /// The viewer's time zone, for the sidebar's day groups.
     pub offset: UtcOffset,
+    /// Counts the socket against its login's cap; cancelled when the login ends, which closes
+    /// the socket with 1008.
     pub guard: SocketGuard,
+    /// The per-login message limit, shared with the other ways of posting.
     pub rate_limiter: Arc<RateLimiter>,
+    /// A peer that leaves two pings unanswered is dropped.
     pub ping_every: Duration,
+    /// How long live delivery waits for the page's `resume_after` before going live anyway.
     pub resume_grace: Duration,
 }
 
