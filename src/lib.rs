@@ -58,6 +58,7 @@ pub mod periodic;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;
+pub mod socket;
 pub mod startup;
 pub mod state;
 pub mod store;
