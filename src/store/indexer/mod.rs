@@ -11,215 +11,28 @@
 //! had it. Databases from before watermarks have a whole index and none; a marker document,
 //! written once, tells them apart from a new room whose first index commit never happened.
 
+mod queue;
+mod watermarks;
+
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
 
 use polodb_core::bson::doc;
-use polodb_core::{CollectionT, Database, Transaction};
-use serde::{Deserialize, Serialize};
+use polodb_core::{CollectionT, Transaction};
 
 use super::polo::{MESSAGES, ROOMS, Shared};
 use super::search_index::{IndexWriter, Learned, posting};
 use super::{MessageRecord, RoomRecord, StoreResult};
 use crate::domain::Slug;
+pub(super) use queue::{IndexQueue, QUEUE_BOUND};
+use queue::{MAX_INDEX_COMMIT, Work};
+pub(super) use watermarks::{forget_watermarks, mark_existing_index};
+use watermarks::{set_watermark, watermark};
 
-/// Messages that wait for the indexer at most (a few MB); past it, batches are dropped and
-/// read back from the store.
-pub(super) const QUEUE_BOUND: usize = 32_768;
-/// Messages indexed in one commit at most, so one commit's latency stays bounded.
-const MAX_INDEX_COMMIT: usize = 8_192;
 /// Pause after a failed index commit before reading back from the store.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// How long the first queued messages wait for more before an index commit of fewer than
-/// `MAX_INDEX_COMMIT`: at a steady trickle a commit per message batch would cost an fsync
-/// and a thread wake-up each, competing with the fan-out for the same cores.
-const LINGER: Duration = Duration::from_millis(100);
-const WATERMARKS: &str = "search_indexed";
-/// The marker's key, which no slug can be: this database keeps watermarks, so a room
-/// without one has nothing in the index yet.
-const MARKER: &str = "#watermarks";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Watermark {
-    #[serde(rename = "_id")]
-    room: String,
-    /// Every message of the room with an id up to this one is in the index.
-    id: i64,
-}
-
-fn watermark(txn: &Transaction, room: &Slug) -> polodb_core::Result<i64> {
-    Ok(txn
-        .collection::<Watermark>(WATERMARKS)
-        .find_one(doc! { "_id": room.as_str() })?
-        .map_or(0, |mark| mark.id))
-}
-
-fn set_watermark(txn: &Transaction, room: &str, id: i64) -> polodb_core::Result<()> {
-    let marks = txn.collection::<Watermark>(WATERMARKS);
-    marks.delete_one(doc! { "_id": room })?;
-    marks.insert_one(Watermark {
-        room: room.to_owned(),
-        id,
-    })?;
-    Ok(())
-}
-
-/// Once per database: if it has no marker, it is from before watermarks and its index is
-/// whole, so every room counts as indexed through its `last_id`.
-pub(super) fn mark_existing_index(db: &Database) -> polodb_core::Result<()> {
-    let txn = db.start_transaction()?;
-    let marks = txn.collection::<Watermark>(WATERMARKS);
-    if marks.find_one(doc! { "_id": MARKER })?.is_some() {
-        return txn.rollback();
-    }
-    for room in txn.collection::<RoomRecord>(ROOMS).find(doc! {}).run()? {
-        let room = room?;
-        set_watermark(&txn, room.slug.as_str(), room.last_id)?;
-    }
-    marks.insert_one(Watermark {
-        room: MARKER.to_owned(),
-        id: 0,
-    })?;
-    txn.commit()
-}
-
-/// Before loading a dump: the dump brings its own watermarks, or none.
-pub(super) fn forget_watermarks(db: &Database) -> polodb_core::Result<()> {
-    db.collection::<Watermark>(WATERMARKS)
-        .delete_many(doc! {})?;
-    Ok(())
-}
-
-/// Stored messages waiting to be indexed, in commit order.
-pub(super) struct IndexQueue {
-    state: Mutex<Queued>,
-    changed: Condvar,
-    bound: usize,
-}
-
-struct Queued {
-    batches: VecDeque<Vec<MessageRecord>>,
-    messages: usize,
-    /// When the oldest queued batch arrived.
-    oldest: Option<Instant>,
-    /// The store holds messages the queue lacks: read them back before going on.
-    behind: bool,
-    closed: bool,
-}
-
-enum Work {
-    CatchUp,
-    Index(Vec<MessageRecord>),
-}
-
-impl IndexQueue {
-    pub(super) fn new(bound: usize) -> IndexQueue {
-        IndexQueue {
-            state: Mutex::new(Queued {
-                batches: VecDeque::new(),
-                messages: 0,
-                oldest: None,
-                // What the last run left unindexed, first.
-                behind: true,
-                closed: false,
-            }),
-            changed: Condvar::new(),
-            bound,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
-        self.state.lock().expect("index queue lock")
-    }
-
-    /// Queues committed messages, or drops them if the queue is full: never waits.
-    pub(super) fn push(&self, messages: &[MessageRecord]) {
-        if messages.is_empty() {
-            return;
-        }
-        let mut queued = self.lock();
-        if queued.closed {
-            return;
-        }
-        if queued.messages + messages.len() > self.bound {
-            queued.behind = true;
-        } else {
-            queued.batches.push_back(messages.to_vec());
-            queued.messages += messages.len();
-            queued.oldest.get_or_insert_with(Instant::now);
-        }
-        drop(queued);
-        self.changed.notify_one();
-    }
-
-    pub(super) fn fall_behind(&self) {
-        self.lock().behind = true;
-        self.changed.notify_one();
-    }
-
-    pub(super) fn close(&self) {
-        self.lock().closed = true;
-        self.changed.notify_all();
-    }
-
-    fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    /// The next work, if any (waiting for some if `wait`); `None` once closed.
-    fn take(&self, wait: bool) -> Option<Work> {
-        let mut queued = self.lock();
-        loop {
-            if queued.closed {
-                return None;
-            }
-            if queued.behind {
-                queued.behind = false;
-                return Some(Work::CatchUp);
-            }
-            if wait
-                && queued.messages < MAX_INDEX_COMMIT
-                && let Some(oldest) = queued.oldest
-                && let Some(left) = (oldest + LINGER).checked_duration_since(Instant::now())
-                && !left.is_zero()
-            {
-                queued = self
-                    .changed
-                    .wait_timeout(queued, left)
-                    .expect("index queue lock")
-                    .0;
-                continue;
-            }
-            if let Some(mut messages) = queued.batches.pop_front() {
-                while let Some(next) = queued.batches.front()
-                    && messages.len() + next.len() <= MAX_INDEX_COMMIT
-                {
-                    messages.extend(queued.batches.pop_front().into_iter().flatten());
-                }
-                queued.messages -= messages.len();
-                if queued.batches.is_empty() {
-                    queued.oldest = None;
-                }
-                return Some(Work::Index(messages));
-            }
-            if !wait {
-                return None;
-            }
-            queued = self.changed.wait(queued).expect("index queue lock");
-        }
-    }
-
-    /// Sleeps for `time`, or until closed.
-    fn pause(&self, time: Duration) {
-        let queued = self.lock();
-        let _ = self
-            .changed
-            .wait_timeout_while(queued, time, |queued| !queued.closed);
-    }
-}
 
 /// The indexer thread: until the store closes, whatever is queued or left behind.
 pub(super) fn run(shared: &Shared) {
@@ -452,6 +265,8 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
+
+    use polodb_core::Database;
 
     use super::*;
     use crate::domain::SearchQuery;
