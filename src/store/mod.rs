@@ -3,6 +3,8 @@
 //! Everything here blocks on disk, so callers run it off the async workers: the hub's
 //! committer thread for message batches, `spawn_blocking` for the rest.
 
+mod backup;
+mod handle;
 mod indexer;
 mod polo;
 mod search_index;

@@ -1,13 +1,15 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use polodb_core::bson::{Bson, Document, doc};
+use polodb_core::bson::{Document, doc};
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
+use super::backup::{DUMP_COLLECTION, DUMP_DOCUMENT, DUMP_END, dump_error};
+use super::handle::Shared;
 use super::indexer::{self, IndexQueue};
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
 use super::{
@@ -29,9 +31,6 @@ const SETTINGS: &str = "settings";
 const BOTS: &str = "bots";
 const FILES: &str = "files";
 
-/// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
-const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
-
 /// PoloDB (RocksDB underneath) on local disk. Every commit is synced before it returns.
 /// Messages are indexed for search just after their commit, by a thread of its own (see
 /// `indexer`).
@@ -39,29 +38,6 @@ pub struct PoloStore {
     shared: Arc<Shared>,
     /// Stopped and joined on drop, so the database is closed once the store is gone.
     indexer: Option<JoinHandle<()>>,
-}
-
-/// What the store and its indexer thread share.
-pub(super) struct Shared {
-    path: PathBuf,
-    /// Operations hold the read lock; reopening holds the write lock, so the old handle is
-    /// closed before the new one opens (RocksDB allows one per directory). `None` only after
-    /// a reopen failed: the next write tries again.
-    db: RwLock<Option<Database>>,
-    /// Counts reopens, so writers that failed together reopen once.
-    reopens: AtomicU64,
-    /// Locked for each write transaction that touches the index, so its memory of its runs
-    /// and the watermarks have one writer and learn only what was committed.
-    pub(super) index: Mutex<IndexWriter>,
-    /// Stored messages waiting for the indexer.
-    pub(super) queue: IndexQueue,
-    /// Held from an append's commit until its messages are queued, so the queue is in
-    /// commit order.
-    appending: Mutex<()>,
-    /// Every write holds it shared; a dump holds it alone. PoloDB's transactions read the
-    /// newest committed data, not a snapshot, so this is what makes a dump one point in time
-    /// while reads go on.
-    writes: RwLock<()>,
 }
 
 impl PoloStore {
@@ -117,52 +93,6 @@ impl PoloStore {
         Ok(loaded)
     }
 
-    fn load_documents(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
-        let mut loaded = BTreeMap::new();
-        let mut batch: Vec<Document> = Vec::new();
-        let mut batch_of = String::new();
-        loop {
-            let mut record = Document::from_reader(&mut *dump)
-                .map_err(|e| StoreError(format!("the dump ends early or is damaged: {e}")))?;
-            let collection = record.get_str(DUMP_COLLECTION).ok().map(str::to_owned);
-            if collection.as_deref() != Some(batch_of.as_str()) || batch.len() >= LOAD_BATCH {
-                self.insert_all(&batch_of, &mut batch)?;
-            }
-            let Some(collection) = collection else {
-                let expected = record.get_i64(DUMP_END).map_err(|_| {
-                    StoreError("the dump holds a record that is not a document".into())
-                })?;
-                let total: u64 = loaded.values().sum();
-                if total != expected as u64 {
-                    return Err(StoreError(format!(
-                        "the dump says {expected} documents but holds {total}"
-                    )));
-                }
-                return Ok(loaded);
-            };
-            let Some(Bson::Document(document)) = record.remove(DUMP_DOCUMENT) else {
-                return Err(StoreError("a dump record has no document".into()));
-            };
-            batch.push(document);
-            *loaded.entry(collection.clone()).or_insert(0) += 1;
-            batch_of = collection;
-        }
-    }
-
-    fn insert_all(&self, collection: &str, documents: &mut Vec<Document>) -> StoreResult<()> {
-        if documents.is_empty() {
-            return Ok(());
-        }
-        self.write(|db| {
-            let txn = db.start_transaction()?;
-            txn.collection::<Document>(collection)
-                .insert_many(documents.iter())?;
-            txn.commit()
-        })?;
-        documents.clear();
-        Ok(())
-    }
-
     fn with_db<T>(&self, work: impl FnOnce(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
         self.shared.with_db(work)
     }
@@ -174,7 +104,10 @@ impl PoloStore {
         self.shared.read(reads)
     }
 
-    fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
+    pub(super) fn write<T>(
+        &self,
+        work: impl Fn(&Database) -> polodb_core::Result<T>,
+    ) -> StoreResult<T> {
         self.shared.write(work)
     }
 
@@ -214,83 +147,7 @@ impl Drop for PoloStore {
     }
 }
 
-impl Shared {
-    /// Runs `work` on the open database.
-    fn with_db<T>(&self, work: impl FnOnce(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
-        let db = self.db.read().expect("database lock");
-        let db = db
-            .as_ref()
-            .ok_or_else(|| StoreError("the database could not be reopened".into()))?;
-        Ok(work(db)?)
-    }
-
-    /// Runs reads in a transaction that is rolled back. A read outside one auto-commits a
-    /// synced transaction: an fdatasync per lookup.
-    pub(super) fn read<T>(
-        &self,
-        reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
-    ) -> StoreResult<T> {
-        self.with_db(|db| {
-            let txn = db.start_transaction()?;
-            let result = reads(&txn);
-            txn.rollback()?;
-            result
-        })
-    }
-
-    /// Runs a write. Once a write has failed for lack of space, RocksDB refuses every write
-    /// until 64 MiB (its write buffer) are free, which on a small disk is never; reopening
-    /// the database clears that, as a restart does. So a write that fails that way while
-    /// there is room again reopens the database and is tried once more.
-    pub(super) fn write<T>(
-        &self,
-        work: impl Fn(&Database) -> polodb_core::Result<T>,
-    ) -> StoreResult<T> {
-        let _not_dumping = self.writes.read().expect("writes lock");
-        let reopens = self.reopens.load(Ordering::Acquire);
-        let failed = match self.with_db(&work) {
-            Err(e) if (is_out_of_space(&e) || self.is_closed()) && self.has_room_to_reopen() => e,
-            done => return done,
-        };
-        tracing::warn!(error = %failed, "a write failed for lack of space; reopening the database");
-        self.reopen(reopens)?;
-        self.with_db(&work)
-    }
-
-    fn is_closed(&self) -> bool {
-        self.db.read().expect("database lock").is_none()
-    }
-
-    /// Whether the disk has room to replay the write-ahead logs and go on.
-    fn has_room_to_reopen(&self) -> bool {
-        let logs: u64 = std::fs::read_dir(&self.path)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
-            .filter_map(|entry| entry.metadata().ok())
-            .map(|meta| meta.len())
-            .sum();
-        rustix::fs::statvfs(&self.path)
-            .is_ok_and(|fs| fs.f_bavail.saturating_mul(fs.f_frsize) >= logs + ROOM_TO_REOPEN)
-    }
-
-    /// Closes and reopens the database, unless another writer did since `seen` reopens.
-    fn reopen(&self, seen: u64) -> StoreResult<()> {
-        let mut db = self.db.write().expect("database lock");
-        if self.reopens.load(Ordering::Acquire) != seen {
-            return Ok(());
-        }
-        self.reopens.fetch_add(1, Ordering::AcqRel);
-        // Closed first: RocksDB allows one handle per directory.
-        drop(db.take());
-        *db = Some(open_database(&self.path)?);
-        tracing::info!("database reopened");
-        Ok(())
-    }
-}
-
-fn open_database(path: &Path) -> StoreResult<Database> {
+pub(super) fn open_database(path: &Path) -> StoreResult<Database> {
     let db = Database::open_path(path)?;
     db.collection::<SessionRecord>(SESSIONS)
         .create_index(IndexModel {
@@ -301,22 +158,6 @@ fn open_database(path: &Path) -> StoreResult<Database> {
             }),
         })?;
     Ok(db)
-}
-
-/// A dump is a stream of BSON documents: `{c: collection, d: document}` for each stored
-/// document, then `{end: count}`, so a cut-short stream is told from a whole one.
-const DUMP_COLLECTION: &str = "c";
-const DUMP_DOCUMENT: &str = "d";
-const DUMP_END: &str = "end";
-/// Documents inserted per commit when loading a dump.
-const LOAD_BATCH: usize = 1000;
-
-fn dump_error(e: impl std::fmt::Display) -> polodb_core::Error {
-    polodb_core::Error::RocksDbErr(format!("writing the dump failed: {e}"))
-}
-
-fn is_out_of_space(error: &StoreError) -> bool {
-    error.0.contains("No space left on device")
 }
 
 impl Storage for PoloStore {

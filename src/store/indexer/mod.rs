@@ -22,7 +22,8 @@ use std::time::Duration;
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Transaction};
 
-use super::polo::{MESSAGES, ROOMS, Shared};
+use super::handle::Shared;
+use super::polo::{MESSAGES, ROOMS};
 use super::search_index::{IndexWriter, Learned, posting};
 use super::{MessageRecord, RoomRecord, StoreResult};
 use crate::domain::Slug;

@@ -1,0 +1,70 @@
+//! Backups: the format a dump is written in, and loading one into an empty database.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use polodb_core::CollectionT;
+use polodb_core::bson::{Bson, Document};
+
+use super::polo::PoloStore;
+use super::{StoreError, StoreResult};
+
+/// A dump is a stream of BSON documents: `{c: collection, d: document}` for each stored
+/// document, then `{end: count}`, so a cut-short stream is told from a whole one.
+pub(super) const DUMP_COLLECTION: &str = "c";
+pub(super) const DUMP_DOCUMENT: &str = "d";
+pub(super) const DUMP_END: &str = "end";
+/// Documents inserted per commit when loading a dump.
+const LOAD_BATCH: usize = 1000;
+
+pub(super) fn dump_error(e: impl std::fmt::Display) -> polodb_core::Error {
+    polodb_core::Error::RocksDbErr(format!("writing the dump failed: {e}"))
+}
+
+impl PoloStore {
+    pub(super) fn load_documents(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
+        let mut loaded = BTreeMap::new();
+        let mut batch: Vec<Document> = Vec::new();
+        let mut batch_of = String::new();
+        loop {
+            let mut record = Document::from_reader(&mut *dump)
+                .map_err(|e| StoreError(format!("the dump ends early or is damaged: {e}")))?;
+            let collection = record.get_str(DUMP_COLLECTION).ok().map(str::to_owned);
+            if collection.as_deref() != Some(batch_of.as_str()) || batch.len() >= LOAD_BATCH {
+                self.insert_all(&batch_of, &mut batch)?;
+            }
+            let Some(collection) = collection else {
+                let expected = record.get_i64(DUMP_END).map_err(|_| {
+                    StoreError("the dump holds a record that is not a document".into())
+                })?;
+                let total: u64 = loaded.values().sum();
+                if total != expected as u64 {
+                    return Err(StoreError(format!(
+                        "the dump says {expected} documents but holds {total}"
+                    )));
+                }
+                return Ok(loaded);
+            };
+            let Some(Bson::Document(document)) = record.remove(DUMP_DOCUMENT) else {
+                return Err(StoreError("a dump record has no document".into()));
+            };
+            batch.push(document);
+            *loaded.entry(collection.clone()).or_insert(0) += 1;
+            batch_of = collection;
+        }
+    }
+
+    fn insert_all(&self, collection: &str, documents: &mut Vec<Document>) -> StoreResult<()> {
+        if documents.is_empty() {
+            return Ok(());
+        }
+        self.write(|db| {
+            let txn = db.start_transaction()?;
+            txn.collection::<Document>(collection)
+                .insert_many(documents.iter())?;
+            txn.commit()
+        })?;
+        documents.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! The open database, shared by the store and its indexer thread: reads in transactions that
+//! are rolled back, writes that reopen the database after a full disk, and the lock that
+//! makes a dump one point in time.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use polodb_core::{Database, Transaction};
+
+use super::indexer::IndexQueue;
+use super::polo::open_database;
+use super::search_index::IndexWriter;
+use super::{StoreError, StoreResult};
+
+/// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
+const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
+
+/// What the store and its indexer thread share.
+pub(super) struct Shared {
+    pub(super) path: PathBuf,
+    /// Operations hold the read lock; reopening holds the write lock, so the old handle is
+    /// closed before the new one opens (RocksDB allows one per directory). `None` only after
+    /// a reopen failed: the next write tries again.
+    pub(super) db: RwLock<Option<Database>>,
+    /// Counts reopens, so writers that failed together reopen once.
+    pub(super) reopens: AtomicU64,
+    /// Locked for each write transaction that touches the index, so its memory of its runs
+    /// and the watermarks have one writer and learn only what was committed.
+    pub(super) index: Mutex<IndexWriter>,
+    /// Stored messages waiting for the indexer.
+    pub(super) queue: IndexQueue,
+    /// Held from an append's commit until its messages are queued, so the queue is in
+    /// commit order.
+    pub(super) appending: Mutex<()>,
+    /// Every write holds it shared; a dump holds it alone. PoloDB's transactions read the
+    /// newest committed data, not a snapshot, so this is what makes a dump one point in time
+    /// while reads go on.
+    pub(super) writes: RwLock<()>,
+}
+
+impl Shared {
+    /// Runs `work` on the open database.
+    pub(super) fn with_db<T>(
+        &self,
+        work: impl FnOnce(&Database) -> polodb_core::Result<T>,
+    ) -> StoreResult<T> {
+        let db = self.db.read().expect("database lock");
+        let db = db
+            .as_ref()
+            .ok_or_else(|| StoreError("the database could not be reopened".into()))?;
+        Ok(work(db)?)
+    }
+
+    /// Runs reads in a transaction that is rolled back. A read outside one auto-commits a
+    /// synced transaction: an fdatasync per lookup.
+    pub(super) fn read<T>(
+        &self,
+        reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
+    ) -> StoreResult<T> {
+        self.with_db(|db| {
+            let txn = db.start_transaction()?;
+            let result = reads(&txn);
+            txn.rollback()?;
+            result
+        })
+    }
+
+    /// Runs a write. Once a write has failed for lack of space, RocksDB refuses every write
+    /// until 64 MiB (its write buffer) are free, which on a small disk is never; reopening
+    /// the database clears that, as a restart does. So a write that fails that way while
+    /// there is room again reopens the database and is tried once more.
+    pub(super) fn write<T>(
+        &self,
+        work: impl Fn(&Database) -> polodb_core::Result<T>,
+    ) -> StoreResult<T> {
+        let _not_dumping = self.writes.read().expect("writes lock");
+        let reopens = self.reopens.load(Ordering::Acquire);
+        let failed = match self.with_db(&work) {
+            Err(e) if (is_out_of_space(&e) || self.is_closed()) && self.has_room_to_reopen() => e,
+            done => return done,
+        };
+        tracing::warn!(error = %failed, "a write failed for lack of space; reopening the database");
+        self.reopen(reopens)?;
+        self.with_db(&work)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.db.read().expect("database lock").is_none()
+    }
+
+    /// Whether the disk has room to replay the write-ahead logs and go on.
+    fn has_room_to_reopen(&self) -> bool {
+        let logs: u64 = std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+            .filter_map(|entry| entry.metadata().ok())
+            .map(|meta| meta.len())
+            .sum();
+        rustix::fs::statvfs(&self.path)
+            .is_ok_and(|fs| fs.f_bavail.saturating_mul(fs.f_frsize) >= logs + ROOM_TO_REOPEN)
+    }
+
+    /// Closes and reopens the database, unless another writer did since `seen` reopens.
+    fn reopen(&self, seen: u64) -> StoreResult<()> {
+        let mut db = self.db.write().expect("database lock");
+        if self.reopens.load(Ordering::Acquire) != seen {
+            return Ok(());
+        }
+        self.reopens.fetch_add(1, Ordering::AcqRel);
+        // Closed first: RocksDB allows one handle per directory.
+        drop(db.take());
+        *db = Some(open_database(&self.path)?);
+        tracing::info!("database reopened");
+        Ok(())
+    }
+}
+
+fn is_out_of_space(error: &StoreError) -> bool {
+    error.0.contains("No space left on device")
+}
