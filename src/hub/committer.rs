@@ -17,7 +17,7 @@ use crate::domain::{Nickname, Slug};
 use crate::metrics::Metrics;
 use crate::store::{
     AppendBatch, Attachment, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction,
-    ReplyPreview, RoomHead, Storage, StoreError, StoreResult,
+    ReplyPreview, RoomHead, Storage, StoreResult,
 };
 
 /// How much of the answered message a reply quotes.
@@ -416,7 +416,7 @@ fn commit_batch(
         Err(e) => {
             tracing::error!(error = %e, messages = accepted.len(), "commit failed");
             for request in accepted {
-                let _ = request.reply.send(Err(StoreError(e.0.clone())));
+                let _ = request.reply.send(Err(e.clone()));
             }
             false
         }

@@ -311,7 +311,7 @@ impl Hub {
                     &committer_metrics,
                 )
             })
-            .map_err(|e| StoreError(format!("cannot start the committer: {e}")))?;
+            .map_err(|e| StoreError::Database(format!("cannot start the committer: {e}")))?;
         let hub = Arc::new(Hub {
             storage,
             rooms: RwLock::new(rooms),
@@ -659,7 +659,7 @@ impl Hub {
     ) -> StoreResult<Appended> {
         self.queue_append(room, message, true)
             .await
-            .map_err(|_| StoreError("the committer stopped".into()))?
+            .map_err(|_| StoreError::CommitterStopped)?
     }
 
     fn queue_append(
@@ -715,9 +715,7 @@ impl Hub {
             drop(refused_request(refused));
             return Err(too_busy().into());
         }
-        answer
-            .await
-            .map_err(|_| StoreError("the committer stopped".into()))?
+        answer.await.map_err(|_| StoreError::CommitterStopped)?
     }
 
     /// An admin deleted someone else's message: the same "message deleted" marker, and a
@@ -740,7 +738,7 @@ impl Hub {
     pub async fn post(&self, room: &Arc<Room>, message: NewMessage) -> StoreResult<Appended> {
         self.submit(room, message)
             .await
-            .map_err(|_| StoreError("the committer stopped".into()))?
+            .map_err(|_| StoreError::CommitterStopped)?
     }
 
     /// The newest `PAGE` messages of a room, oldest first.
@@ -958,7 +956,7 @@ fn refused_request(refused: mpsc::error::TrySendError<CommitRequest>) -> CommitR
 }
 
 fn too_busy() -> StoreError {
-    StoreError("the server is too busy to store messages".into())
+    StoreError::Busy
 }
 
 pub fn now_millis() -> i64 {

@@ -27,26 +27,27 @@ impl PoloStore {
         let mut batch: Vec<Document> = Vec::new();
         let mut batch_of = String::new();
         loop {
-            let mut record = Document::from_reader(&mut *dump)
-                .map_err(|e| StoreError(format!("the dump ends early or is damaged: {e}")))?;
+            let mut record = Document::from_reader(&mut *dump).map_err(|e| {
+                StoreError::Database(format!("the dump ends early or is damaged: {e}"))
+            })?;
             let collection = record.get_str(DUMP_COLLECTION).ok().map(str::to_owned);
             if collection.as_deref() != Some(batch_of.as_str()) || batch.len() >= LOAD_BATCH {
                 self.insert_all(&batch_of, &mut batch)?;
             }
             let Some(collection) = collection else {
                 let expected = record.get_i64(DUMP_END).map_err(|_| {
-                    StoreError("the dump holds a record that is not a document".into())
+                    StoreError::Database("the dump holds a record that is not a document".into())
                 })?;
                 let total: u64 = loaded.values().sum();
                 if total != expected as u64 {
-                    return Err(StoreError(format!(
+                    return Err(StoreError::Database(format!(
                         "the dump says {expected} documents but holds {total}"
                     )));
                 }
                 return Ok(loaded);
             };
             let Some(Bson::Document(document)) = record.remove(DUMP_DOCUMENT) else {
-                return Err(StoreError("a dump record has no document".into()));
+                return Err(StoreError::Database("a dump record has no document".into()));
             };
             batch.push(document);
             *loaded.entry(collection.clone()).or_insert(0) += 1;

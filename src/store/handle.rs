@@ -48,7 +48,7 @@ impl Shared {
         let db = self.db.read().expect("database lock");
         let db = db
             .as_ref()
-            .ok_or_else(|| StoreError("the database could not be reopened".into()))?;
+            .ok_or_else(|| StoreError::Database("the database could not be reopened".into()))?;
         Ok(work(db)?)
     }
 
@@ -77,7 +77,12 @@ impl Shared {
         let _not_dumping = self.writes.read().expect("writes lock");
         let reopens = self.reopens.load(Ordering::Acquire);
         let failed = match self.with_db(&work) {
-            Err(e) if (is_out_of_space(&e) || self.is_closed()) && self.has_room_to_reopen() => e,
+            Err(e)
+                if (matches!(e, StoreError::OutOfSpace(_)) || self.is_closed())
+                    && self.has_room_to_reopen() =>
+            {
+                e
+            }
             done => return done,
         };
         tracing::warn!(error = %failed, "a write failed for lack of space; reopening the database");
@@ -116,8 +121,4 @@ impl Shared {
         tracing::info!("database reopened");
         Ok(())
     }
-}
-
-fn is_out_of_space(error: &StoreError) -> bool {
-    error.0.contains("No space left on device")
 }

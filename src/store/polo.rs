@@ -49,7 +49,7 @@ impl PoloStore {
     /// indexes them (for tests).
     fn open_with(dir: &Path, queue_bound: usize, start_indexer: bool) -> StoreResult<PoloStore> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DATABASE_DIR);
         let db = open_database(&path)?;
         indexer::mark_existing_index(&db)?;
@@ -68,7 +68,9 @@ impl PoloStore {
                 std::thread::Builder::new()
                     .name("search-indexer".into())
                     .spawn(move || indexer::run(&shared))
-                    .map_err(|e| StoreError(format!("cannot start the search indexer: {e}")))?,
+                    .map_err(|e| {
+                        StoreError::Database(format!("cannot start the search indexer: {e}"))
+                    })?,
             )
         } else {
             None
@@ -223,7 +225,7 @@ impl Storage for PoloStore {
             .iter()
             .map(|head| {
                 let mentions = polodb_core::bson::to_bson(&head.mentions)
-                    .map_err(|e| StoreError(format!("mention marks: {e}")))?;
+                    .map_err(|e| StoreError::Database(format!("mention marks: {e}")))?;
                 Ok(doc! { "$set": {
                     "last_id": head.last_id,
                     "last_activity": head.last_activity,
