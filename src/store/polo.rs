@@ -5,10 +5,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use polodb_core::bson::{Document, doc};
+use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
-use super::backup::{DUMP_COLLECTION, DUMP_DOCUMENT, DUMP_END, dump_error};
+use super::backup;
 use super::handle::Shared;
 use super::indexer::{self, IndexQueue};
 use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
@@ -86,17 +86,13 @@ impl PoloStore {
         let mut index = self.shared.index.lock().expect("index writer lock");
         // The empty store's own marker would clash with the dump's.
         self.write(indexer::forget_watermarks)?;
-        let loaded = self.load_documents(dump)?;
+        let loaded = backup::load(&self.shared, dump)?;
         // A dump from before watermarks has a whole index and none: mark it as such.
         self.write(indexer::mark_existing_index)?;
         *index = IndexWriter::default();
         // A dump taken while the index lagged has the rest to index.
         self.shared.queue.fall_behind();
         Ok(loaded)
-    }
-
-    fn with_db<T>(&self, work: impl FnOnce(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
-        self.shared.with_db(work)
     }
 
     pub(super) fn read<T>(
@@ -106,10 +102,7 @@ impl PoloStore {
         self.shared.read(reads)
     }
 
-    pub(super) fn write<T>(
-        &self,
-        work: impl Fn(&Database) -> polodb_core::Result<T>,
-    ) -> StoreResult<T> {
+    fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
         self.shared.write(work)
     }
 
@@ -422,27 +415,7 @@ impl Storage for PoloStore {
     }
 
     fn dump(&self, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
-        // Writes wait from here to the end; reads go on.
-        let _alone = self.shared.writes.write().expect("writes lock");
-        let names = self.with_db(|db| db.list_collection_names())?;
-        let mut counts = BTreeMap::new();
-        self.read(|txn| {
-            for name in names {
-                let mut count = 0u64;
-                for document in txn.collection::<Document>(&name).find(doc! {}).run()? {
-                    let record = doc! { DUMP_COLLECTION: &name, DUMP_DOCUMENT: document? };
-                    record.to_writer(&mut *out).map_err(dump_error)?;
-                    count += 1;
-                }
-                counts.insert(name, count);
-            }
-            let total: u64 = counts.values().sum();
-            doc! { DUMP_END: total as i64 }
-                .to_writer(&mut *out)
-                .map_err(dump_error)?;
-            Ok(())
-        })?;
-        Ok(counts)
+        backup::dump(&self.shared, out)
     }
 
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
