@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use polodb_core::CollectionT;
 use polodb_core::bson::{Bson, Document, doc};
 
-use super::handle::Shared;
+use super::handle::DatabaseHandle;
 use super::{StoreError, StoreResult};
 
 /// A dump is a stream of BSON documents: `{c: collection, d: document}` for each stored
@@ -23,9 +23,9 @@ fn dump_error(e: impl std::fmt::Display) -> polodb_core::Error {
 }
 
 /// See [`super::Storage::dump`].
-pub(super) fn dump(db: &Shared, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
+pub(super) fn dump(db: &DatabaseHandle, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
     // Writes wait from here to the end; reads go on.
-    let _alone = db.writes.write().expect("writes lock");
+    let _alone = db.hold_writes();
     let names = db.with_db(|db| db.list_collection_names())?;
     let mut counts = BTreeMap::new();
     db.read(|txn| {
@@ -49,7 +49,7 @@ pub(super) fn dump(db: &Shared, out: &mut dyn Write) -> StoreResult<BTreeMap<Str
 
 /// Inserts the documents of a dump, checking them against its trailer; returns how many
 /// per collection.
-pub(super) fn load(db: &Shared, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
+pub(super) fn load(db: &DatabaseHandle, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
     let mut loaded = BTreeMap::new();
     let mut batch: Vec<Document> = Vec::new();
     let mut batch_of = String::new();
@@ -81,7 +81,11 @@ pub(super) fn load(db: &Shared, dump: &mut dyn Read) -> StoreResult<BTreeMap<Str
     }
 }
 
-fn insert_all(db: &Shared, collection: &str, documents: &mut Vec<Document>) -> StoreResult<()> {
+fn insert_all(
+    db: &DatabaseHandle,
+    collection: &str,
+    documents: &mut Vec<Document>,
+) -> StoreResult<()> {
     if documents.is_empty() {
         return Ok(());
     }

@@ -2,44 +2,54 @@
 //! are rolled back, writes that reopen the database after a full disk, and the lock that
 //! makes a dump one point in time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{RwLock, RwLockWriteGuard};
 
 use polodb_core::{Database, Transaction};
 
-use super::indexer::IndexQueue;
-use super::polo::open_database;
-use super::search_index::IndexWriter;
 use super::{StoreError, StoreResult};
 
 /// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
 const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
 
-/// What the store and its indexer thread share.
-pub(super) struct Shared {
-    pub(super) path: PathBuf,
+/// Opens the database at a path, with whatever indexes the store keeps on it.
+pub(super) type Opener = fn(&Path) -> StoreResult<Database>;
+
+/// The open database, shared by the store and its indexer thread.
+pub(super) struct DatabaseHandle {
+    path: PathBuf,
+    /// How the database was opened, to open it the same way again.
+    open: Opener,
     /// Operations hold the read lock; reopening holds the write lock, so the old handle is
     /// closed before the new one opens (RocksDB allows one per directory). `None` only after
     /// a reopen failed: the next write tries again.
-    pub(super) db: RwLock<Option<Database>>,
+    db: RwLock<Option<Database>>,
     /// Counts reopens, so writers that failed together reopen once.
-    pub(super) reopens: AtomicU64,
-    /// Locked for each write transaction that touches the index, so its memory of its runs
-    /// and the watermarks have one writer and learn only what was committed.
-    pub(super) index: Mutex<IndexWriter>,
-    /// Stored messages waiting for the indexer.
-    pub(super) queue: IndexQueue,
-    /// Held from an append's commit until its messages are queued, so the queue is in
-    /// commit order.
-    pub(super) appending: Mutex<()>,
+    reopens: AtomicU64,
     /// Every write holds it shared; a dump holds it alone. PoloDB's transactions read the
     /// newest committed data, not a snapshot, so this is what makes a dump one point in time
     /// while reads go on.
-    pub(super) writes: RwLock<()>,
+    writes: RwLock<()>,
 }
 
-impl Shared {
+impl DatabaseHandle {
+    pub(super) fn open(path: PathBuf, open: Opener) -> StoreResult<DatabaseHandle> {
+        let db = open(&path)?;
+        Ok(DatabaseHandle {
+            path,
+            open,
+            db: RwLock::new(Some(db)),
+            reopens: AtomicU64::new(0),
+            writes: RwLock::new(()),
+        })
+    }
+
+    /// Holds every write off until the guard is dropped; reads go on.
+    pub(super) fn hold_writes(&self) -> RwLockWriteGuard<'_, ()> {
+        self.writes.write().expect("writes lock")
+    }
+
     /// Runs `work` on the open database.
     pub(super) fn with_db<T>(
         &self,
@@ -117,7 +127,7 @@ impl Shared {
         self.reopens.fetch_add(1, Ordering::AcqRel);
         // Closed first: RocksDB allows one handle per directory.
         drop(db.take());
-        *db = Some(open_database(&self.path)?);
+        *db = Some((self.open)(&self.path)?);
         tracing::info!("database reopened");
         Ok(())
     }

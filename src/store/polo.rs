@@ -1,17 +1,15 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
 use super::backup;
-use super::handle::Shared;
-use super::indexer::{self, IndexQueue};
-use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
+use super::handle::DatabaseHandle;
+use super::indexer::{self, IndexedCollections, Indexer};
+use super::search_index::{self, MAX_READS, SearchCursor, SearchPage};
 use super::{
     AppendBatch, BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageRecord, ReaderRecord,
     RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
@@ -21,7 +19,7 @@ use crate::domain::{SearchQuery, Slug};
 /// The database's directory under the data directory.
 pub const DATABASE_DIR: &str = "chat.db";
 
-pub(super) const ROOMS: &str = "rooms";
+const ROOMS: &str = "rooms";
 pub(super) const MESSAGES: &str = "messages";
 const DEDUP: &str = "client_ids";
 const CLAIMS: &str = "nickname_claims";
@@ -35,10 +33,20 @@ const FILES: &str = "files";
 /// Messages are indexed for search just after their commit, by a thread of its own (see
 /// `indexer`).
 pub struct PoloStore {
-    shared: Arc<Shared>,
-    /// Stopped and joined on drop, so the database is closed once the store is gone.
-    indexer: Option<JoinHandle<()>>,
+    db: Arc<DatabaseHandle>,
+    /// Stopped and joined when the store is dropped, so the database is closed once the
+    /// store is gone.
+    indexer: Indexer,
+    /// Held from an append's commit until its messages are queued, so the queue is in
+    /// commit order.
+    appending: Mutex<()>,
 }
+
+/// What the indexer reads.
+const INDEXED: IndexedCollections = IndexedCollections {
+    messages: MESSAGES,
+    rooms: ROOMS,
+};
 
 impl PoloStore {
     pub fn open(dir: &Path) -> StoreResult<PoloStore> {
@@ -50,60 +58,31 @@ impl PoloStore {
     fn open_with(dir: &Path, queue_bound: usize, start_indexer: bool) -> StoreResult<PoloStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join(DATABASE_DIR);
-        let db = open_database(&path)?;
-        indexer::mark_existing_index(&db)?;
-        let shared = Arc::new(Shared {
-            path,
-            db: RwLock::new(Some(db)),
-            reopens: AtomicU64::new(0),
-            index: Mutex::new(IndexWriter::default()),
-            queue: IndexQueue::new(queue_bound),
+        let db = Arc::new(DatabaseHandle::open(dir.join(DATABASE_DIR), open_database)?);
+        let indexer = Indexer::start(db.clone(), INDEXED, queue_bound, start_indexer)?;
+        Ok(PoloStore {
+            db,
+            indexer,
             appending: Mutex::new(()),
-            writes: RwLock::new(()),
-        });
-        let indexer = if start_indexer {
-            let shared = shared.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("search-indexer".into())
-                    .spawn(move || indexer::run(&shared))
-                    .map_err(|e| {
-                        StoreError::Database(format!("cannot start the search indexer: {e}"))
-                    })?,
-            )
-        } else {
-            None
-        };
-        Ok(PoloStore { shared, indexer })
+        })
     }
 
     /// Inserts what [`Storage::dump`] wrote, into a database that holds none of it yet.
     /// Returns the documents loaded per collection. A stream that ends before its trailer is
     /// refused: the backup was cut short.
     pub fn load(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
-        // The indexer waits: it must not index what is loaded before its watermarks are.
-        let mut index = self.shared.index.lock().expect("index writer lock");
-        // The empty store's own marker would clash with the dump's.
-        self.write(indexer::forget_watermarks)?;
-        let loaded = backup::load(&self.shared, dump)?;
-        // A dump from before watermarks has a whole index and none: mark it as such.
-        self.write(indexer::mark_existing_index)?;
-        *index = IndexWriter::default();
-        // A dump taken while the index lagged has the rest to index.
-        self.shared.queue.fall_behind();
-        Ok(loaded)
+        self.indexer.while_loading(|| backup::load(&self.db, dump))
     }
 
     pub(super) fn read<T>(
         &self,
         reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
     ) -> StoreResult<T> {
-        self.shared.read(reads)
+        self.db.read(reads)
     }
 
     fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
-        self.shared.write(work)
+        self.db.write(work)
     }
 
     fn find_one<T>(&self, collection: &str, id: &str) -> StoreResult<Option<T>>
@@ -126,23 +105,11 @@ impl PoloStore {
     }
 
     pub(super) fn index_queued_now(&self) -> StoreResult<()> {
-        indexer::index_queued_now(&self.shared)
+        self.indexer.index_queued_now()
     }
 }
 
-impl Drop for PoloStore {
-    fn drop(&mut self) {
-        // Whatever is still queued is indexed from the store at the next start.
-        self.shared.queue.close();
-        if let Some(indexer) = self.indexer.take()
-            && indexer.join().is_err()
-        {
-            tracing::error!("the search indexer panicked");
-        }
-    }
-}
-
-pub(super) fn open_database(path: &Path) -> StoreResult<Database> {
+fn open_database(path: &Path) -> StoreResult<Database> {
     let db = Database::open_path(path)?;
     db.collection::<SessionRecord>(SESSIONS)
         .create_index(IndexModel {
@@ -226,7 +193,7 @@ impl Storage for PoloStore {
                 } })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let appending = self.shared.appending.lock().expect("appending lock");
+        let appending = self.appending.lock().expect("appending lock");
         self.write(|db| {
             let txn = db.start_transaction()?;
             if !batch.messages.is_empty() {
@@ -244,7 +211,7 @@ impl Storage for PoloStore {
             txn.commit()
         })?;
         // Never waits for the indexer: a full queue drops the batch, read back later.
-        self.shared.queue.push(&batch.messages);
+        self.indexer.push(&batch.messages);
         drop(appending);
         Ok(())
     }
@@ -263,22 +230,13 @@ impl Storage for PoloStore {
     }
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
-        let mut index = self.shared.index.lock().expect("index writer lock");
-        // The message's own indexing first, or it would put back what the edit takes out.
-        self.shared
-            .index_through(&mut index, &message.room, message.id)?;
-        let learned = self.write(|db| {
-            let txn = db.start_transaction()?;
+        self.indexer.commit_change(message, |txn| {
             let old = txn
                 .collection::<MessageRecord>(MESSAGES)
                 .find_one(doc! { "_id": &message.key })?;
-            replace_in(&txn, MESSAGES, &message.key, message)?;
-            let learned = index.reindex(&txn, old.as_ref(), message)?;
-            txn.commit()?;
-            Ok(learned)
-        })?;
-        index.learn(learned);
-        Ok(())
+            replace_in(txn, MESSAGES, &message.key, message)?;
+            Ok(old)
+        })
     }
 
     fn search(
@@ -415,7 +373,7 @@ impl Storage for PoloStore {
     }
 
     fn dump(&self, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
-        backup::dump(&self.shared, out)
+        backup::dump(&self.db, out)
     }
 
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {

@@ -17,46 +17,155 @@ mod watermarks;
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Transaction};
 
-use super::handle::Shared;
-use super::polo::{MESSAGES, ROOMS};
+use super::handle::DatabaseHandle;
 use super::search_index::{IndexWriter, Learned, posting};
-use super::{MessageRecord, RoomRecord, StoreResult};
+use super::{MessageRecord, RoomRecord, StoreError, StoreResult};
 use crate::domain::Slug;
-pub(super) use queue::{IndexQueue, QUEUE_BOUND};
-use queue::{MAX_INDEX_COMMIT, Work};
-pub(super) use watermarks::{forget_watermarks, mark_existing_index};
-use watermarks::{set_watermark, watermark};
+pub(super) use queue::QUEUE_BOUND;
+use queue::{IndexQueue, MAX_INDEX_COMMIT, Work};
+use watermarks::{forget_watermarks, mark_existing_index, set_watermark, watermark};
 
 /// Pause after a failed index commit before reading back from the store.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// The indexer thread: until the store closes, whatever is queued or left behind.
-pub(super) fn run(shared: &Shared) {
-    while let Some(work) = shared.queue.take(true) {
-        if let Err(e) = shared.index_work(work) {
-            tracing::warn!(error = %e, "indexing for search failed; reading back from the store");
-            shared.queue.fall_behind();
-            shared.queue.pause(RETRY_AFTER);
+/// The store's collections the indexer reads: the messages it indexes, and the rooms, whose
+/// `last_id` says how far each room's messages go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IndexedCollections {
+    pub(super) messages: &'static str,
+    pub(super) rooms: &'static str,
+}
+
+/// Indexes committed messages for search on a thread of its own. Dropped, it stops the
+/// thread and waits for it; whatever is still queued is indexed from the store at the next
+/// start.
+pub(super) struct Indexer {
+    indexing: Arc<Indexing>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the indexer thread shares with the store's writes that touch the index.
+struct Indexing {
+    db: Arc<DatabaseHandle>,
+    collections: IndexedCollections,
+    /// Locked for each write transaction that touches the index, so its memory of its runs
+    /// and the watermarks have one writer and learn only what was committed.
+    index: Mutex<IndexWriter>,
+    /// Stored messages waiting for the indexer.
+    queue: IndexQueue,
+}
+
+impl Indexer {
+    /// Marks a database from before watermarks as wholly indexed (once), then starts the
+    /// thread. `queue_bound` messages wait for it at most; without `start_thread` nothing
+    /// indexes them (for tests).
+    pub(super) fn start(
+        db: Arc<DatabaseHandle>,
+        collections: IndexedCollections,
+        queue_bound: usize,
+        start_thread: bool,
+    ) -> StoreResult<Indexer> {
+        db.with_db(|db| mark_existing_index(db, collections.rooms))?;
+        let indexing = Arc::new(Indexing {
+            db,
+            collections,
+            index: Mutex::new(IndexWriter::default()),
+            queue: IndexQueue::new(queue_bound),
+        });
+        let thread = if start_thread {
+            let indexing = indexing.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("search-indexer".into())
+                    .spawn(move || indexing.run())
+                    .map_err(|e| {
+                        StoreError::Database(format!("cannot start the search indexer: {e}"))
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(Indexer { indexing, thread })
+    }
+
+    /// Queues committed messages, or drops them if the queue is full: never waits.
+    pub(super) fn push(&self, messages: &[MessageRecord]) {
+        self.indexing.queue.push(messages);
+    }
+
+    /// Commits the change of a stored message together with the move of its postings:
+    /// `change` writes the message as it is now and returns it as it was.
+    pub(super) fn commit_change(
+        &self,
+        message: &MessageRecord,
+        change: impl Fn(&Transaction) -> polodb_core::Result<Option<MessageRecord>>,
+    ) -> StoreResult<()> {
+        let indexing = &self.indexing;
+        let mut index = indexing.index.lock().expect("index writer lock");
+        // The message's own indexing first, or it would put back what the edit takes out.
+        indexing.index_through(&mut index, &message.room, message.id)?;
+        let learned = indexing.db.write(|db| {
+            let txn = db.start_transaction()?;
+            let old = change(&txn)?;
+            let learned = index.reindex(&txn, old.as_ref(), message)?;
+            txn.commit()?;
+            Ok(learned)
+        })?;
+        index.learn(learned);
+        Ok(())
+    }
+
+    /// Runs `load`, which fills an empty database from a dump, with indexing held off; the
+    /// index then goes on from the watermarks the dump brought.
+    pub(super) fn while_loading<T>(&self, load: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+        let indexing = &self.indexing;
+        // The indexer waits: it must not index what is loaded before its watermarks are.
+        let mut index = indexing.index.lock().expect("index writer lock");
+        // The empty store's own marker would clash with the dump's.
+        indexing.db.write(forget_watermarks)?;
+        let loaded = load()?;
+        // A dump from before watermarks has a whole index and none: mark it as such.
+        let rooms = indexing.collections.rooms;
+        indexing.db.write(|db| mark_existing_index(db, rooms))?;
+        *index = IndexWriter::default();
+        // A dump taken while the index lagged has the rest to index.
+        indexing.queue.fall_behind();
+        Ok(loaded)
+    }
+
+    /// What the indexer thread would do with what is queued now, done here.
+    #[cfg(test)]
+    pub(super) fn index_queued_now(&self) -> StoreResult<()> {
+        while let Some(work) = self.indexing.queue.take(false) {
+            self.indexing.index_work(work)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        // Whatever is still queued is indexed from the store at the next start.
+        self.indexing.queue.close();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the search indexer panicked");
         }
     }
 }
 
-/// What the indexer thread would do with what is queued now, done here.
-#[cfg(test)]
-pub(super) fn index_queued_now(shared: &Shared) -> StoreResult<()> {
-    while let Some(work) = shared.queue.take(false) {
-        shared.index_work(work)?;
-    }
-    Ok(())
-}
-
 /// One room's messages past its watermark, read from the store one at a time.
 struct StoredGap {
+    /// The collection they are read from.
+    messages: &'static str,
     room: Slug,
     watermark: i64,
     next_id: i64,
@@ -68,11 +177,13 @@ struct StoredGap {
 impl StoredGap {
     fn start(
         txn: &Transaction,
+        messages: &'static str,
         room: Slug,
         watermark: i64,
         last_id: i64,
     ) -> polodb_core::Result<StoredGap> {
         let mut gap = StoredGap {
+            messages,
             room,
             watermark,
             next_id: watermark + 1,
@@ -84,7 +195,7 @@ impl StoredGap {
     }
 
     fn advance(&mut self, txn: &Transaction) -> polodb_core::Result<()> {
-        let messages = txn.collection::<MessageRecord>(MESSAGES);
+        let messages = txn.collection::<MessageRecord>(self.messages);
         self.head = None;
         while self.head.is_none() && self.next_id <= self.last_id {
             let key = MessageRecord::key_for(&self.room, self.next_id as u64);
@@ -100,7 +211,18 @@ impl StoredGap {
     }
 }
 
-impl Shared {
+impl Indexing {
+    /// The indexer thread: until the store closes, whatever is queued or left behind.
+    fn run(&self) {
+        while let Some(work) = self.queue.take(true) {
+            if let Err(e) = self.index_work(work) {
+                tracing::warn!(error = %e, "indexing for search failed; reading back from the store");
+                self.queue.fall_behind();
+                self.queue.pause(RETRY_AFTER);
+            }
+        }
+    }
+
     fn index_work(&self, work: Work) -> StoreResult<()> {
         match work {
             Work::CatchUp => self.catch_up(),
@@ -121,12 +243,7 @@ impl Shared {
     }
 
     /// Indexes, from the store, everything up to message `id` of `room` that is not yet.
-    pub(super) fn index_through(
-        &self,
-        index: &mut IndexWriter,
-        room: &Slug,
-        id: i64,
-    ) -> StoreResult<()> {
+    fn index_through(&self, index: &mut IndexWriter, room: &Slug, id: i64) -> StoreResult<()> {
         while self.index_stored(index, Some((room, id)))? {}
         Ok(())
     }
@@ -137,7 +254,7 @@ impl Shared {
     /// read back from the store, where they come in order.
     fn index_queued(&self, queued: &[MessageRecord]) -> StoreResult<()> {
         let mut index = self.index.lock().expect("index writer lock");
-        let (learned, gap) = self.write(|db| {
+        let (learned, gap) = self.db.write(|db| {
             let txn = db.start_transaction()?;
             // Per room: its watermark, and the id indexing goes on from.
             let mut next_ids: HashMap<&Slug, (i64, i64)> = HashMap::new();
@@ -189,7 +306,7 @@ impl Shared {
         index: &mut IndexWriter,
         until: Option<(&Slug, i64)>,
     ) -> StoreResult<bool> {
-        let (learned, more): (Option<Learned>, bool) = self.write(|db| {
+        let (learned, more): (Option<Learned>, bool) = self.db.write(|db| {
             let txn = db.start_transaction()?;
             // An edit of a message already indexed (the usual case) reads nothing more.
             if let Some((room, id)) = until
@@ -199,7 +316,11 @@ impl Shared {
                 return Ok((None, false));
             }
             let mut last_ids: Vec<(Slug, i64)> = Vec::new();
-            for room in txn.collection::<RoomRecord>(ROOMS).find(doc! {}).run()? {
+            for room in txn
+                .collection::<RoomRecord>(self.collections.rooms)
+                .find(doc! {})
+                .run()?
+            {
                 let room = room?;
                 last_ids.push((room.slug, room.last_id));
             }
@@ -213,7 +334,13 @@ impl Shared {
             for (room, last_id) in last_ids {
                 let through = watermark(&txn, &room)?;
                 if through < last_id {
-                    gaps.push(StoredGap::start(&txn, room, through, last_id)?);
+                    gaps.push(StoredGap::start(
+                        &txn,
+                        self.collections.messages,
+                        room,
+                        through,
+                        last_id,
+                    )?);
                 }
             }
             if gaps.is_empty() {

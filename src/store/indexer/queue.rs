@@ -18,7 +18,7 @@ pub(super) const MAX_INDEX_COMMIT: usize = 8_192;
 const LINGER: Duration = Duration::from_millis(100);
 
 /// Stored messages waiting to be indexed, in commit order.
-pub(in crate::store) struct IndexQueue {
+pub(super) struct IndexQueue {
     state: Mutex<Queued>,
     changed: Condvar,
     bound: usize,
@@ -40,7 +40,7 @@ pub(super) enum Work {
 }
 
 impl IndexQueue {
-    pub(in crate::store) fn new(bound: usize) -> IndexQueue {
+    pub(super) fn new(bound: usize) -> IndexQueue {
         IndexQueue {
             state: Mutex::new(Queued {
                 batches: VecDeque::new(),
@@ -60,7 +60,7 @@ impl IndexQueue {
     }
 
     /// Queues committed messages, or drops them if the queue is full: never waits.
-    pub(in crate::store) fn push(&self, messages: &[MessageRecord]) {
+    pub(super) fn push(&self, messages: &[MessageRecord]) {
         if messages.is_empty() {
             return;
         }
@@ -79,12 +79,12 @@ impl IndexQueue {
         self.changed.notify_one();
     }
 
-    pub(in crate::store) fn fall_behind(&self) {
+    pub(super) fn fall_behind(&self) {
         self.lock().behind = true;
         self.changed.notify_one();
     }
 
-    pub(in crate::store) fn close(&self) {
+    pub(super) fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
     }

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Slug;
 use crate::store::RoomRecord;
-use crate::store::polo::ROOMS;
 
 const WATERMARKS: &str = "search_indexed";
 /// The marker's key, which no slug can be: this database keeps watermarks, so a room
@@ -40,14 +39,14 @@ pub(super) fn set_watermark(txn: &Transaction, room: &str, id: i64) -> polodb_co
 }
 
 /// Once per database: if it has no marker, it is from before watermarks and its index is
-/// whole, so every room counts as indexed through its `last_id`.
-pub(in crate::store) fn mark_existing_index(db: &Database) -> polodb_core::Result<()> {
+/// whole, so every room (in collection `rooms`) counts as indexed through its `last_id`.
+pub(super) fn mark_existing_index(db: &Database, rooms: &str) -> polodb_core::Result<()> {
     let txn = db.start_transaction()?;
     let marks = txn.collection::<Watermark>(WATERMARKS);
     if marks.find_one(doc! { "_id": MARKER })?.is_some() {
         return txn.rollback();
     }
-    for room in txn.collection::<RoomRecord>(ROOMS).find(doc! {}).run()? {
+    for room in txn.collection::<RoomRecord>(rooms).find(doc! {}).run()? {
         let room = room?;
         set_watermark(&txn, room.slug.as_str(), room.last_id)?;
     }
@@ -59,7 +58,7 @@ pub(in crate::store) fn mark_existing_index(db: &Database) -> polodb_core::Resul
 }
 
 /// Before loading a dump: the dump brings its own watermarks, or none.
-pub(in crate::store) fn forget_watermarks(db: &Database) -> polodb_core::Result<()> {
+pub(super) fn forget_watermarks(db: &Database) -> polodb_core::Result<()> {
     db.collection::<Watermark>(WATERMARKS)
         .delete_many(doc! {})?;
     Ok(())
