@@ -17,7 +17,7 @@ use crate::domain::{Nickname, Slug};
 use crate::metrics::Metrics;
 use crate::store::{
     AppendBatch, Attachment, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction,
-    ReplyPreview, RoomHead, Storage, StoreError, StoreResult,
+    ReplyPreview, RoomHead, Storage, StoreResult,
 };
 use crate::views::RenderedMessage;
 
@@ -417,7 +417,7 @@ fn commit_batch(
         Err(e) => {
             tracing::error!(error = %e, messages = accepted.len(), "commit failed");
             for request in accepted {
-                let _ = request.reply.send(Err(StoreError(e.0.clone())));
+                let _ = request.reply.send(Err(e.clone()));
             }
             false
         }

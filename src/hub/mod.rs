@@ -152,7 +152,7 @@ impl Hub {
                     &committer_metrics,
                 )
             })
-            .map_err(|e| StoreError(format!("cannot start the committer: {e}")))?;
+            .map_err(|e| StoreError::Database(format!("cannot start the committer: {e}")))?;
         let hub = Arc::new(Hub {
             storage,
             rooms: RwLock::new(rooms),

@@ -130,7 +130,7 @@ impl Hub {
     ) -> StoreResult<Appended> {
         self.queue_append(room, message, true)
             .await
-            .map_err(|_| StoreError("the committer stopped".into()))?
+            .map_err(|_| StoreError::CommitterStopped)?
     }
 
     fn queue_append(
@@ -160,7 +160,7 @@ impl Hub {
         if let Err(refused) = self.committer.try_send(CommitRequest::Append(request))
             && let CommitRequest::Append(request) = refused_request(refused)
         {
-            let _ = request.reply.send(Err(too_busy()));
+            let _ = request.reply.send(Err(StoreError::Busy));
         }
         answer
     }
@@ -184,11 +184,9 @@ impl Hub {
         };
         if let Err(refused) = self.committer.try_send(CommitRequest::Change(request)) {
             drop(refused_request(refused));
-            return Err(too_busy().into());
+            return Err(StoreError::Busy.into());
         }
-        answer
-            .await
-            .map_err(|_| StoreError("the committer stopped".into()))?
+        answer.await.map_err(|_| StoreError::CommitterStopped)?
     }
 
     /// An admin deleted someone else's message: the same "message deleted" marker, and a
@@ -211,7 +209,7 @@ impl Hub {
     pub async fn post(&self, room: &Arc<Room>, message: NewMessage) -> StoreResult<Appended> {
         self.submit(room, message)
             .await
-            .map_err(|_| StoreError("the committer stopped".into()))?
+            .map_err(|_| StoreError::CommitterStopped)?
     }
 }
 
@@ -219,8 +217,4 @@ fn refused_request(refused: mpsc::error::TrySendError<CommitRequest>) -> CommitR
     match refused {
         mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
     }
-}
-
-fn too_busy() -> StoreError {
-    StoreError("the server is too busy to store messages".into())
 }

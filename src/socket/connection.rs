@@ -306,9 +306,9 @@ impl Connection {
                 appends
                     .get_or_insert_with(FuturesUnordered::new)
                     .push(Box::pin(async move {
-                        let result = answer.await.unwrap_or_else(|_| {
-                            Err(crate::store::StoreError("the committer stopped".into()))
-                        });
+                        let result = answer
+                            .await
+                            .unwrap_or_else(|_| Err(crate::store::StoreError::CommitterStopped));
                         (client_id, result)
                     }));
                 Ok(())

@@ -3,6 +3,9 @@
 //! Everything here blocks on disk, so callers run it off the async workers: the hub's
 //! committer thread for message batches, `spawn_blocking` for the rest.
 
+mod backup;
+mod error;
+mod handle;
 mod indexer;
 mod polo;
 mod search_index;
@@ -15,19 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{SearchQuery, Slug};
 
+pub use error::StoreError;
 pub use polo::{DATABASE_DIR, PoloStore};
 pub use search_index::{MAX_READS, SearchCursor, SearchPage};
 pub use sessions::SessionBackend;
-
-#[derive(Debug, thiserror::Error)]
-#[error("storage failed: {0}")]
-pub struct StoreError(pub String);
-
-impl From<polodb_core::Error> for StoreError {
-    fn from(e: polodb_core::Error) -> Self {
-        StoreError(e.to_string())
-    }
-}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -39,7 +33,7 @@ pub async fn blocking<T: Send + 'static>(
     let storage = storage.clone();
     tokio::task::spawn_blocking(move || work(storage.as_ref()))
         .await
-        .map_err(|e| StoreError(format!("storage task failed: {e}")))?
+        .map_err(|e| StoreError::Database(format!("storage task failed: {e}")))?
 }
 
 /// The operations the chat needs from a database. PoloDB is the embedded default; keys are
@@ -117,7 +111,9 @@ pub trait Storage: Send + Sync + 'static {
     /// wait until it is done; reads don't), in the backend's own format; returns how many
     /// documents each collection had. For backups.
     fn dump(&self, _out: &mut dyn std::io::Write) -> StoreResult<BTreeMap<String, u64>> {
-        Err(StoreError("this storage cannot be backed up".into()))
+        Err(StoreError::Database(
+            "this storage cannot be backed up".into(),
+        ))
     }
 }
 

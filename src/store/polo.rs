@@ -1,15 +1,15 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use polodb_core::bson::{Bson, Document, doc};
+use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
-use super::indexer::{self, IndexQueue};
-use super::search_index::{self, IndexWriter, MAX_READS, SearchCursor, SearchPage};
+use super::backup;
+use super::handle::DatabaseHandle;
+use super::indexer::{self, IndexedCollections, Indexer};
+use super::search_index::{self, MAX_READS, SearchCursor, SearchPage};
 use super::{
     AppendBatch, BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageRecord, ReaderRecord,
     RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
@@ -19,7 +19,7 @@ use crate::domain::{SearchQuery, Slug};
 /// The database's directory under the data directory.
 pub const DATABASE_DIR: &str = "chat.db";
 
-pub(super) const ROOMS: &str = "rooms";
+const ROOMS: &str = "rooms";
 pub(super) const MESSAGES: &str = "messages";
 const DEDUP: &str = "client_ids";
 const CLAIMS: &str = "nickname_claims";
@@ -29,40 +29,24 @@ const SETTINGS: &str = "settings";
 const BOTS: &str = "bots";
 const FILES: &str = "files";
 
-/// Free space, beyond the write-ahead logs to replay, that reopening after a full disk needs.
-const ROOM_TO_REOPEN: u64 = 8 * 1024 * 1024;
-
 /// PoloDB (RocksDB underneath) on local disk. Every commit is synced before it returns.
 /// Messages are indexed for search just after their commit, by a thread of its own (see
 /// `indexer`).
 pub struct PoloStore {
-    shared: Arc<Shared>,
-    /// Stopped and joined on drop, so the database is closed once the store is gone.
-    indexer: Option<JoinHandle<()>>,
-}
-
-/// What the store and its indexer thread share.
-pub(super) struct Shared {
-    path: PathBuf,
-    /// Operations hold the read lock; reopening holds the write lock, so the old handle is
-    /// closed before the new one opens (RocksDB allows one per directory). `None` only after
-    /// a reopen failed: the next write tries again.
-    db: RwLock<Option<Database>>,
-    /// Counts reopens, so writers that failed together reopen once.
-    reopens: AtomicU64,
-    /// Locked for each write transaction that touches the index, so its memory of its runs
-    /// and the watermarks have one writer and learn only what was committed.
-    pub(super) index: Mutex<IndexWriter>,
-    /// Stored messages waiting for the indexer.
-    pub(super) queue: IndexQueue,
+    db: Arc<DatabaseHandle>,
+    /// Stopped and joined when the store is dropped, so the database is closed once the
+    /// store is gone.
+    indexer: Indexer,
     /// Held from an append's commit until its messages are queued, so the queue is in
     /// commit order.
     appending: Mutex<()>,
-    /// Every write holds it shared; a dump holds it alone. PoloDB's transactions read the
-    /// newest committed data, not a snapshot, so this is what makes a dump one point in time
-    /// while reads go on.
-    writes: RwLock<()>,
 }
+
+/// What the indexer reads.
+const INDEXED: IndexedCollections = IndexedCollections {
+    messages: MESSAGES,
+    rooms: ROOMS,
+};
 
 impl PoloStore {
     pub fn open(dir: &Path) -> StoreResult<PoloStore> {
@@ -73,109 +57,32 @@ impl PoloStore {
     /// indexes them (for tests).
     fn open_with(dir: &Path, queue_bound: usize, start_indexer: bool) -> StoreResult<PoloStore> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join(DATABASE_DIR);
-        let db = open_database(&path)?;
-        indexer::mark_existing_index(&db)?;
-        let shared = Arc::new(Shared {
-            path,
-            db: RwLock::new(Some(db)),
-            reopens: AtomicU64::new(0),
-            index: Mutex::new(IndexWriter::default()),
-            queue: IndexQueue::new(queue_bound),
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+        let db = Arc::new(DatabaseHandle::open(dir.join(DATABASE_DIR), open_database)?);
+        let indexer = Indexer::start(db.clone(), INDEXED, queue_bound, start_indexer)?;
+        Ok(PoloStore {
+            db,
+            indexer,
             appending: Mutex::new(()),
-            writes: RwLock::new(()),
-        });
-        let indexer = if start_indexer {
-            let shared = shared.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("search-indexer".into())
-                    .spawn(move || indexer::run(&shared))
-                    .map_err(|e| StoreError(format!("cannot start the search indexer: {e}")))?,
-            )
-        } else {
-            None
-        };
-        Ok(PoloStore { shared, indexer })
+        })
     }
 
     /// Inserts what [`Storage::dump`] wrote, into a database that holds none of it yet.
     /// Returns the documents loaded per collection. A stream that ends before its trailer is
     /// refused: the backup was cut short.
     pub fn load(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
-        // The indexer waits: it must not index what is loaded before its watermarks are.
-        let mut index = self.shared.index.lock().expect("index writer lock");
-        // The empty store's own marker would clash with the dump's.
-        self.write(indexer::forget_watermarks)?;
-        let loaded = self.load_documents(dump)?;
-        // A dump from before watermarks has a whole index and none: mark it as such.
-        self.write(indexer::mark_existing_index)?;
-        *index = IndexWriter::default();
-        // A dump taken while the index lagged has the rest to index.
-        self.shared.queue.fall_behind();
-        Ok(loaded)
-    }
-
-    fn load_documents(&self, dump: &mut dyn Read) -> StoreResult<BTreeMap<String, u64>> {
-        let mut loaded = BTreeMap::new();
-        let mut batch: Vec<Document> = Vec::new();
-        let mut batch_of = String::new();
-        loop {
-            let mut record = Document::from_reader(&mut *dump)
-                .map_err(|e| StoreError(format!("the dump ends early or is damaged: {e}")))?;
-            let collection = record.get_str(DUMP_COLLECTION).ok().map(str::to_owned);
-            if collection.as_deref() != Some(batch_of.as_str()) || batch.len() >= LOAD_BATCH {
-                self.insert_all(&batch_of, &mut batch)?;
-            }
-            let Some(collection) = collection else {
-                let expected = record.get_i64(DUMP_END).map_err(|_| {
-                    StoreError("the dump holds a record that is not a document".into())
-                })?;
-                let total: u64 = loaded.values().sum();
-                if total != expected as u64 {
-                    return Err(StoreError(format!(
-                        "the dump says {expected} documents but holds {total}"
-                    )));
-                }
-                return Ok(loaded);
-            };
-            let Some(Bson::Document(document)) = record.remove(DUMP_DOCUMENT) else {
-                return Err(StoreError("a dump record has no document".into()));
-            };
-            batch.push(document);
-            *loaded.entry(collection.clone()).or_insert(0) += 1;
-            batch_of = collection;
-        }
-    }
-
-    fn insert_all(&self, collection: &str, documents: &mut Vec<Document>) -> StoreResult<()> {
-        if documents.is_empty() {
-            return Ok(());
-        }
-        self.write(|db| {
-            let txn = db.start_transaction()?;
-            txn.collection::<Document>(collection)
-                .insert_many(documents.iter())?;
-            txn.commit()
-        })?;
-        documents.clear();
-        Ok(())
-    }
-
-    fn with_db<T>(&self, work: impl FnOnce(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
-        self.shared.with_db(work)
+        self.indexer.while_loading(|| backup::load(&self.db, dump))
     }
 
     pub(super) fn read<T>(
         &self,
         reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
     ) -> StoreResult<T> {
-        self.shared.read(reads)
+        self.db.read(reads)
     }
 
     fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
-        self.shared.write(work)
+        self.db.write(work)
     }
 
     fn find_one<T>(&self, collection: &str, id: &str) -> StoreResult<Option<T>>
@@ -198,95 +105,7 @@ impl PoloStore {
     }
 
     pub(super) fn index_queued_now(&self) -> StoreResult<()> {
-        indexer::index_queued_now(&self.shared)
-    }
-}
-
-impl Drop for PoloStore {
-    fn drop(&mut self) {
-        // Whatever is still queued is indexed from the store at the next start.
-        self.shared.queue.close();
-        if let Some(indexer) = self.indexer.take()
-            && indexer.join().is_err()
-        {
-            tracing::error!("the search indexer panicked");
-        }
-    }
-}
-
-impl Shared {
-    /// Runs `work` on the open database.
-    fn with_db<T>(&self, work: impl FnOnce(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
-        let db = self.db.read().expect("database lock");
-        let db = db
-            .as_ref()
-            .ok_or_else(|| StoreError("the database could not be reopened".into()))?;
-        Ok(work(db)?)
-    }
-
-    /// Runs reads in a transaction that is rolled back. A read outside one auto-commits a
-    /// synced transaction: an fdatasync per lookup.
-    pub(super) fn read<T>(
-        &self,
-        reads: impl FnOnce(&Transaction) -> polodb_core::Result<T>,
-    ) -> StoreResult<T> {
-        self.with_db(|db| {
-            let txn = db.start_transaction()?;
-            let result = reads(&txn);
-            txn.rollback()?;
-            result
-        })
-    }
-
-    /// Runs a write. Once a write has failed for lack of space, RocksDB refuses every write
-    /// until 64 MiB (its write buffer) are free, which on a small disk is never; reopening
-    /// the database clears that, as a restart does. So a write that fails that way while
-    /// there is room again reopens the database and is tried once more.
-    pub(super) fn write<T>(
-        &self,
-        work: impl Fn(&Database) -> polodb_core::Result<T>,
-    ) -> StoreResult<T> {
-        let _not_dumping = self.writes.read().expect("writes lock");
-        let reopens = self.reopens.load(Ordering::Acquire);
-        let failed = match self.with_db(&work) {
-            Err(e) if (is_out_of_space(&e) || self.is_closed()) && self.has_room_to_reopen() => e,
-            done => return done,
-        };
-        tracing::warn!(error = %failed, "a write failed for lack of space; reopening the database");
-        self.reopen(reopens)?;
-        self.with_db(&work)
-    }
-
-    fn is_closed(&self) -> bool {
-        self.db.read().expect("database lock").is_none()
-    }
-
-    /// Whether the disk has room to replay the write-ahead logs and go on.
-    fn has_room_to_reopen(&self) -> bool {
-        let logs: u64 = std::fs::read_dir(&self.path)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
-            .filter_map(|entry| entry.metadata().ok())
-            .map(|meta| meta.len())
-            .sum();
-        rustix::fs::statvfs(&self.path)
-            .is_ok_and(|fs| fs.f_bavail.saturating_mul(fs.f_frsize) >= logs + ROOM_TO_REOPEN)
-    }
-
-    /// Closes and reopens the database, unless another writer did since `seen` reopens.
-    fn reopen(&self, seen: u64) -> StoreResult<()> {
-        let mut db = self.db.write().expect("database lock");
-        if self.reopens.load(Ordering::Acquire) != seen {
-            return Ok(());
-        }
-        self.reopens.fetch_add(1, Ordering::AcqRel);
-        // Closed first: RocksDB allows one handle per directory.
-        drop(db.take());
-        *db = Some(open_database(&self.path)?);
-        tracing::info!("database reopened");
-        Ok(())
+        self.indexer.index_queued_now()
     }
 }
 
@@ -301,22 +120,6 @@ fn open_database(path: &Path) -> StoreResult<Database> {
             }),
         })?;
     Ok(db)
-}
-
-/// A dump is a stream of BSON documents: `{c: collection, d: document}` for each stored
-/// document, then `{end: count}`, so a cut-short stream is told from a whole one.
-const DUMP_COLLECTION: &str = "c";
-const DUMP_DOCUMENT: &str = "d";
-const DUMP_END: &str = "end";
-/// Documents inserted per commit when loading a dump.
-const LOAD_BATCH: usize = 1000;
-
-fn dump_error(e: impl std::fmt::Display) -> polodb_core::Error {
-    polodb_core::Error::RocksDbErr(format!("writing the dump failed: {e}"))
-}
-
-fn is_out_of_space(error: &StoreError) -> bool {
-    error.0.contains("No space left on device")
 }
 
 impl Storage for PoloStore {
@@ -382,7 +185,7 @@ impl Storage for PoloStore {
             .iter()
             .map(|head| {
                 let mentions = polodb_core::bson::to_bson(&head.mentions)
-                    .map_err(|e| StoreError(format!("mention marks: {e}")))?;
+                    .map_err(|e| StoreError::Database(format!("mention marks: {e}")))?;
                 Ok(doc! { "$set": {
                     "last_id": head.last_id,
                     "last_activity": head.last_activity,
@@ -390,7 +193,7 @@ impl Storage for PoloStore {
                 } })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let appending = self.shared.appending.lock().expect("appending lock");
+        let appending = self.appending.lock().expect("appending lock");
         self.write(|db| {
             let txn = db.start_transaction()?;
             if !batch.messages.is_empty() {
@@ -408,7 +211,7 @@ impl Storage for PoloStore {
             txn.commit()
         })?;
         // Never waits for the indexer: a full queue drops the batch, read back later.
-        self.shared.queue.push(&batch.messages);
+        self.indexer.push(&batch.messages);
         drop(appending);
         Ok(())
     }
@@ -427,22 +230,13 @@ impl Storage for PoloStore {
     }
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
-        let mut index = self.shared.index.lock().expect("index writer lock");
-        // The message's own indexing first, or it would put back what the edit takes out.
-        self.shared
-            .index_through(&mut index, &message.room, message.id)?;
-        let learned = self.write(|db| {
-            let txn = db.start_transaction()?;
+        self.indexer.commit_change(message, |txn| {
             let old = txn
                 .collection::<MessageRecord>(MESSAGES)
                 .find_one(doc! { "_id": &message.key })?;
-            replace_in(&txn, MESSAGES, &message.key, message)?;
-            let learned = index.reindex(&txn, old.as_ref(), message)?;
-            txn.commit()?;
-            Ok(learned)
-        })?;
-        index.learn(learned);
-        Ok(())
+            replace_in(txn, MESSAGES, &message.key, message)?;
+            Ok(old)
+        })
     }
 
     fn search(
@@ -579,27 +373,7 @@ impl Storage for PoloStore {
     }
 
     fn dump(&self, out: &mut dyn Write) -> StoreResult<BTreeMap<String, u64>> {
-        // Writes wait from here to the end; reads go on.
-        let _alone = self.shared.writes.write().expect("writes lock");
-        let names = self.with_db(|db| db.list_collection_names())?;
-        let mut counts = BTreeMap::new();
-        self.read(|txn| {
-            for name in names {
-                let mut count = 0u64;
-                for document in txn.collection::<Document>(&name).find(doc! {}).run()? {
-                    let record = doc! { DUMP_COLLECTION: &name, DUMP_DOCUMENT: document? };
-                    record.to_writer(&mut *out).map_err(dump_error)?;
-                    count += 1;
-                }
-                counts.insert(name, count);
-            }
-            let total: u64 = counts.values().sum();
-            doc! { DUMP_END: total as i64 }
-                .to_writer(&mut *out)
-                .map_err(dump_error)?;
-            Ok(())
-        })?;
-        Ok(counts)
+        backup::dump(&self.db, out)
     }
 
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {

@@ -52,7 +52,9 @@ impl Storage for FlakyStore {
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
         if self.fail_appends.load(Ordering::SeqCst) {
             self.failed.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError("No space left on device (simulated)".into()));
+            return Err(StoreError::OutOfSpace(
+                "No space left on device (simulated)".into(),
+            ));
         }
         self.inner.append(batch)
     }
@@ -77,7 +79,9 @@ impl Storage for FlakyStore {
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
         if self.fail_appends.load(Ordering::SeqCst) {
             self.failed.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError("No space left on device (simulated)".into()));
+            return Err(StoreError::OutOfSpace(
+                "No space left on device (simulated)".into(),
+            ));
         }
         self.inner.update_message(message)
     }

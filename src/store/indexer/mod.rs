@@ -11,238 +11,161 @@
 //! had it. Databases from before watermarks have a whole index and none; a marker document,
 //! written once, tells them apart from a new room whose first index commit never happened.
 
+mod queue;
+mod watermarks;
+
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use polodb_core::bson::doc;
-use polodb_core::{CollectionT, Database, Transaction};
-use serde::{Deserialize, Serialize};
+use polodb_core::{CollectionT, Transaction};
 
-use super::polo::{MESSAGES, ROOMS, Shared};
+use super::handle::DatabaseHandle;
 use super::search_index::{IndexWriter, Learned, posting};
-use super::{MessageRecord, RoomRecord, StoreResult};
+use super::{MessageRecord, RoomRecord, StoreError, StoreResult};
 use crate::domain::Slug;
+pub(super) use queue::QUEUE_BOUND;
+use queue::{IndexQueue, MAX_INDEX_COMMIT, Work};
+use watermarks::{forget_watermarks, mark_existing_index, set_watermark, watermark};
 
-/// Messages that wait for the indexer at most (a few MB); past it, batches are dropped and
-/// read back from the store.
-pub(super) const QUEUE_BOUND: usize = 32_768;
-/// Messages indexed in one commit at most, so one commit's latency stays bounded.
-const MAX_INDEX_COMMIT: usize = 8_192;
 /// Pause after a failed index commit before reading back from the store.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// How long the first queued messages wait for more before an index commit of fewer than
-/// `MAX_INDEX_COMMIT`: at a steady trickle a commit per message batch would cost an fsync
-/// and a thread wake-up each, competing with the fan-out for the same cores.
-const LINGER: Duration = Duration::from_millis(100);
-const WATERMARKS: &str = "search_indexed";
-/// The marker's key, which no slug can be: this database keeps watermarks, so a room
-/// without one has nothing in the index yet.
-const MARKER: &str = "#watermarks";
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Watermark {
-    #[serde(rename = "_id")]
-    room: String,
-    /// Every message of the room with an id up to this one is in the index.
-    id: i64,
+/// The store's collections the indexer reads: the messages it indexes, and the rooms, whose
+/// `last_id` says how far each room's messages go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IndexedCollections {
+    pub(super) messages: &'static str,
+    pub(super) rooms: &'static str,
 }
 
-fn watermark(txn: &Transaction, room: &Slug) -> polodb_core::Result<i64> {
-    Ok(txn
-        .collection::<Watermark>(WATERMARKS)
-        .find_one(doc! { "_id": room.as_str() })?
-        .map_or(0, |mark| mark.id))
+/// Indexes committed messages for search on a thread of its own. Dropped, it stops the
+/// thread and waits for it; whatever is still queued is indexed from the store at the next
+/// start.
+pub(super) struct Indexer {
+    indexing: Arc<Indexing>,
+    thread: Option<JoinHandle<()>>,
 }
 
-fn set_watermark(txn: &Transaction, room: &str, id: i64) -> polodb_core::Result<()> {
-    let marks = txn.collection::<Watermark>(WATERMARKS);
-    marks.delete_one(doc! { "_id": room })?;
-    marks.insert_one(Watermark {
-        room: room.to_owned(),
-        id,
-    })?;
-    Ok(())
+/// What the indexer thread shares with the store's writes that touch the index.
+struct Indexing {
+    db: Arc<DatabaseHandle>,
+    collections: IndexedCollections,
+    /// Locked for each write transaction that touches the index, so its memory of its runs
+    /// and the watermarks have one writer and learn only what was committed.
+    index: Mutex<IndexWriter>,
+    /// Stored messages waiting for the indexer.
+    queue: IndexQueue,
 }
 
-/// Once per database: if it has no marker, it is from before watermarks and its index is
-/// whole, so every room counts as indexed through its `last_id`.
-pub(super) fn mark_existing_index(db: &Database) -> polodb_core::Result<()> {
-    let txn = db.start_transaction()?;
-    let marks = txn.collection::<Watermark>(WATERMARKS);
-    if marks.find_one(doc! { "_id": MARKER })?.is_some() {
-        return txn.rollback();
-    }
-    for room in txn.collection::<RoomRecord>(ROOMS).find(doc! {}).run()? {
-        let room = room?;
-        set_watermark(&txn, room.slug.as_str(), room.last_id)?;
-    }
-    marks.insert_one(Watermark {
-        room: MARKER.to_owned(),
-        id: 0,
-    })?;
-    txn.commit()
-}
-
-/// Before loading a dump: the dump brings its own watermarks, or none.
-pub(super) fn forget_watermarks(db: &Database) -> polodb_core::Result<()> {
-    db.collection::<Watermark>(WATERMARKS)
-        .delete_many(doc! {})?;
-    Ok(())
-}
-
-/// Stored messages waiting to be indexed, in commit order.
-pub(super) struct IndexQueue {
-    state: Mutex<Queued>,
-    changed: Condvar,
-    bound: usize,
-}
-
-struct Queued {
-    batches: VecDeque<Vec<MessageRecord>>,
-    messages: usize,
-    /// When the oldest queued batch arrived.
-    oldest: Option<Instant>,
-    /// The store holds messages the queue lacks: read them back before going on.
-    behind: bool,
-    closed: bool,
-}
-
-enum Work {
-    CatchUp,
-    Index(Vec<MessageRecord>),
-}
-
-impl IndexQueue {
-    pub(super) fn new(bound: usize) -> IndexQueue {
-        IndexQueue {
-            state: Mutex::new(Queued {
-                batches: VecDeque::new(),
-                messages: 0,
-                oldest: None,
-                // What the last run left unindexed, first.
-                behind: true,
-                closed: false,
-            }),
-            changed: Condvar::new(),
-            bound,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
-        self.state.lock().expect("index queue lock")
+impl Indexer {
+    /// Marks a database from before watermarks as wholly indexed (once), then starts the
+    /// thread. `queue_bound` messages wait for it at most; without `start_thread` nothing
+    /// indexes them (for tests).
+    pub(super) fn start(
+        db: Arc<DatabaseHandle>,
+        collections: IndexedCollections,
+        queue_bound: usize,
+        start_thread: bool,
+    ) -> StoreResult<Indexer> {
+        db.with_db(|db| mark_existing_index(db, collections.rooms))?;
+        let indexing = Arc::new(Indexing {
+            db,
+            collections,
+            index: Mutex::new(IndexWriter::default()),
+            queue: IndexQueue::new(queue_bound),
+        });
+        let thread = if start_thread {
+            let indexing = indexing.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("search-indexer".into())
+                    .spawn(move || indexing.run())
+                    .map_err(|e| {
+                        StoreError::Database(format!("cannot start the search indexer: {e}"))
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(Indexer { indexing, thread })
     }
 
     /// Queues committed messages, or drops them if the queue is full: never waits.
     pub(super) fn push(&self, messages: &[MessageRecord]) {
-        if messages.is_empty() {
-            return;
+        self.indexing.queue.push(messages);
+    }
+
+    /// Commits the change of a stored message together with the move of its postings:
+    /// `change` writes the message as it is now and returns it as it was.
+    pub(super) fn commit_change(
+        &self,
+        message: &MessageRecord,
+        change: impl Fn(&Transaction) -> polodb_core::Result<Option<MessageRecord>>,
+    ) -> StoreResult<()> {
+        let indexing = &self.indexing;
+        let mut index = indexing.index.lock().expect("index writer lock");
+        // The message's own indexing first, or it would put back what the edit takes out.
+        indexing.index_through(&mut index, &message.room, message.id)?;
+        let learned = indexing.db.write(|db| {
+            let txn = db.start_transaction()?;
+            let old = change(&txn)?;
+            let learned = index.reindex(&txn, old.as_ref(), message)?;
+            txn.commit()?;
+            Ok(learned)
+        })?;
+        index.learn(learned);
+        Ok(())
+    }
+
+    /// Runs `load`, which fills an empty database from a dump, with indexing held off; the
+    /// index then goes on from the watermarks the dump brought.
+    pub(super) fn while_loading<T>(&self, load: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+        let indexing = &self.indexing;
+        // The indexer waits: it must not index what is loaded before its watermarks are.
+        let mut index = indexing.index.lock().expect("index writer lock");
+        // The empty store's own marker would clash with the dump's.
+        indexing.db.write(forget_watermarks)?;
+        let loaded = load()?;
+        // A dump from before watermarks has a whole index and none: mark it as such.
+        let rooms = indexing.collections.rooms;
+        indexing.db.write(|db| mark_existing_index(db, rooms))?;
+        *index = IndexWriter::default();
+        // A dump taken while the index lagged has the rest to index.
+        indexing.queue.fall_behind();
+        Ok(loaded)
+    }
+
+    /// What the indexer thread would do with what is queued now, done here.
+    #[cfg(test)]
+    pub(super) fn index_queued_now(&self) -> StoreResult<()> {
+        while let Some(work) = self.indexing.queue.take(false) {
+            self.indexing.index_work(work)?;
         }
-        let mut queued = self.lock();
-        if queued.closed {
-            return;
-        }
-        if queued.messages + messages.len() > self.bound {
-            queued.behind = true;
-        } else {
-            queued.batches.push_back(messages.to_vec());
-            queued.messages += messages.len();
-            queued.oldest.get_or_insert_with(Instant::now);
-        }
-        drop(queued);
-        self.changed.notify_one();
-    }
-
-    pub(super) fn fall_behind(&self) {
-        self.lock().behind = true;
-        self.changed.notify_one();
-    }
-
-    pub(super) fn close(&self) {
-        self.lock().closed = true;
-        self.changed.notify_all();
-    }
-
-    fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    /// The next work, if any (waiting for some if `wait`); `None` once closed.
-    fn take(&self, wait: bool) -> Option<Work> {
-        let mut queued = self.lock();
-        loop {
-            if queued.closed {
-                return None;
-            }
-            if queued.behind {
-                queued.behind = false;
-                return Some(Work::CatchUp);
-            }
-            if wait
-                && queued.messages < MAX_INDEX_COMMIT
-                && let Some(oldest) = queued.oldest
-                && let Some(left) = (oldest + LINGER).checked_duration_since(Instant::now())
-                && !left.is_zero()
-            {
-                queued = self
-                    .changed
-                    .wait_timeout(queued, left)
-                    .expect("index queue lock")
-                    .0;
-                continue;
-            }
-            if let Some(mut messages) = queued.batches.pop_front() {
-                while let Some(next) = queued.batches.front()
-                    && messages.len() + next.len() <= MAX_INDEX_COMMIT
-                {
-                    messages.extend(queued.batches.pop_front().into_iter().flatten());
-                }
-                queued.messages -= messages.len();
-                if queued.batches.is_empty() {
-                    queued.oldest = None;
-                }
-                return Some(Work::Index(messages));
-            }
-            if !wait {
-                return None;
-            }
-            queued = self.changed.wait(queued).expect("index queue lock");
-        }
-    }
-
-    /// Sleeps for `time`, or until closed.
-    fn pause(&self, time: Duration) {
-        let queued = self.lock();
-        let _ = self
-            .changed
-            .wait_timeout_while(queued, time, |queued| !queued.closed);
+        Ok(())
     }
 }
 
-/// The indexer thread: until the store closes, whatever is queued or left behind.
-pub(super) fn run(shared: &Shared) {
-    while let Some(work) = shared.queue.take(true) {
-        if let Err(e) = shared.index_work(work) {
-            tracing::warn!(error = %e, "indexing for search failed; reading back from the store");
-            shared.queue.fall_behind();
-            shared.queue.pause(RETRY_AFTER);
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        // Whatever is still queued is indexed from the store at the next start.
+        self.indexing.queue.close();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the search indexer panicked");
         }
     }
-}
-
-/// What the indexer thread would do with what is queued now, done here.
-#[cfg(test)]
-pub(super) fn index_queued_now(shared: &Shared) -> StoreResult<()> {
-    while let Some(work) = shared.queue.take(false) {
-        shared.index_work(work)?;
-    }
-    Ok(())
 }
 
 /// One room's messages past its watermark, read from the store one at a time.
 struct StoredGap {
+    /// The collection they are read from.
+    messages: &'static str,
     room: Slug,
     watermark: i64,
     next_id: i64,
@@ -254,11 +177,13 @@ struct StoredGap {
 impl StoredGap {
     fn start(
         txn: &Transaction,
+        messages: &'static str,
         room: Slug,
         watermark: i64,
         last_id: i64,
     ) -> polodb_core::Result<StoredGap> {
         let mut gap = StoredGap {
+            messages,
             room,
             watermark,
             next_id: watermark + 1,
@@ -270,7 +195,7 @@ impl StoredGap {
     }
 
     fn advance(&mut self, txn: &Transaction) -> polodb_core::Result<()> {
-        let messages = txn.collection::<MessageRecord>(MESSAGES);
+        let messages = txn.collection::<MessageRecord>(self.messages);
         self.head = None;
         while self.head.is_none() && self.next_id <= self.last_id {
             let key = MessageRecord::key_for(&self.room, self.next_id as u64);
@@ -286,7 +211,18 @@ impl StoredGap {
     }
 }
 
-impl Shared {
+impl Indexing {
+    /// The indexer thread: until the store closes, whatever is queued or left behind.
+    fn run(&self) {
+        while let Some(work) = self.queue.take(true) {
+            if let Err(e) = self.index_work(work) {
+                tracing::warn!(error = %e, "indexing for search failed; reading back from the store");
+                self.queue.fall_behind();
+                self.queue.pause(RETRY_AFTER);
+            }
+        }
+    }
+
     fn index_work(&self, work: Work) -> StoreResult<()> {
         match work {
             Work::CatchUp => self.catch_up(),
@@ -307,12 +243,7 @@ impl Shared {
     }
 
     /// Indexes, from the store, everything up to message `id` of `room` that is not yet.
-    pub(super) fn index_through(
-        &self,
-        index: &mut IndexWriter,
-        room: &Slug,
-        id: i64,
-    ) -> StoreResult<()> {
+    fn index_through(&self, index: &mut IndexWriter, room: &Slug, id: i64) -> StoreResult<()> {
         while self.index_stored(index, Some((room, id)))? {}
         Ok(())
     }
@@ -323,7 +254,7 @@ impl Shared {
     /// read back from the store, where they come in order.
     fn index_queued(&self, queued: &[MessageRecord]) -> StoreResult<()> {
         let mut index = self.index.lock().expect("index writer lock");
-        let (learned, gap) = self.write(|db| {
+        let (learned, gap) = self.db.write(|db| {
             let txn = db.start_transaction()?;
             // Per room: its watermark, and the id indexing goes on from.
             let mut next_ids: HashMap<&Slug, (i64, i64)> = HashMap::new();
@@ -375,7 +306,7 @@ impl Shared {
         index: &mut IndexWriter,
         until: Option<(&Slug, i64)>,
     ) -> StoreResult<bool> {
-        let (learned, more): (Option<Learned>, bool) = self.write(|db| {
+        let (learned, more): (Option<Learned>, bool) = self.db.write(|db| {
             let txn = db.start_transaction()?;
             // An edit of a message already indexed (the usual case) reads nothing more.
             if let Some((room, id)) = until
@@ -385,7 +316,11 @@ impl Shared {
                 return Ok((None, false));
             }
             let mut last_ids: Vec<(Slug, i64)> = Vec::new();
-            for room in txn.collection::<RoomRecord>(ROOMS).find(doc! {}).run()? {
+            for room in txn
+                .collection::<RoomRecord>(self.collections.rooms)
+                .find(doc! {})
+                .run()?
+            {
                 let room = room?;
                 last_ids.push((room.slug, room.last_id));
             }
@@ -399,7 +334,13 @@ impl Shared {
             for (room, last_id) in last_ids {
                 let through = watermark(&txn, &room)?;
                 if through < last_id {
-                    gaps.push(StoredGap::start(&txn, room, through, last_id)?);
+                    gaps.push(StoredGap::start(
+                        &txn,
+                        self.collections.messages,
+                        room,
+                        through,
+                        last_id,
+                    )?);
                 }
             }
             if gaps.is_empty() {
@@ -452,6 +393,8 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
+
+    use polodb_core::Database;
 
     use super::*;
     use crate::domain::SearchQuery;
