@@ -1,4 +1,5 @@
-// @mention suggestions while typing in the composer.
+// @mention suggestions while typing in the composer. It watches the composer's own events,
+// so the composer needs to know nothing of it.
 
 import { $, composer, currentRoom } from "./page.js";
 import { syncComposer } from "./composer.js";
@@ -13,7 +14,7 @@ function typedMention(box) {
   return match ? match[2] : null;
 }
 
-export function suggestMentions(box) {
+function suggestMentions(box) {
   var prefix = typedMention(box);
   if (prefix === null) {
     closeSuggestions();
@@ -24,7 +25,7 @@ export function suggestMentions(box) {
   }
 }
 
-export function closeSuggestions() {
+function closeSuggestions() {
   var list = suggestions();
   if (list) list.hidden = true;
   askedFor = null;
@@ -45,7 +46,7 @@ function acceptSuggestion(option) {
 }
 
 // Arrow keys move through open suggestions, Enter or Tab takes one, Escape closes them.
-export function suggestionKey(evt) {
+function suggestionKey(evt) {
   var list = suggestions();
   if (!list || list.hidden) return false;
   var options = list.querySelectorAll("li");
@@ -65,6 +66,18 @@ export function suggestionKey(evt) {
   evt.preventDefault();
   return true;
 }
+
+document.addEventListener("input", function (evt) {
+  if (evt.target === composer()) suggestMentions(evt.target);
+});
+
+// In the capture phase, so a key it takes (and prevents) never reaches the composer's own
+// handler as an Enter to send.
+document.addEventListener("keydown", function (evt) {
+  if (evt.target === composer()) suggestionKey(evt);
+}, true);
+
+document.addEventListener("htmx:wsConfigSend", function () { closeSuggestions(); });
 
 document.addEventListener("mousedown", function (evt) {
   var option = evt.target.closest ? evt.target.closest("#mention-suggestions li") : null;

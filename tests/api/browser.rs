@@ -914,6 +914,19 @@ async fn typing_at_suggests_people_and_the_mentioned_person_sees_it_highlighted(
         "return document.getElementById('composer-body').value === '@bob ';",
     )
     .await;
+    composer.send_keys("and @b").await.unwrap();
+    shown(
+        &alice,
+        "#mention-suggestions:not([hidden]) li[data-nickname='bob']",
+    )
+    .await;
+    composer.send_keys("\u{E007}").await.unwrap(); // Enter takes it too, and sends nothing
+    until(
+        &alice,
+        "the second mention to be completed, not sent",
+        "return document.getElementById('composer-body').value === '@bob and @bob ';",
+    )
+    .await;
     composer.send_keys("lunch?").await.unwrap();
     composer.send_keys("\u{E007}").await.unwrap();
 
