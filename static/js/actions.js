@@ -2,6 +2,7 @@
 // refusals of those actions.
 
 import { $, composer, currentRoom, messageId, viewer } from "./page.js";
+import { setReply, showError } from "./composer.js";
 
 var toolbarFor = null; // the message the toolbar is showing actions for
 
@@ -41,27 +42,6 @@ function toast(text) {
   box.hidden = false;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(function () { box.hidden = true; }, 2000);
-}
-
-export function setReply(msg) {
-  var bar = $("reply-bar");
-  var field = $("reply-to");
-  if (!bar || !field) return;
-  if (!msg) {
-    bar.hidden = true;
-    field.value = "";
-    return;
-  }
-  field.value = String(messageId(msg));
-  $("reply-author").textContent = msg.getAttribute("data-author");
-  var body = msg.querySelector(".msg-body");
-  var file = msg.querySelector(".attachment .file-name");
-  var text = body ? body.textContent : "";
-  if (!text.trim() && file) text = "📎 " + file.textContent;
-  $("reply-excerpt").textContent = text.slice(0, 120);
-  bar.hidden = false;
-  var box = composer();
-  if (box) box.focus();
 }
 
 function copyLink(msg) {
@@ -150,7 +130,6 @@ document.addEventListener("htmx:responseError", function (evt) {
     // The composer is hidden (an archived room): say it where it can be seen.
     toast(text);
   } else if (box) {
-    box.textContent = text;
-    box.setAttribute("data-error", "action");
+    showError("action", text);
   }
 });

@@ -1,16 +1,16 @@
 // The composer: a client id for every send (kept until the server echoes it, so a refused
-// text can be given back), Enter to send, the draft kept per room, typing pings.
+// text can be given back), Enter to send, the draft kept per room, typing pings, the message
+// being replied to, and the error line. Mentions, uploads and message actions build on it.
 
-import { $, composer, currentRoom } from "./page.js";
+import { $, composer, currentRoom, messageId } from "./page.js";
 import { isOpen, sendFrame } from "./socket.js";
-import { setReply } from "./actions.js";
 
 var TYPING_EVERY_MS = 2000;
 
 var lastTypingSent = 0;
 var pending = {}; // client_id -> text, until the server echoes the message back
 
-export function draftKey() { return "draft:" + currentRoom(); }
+function draftKey() { return "draft:" + currentRoom(); }
 
 function randomId() {
   var bytes = new Uint8Array(12);
@@ -25,13 +25,7 @@ document.addEventListener("htmx:wsConfigSend", function (evt) {
   var id = randomId();
   params.client_id = id;
   pending[id] = params.body;
-  var box = composer();
-  if (box) {
-    box.value = "";
-    box.focus();
-    sessionStorage.removeItem(draftKey());
-    syncComposer();
-  }
+  clear();
   setReply(null);
   var shown = $("composer-error");
   if (shown && shown.getAttribute("data-error") === "action") {
@@ -40,6 +34,44 @@ document.addEventListener("htmx:wsConfigSend", function (evt) {
   }
   lastTypingSent = 0;
 });
+
+// Empties the composer once its text has gone out (sent, or taken as an upload's caption).
+export function clear() {
+  var box = composer();
+  if (!box) return;
+  box.value = "";
+  box.focus();
+  sessionStorage.removeItem(draftKey());
+  syncComposer();
+}
+
+export function showError(code, text) {
+  var box = $("composer-error");
+  if (!box) return;
+  box.textContent = text;
+  box.setAttribute("data-error", code);
+}
+
+export function setReply(msg) {
+  var bar = $("reply-bar");
+  var field = $("reply-to");
+  if (!bar || !field) return;
+  if (!msg) {
+    bar.hidden = true;
+    field.value = "";
+    return;
+  }
+  field.value = String(messageId(msg));
+  $("reply-author").textContent = msg.getAttribute("data-author");
+  var body = msg.querySelector(".msg-body");
+  var file = msg.querySelector(".attachment .file-name");
+  var text = body ? body.textContent : "";
+  if (!text.trim() && file) text = "📎 " + file.textContent;
+  $("reply-excerpt").textContent = text.slice(0, 120);
+  bar.hidden = false;
+  var box = composer();
+  if (box) box.focus();
+}
 
 export function syncComposer() {
   var box = composer();

@@ -1,19 +1,12 @@
 // Attachments: the paperclip, drag and drop, paste.
 
 import { $, composer } from "./page.js";
-import { draftKey, syncComposer } from "./composer.js";
+import { clear, showError } from "./composer.js";
 
 // The upload form sits outside the composer (forms don't nest); the file input inside the
 // composer belongs to it through its `form` attribute, and htmx posts it on `change`.
 function attachForm() { return $("attach-form"); }
 function attachInput() { return $("attach-file"); }
-
-function showComposerError(code, text) {
-  var box = $("composer-error");
-  if (!box) return;
-  box.textContent = text;
-  box.setAttribute("data-error", code);
-}
 
 // Hands files to the paperclip's input, which sends them like a picked file.
 function attachFiles(files) {
@@ -35,7 +28,7 @@ document.addEventListener("change", function (evt) {
   var tooLarge = Array.prototype.filter.call(input.files, function (f) { return f.size > limit; });
   if (tooLarge.length) {
     evt.stopPropagation();
-    showComposerError("too_large", "“" + tooLarge[0].name + "” is too large: files can be at most " +
+    showError("too_large", "“" + tooLarge[0].name + "” is too large: files can be at most " +
       form.getAttribute("data-max-upload-text") + ".");
     input.value = "";
     return;
@@ -52,7 +45,7 @@ document.addEventListener("htmx:beforeSwap", function (evt) {
   evt.detail.isError = false;
   evt.detail.shouldSwap = xhr.responseText.indexOf('<div id="composer-error"') === 0;
   if (!evt.detail.shouldSwap) {
-    showComposerError(xhr.status === 413 ? "too_large" : "store_failed",
+    showError(xhr.status === 413 ? "too_large" : "store_failed",
       xhr.status === 413 ? "That file is too large to send." : "The upload failed. Please try again.");
   }
 });
@@ -66,12 +59,9 @@ document.addEventListener("htmx:afterRequest", function (evt) {
   $("attach-caption").value = "";
   var box = composer();
   if (evt.detail.successful && box && box.value === caption) {
-    box.value = "";
-    sessionStorage.removeItem(draftKey());
-    syncComposer();
-    box.focus();
+    clear();
   } else if (!evt.detail.xhr.status) {
-    showComposerError("store_failed", "The upload did not get through. Please try again.");
+    showError("store_failed", "The upload did not get through. Please try again.");
   }
 });
 
