@@ -105,11 +105,37 @@ impl Driver {
             options["mobileEmulation"] = mobile;
         }
         caps.insert("goog:chromeOptions".into(), options);
+        // Kept for `console_errors`.
+        caps.insert(
+            "goog:loggingPrefs".into(),
+            serde_json::json!({ "browser": "ALL" }),
+        );
         ClientBuilder::native()
             .capabilities(caps)
             .connect(&self.url)
             .await
             .expect("a chromium session")
+    }
+    /// What the browser's console said at level SEVERE (script errors, failed loads) since
+    /// the last call, read through chromedriver's log endpoint (fantoccini has no call for it).
+    pub async fn console_errors(&self, browser: &Client) -> Vec<String> {
+        let session = browser.session_id().await.unwrap().expect("a session");
+        let log: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/session/{session}/se/log", self.url))
+            .json(&serde_json::json!({ "type": "browser" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log["value"]
+            .as_array()
+            .expect("a list of log entries")
+            .iter()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 }
 
@@ -205,6 +231,59 @@ async fn a_message_typed_in_one_browser_appears_live_in_another() {
 
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+}
+
+/// The page script is native ES modules: pages load each one once, from one versioned
+/// folder, and the console stays clean.
+#[tokio::test]
+async fn pages_load_each_script_module_once_with_no_console_errors() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    let errors = script_errors(&driver, &alice).await;
+    assert!(errors.is_empty(), "console errors on load: {errors:#?}");
+    // The modules ran: the socket opened, the composer sent, the arrival was handled.
+    say(&alice, "loaded as modules").await;
+    shown(&alice, ".msg[data-author='alice'] time[data-local]").await;
+    let errors = script_errors(&driver, &alice).await;
+    assert!(
+        errors.is_empty(),
+        "console errors after a send: {errors:#?}"
+    );
+    let fetched = script(
+        &alice,
+        "return performance.getEntriesByType('resource')
+             .map(e => new URL(e.name)).filter(u => u.pathname.startsWith('/static/js/'))
+             .map(u => u.pathname + u.search);",
+    )
+    .await;
+    let fetched: Vec<String> = serde_json::from_value(fetched).unwrap();
+    let folder = fetched
+        .first()
+        .and_then(|url| url.rsplit_once('/'))
+        .map(|(folder, _)| format!("{folder}/"))
+        .expect("modules were fetched");
+    let names: std::collections::BTreeSet<&str> = fetched
+        .iter()
+        .map(|url| {
+            url.strip_prefix(folder.as_str())
+                .unwrap_or_else(|| panic!("{url} is outside {folder}"))
+        })
+        .collect();
+    assert_eq!(names.len(), fetched.len(), "each module once: {fetched:?}");
+    let on_disk = std::fs::read_dir("static/js").unwrap().count();
+    assert_eq!(names.len(), on_disk, "every module: {fetched:?}");
+    alice.close().await.unwrap();
+}
+
+/// The console's errors since the last call, but for the favicon: the server has none, and
+/// the browser asks for it by itself.
+async fn script_errors(driver: &Driver, browser: &Client) -> Vec<String> {
+    let mut errors = driver.console_errors(browser).await;
+    errors.retain(|error| !error.contains("/favicon.ico "));
+    errors
 }
 
 /// Two browsers logged in through the form, both showing the lobby.
@@ -833,6 +912,19 @@ async fn typing_at_suggests_people_and_the_mentioned_person_sees_it_highlighted(
         &alice,
         "the mention to be completed",
         "return document.getElementById('composer-body').value === '@bob ';",
+    )
+    .await;
+    composer.send_keys("and @b").await.unwrap();
+    shown(
+        &alice,
+        "#mention-suggestions:not([hidden]) li[data-nickname='bob']",
+    )
+    .await;
+    composer.send_keys("\u{E007}").await.unwrap(); // Enter takes it too, and sends nothing
+    until(
+        &alice,
+        "the second mention to be completed, not sent",
+        "return document.getElementById('composer-body').value === '@bob and @bob ';",
     )
     .await;
     composer.send_keys("lunch?").await.unwrap();

@@ -183,6 +183,120 @@ async fn health_and_static_assets_are_served_with_cache_headers() {
     }
 }
 
+/// The page script is a set of ES modules that import each other. Every URL a page or a
+/// module names is versioned (one digest for the whole folder) and cached for good, every
+/// module is reached, and no other URL serves a second copy of one.
+#[tokio::test]
+async fn every_script_module_a_page_or_a_module_names_is_versioned_and_immutable() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    let alice = app.login("alice").await;
+    let mut entries = Vec::new();
+    for (who, path) in [
+        (&visitor, "/login"),
+        (&alice, "/"),
+        (&alice, "/rooms/lobby"),
+    ] {
+        let page = who.get_text(path).await;
+        let modules: Vec<String> = page
+            .split("<script ")
+            .skip(1)
+            .filter(|tag| tag.starts_with(r#"type="module""#))
+            .map(|tag| quoted_after(tag, "src=").expect("a module script has a src"))
+            .collect();
+        assert_eq!(
+            modules.len(),
+            1,
+            "{path} loads one entry module: {modules:?}"
+        );
+        entries.extend(modules);
+    }
+    entries.dedup();
+    assert_eq!(
+        entries.len(),
+        1,
+        "every page names the same entry: {entries:?}"
+    );
+    let entry = entries.pop().unwrap();
+    let folder = entry
+        .strip_suffix("main.js")
+        .expect("the entry is main.js")
+        .to_owned();
+    let digest = folder
+        .strip_prefix("/static/js/")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .expect("modules sit in a versioned folder");
+    assert!(
+        digest.len() == 16 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{digest}"
+    );
+
+    let mut queue = vec![entry];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(url) = queue.pop() {
+        let name = url
+            .strip_prefix(folder.as_str())
+            .unwrap_or_else(|| panic!("{url} is outside {folder}"))
+            .to_owned();
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let response = visitor.get(&url).await;
+        assert_eq!(response.status(), 200, "{url}");
+        let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(
+            header("cache-control"),
+            "public, max-age=31536000, immutable",
+            "{url}"
+        );
+        assert!(header("content-type").contains("javascript"), "{url}");
+        let etag = response.headers()["etag"].clone();
+        let source = response.text().await.unwrap();
+        for line in source.lines().map(str::trim) {
+            let names_module = line.starts_with("import ")
+                || (line.starts_with("export ") && line.contains(" from "));
+            if !names_module {
+                continue;
+            }
+            let specifier = line.rsplit('"').nth(1).expect("a quoted specifier");
+            let sibling = specifier
+                .strip_prefix("./")
+                .filter(|rest| !rest.contains('/'))
+                .unwrap_or_else(|| panic!("{name} imports {specifier}, not a sibling"));
+            queue.push(format!("{folder}{sibling}"));
+        }
+        let revalidated = visitor
+            .http
+            .get(app.url(&url))
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revalidated.status(), 304, "{url}");
+    }
+    let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir("static/js")
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(seen, on_disk, "every module is reached from the entry");
+
+    // One URL per module: no unversioned, stale or decorated second copy.
+    for other in [
+        "/static/js/main.js".to_owned(),
+        "/static/js/socket.js".to_owned(),
+        "/static/js/0000000000000000/main.js".to_owned(),
+        format!("{folder}main.js?v={digest}"),
+    ] {
+        assert_eq!(visitor.get(&other).await.status(), 404, "{other}");
+    }
+}
+
+/// The value of the first `attribute="..."` in `tag`.
+fn quoted_after(tag: &str, attribute: &str) -> Option<String> {
+    let rest = &tag[tag.find(attribute)? + attribute.len()..];
+    Some(rest.strip_prefix('"')?.split('"').next()?.to_owned())
+}
+
 #[tokio::test]
 async fn pages_carry_a_content_security_policy_without_inline_scripts() {
     let app = spawn_app().await;

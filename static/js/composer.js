@@ -1,0 +1,131 @@
+// The composer: a client id for every send (kept until the server echoes it, so a refused
+// text can be given back), Enter to send, the draft kept per room, typing pings, the message
+// being replied to, and the error line. Mentions, uploads and message actions build on it.
+
+import { $, composer, currentRoom, messageId } from "./page.js";
+import { isOpen, sendFrame } from "./socket.js";
+
+var TYPING_EVERY_MS = 2000;
+
+var lastTypingSent = 0;
+var pending = {}; // client_id -> text, until the server echoes the message back
+
+function draftKey() { return "draft:" + currentRoom(); }
+
+function randomId() {
+  var bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return Array.prototype.map.call(bytes, function (b) {
+    return ("0" + b.toString(16)).slice(-2);
+  }).join("");
+}
+
+document.addEventListener("htmx:wsConfigSend", function (evt) {
+  var params = evt.detail.parameters;
+  var id = randomId();
+  params.client_id = id;
+  pending[id] = params.body;
+  clear();
+  setReply(null);
+  var shown = $("composer-error");
+  if (shown && shown.getAttribute("data-error") === "action") {
+    shown.textContent = "";
+    shown.removeAttribute("data-error");
+  }
+  lastTypingSent = 0;
+});
+
+// Empties the composer once its text has gone out (sent, or taken as an upload's caption).
+export function clear() {
+  var box = composer();
+  if (!box) return;
+  box.value = "";
+  box.focus();
+  sessionStorage.removeItem(draftKey());
+  syncComposer();
+}
+
+export function showError(code, text) {
+  var box = $("composer-error");
+  if (!box) return;
+  box.textContent = text;
+  box.setAttribute("data-error", code);
+}
+
+export function setReply(msg) {
+  var bar = $("reply-bar");
+  var field = $("reply-to");
+  if (!bar || !field) return;
+  if (!msg) {
+    bar.hidden = true;
+    field.value = "";
+    return;
+  }
+  field.value = String(messageId(msg));
+  $("reply-author").textContent = msg.getAttribute("data-author");
+  var body = msg.querySelector(".msg-body");
+  var file = msg.querySelector(".attachment .file-name");
+  var text = body ? body.textContent : "";
+  if (!text.trim() && file) text = "📎 " + file.textContent;
+  $("reply-excerpt").textContent = text.slice(0, 120);
+  bar.hidden = false;
+  var box = composer();
+  if (box) box.focus();
+}
+
+export function syncComposer() {
+  var box = composer();
+  if (!box) return;
+  var send = document.querySelector("#composer button[type=submit]");
+  if (send) send.disabled = box.value.trim() === "";
+  box.style.height = "auto";
+  box.style.height = Math.min(box.scrollHeight, 200) + "px";
+  box.style.overflowY = box.scrollHeight > 200 ? "auto" : "hidden";
+}
+
+// A key that the open @mention suggestions took (mentions.js) does not send.
+document.addEventListener("keydown", function (evt) {
+  var box = composer();
+  if (evt.defaultPrevented) return;
+  if (evt.target !== box || evt.key !== "Enter" || evt.shiftKey || evt.isComposing) return;
+  evt.preventDefault();
+  if (box.value.trim() !== "") box.form.requestSubmit();
+});
+
+document.addEventListener("input", function (evt) {
+  if (evt.target !== composer()) return;
+  sessionStorage.setItem(draftKey(), evt.target.value);
+  syncComposer();
+  var now = Date.now();
+  if (isOpen() && evt.target.value.trim() !== "" && now - lastTypingSent > TYPING_EVERY_MS) {
+    lastTypingSent = now;
+    sendFrame({ typing: true });
+  }
+});
+
+// Settles the sends the server has answered, once their answer is in the page.
+export function settlePending(list) {
+  for (var id in pending) {
+    if (document.querySelector("#composer-error[data-client-id='" + id + "']")) {
+      // Not stored: give the text back, unless something new was typed meanwhile.
+      var box = composer();
+      if (box && box.value.trim() === "") {
+        box.value = pending[id];
+        syncComposer();
+      }
+      delete pending[id];
+    } else if (list && list.querySelector(".msg[data-client-id='" + id + "']")) {
+      delete pending[id];
+    }
+  }
+}
+
+export function restoreDraft() {
+  var box = composer();
+  if (box) {
+    var draft = sessionStorage.getItem(draftKey());
+    if (draft && box.value === "") box.value = draft;
+    syncComposer();
+    box.focus();
+  }
+}

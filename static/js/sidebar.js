@@ -1,0 +1,127 @@
+// The sidebar and the tab title: the current room, unread counts and mentions, muted rooms,
+// a renamed room, and the sidebar and drawer toggles.
+
+import { $, composer, currentRoom, newestMessageId, viewerKey } from "./page.js";
+
+var reads = {}; // room slug -> newest message id seen
+var muted = {}; // room slug -> true
+var unseenHere = 0; // messages that arrived in this room while the tab was hidden
+
+// Messages up to `newest` arrived in the open room; a hidden tab counts them as unseen.
+export function readUpTo(room, newest) {
+  if (newest > (reads[room] || 0)) {
+    if (document.hidden) unseenHere += newest - (reads[room] || 0);
+    reads[room] = newest;
+  }
+}
+
+document.addEventListener("visibilitychange", function () {
+  if (!document.hidden) {
+    unseenHere = 0;
+    markSidebar();
+  }
+});
+
+// ---- sidebar: current room, unread counts, title --------------------------------------
+
+export function readSidebarMarks() {
+  var links = document.querySelectorAll(".room-list a[data-slug]");
+  for (var i = 0; i < links.length; i++) {
+    var slug = links[i].getAttribute("data-slug");
+    if (links[i].hasAttribute("data-read")) {
+      reads[slug] = parseInt(links[i].getAttribute("data-read"), 10) || 0;
+    }
+    if (links[i].hasAttribute("data-muted")) muted[slug] = true;
+  }
+  var room = currentRoom();
+  if (room) reads[room] = Math.max(reads[room] || 0, newestMessageId());
+}
+
+// The newest message in a sidebar room that mentions the viewer (0 for none).
+function mentionedAt(link) {
+  var key = viewerKey();
+  var marks = (link.getAttribute("data-mentions") || "").split(" ");
+  for (var i = 0; key && i < marks.length; i++) {
+    var at = marks[i].lastIndexOf(":");
+    if (marks[i].slice(0, at) === key) return parseInt(marks[i].slice(at + 1), 10) || 0;
+  }
+  return 0;
+}
+
+// The live room list is the same for everyone; this applies what is the viewer's own.
+export function markSidebar() {
+  var links = document.querySelectorAll(".room-list a[data-slug]");
+  var room = currentRoom();
+  var total = 0;
+  for (var i = 0; i < links.length; i++) {
+    var link = links[i];
+    var slug = link.getAttribute("data-slug");
+    var newest = parseInt(link.getAttribute("data-last-id"), 10) || 0;
+    if (!(slug in reads)) reads[slug] = 0;
+    var unread = slug === room ? 0 : Math.max(0, newest - reads[slug]);
+    if (slug === room) {
+      link.setAttribute("aria-current", "page");
+    } else {
+      link.removeAttribute("aria-current");
+    }
+    if (muted[slug]) link.setAttribute("data-muted", "");
+    var badge = link.querySelector(".badge");
+    if (badge) badge.textContent = unread > 0 ? String(unread) : "";
+    link.classList.toggle("unread", unread > 0 && !muted[slug]);
+    link.classList.toggle("mentioned", unread > 0 && mentionedAt(link) > reads[slug]);
+    if (!muted[slug]) total += unread;
+  }
+  total += unseenHere;
+  var title = document.title.replace(/^\(\d+\) /, "");
+  document.title = total > 0 ? "(" + total + ") " + title : title;
+}
+
+document.addEventListener("htmx:oobAfterSwap", function (evt) {
+  var id = evt.detail.target && evt.detail.target.id;
+  if (id === "room-list" || id === "dm-list") markSidebar();
+  if (id === "room-name") renamed();
+});
+
+// An admin renamed the room: the tab title and the composer's placeholder follow.
+function renamed() {
+  var name = $("room-name");
+  if (!name) return;
+  var unread = (document.title.match(/^\(\d+\) /) || [""])[0];
+  document.title = unread + name.textContent + " · Chat";
+  var box = composer();
+  if (box) box.placeholder = "Message #" + name.textContent;
+}
+
+// ---- layout --------------------------------------------------------------------------
+
+export function setupSidebar() {
+  var app = $("app");
+  var toggle = $("sidebar-toggle");
+  if (app && toggle) {
+    var apply = function (collapsed) {
+      app.classList.toggle("sidebar-collapsed", collapsed);
+      toggle.setAttribute("aria-expanded", String(!collapsed));
+    };
+    apply(localStorage.getItem("sidebar-collapsed") === "1");
+    toggle.addEventListener("click", function () {
+      var collapsed = !app.classList.contains("sidebar-collapsed");
+      localStorage.setItem("sidebar-collapsed", collapsed ? "1" : "0");
+      apply(collapsed);
+    });
+  }
+  var drawer = $("drawer-toggle");
+  if (app && drawer) {
+    drawer.addEventListener("click", function () {
+      var open = !app.classList.contains("drawer-open");
+      app.classList.toggle("drawer-open", open);
+      drawer.setAttribute("aria-expanded", String(open));
+    });
+    document.addEventListener("keydown", function (evt) {
+      if (evt.key === "Escape" && app.classList.contains("drawer-open")) {
+        app.classList.remove("drawer-open");
+        drawer.setAttribute("aria-expanded", "false");
+        drawer.focus();
+      }
+    });
+  }
+}
