@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::devices::DeviceLinks;
 use crate::files::FileStore;
 use crate::hub::{Committer, Hub};
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::security::OwnOrigin;
 use crate::state::{App, AppState};
@@ -54,10 +55,14 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let hub_storage = storage.clone();
         let settings = config.live_settings();
-        let (hub, committer) =
-            tokio::task::spawn_blocking(move || Hub::start(hub_storage, settings))
-                .await?
-                .context("loading rooms")?;
+        let metrics = Metrics::new();
+        let shutdown = CancellationToken::new();
+        let (hub_metrics, hub_shutdown) = (metrics.clone(), shutdown.clone());
+        let (hub, committer) = tokio::task::spawn_blocking(move || {
+            Hub::start(hub_storage, settings, hub_metrics, hub_shutdown)
+        })
+        .await?
+        .context("loading rooms")?;
         hub.spawn_ticker();
         let bots_storage = storage.clone();
         let bots = Arc::new(
@@ -70,14 +75,14 @@ impl Application {
         tokio::spawn(webhook::run_deliveries(
             deliveries,
             webhook_settings,
-            hub.shutdown_token().clone(),
+            shutdown.clone(),
         ));
         hub.set_mention_hook(Arc::new(MentionWebhooks {
             bots: bots.clone(),
             webhooks,
             public_url: config.public_url.clone(),
         }));
-        hub.metrics().spawn_upkeep(hub.shutdown_token().clone());
+        metrics.spawn_upkeep(shutdown.clone());
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
@@ -108,6 +113,8 @@ impl Application {
         let state = AppState::new(App {
             admin: Arc::new(admin),
             hub,
+            shutdown,
+            metrics,
             files: Arc::new(files),
             sessions: SessionBackend::new(storage.clone()),
             device_links: Arc::new(DeviceLinks::default()),
@@ -157,7 +164,7 @@ impl Application {
         } = self;
         let grace = state.config.shutdown_grace();
         let header_timeout = state.config.header_timeout();
-        let hub_shutdown = state.hub.shutdown_token().clone();
+        let hub_shutdown = state.shutdown.clone();
         let tracker = state.tracker.clone();
         tokio::spawn(upkeep::end_expired_logins(state.clone()));
         tokio::spawn(upkeep::delete_expired_sessions(state.clone()));

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::AdminSecrets;
@@ -10,6 +11,7 @@ use crate::config::Config;
 use crate::devices::DeviceLinks;
 use crate::files::FileStore;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::security::OwnOrigin;
 use crate::store::{SessionBackend, Storage};
@@ -34,6 +36,10 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct App {
+    /// Cancelled when the server shuts down: the ticker, upkeep and every socket stop.
+    pub shutdown: CancellationToken,
+    /// What `/metrics` reports; the hub and the sockets record into it.
+    pub metrics: Arc<Metrics>,
     pub hub: Arc<Hub>,
     pub storage: Arc<dyn Storage>,
     pub config: Arc<Config>,

@@ -10,7 +10,7 @@ use crate::store;
 /// Deletes expired sessions every `session_sweep_interval`, first at start: they log
 /// nobody in, but would otherwise stay on disk for good.
 pub async fn delete_expired_sessions(state: AppState) {
-    let stop = state.hub.shutdown_token().clone();
+    let stop = state.shutdown.clone();
     periodic::every(state.config.session_sweep_interval, &stop, || async {
         if let Err(e) = state.sessions.delete_expired().await {
             tracing::warn!(error = %e, "could not delete expired sessions");
@@ -25,7 +25,7 @@ pub async fn delete_expired_sessions(state: AppState) {
 /// have taken since. (The nickname is already free: a claim counts only while its login has
 /// a live session.)
 pub async fn end_expired_logins(state: AppState) {
-    let stop = state.hub.shutdown_token().clone();
+    let stop = state.shutdown.clone();
     periodic::every(state.config.expiry_check_interval, &stop, || {
         end_logins_whose_sessions_expired(&state)
     })

@@ -118,9 +118,13 @@ impl Committer {
 impl Hub {
     /// Loads the rooms (creating `lobby` on first start) and starts the committer thread.
     /// Blocking: call from `spawn_blocking`. Start the ticker with [`Hub::spawn_ticker`].
+    /// `metrics` and `shutdown` are the application's: the hub records into them and stops
+    /// its ticker when the server shuts down.
     pub fn start(
         storage: Arc<dyn Storage>,
         settings: LiveSettings,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
     ) -> StoreResult<(Arc<Hub>, Committer)> {
         let lobby = RoomRecord::new(Slug::lobby(), "lobby".into(), "", now_millis());
         storage.create_room(&lobby)?;
@@ -139,7 +143,6 @@ impl Hub {
         let committer_dirty = sidebar_dirty.clone();
         let mention_hook: Arc<OnceLock<Arc<dyn MentionHook>>> = Arc::default();
         let committer_hook = mention_hook.clone();
-        let metrics = Metrics::new();
         let committer_metrics = metrics.clone();
         let thread = thread::Builder::new()
             .name("committer".into())
@@ -165,27 +168,11 @@ impl Hub {
             readers_lock: tokio::sync::Mutex::new(()),
             readers: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
-            shutdown: CancellationToken::new(),
+            shutdown,
             mention_hook,
             metrics,
         });
         Ok((hub, Committer { thread }))
-    }
-
-    /// Cancelled when the server shuts down: every socket closes with 1012.
-    pub fn shutdown_token(&self) -> &CancellationToken {
-        &self.shutdown
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
-    /// The Prometheus text of every metric, with the room count as of now.
-    pub fn render_metrics(&self) -> String {
-        let rooms = self.rooms.read().expect("rooms lock").len();
-        self.metrics.rooms.set(rooms as f64);
-        self.metrics.render()
     }
 
     /// Sets what hears about mentions; only the first call counts.

@@ -9,6 +9,11 @@ use crate::domain::{Nickname, RoomName, Slug};
 use crate::store::{self, RoomRecord, StoreResult};
 
 impl Hub {
+    /// How many rooms there are, for `/metrics`.
+    pub fn room_count(&self) -> usize {
+        self.rooms.read().expect("rooms lock").len()
+    }
+
     pub fn room(&self, slug: &Slug) -> Option<Arc<Room>> {
         self.rooms.read().expect("rooms lock").get(slug).cloned()
     }

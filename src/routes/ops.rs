@@ -67,7 +67,10 @@ async fn metrics(_: OperatorToken, State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.hub.render_metrics(),
+        {
+            state.metrics.rooms.set(state.hub.room_count() as f64);
+            state.metrics.render()
+        },
     )
         .into_response()
 }

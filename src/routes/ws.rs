@@ -81,6 +81,8 @@ async fn accept(
         rate_limiter: state.rate_limiter.clone(),
         ping_every: state.config.ping_interval(),
         resume_grace: state.config.resume_grace(),
+        shutdown: state.shutdown.clone(),
+        metrics: state.metrics.clone(),
     };
     let (response, upgraded) = upgrade.accept();
     // The socket's task is spawned as is, not wrapped in another: every byte of its state is

@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 use tungstenite::Message;
 
+use tokio_util::sync::CancellationToken;
+
 use super::composer::{frame_error, render_error};
 use super::handshake::{Socket, open_socket};
 use super::outbox::{Order, Outbox, Outgoing, Stalled};
@@ -20,6 +22,7 @@ use super::{CLOSE_POLICY, CLOSE_RESTART, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN};
 use crate::domain::{ClientFrame, FrameError};
 use crate::hub::{Appended, Hub, NewMessage, Room, SocketGuard};
 use crate::identity::CurrentUser;
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::store::StoreResult;
 use crate::views::ComposerError;
@@ -41,6 +44,9 @@ pub struct Connection {
     pub ping_every: Duration,
     /// How long live delivery waits for the page's `resume_after` before going live anyway.
     pub resume_grace: Duration,
+    /// Cancelled when the server shuts down: the socket closes with 1012.
+    pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why the connection task stops reading.
@@ -115,7 +121,7 @@ impl Connection {
             end,
             End::Close(CLOSE_TRY_AGAIN, _) | End::WriterDone(Some(CLOSE_TRY_AGAIN))
         ) {
-            self.hub.metrics().slow_consumers.increment(1);
+            self.metrics.slow_consumers.increment(1);
         }
         let closing = match end {
             End::Close(code, reason) => {
@@ -172,7 +178,7 @@ impl Connection {
         outbox: &Outbox,
         writer: &mut JoinHandle<Option<u16>>,
     ) -> End {
-        let shutdown = self.hub.shutdown_token().cancelled();
+        let shutdown = self.shutdown.cancelled();
         let ended = self.guard.ended().cancelled();
         // One timer for the resume grace and the pings, whichever is due first.
         let mut resume_deadline = self
