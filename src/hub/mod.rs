@@ -37,7 +37,7 @@ use logins::LoginSockets;
 pub use logins::{LoginEnd, SocketGuard};
 pub use room::{CatchUp, LiveEvent, Missed, Room};
 pub use sidebar::SidebarUpdate;
-pub use submit::{Appended, ChangeError, MessageChange, NewMessage};
+pub use submit::{Appended, ChangeError, MessageChange, NewMessage, committed};
 
 /// How many of a room's newest messages stay rendered in memory. Catch-ups up to this size
 /// are served without touching the database; beyond `RESET_THRESHOLD` the client gets a reset.

@@ -58,14 +58,7 @@ pub enum ChangeError {
 impl NewMessage {
     /// What a person (or a bot) wrote.
     pub fn said(author: &Nickname, body: MessageBody) -> NewMessage {
-        NewMessage {
-            kind: MessageKind::User,
-            author: author.as_str().to_owned(),
-            body: body.into_string(),
-            dedup: None,
-            reply_to: None,
-            attachment: None,
-        }
+        NewMessage::by_person(author, body.into_string(), None)
     }
 
     /// A file someone attached, with the caption they typed, if any.
@@ -74,13 +67,18 @@ impl NewMessage {
         attachment: Attachment,
         caption: Option<MessageBody>,
     ) -> NewMessage {
+        let caption = caption.map(MessageBody::into_string).unwrap_or_default();
+        NewMessage::by_person(author, caption, Some(attachment))
+    }
+
+    fn by_person(author: &Nickname, body: String, attachment: Option<Attachment>) -> NewMessage {
         NewMessage {
             kind: MessageKind::User,
             author: author.as_str().to_owned(),
-            body: caption.map(MessageBody::into_string).unwrap_or_default(),
+            body,
             dedup: None,
             reply_to: None,
-            attachment: Some(attachment),
+            attachment,
         }
     }
 
@@ -128,9 +126,7 @@ impl Hub {
         room: &Arc<Room>,
         message: NewMessage,
     ) -> StoreResult<Appended> {
-        self.queue_append(room, message, true)
-            .await
-            .map_err(|_| StoreError::CommitterStopped)?
+        committed(self.queue_append(room, message, true)).await
     }
 
     fn queue_append(
@@ -186,7 +182,7 @@ impl Hub {
             drop(refused_request(refused));
             return Err(StoreError::Busy.into());
         }
-        answer.await.map_err(|_| StoreError::CommitterStopped)?
+        committed(answer).await
     }
 
     /// An admin deleted someone else's message: the same "message deleted" marker, and a
@@ -207,10 +203,17 @@ impl Hub {
 
     /// Persists and broadcasts a message, waiting for the commit.
     pub async fn post(&self, room: &Arc<Room>, message: NewMessage) -> StoreResult<Appended> {
-        self.submit(room, message)
-            .await
-            .map_err(|_| StoreError::CommitterStopped)?
+        committed(self.submit(room, message)).await
     }
+}
+
+/// The committer's answer to a request; a reply dropped unanswered means it stopped.
+pub async fn committed<T, E: From<StoreError>>(
+    answer: oneshot::Receiver<Result<T, E>>,
+) -> Result<T, E> {
+    answer
+        .await
+        .unwrap_or_else(|_| Err(StoreError::CommitterStopped.into()))
 }
 
 fn refused_request(refused: mpsc::error::TrySendError<CommitRequest>) -> CommitRequest {

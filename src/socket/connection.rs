@@ -20,7 +20,7 @@ use super::outbox::{Order, Outbox, Outgoing, Stalled};
 use super::writer::{Feed, Inputs, Writer};
 use super::{CLOSE_POLICY, CLOSE_RESTART, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN};
 use crate::domain::{ClientFrame, FrameError};
-use crate::hub::{Appended, Hub, NewMessage, Room, SocketGuard};
+use crate::hub::{Appended, Hub, NewMessage, Room, SocketGuard, committed};
 use crate::identity::CurrentUser;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -308,15 +308,10 @@ impl Connection {
                     .with_client_id(&self.viewer.login_id, client_id.as_ref())
                     .answering(reply_to);
                 let client_id = client_id.map(|c| c.as_str().to_owned());
-                let answer = self.hub.submit(room, message);
+                let answer = committed(self.hub.submit(room, message));
                 appends
                     .get_or_insert_with(FuturesUnordered::new)
-                    .push(Box::pin(async move {
-                        let result = answer
-                            .await
-                            .unwrap_or_else(|_| Err(crate::store::StoreError::CommitterStopped));
-                        (client_id, result)
-                    }));
+                    .push(Box::pin(async move { (client_id, answer.await) }));
                 Ok(())
             }
             Err(e) => {
