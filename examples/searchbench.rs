@@ -162,6 +162,7 @@ impl Writer {
                 last_activity: 0,
                 mentions: Vec::new(),
                 archived: false,
+                members: Vec::new(),
             })?;
         }
         let mut next_ids = vec![0; ROOMS];
@@ -204,6 +205,7 @@ impl Writer {
                 self.next_ids[room],
                 kind,
                 "bench".into(),
+                String::new(),
                 body,
                 self.clock,
             ));
@@ -227,6 +229,7 @@ impl Writer {
                 self.next_ids[room],
                 MessageKind::User,
                 "bench".into(),
+                String::new(),
                 word.clone(),
                 self.clock,
             ));

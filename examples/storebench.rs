@@ -92,6 +92,7 @@ impl Writer {
                     id,
                     MessageKind::User,
                     "bench".into(),
+                    String::new(),
                     self.body.clone(),
                     now,
                 )
@@ -189,6 +190,7 @@ fn open_writer(args: &Args, data_dir: &Path) -> anyhow::Result<Writer> {
         last_activity: now_millis(),
         mentions: Vec::new(),
         archived: false,
+        members: Vec::new(),
     })?;
     Ok(Writer {
         store,
@@ -358,10 +360,9 @@ fn healthz(addr: SocketAddr) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    if stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
+    // The server answers only a `Host` that names it, port included.
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
     let mut answer = Vec::new();

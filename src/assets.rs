@@ -28,6 +28,8 @@ pub struct Urls {
     pub ws: String,
     /// The page script's entry module, under the modules' folder digest.
     pub app: String,
+    /// The tab's icon (lucide's message-square-plus, as the login card shows it).
+    pub favicon: String,
 }
 
 pub fn urls() -> &'static Urls {
@@ -36,6 +38,7 @@ pub fn urls() -> &'static Urls {
         htmx: versioned("vendor/htmx-2.0.11.min.js"),
         ws: versioned("vendor/htmx-ext-ws-2.0.4.min.js"),
         app: format!("/static/js/{}/main.js", modules_digest()),
+        favicon: versioned("favicon.svg"),
     });
     &URLS
 }

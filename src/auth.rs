@@ -60,7 +60,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
         {
             Some(user) => Ok(user),
             None => {
-                let here = parts.uri.path();
+                // The query too: a search link comes back to its results.
+                let here = parts.uri.path_and_query().map_or("/", |path| path.as_str());
                 let target = if here == "/" {
                     "/login".to_owned()
                 } else {

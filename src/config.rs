@@ -1,6 +1,6 @@
 //! Command-line and environment configuration.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use clap::Parser;
 use crate::bots::webhook::WebhookSettings;
 use crate::hub::LiveSettings;
 use crate::ops::cli::Command;
+use crate::rate_limit::RateLimiter;
 
 /// A lean, self-hosted real-time web chat.
 ///
@@ -35,11 +36,18 @@ pub struct Config {
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// The server's own origin (e.g. `https://chat.example.com`) when it runs behind a proxy.
-    /// WebSocket `Origin` and cross-site checks compare against it; without it the origin is
-    /// derived from the request's `Host`.
+    /// The server's own origin (e.g. `https://chat.example.com`): the address people open.
+    /// Requests must name it (or a loopback name) in `Host`; WebSocket `Origin` and cross-site
+    /// checks compare against it. Needed when `--addr` is not a loopback address; without it
+    /// only `localhost`, `127.0.0.1` and `[::1]` at the listening port are answered.
     #[arg(long, env = "CHAT_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Addresses of reverse proxies (comma-separated) whose `X-Forwarded-For` names the
+    /// client. Without it, the client is the connection's peer address (behind a proxy, every
+    /// client would then share the proxy's budget of wrong guesses).
+    #[arg(long, env = "CHAT_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpAddr>,
 
     /// Mark cookies `Secure`, for HTTPS deployments.
     #[arg(long, env = "CHAT_SECURE_COOKIES")]
@@ -67,6 +75,21 @@ pub struct Config {
     /// Messages one login may send in a burst before the rate applies.
     #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 30.0)]
     pub rate_burst: f64,
+
+    /// Rooms one login, and one client address, may create per minute (a burst of as many,
+    /// then one every 60/N seconds); joining a room is not creating it. 0 turns it off.
+    #[arg(long, env = "CHAT_ROOM_RATE", default_value_t = 5.0)]
+    pub room_rate: f64,
+
+    /// Rooms one login may create in all (a new login starts again; the per-address rate
+    /// still applies). 0 turns the cap off.
+    #[arg(long, env = "CHAT_ROOMS_PER_LOGIN", default_value_t = 50)]
+    pub rooms_per_login: usize,
+
+    /// Names reserved for good (bots, and nicknames protected with a password) one client
+    /// address may make per hour (a burst of as many). 0 turns it off.
+    #[arg(long, env = "CHAT_BOT_RATE", default_value_t = 20.0)]
+    pub bot_rate: f64,
 
     /// Days a session lasts without being used; then it ends and its nickname is free.
     #[arg(long, env = "CHAT_SESSION_DAYS", default_value_t = 30)]
@@ -131,6 +154,17 @@ pub struct Config {
     /// Webhook deliveries that may wait; past it new mentions are not delivered (and logged).
     #[arg(long, env = "CHAT_WEBHOOK_QUEUE", default_value_t = 1000)]
     pub webhook_queue: usize,
+
+    /// Webhook deliveries one bot may have waiting; past it that bot's new mentions are not
+    /// delivered (and logged), so one bot's backlog never crowds out the others'.
+    #[arg(long, env = "CHAT_WEBHOOK_BOT_QUEUE", default_value_t = 100)]
+    pub webhook_bot_queue: usize,
+
+    /// Let bot webhooks reach loopback, private, link-local and other non-public addresses
+    /// (the server's own network). Off, such URLs are refused when set and not delivered to.
+    #[arg(long, env = "CHAT_ALLOW_PRIVATE_WEBHOOKS")]
+    pub allow_private_webhooks: bool,
+
     /// Largest file one person may attach, in bytes, or with a unit: `25MiB`, `500KiB`,
     /// `1GiB` (K, M and G mean the same). Larger uploads get 413.
     #[arg(long, env = "CHAT_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_size)]
@@ -152,7 +186,15 @@ pub struct Config {
     /// How often expired sessions are deleted from the database.
     #[arg(skip = Duration::from_secs(3600))]
     pub session_sweep_interval: Duration,
+
+    /// The window in which one client address may guess wrong [`WRONG_GUESSES`] times at the
+    /// admin token, the setup link or the join code. A setting only so tests can shorten it.
+    #[arg(skip = Duration::from_secs(60))]
+    pub guess_window: Duration,
 }
+
+/// Wrong guesses at a secret one client address may make per [`Config::guess_window`].
+pub const WRONG_GUESSES: u32 = 10;
 
 impl Config {
     /// A configuration for tests: an ephemeral port on loopback and the given data directory.
@@ -161,6 +203,7 @@ impl Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             public_url: None,
+            trusted_proxy: Vec::new(),
             secure_cookies: false,
             join_code: None,
             admin_token: None,
@@ -168,6 +211,10 @@ impl Config {
             // Tests that flood a room turn it on themselves.
             rate_limit: 0.0,
             rate_burst: 30.0,
+            // Tests make many rooms and bots from one address; those about it turn it on.
+            room_rate: 0.0,
+            rooms_per_login: 0,
+            bot_rate: 0.0,
             session_days: 30,
             ping_interval: 30.0,
             resume_grace: 1.0,
@@ -183,11 +230,14 @@ impl Config {
             webhook_attempts: 5,
             webhook_backoff: 0.05,
             webhook_queue: 1000,
+            webhook_bot_queue: 100,
+            allow_private_webhooks: false,
             max_upload: 25 * 1024 * 1024,
             upload_timeout: 600.0,
             session_lifetime_override: None,
             expiry_check_interval: Duration::from_secs(1),
             session_sweep_interval: Duration::from_secs(3600),
+            guess_window: Duration::from_secs(60),
         }
     }
 
@@ -207,7 +257,17 @@ impl Config {
             attempts: self.webhook_attempts.max(1),
             backoff: seconds(self.webhook_backoff),
             queue: self.webhook_queue.max(1),
+            bot_queue: self.webhook_bot_queue.max(1),
+            allow_private: self.allow_private_webhooks,
         }
+    }
+
+    /// The budget of wrong guesses per client address: [`WRONG_GUESSES`] per window, coming
+    /// back one at a time.
+    pub fn guess_limiter(&self) -> RateLimiter {
+        let window = self.guess_window.as_secs_f64().max(0.001);
+        let budget = f64::from(WRONG_GUESSES);
+        RateLimiter::new(budget / window, budget)
     }
 
     pub fn ping_interval(&self) -> Duration {

@@ -1,7 +1,7 @@
 //! One error type for the web layer: server faults are logged and shown as a friendly page,
 //! never as a stack trace.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::hub::ChangeError;
@@ -24,6 +24,13 @@ pub enum AppError {
     /// The room is archived: read-only.
     #[error("room archived")]
     Archived,
+    /// `Host` names something other than this server (or nothing).
+    #[error("unknown host")]
+    UnknownHost,
+    /// This client address guessed wrong too often at a secret; try again after this many
+    /// seconds.
+    #[error("too many wrong guesses")]
+    TooManyGuesses(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("template failed: {0}")]
@@ -57,10 +64,20 @@ impl AppError {
                 "Wrong admin token",
                 "The bearer token given is not this server's admin token.",
             ),
-            AppError::Archived => (
+            AppError::Archived | AppError::Store(StoreError::Archived) => (
                 StatusCode::FORBIDDEN,
                 "This room is archived",
                 "This room is archived: its history stays readable, but nobody can post or change anything in it.",
+            ),
+            AppError::UnknownHost => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "Wrong address",
+                "This chat does not answer to that host name. Open it at its own address (the one its operator set with --public-url).",
+            ),
+            AppError::TooManyGuesses(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many wrong tries",
+                "Too many wrong codes or tokens came from your network address. Wait a minute, then try again.",
             ),
             AppError::Store(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -97,9 +114,15 @@ impl IntoResponse for AppError {
             heading: heading.into(),
             text: text.into(),
         };
-        match askama::Template::render(&page) {
+        let mut response = match askama::Template::render(&page) {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, text).into_response(),
+        };
+        if let AppError::TooManyGuesses(seconds) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response
     }
 }

@@ -4,8 +4,10 @@
 //! are is sniffed from the bytes themselves: the four inline image types are decoded (with
 //! limits against decompression bombs) and get a thumbnail; everything else is a download.
 
+use std::collections::HashMap;
 use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -13,7 +15,7 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::security::hex;
 use crate::store::ImageInfo;
@@ -71,8 +73,8 @@ pub struct FileStore {
     dir: PathBuf,
     /// Uploads in progress, renamed into `dir` once complete and synced.
     incoming: PathBuf,
-    /// One image decoded at a time: each may take up to `MAX_DECODE_BYTES`.
-    decoding: Semaphore,
+    /// Whose image is decoded next.
+    decoding: DecodeTurns,
 }
 
 impl FileStore {
@@ -86,7 +88,7 @@ impl FileStore {
         Ok(FileStore {
             dir: dir.to_owned(),
             incoming,
-            decoding: Semaphore::new(1),
+            decoding: DecodeTurns::new(DECODES_AT_ONCE, DECODES_PER_LOGIN),
         })
     }
 
@@ -153,8 +155,9 @@ impl FileStore {
     }
 
     /// Sniffs stored bytes from their content. An inline image type that decodes within the
-    /// limits gets a thumbnail; anything else (SVG and HTML included) is a download.
-    pub async fn sniff(&self, file: &StoredFile) -> Sniffed {
+    /// limits gets a thumbnail; anything else (SVG and HTML included) is a download. `login`
+    /// is who uploaded it: each login waits for its own turn (see [`DecodeTurns`]).
+    pub async fn sniff(&self, file: &StoredFile, login: &str) -> Sniffed {
         let download = Sniffed {
             media_type: DOWNLOAD_TYPE.into(),
             image: None,
@@ -166,7 +169,7 @@ impl FileStore {
         else {
             return download;
         };
-        let Ok(_turn) = self.decoding.acquire().await else {
+        let Some(_turn) = self.decoding.take(login).await else {
             return download;
         };
         let incoming = self.incoming.clone();
@@ -185,6 +188,77 @@ impl FileStore {
             Err(e) => {
                 tracing::warn!(error = %e, hash = %file.hash, "image decoding failed");
                 download
+            }
+        }
+    }
+}
+
+/// Images decoded at once: each may take up to `MAX_DECODE_BYTES`.
+const DECODES_AT_ONCE: usize = 1;
+/// Images of one login decoded, or waiting for a turn, at once.
+const DECODES_PER_LOGIN: usize = 1;
+
+/// Turns at decoding images. Turns are given in order of asking, and a login asks only
+/// once its previous image is done, so a login that uploads a hundred images waits behind
+/// everyone else's one rather than putting everyone behind its hundred.
+struct DecodeTurns {
+    at_once: Arc<Semaphore>,
+    per_login: usize,
+    /// Only logins with an image decoding or waiting: their semaphore, and how many.
+    logins: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
+}
+
+/// A turn at decoding (or the wait for one); the next turn is given when it is dropped.
+struct DecodeTurn<'a> {
+    turns: &'a DecodeTurns,
+    login: String,
+    permits: Vec<OwnedSemaphorePermit>,
+}
+
+impl DecodeTurns {
+    fn new(at_once: usize, per_login: usize) -> DecodeTurns {
+        DecodeTurns {
+            at_once: Arc::new(Semaphore::new(at_once.max(1))),
+            per_login: per_login.max(1),
+            logins: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for `login`'s turn; `None` only if the semaphores were closed (never).
+    async fn take(&self, login: &str) -> Option<DecodeTurn<'_>> {
+        let own = {
+            let mut logins = self.logins.lock().expect("decode turns lock");
+            let (own, users) = logins
+                .entry(login.to_owned())
+                .or_insert_with(|| (Arc::new(Semaphore::new(self.per_login)), 0));
+            *users += 1;
+            own.clone()
+        };
+        // Counted before waiting, and uncounted on drop even if the wait is abandoned (the
+        // upload was cancelled).
+        let mut turn = DecodeTurn {
+            turns: self,
+            login: login.to_owned(),
+            permits: Vec::with_capacity(2),
+        };
+        turn.permits.push(own.acquire_owned().await.ok()?);
+        turn.permits
+            .push(self.at_once.clone().acquire_owned().await.ok()?);
+        Some(turn)
+    }
+}
+
+impl Drop for DecodeTurn<'_> {
+    fn drop(&mut self) {
+        // The turn at once first: it goes to whoever asked first, not to this login's next.
+        while let Some(permit) = self.permits.pop() {
+            drop(permit);
+        }
+        let mut logins = self.turns.logins.lock().expect("decode turns lock");
+        if let Some((_, users)) = logins.get_mut(&self.login) {
+            *users -= 1;
+            if *users == 0 {
+                logins.remove(&self.login);
             }
         }
     }
@@ -380,6 +454,36 @@ pub fn content_disposition(kind: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn one_logins_queue_of_images_waits_behind_anothers_one() {
+        let turns = Arc::new(DecodeTurns::new(1, 1));
+        let decoding = turns.take("mallory").await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for who in ["mallory", "mallory", "mallory", "alice", "mallory"] {
+            let (turns, order) = (turns.clone(), order.clone());
+            waiting.push(tokio::spawn(async move {
+                let _turn = turns.take(who).await.unwrap();
+                order.lock().unwrap().push(who);
+            }));
+            // Each asks in this order (the test runtime has one thread).
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(decoding);
+        for task in waiting {
+            task.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(
+            order[0], "alice",
+            "asked after three of mallory's: {order:?}"
+        );
+        assert_eq!(order.len(), 5);
+        assert!(turns.logins.lock().unwrap().is_empty(), "nothing kept");
+    }
 
     #[test]
     fn names_keep_only_their_last_component_and_no_control_characters() {

@@ -1,6 +1,11 @@
 //! Who a logged-in person is: their nickname and the login that holds it.
+//!
+//! The login, not the nickname string, is the identity: authorship, direct conversations,
+//! mentions and read marks belong to it. A later holder of a released nickname starts a new
+//! login and inherits none of it.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::domain::Nickname;
 
@@ -18,15 +23,23 @@ pub struct CurrentUser {
     /// Derived from the nickname once per request rather than stored: NFKC is not free, and
     /// a page asks for it several times.
     mention_key: String,
+    /// The login's public handle, see [`login_handle`].
+    handle: String,
 }
 
 impl CurrentUser {
     pub fn new(nickname: Nickname, login_id: String) -> Self {
         CurrentUser {
             mention_key: nickname.mention_key(),
+            handle: login_handle(&login_id),
             nickname,
             login_id,
         }
+    }
+
+    /// What pages, messages and conversations name this login by.
+    pub fn handle(&self) -> &str {
+        &self.handle
     }
 
     /// How mentions and direct conversations name this person.
@@ -56,5 +69,41 @@ impl StoredUser {
     pub fn parse(self) -> Option<CurrentUser> {
         let nickname = Nickname::parse(&self.nickname).ok()?;
         Some(CurrentUser::new(nickname, self.login_id))
+    }
+}
+
+/// Characters of a login handle: 80 bits of SHA-256, in hex.
+const HANDLE_CHARS: usize = 20;
+
+/// The public handle of a login (or of a bot's claim, `bot:{id}`): what messages record as
+/// their author's login, what direct conversations are between and what "own" keys on. A
+/// hash, so that showing it never reveals the login id the sessions are filed under.
+pub fn login_handle(login_id: &str) -> String {
+    let digest = Sha256::digest(login_id.as_bytes());
+    let mut handle = String::with_capacity(HANDLE_CHARS);
+    for byte in &digest[..HANDLE_CHARS / 2] {
+        handle.push_str(&format!("{byte:02x}"));
+    }
+    handle
+}
+
+/// The login that messages and conversations from before logins were recorded go to when
+/// nobody can show they are the same person: one per nickname, held by nobody.
+pub fn former_holder_handle(nickname_key: &str) -> String {
+    login_handle(&format!("former:{nickname_key}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_is_stable_short_and_different_per_login() {
+        let handle = login_handle("abc");
+        assert_eq!(handle, login_handle("abc"));
+        assert_eq!(handle.len(), HANDLE_CHARS);
+        assert!(handle.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(handle, login_handle("abd"));
+        assert_ne!(former_holder_handle("bob"), login_handle("bob"));
     }
 }

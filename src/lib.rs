@@ -9,7 +9,9 @@
 //! - [`state`]: `AppState`, one `Arc` of the services every handler shares.
 //! - [`routes`]: the router, joined from each area's own `router()`, and its middleware.
 //!   [`routes::extract`] holds what handlers share: the `PageContext` (viewer, time zone,
-//!   nonce, admin) every page is built from, the `Admin` extractor, room lookups.
+//!   nonce, admin) every page is built from, the `Admin` extractor, room lookups, the
+//!   client's address and its budget of wrong guesses. [`routes::next`] reads a login's
+//!   `next` as a browser would; [`routes::nickname`] protects a nickname with a password.
 //! - [`upkeep`]: background tasks that end expired sessions and their sockets.
 //! - [`config`]: flags with `CHAT_*` environment fallbacks.
 //!
@@ -19,18 +21,20 @@
 //! - [`hub`]: rooms and their recent windows ([`hub::Room`]), the committer that persists
 //!   each batch before anyone sees it, submission, history and catch-up, presence, the
 //!   sidebar's live updates, per-login sockets, read marks.
-//! - [`bots`]: bot tokens, the in-memory registry, outgoing mention webhooks.
+//! - [`bots`]: bot tokens, the in-memory registry, outgoing mention webhooks, and which
+//!   addresses they may reach.
 //! - [`admin`]: admin rights from a secret (`--admin-token` or a one-time setup link).
 //! - [`ops`]: the backup archive, exports and the `backup`/`restore`/`export` subcommands.
 //! - [`error`]: `AppError`, how every failure becomes a response.
 //! - [`views`]: askama templates: pages, the message partial, the sidebar, live fragments.
 //! - [`store`]: the narrow `Storage` trait, PoloDB behind it, the search index and its
-//!   indexer, the session store.
+//!   indexer, the session store, and the upgrades of data written by older builds.
 //! - [`files`]: uploaded files by content hash, sniffing, thumbnails. [`assets`]: embedded
 //!   static files. [`metrics`]: what `/metrics` reports. [`auth`]: the viewer extractor.
-//! - [`identity`], [`devices`], [`security`], [`rate_limit`], [`clock`], [`periodic`]:
-//!   small leaves (who is logged in, device links, secrets and origins, the message limiter,
-//!   store time, repeating work).
+//! - [`identity`], [`passwords`], [`devices`], [`security`], [`rate_limit`], [`clock`],
+//!   [`periodic`]: small leaves (who is logged in and their login's public handle, nickname
+//!   passwords, device links, secrets, origins and accepted hosts, the limiters, store time,
+//!   repeating work).
 //! - [`domain`]: parsed input types (`Nickname`, `RoomName`/`Slug`, `MessageBody`, frames)
 //!   and the message renderer: the `chat-domain` crate (`crates/chat-domain`), re-exported.
 //!
@@ -54,6 +58,7 @@ pub mod hub;
 pub mod identity;
 pub mod metrics;
 pub mod ops;
+pub mod passwords;
 pub mod periodic;
 pub mod rate_limit;
 pub mod routes;

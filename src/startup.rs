@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::{ConnectInfo, Request};
 use axum::serve::{Listener, ListenerExt};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::admin::AdminSecrets;
 use crate::bots::Bots;
@@ -24,10 +27,10 @@ use crate::devices::DeviceLinks;
 use crate::files::FileStore;
 use crate::hub::{Committer, Hub};
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimiter;
-use crate::security::OwnOrigin;
+use crate::rate_limit::{CreationLimits, Quota, RateLimiter};
+use crate::security::{LocalAddr, OwnOrigin};
 use crate::state::{App, AppState};
-use crate::store::{PoloStore, SessionBackend, Storage};
+use crate::store::{self, PoloStore, SessionBackend, Storage};
 use crate::{routes, upkeep};
 
 pub struct Application {
@@ -40,6 +43,7 @@ pub struct Application {
 impl Application {
     /// Opens the database, loads the rooms and binds the listener (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        check_exposure(&config)?;
         let data_dir = config.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || PoloStore::open(&data_dir))
             .await?
@@ -53,6 +57,10 @@ impl Application {
         config: Config,
         storage: Arc<dyn Storage>,
     ) -> anyhow::Result<Application> {
+        check_exposure(&config)?;
+        store::blocking(&storage, store::upgrade)
+            .await
+            .context("upgrading the stored data")?;
         let hub_storage = storage.clone();
         let settings = config.live_settings();
         let metrics = Metrics::new();
@@ -65,8 +73,9 @@ impl Application {
         .context("loading rooms")?;
         hub.spawn_ticker();
         let bots_storage = storage.clone();
+        let allow_private_webhooks = config.allow_private_webhooks;
         let bots = Arc::new(
-            tokio::task::spawn_blocking(move || Bots::load(bots_storage))
+            tokio::task::spawn_blocking(move || Bots::load(bots_storage, allow_private_webhooks))
                 .await?
                 .context("loading bots")?,
         );
@@ -75,6 +84,7 @@ impl Application {
         tokio::spawn(webhook::run_deliveries(
             deliveries,
             webhook_settings,
+            bots.clone(),
             shutdown.clone(),
         ));
         hub.set_mention_hook(Arc::new(MentionWebhooks {
@@ -86,6 +96,11 @@ impl Application {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
+        let origin = OwnOrigin::new(
+            config.public_url.as_deref(),
+            listener.local_addr().unwrap_or(config.addr),
+        )
+        .map_err(anyhow::Error::msg)?;
         let admin_storage = storage.clone();
         let admin_token = config.admin_token.clone();
         let (admin, setup_token) = tokio::task::spawn_blocking(move || {
@@ -120,10 +135,16 @@ impl Application {
             device_links: Arc::new(DeviceLinks::default()),
             bots,
             storage,
-            origin: OwnOrigin::new(config.public_url.as_deref()),
+            origin,
             login_lock: Arc::new(tokio::sync::Mutex::new(())),
             tracker: TaskTracker::new(),
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit, config.rate_burst)),
+            creation: Arc::new(CreationLimits {
+                rooms: RateLimiter::per_minute(config.room_rate),
+                rooms_per_login: Quota::new(config.rooms_per_login),
+                reserved_names: RateLimiter::per_hour(config.bot_rate),
+            }),
+            guesses: config.guess_limiter(),
             config: Arc::new(config),
         });
         Ok(Application {
@@ -207,6 +228,22 @@ impl Application {
     }
 }
 
+/// Refuses a `--public-url` that is not an origin, and serving on an address other machines
+/// can reach without one: the `Host` check would then know no name but the loopback ones.
+fn check_exposure(config: &Config) -> anyhow::Result<()> {
+    OwnOrigin::new(config.public_url.as_deref(), config.addr).map_err(anyhow::Error::msg)?;
+    if config.public_url.is_none() && !config.addr.ip().is_loopback() {
+        anyhow::bail!(
+            "--addr {} can be reached from other machines, so the server needs --public-url \
+             (env CHAT_PUBLIC_URL): the address people open, such as \
+             https://chat.example.com. It answers only requests for that host (and for \
+             localhost), so no other site's name can be pointed at it (DNS rebinding).",
+            config.addr
+        );
+    }
+    Ok(())
+}
+
 /// Each connection's kernel send buffer (Linux doubles it, for its bookkeeping): enough for
 /// 20 MB/s of downloads at 50 ms round trips, small enough that a socket whose reader
 /// stopped fills it in under half a minute of a busy room.
@@ -242,12 +279,22 @@ async fn serve(
     let connections = TaskTracker::new();
     let mut shutdown = pin!(shutdown);
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
+        // What axum's `ConnectInfo` would carry, and our side of the connection, for the
+        // `Host` check and the client's address.
+        let local = LocalAddr(tcp.local_addr().unwrap_or(peer));
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(local);
+                request
+            });
         let connection = http
-            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()))
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
             .with_upgrades();
         let draining = draining.clone();
         connections.spawn(async move {

@@ -12,7 +12,7 @@ use crate::devices::DeviceLinks;
 use crate::files::FileStore;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{CreationLimits, RateLimiter};
 use crate::security::OwnOrigin;
 use crate::store::{SessionBackend, Storage};
 
@@ -50,6 +50,10 @@ pub struct App {
     /// Every open socket, so shutdown can wait for their close frames to go out.
     pub tracker: TaskTracker,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Rooms and bots one login or client address may create.
+    pub creation: Arc<CreationLimits>,
+    /// Wrong guesses at the admin token, setup link and join code, per client address.
+    pub guesses: RateLimiter,
     /// The session store, also used directly to end a login on all its devices.
     pub sessions: SessionBackend,
     /// One-time links that log another device in as the same person.

@@ -3,6 +3,7 @@
 //! nickname claim that never expires, so no person can take it (and no bot can take a name
 //! a person is logged in with).
 
+pub mod destination;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -12,8 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::now_millis;
 use crate::domain::Nickname;
+use crate::identity::login_handle;
 use crate::security::{hex, same_secret};
-use crate::store::{self, BOT_CLAIM_PREFIX, BotRecord, ClaimRecord, Storage, StoreError};
+use crate::store::{self, BotRecord, ClaimRecord, Storage, StoreError, bot_login_id};
 
 /// Every token starts with this, so one pasted somewhere is easy to spot (and grep for).
 const TOKEN_PREFIX: &str = "chatbot_";
@@ -32,6 +34,9 @@ pub enum BotError {
         "A webhook URL must be an http:// or https:// address of at most {MAX_URL_CHARS} characters."
     )]
     BadUrl,
+    /// The webhook URL leads to the server's own networks, and `--allow-private-webhooks` is off.
+    #[error("That webhook URL can't be used: {0}.")]
+    PrivateWebhook(destination::DestinationError),
     #[error("there is no such bot")]
     NotFound,
     #[error(transparent)]
@@ -44,12 +49,14 @@ pub struct BotIdentity {
     pub id: String,
     pub name: Nickname,
     pub mention_key: String,
+    /// The login handle its messages carry (of its claim, `bot:{id}`).
+    pub handle: String,
 }
 
 impl BotIdentity {
     /// The rate limiter's key: bots and people never share a bucket.
     pub fn rate_key(&self) -> String {
-        format!("{BOT_CLAIM_PREFIX}{}", self.id)
+        bot_login_id(&self.id)
     }
 }
 
@@ -57,6 +64,8 @@ impl BotIdentity {
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {
     pub bot: String,
+    /// The bot's login handle: whether it may read the room.
+    pub handle: String,
     pub url: String,
     pub origin: String,
     /// The HMAC key that signs deliveries: the hex SHA-256 of the bot's token, which the bot
@@ -70,6 +79,8 @@ pub struct Bots {
     /// Read on every API request and by the committer for each mention; written only when a
     /// person changes a bot.
     registry: RwLock<Registry>,
+    /// `--allow-private-webhooks`: webhook URLs may lead to non-public addresses.
+    allow_private_webhooks: bool,
 }
 
 #[derive(Default)]
@@ -85,11 +96,23 @@ impl Registry {
             .insert(mention_key_of(&bot.name), bot.id.clone());
         self.by_id.insert(bot.id.clone(), bot);
     }
+
+    fn remove(&mut self, id: &str) -> Option<BotRecord> {
+        let bot = self.by_id.remove(id)?;
+        let key = mention_key_of(&bot.name);
+        if self.by_mention.get(&key).is_some_and(|found| found == id) {
+            self.by_mention.remove(&key);
+        }
+        Some(bot)
+    }
 }
 
 impl Bots {
     /// Loads every bot. Blocking: call from `spawn_blocking`.
-    pub fn load(storage: Arc<dyn Storage>) -> store::StoreResult<Bots> {
+    pub fn load(
+        storage: Arc<dyn Storage>,
+        allow_private_webhooks: bool,
+    ) -> store::StoreResult<Bots> {
         let mut registry = Registry::default();
         for bot in storage.bots()? {
             registry.insert(bot);
@@ -97,6 +120,7 @@ impl Bots {
         Ok(Bots {
             storage,
             registry: RwLock::new(registry),
+            allow_private_webhooks,
         })
     }
 
@@ -127,6 +151,20 @@ impl Bots {
         bots
     }
 
+    /// Every bot, by name: the admins' list.
+    pub fn all(&self) -> Vec<BotRecord> {
+        let mut bots: Vec<BotRecord> = self
+            .registry
+            .read()
+            .expect("bots lock")
+            .by_id
+            .values()
+            .cloned()
+            .collect();
+        bots.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        bots
+    }
+
     /// The bot's webhook URL, if it has one.
     pub fn webhook_url(&self, id: &str) -> Option<String> {
         let registry = self.registry.read().expect("bots lock");
@@ -143,6 +181,7 @@ impl Bots {
         let bot = registry.by_id.get(registry.by_mention.get(mention_key)?)?;
         Some(WebhookTarget {
             bot: bot.name.clone(),
+            handle: bot_handle(&bot.id),
             url: bot.webhook_url.clone()?,
             origin: bot.origin.clone(),
             signing_key: bot.token_hash.clone()?,
@@ -171,19 +210,13 @@ impl Bots {
             origin,
             created_at: now_millis(),
         };
-        let claim = ClaimRecord {
-            nickname_key: name.key(),
-            nickname: bot.name.clone(),
-            login_id: format!("{BOT_CLAIM_PREFIX}{id}"),
-        };
+        let now = now_millis();
+        let claim = ClaimRecord::new(name, bot_login_id(&id));
         let stored = bot.clone();
         let created = store::blocking(&self.storage, move |storage| {
+            // Not a name a person has (or had until recently): they would find it taken for good.
             if let Some(existing) = storage.claim(&claim.nickname_key)?
-                && (existing.is_bot()
-                    || storage.login_is_live(
-                        &existing.login_id,
-                        time::OffsetDateTime::now_utc().unix_timestamp(),
-                    )?)
+                && existing.keeps_bots_out(now)
             {
                 return Ok(false);
             }
@@ -211,6 +244,30 @@ impl Bots {
         Ok(token)
     }
 
+    /// Deletes `owner_login`'s bot (any bot, for `None`: an admin): its token stops working,
+    /// its webhook gets nothing more, and its name is free again. Its messages stay. The
+    /// caller holds the login lock, as claims change only under it.
+    pub async fn delete(&self, owner_login: Option<&str>, id: &str) -> Result<BotRecord, BotError> {
+        let bot = self.bot(owner_login, id)?;
+        let claim_key = Nickname::parse(&bot.name).ok().map(|name| name.key());
+        let bot_id = bot.id.clone();
+        store::blocking(&self.storage, move |storage| {
+            // The claim goes only if it is still this bot's.
+            let own_claim = match &claim_key {
+                Some(key) => storage
+                    .claim(key)?
+                    .is_some_and(|claim| claim.bot_id() == Some(bot_id.as_str())),
+                None => false,
+            };
+            let claim_key = claim_key.as_deref().filter(|_| own_claim);
+            storage.delete_bot(&bot_id, claim_key)
+        })
+        .await?;
+        self.registry.write().expect("bots lock").remove(id);
+        tracing::info!(bot = %bot.name, "bot deleted");
+        Ok(bot)
+    }
+
     /// Revokes the bot's token: the bot can't post or read until it gets a new one.
     pub async fn revoke(&self, owner_login: &str, id: &str) -> Result<(), BotError> {
         self.change(owner_login, id, |bot| bot.token_hash = None)
@@ -227,12 +284,32 @@ impl Bots {
         origin: String,
     ) -> Result<(), BotError> {
         let url = parse_webhook_url(url)?;
+        if let Some(url) = &url
+            && !self.allow_private_webhooks
+        {
+            let parsed = url::Url::parse(url).map_err(|_| BotError::BadUrl)?;
+            destination::check_when_set(&parsed)
+                .await
+                .map_err(BotError::PrivateWebhook)?;
+        }
         let check_owner = owner_login.map(str::to_owned);
         self.change_checked(check_owner.as_deref(), id, move |bot| {
             bot.webhook_url = url;
             bot.origin = origin;
         })
         .await
+    }
+
+    /// Bot `id`, if `owner_login` owns it (any bot, for `None`).
+    fn bot(&self, owner_login: Option<&str>, id: &str) -> Result<BotRecord, BotError> {
+        self.registry
+            .read()
+            .expect("bots lock")
+            .by_id
+            .get(id)
+            .filter(|bot| owner_login.is_none_or(|owner| bot.owner_login == owner))
+            .cloned()
+            .ok_or(BotError::NotFound)
     }
 
     async fn change(
@@ -252,15 +329,7 @@ impl Bots {
         id: &str,
         edit: impl FnOnce(&mut BotRecord),
     ) -> Result<(), BotError> {
-        let mut bot = self
-            .registry
-            .read()
-            .expect("bots lock")
-            .by_id
-            .get(id)
-            .filter(|bot| owner_login.is_none_or(|owner| bot.owner_login == owner))
-            .cloned()
-            .ok_or(BotError::NotFound)?;
+        let mut bot = self.bot(owner_login, id)?;
         edit(&mut bot);
         let stored = bot.clone();
         store::blocking(&self.storage, move |storage| storage.save_bot(&stored)).await?;
@@ -275,8 +344,14 @@ fn identity(bot: &BotRecord) -> Option<BotIdentity> {
     Some(BotIdentity {
         id: bot.id.clone(),
         mention_key: name.mention_key(),
+        handle: bot_handle(&bot.id),
         name,
     })
+}
+
+/// The login handle of a bot's messages: its claim's.
+fn bot_handle(id: &str) -> String {
+    login_handle(&bot_login_id(id))
 }
 
 fn mention_key_of(name: &str) -> String {

@@ -1,9 +1,15 @@
 //! Outgoing webhooks: when a message mentions a bot that has a webhook URL, a JSON POST goes
 //! there. Delivery runs off the request path and off the committer: the committer only puts
-//! it in a bounded queue (dropping it, with a warning, when the queue is full), and a worker
-//! delivers with a timeout, retrying failures with exponential backoff.
+//! it in a bounded queue (dropping it, with a warning, when the queue is full). A dispatcher
+//! sorts the queue into one line per bot, each bounded on its own, and each bot's line is
+//! delivered in order, one at a time, with a timeout, retrying failures with exponential
+//! backoff. So a bot whose webhook hangs, or that is mentioned a thousand times, holds up
+//! only its own deliveries. It connects only to
+//! public addresses unless `--allow-private-webhooks` (see [`super::destination`]).
 
-use std::sync::Arc;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -14,7 +20,8 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::Bots;
+use super::destination::{self, DestinationError};
+use super::{Bots, mention_key_of};
 use crate::hub::{MentionHook, Room};
 use crate::security::hex;
 use crate::store::{MessageKind, MessageRecord};
@@ -22,8 +29,8 @@ use crate::store::{MessageKind, MessageRecord};
 /// The header that carries `sha256=` and the hex HMAC-SHA256 of the body.
 pub const SIGNATURE_HEADER: &str = "x-chat-signature";
 
-/// Deliveries in flight at once; the rest wait in the queue.
-const CONCURRENT_DELIVERIES: usize = 16;
+/// Deliveries in flight at once, each to a different bot; the rest wait in their lines.
+const CONCURRENT_DELIVERIES: usize = 64;
 
 /// How deliveries are made; flags (defaults in `Config`), so tests can shorten them.
 #[derive(Debug, Clone)]
@@ -36,6 +43,10 @@ pub struct WebhookSettings {
     pub backoff: Duration,
     /// Deliveries waiting at most; past it new ones are dropped.
     pub queue: usize,
+    /// Deliveries waiting for one bot at most; past it that bot's new ones are dropped.
+    pub bot_queue: usize,
+    /// `--allow-private-webhooks`: deliver to loopback and private addresses too.
+    pub allow_private: bool,
 }
 
 /// What a bot's webhook receives.
@@ -103,25 +114,61 @@ impl Webhooks {
     }
 }
 
-/// Delivers queued webhooks until shutdown, a bounded number at a time.
+/// What waits, bot by bot. A bot has a line exactly while its worker runs.
+#[derive(Default)]
+struct Lines {
+    by_bot: HashMap<String, VecDeque<Delivery>>,
+    /// Deliveries in all the lines.
+    waiting: usize,
+}
+
+/// What each bot's worker shares.
+struct Dispatch {
+    lines: Mutex<Lines>,
+    client: reqwest::Client,
+    settings: WebhookSettings,
+    slots: Arc<Semaphore>,
+    bots: Arc<Bots>,
+    shutdown: CancellationToken,
+}
+
+/// Delivers queued webhooks until shutdown: sorts them into a line per bot, and runs one
+/// worker per bot with something waiting. `bots` says, before each delivery, whether the
+/// bot still has that webhook (a deleted bot, a revoked token or a removed webhook gets
+/// nothing more).
 pub async fn run_deliveries(
     mut deliveries: mpsc::Receiver<Delivery>,
     settings: WebhookSettings,
+    bots: Arc<Bots>,
     shutdown: CancellationToken,
 ) {
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(settings.timeout)
+        // A redirect could lead anywhere, past the checks: none is followed.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("chat-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+        .user_agent(concat!("chat-webhooks/", env!("CARGO_PKG_VERSION")));
+    if !settings.allow_private {
+        // Names resolve to checked public addresses only, and connections go straight to
+        // them: a proxy from the environment would connect wherever it was told.
+        builder = builder
+            .dns_resolver(Arc::new(destination::PublicOnly))
+            .no_proxy();
+    }
+    let client = match builder.build() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the webhook client; webhooks are off");
             return;
         }
     };
-    let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
+    let dispatch = Arc::new(Dispatch {
+        lines: Mutex::default(),
+        client,
+        settings,
+        slots: Arc::new(Semaphore::new(CONCURRENT_DELIVERIES)),
+        bots,
+        shutdown: shutdown.clone(),
+    });
     loop {
         let delivery = tokio::select! {
             delivery = deliveries.recv() => match delivery {
@@ -130,19 +177,78 @@ pub async fn run_deliveries(
             },
             () = shutdown.cancelled() => return,
         };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let bot = delivery.payload.bot.clone();
+        if dispatch.line_up(delivery) {
+            tokio::spawn(work_line(dispatch.clone(), bot));
+        }
+    }
+}
+
+impl Dispatch {
+    /// Puts a delivery in its bot's line; `true` if the line is new and needs a worker.
+    fn line_up(&self, delivery: Delivery) -> bool {
+        let mut lines = self.lines.lock().expect("webhook lines lock");
+        if lines.waiting >= self.settings.queue {
+            tracing::warn!(
+                bot = %delivery.payload.bot,
+                message = delivery.payload.message.id,
+                "webhook queue full; mention not delivered"
+            );
+            return false;
+        }
+        let started = match lines.by_bot.entry(delivery.payload.bot.clone()) {
+            Entry::Occupied(mut line) => {
+                if line.get().len() >= self.settings.bot_queue {
+                    tracing::warn!(
+                        bot = %delivery.payload.bot,
+                        message = delivery.payload.message.id,
+                        "this bot's webhook queue is full; mention not delivered"
+                    );
+                    return false;
+                }
+                line.get_mut().push_back(delivery);
+                false
+            }
+            Entry::Vacant(line) => {
+                line.insert(VecDeque::from([delivery]));
+                true
+            }
+        };
+        lines.waiting += 1;
+        started
+    }
+
+    /// The bot's next delivery; `None` when its line is empty, which ends the line (under
+    /// the same lock, so a delivery lined up meanwhile starts a new worker).
+    fn next_for(&self, bot: &str) -> Option<Delivery> {
+        let mut lines = self.lines.lock().expect("webhook lines lock");
+        let next = lines.by_bot.get_mut(bot).and_then(VecDeque::pop_front);
+        match next {
+            Some(_) => lines.waiting -= 1,
+            None => {
+                lines.by_bot.remove(bot);
+            }
+        }
+        next
+    }
+}
+
+/// Delivers one bot's line, in order, one at a time, until it is empty.
+async fn work_line(dispatch: Arc<Dispatch>, bot: String) {
+    while let Some(mut delivery) = dispatch.next_for(&bot) {
+        // Where the bot's webhook is now: it may be gone, or have moved.
+        let Some(target) = dispatch.bots.webhook_for(&mention_key_of(&bot)) else {
+            continue;
+        };
+        delivery.url = target.url;
+        delivery.signing_key = target.signing_key;
+        let Ok(_slot) = dispatch.slots.acquire().await else {
             return;
         };
-        let client = client.clone();
-        let settings = settings.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = deliver(&client, &delivery, &settings) => {}
-                () = shutdown.cancelled() => {}
-            }
-            drop(slot);
-        });
+        tokio::select! {
+            () = deliver(&dispatch.client, &delivery, &dispatch.settings) => {}
+            () = dispatch.shutdown.cancelled() => return,
+        }
     }
 }
 
@@ -156,6 +262,14 @@ async fn deliver(client: &reqwest::Client, delivery: &Delivery, settings: &Webho
         }
     };
     let signed = signature(&delivery.signing_key, &body);
+    if !settings.allow_private
+        && let Err(refused @ DestinationError::NotPublic { .. }) =
+            check_destination(&delivery.url).await
+    {
+        // Set before the rule, or its name now points elsewhere: retrying won't change it.
+        tracing::warn!(bot = %delivery.payload.bot, reason = %refused, "webhook not delivered");
+        return;
+    }
     let attempts = settings.attempts.max(1);
     for attempt in 1..=attempts {
         let outcome = client
@@ -192,6 +306,18 @@ async fn deliver(client: &reqwest::Client, delivery: &Delivery, settings: &Webho
     );
 }
 
+/// Where `url` leads, checked (an address in the URL is not resolved, so the client's
+/// resolver never sees it: it is checked here).
+async fn check_destination(url: &str) -> Result<(), DestinationError> {
+    match url::Url::parse(url) {
+        Ok(url) => destination::check(&url).await,
+        Err(e) => Err(DestinationError::Unresolved {
+            host: url.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// Turns mentions of bots with webhooks into queued deliveries.
 pub struct MentionWebhooks {
     pub bots: Arc<Bots>,
@@ -206,13 +332,13 @@ impl MentionHook for MentionWebhooks {
             return;
         }
         for key in mentions {
-            // A direct conversation's words never leave it, even when someone names a bot.
-            if !room.readable_by(key) {
-                continue;
-            }
             let Some(target) = self.bots.webhook_for(key) else {
                 continue;
             };
+            // A direct conversation's words never leave it, even when someone names a bot.
+            if !room.readable_by(&target.handle) {
+                continue;
+            }
             // A bot answering its own mention would loop.
             if message.bot && message.author == target.bot {
                 continue;
@@ -292,6 +418,8 @@ mod tests {
             attempts: 1,
             backoff: Duration::from_millis(1),
             queue: 2,
+            bot_queue: 2,
+            allow_private: false,
         };
         let (webhooks, mut queued) = Webhooks::new(&settings);
         assert!(webhooks.enqueue(delivery(1)));

@@ -13,11 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::room::{Room, render};
 use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange};
 use crate::clock::now_millis;
-use crate::domain::{Nickname, Slug};
+use crate::domain::{Nickname, Slug, render_body_and_mentions};
+use crate::identity::login_handle;
 use crate::metrics::Metrics;
 use crate::store::{
     AppendBatch, Attachment, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction,
-    ReplyPreview, RoomHead, Storage, StoreResult,
+    ReplyPreview, RoomHead, Storage, StoreError, StoreResult,
 };
 use crate::views::RenderedMessage;
 
@@ -38,6 +39,8 @@ pub(super) struct AppendRequest {
     pub room: Arc<Room>,
     pub kind: MessageKind,
     pub author: String,
+    /// The author's login handle; empty for a system line.
+    pub login: String,
     pub body: String,
     pub client_id: Option<String>,
     pub dedup_key: Option<String>,
@@ -51,11 +54,12 @@ pub(super) struct AppendRequest {
     pub queued_at: Instant,
 }
 
-/// A request to change a stored message on behalf of `by`.
+/// A request to change a stored message on behalf of `by`, from the login `login`.
 pub(super) struct ChangeRequest {
     pub room: Arc<Room>,
     pub id: u64,
     pub by: String,
+    pub login: String,
     pub change: MessageChange,
     pub reply: oneshot::Sender<Result<Arc<RenderedMessage>, ChangeError>>,
 }
@@ -193,7 +197,8 @@ fn change_message(
         .pop()
         .filter(|m| m.kind == MessageKind::User && !m.deleted)
         .ok_or(ChangeError::NotFound)?;
-    let own = record.author == request.by;
+    // The same login, not the same name: a later holder of the nickname is someone else.
+    let own = !record.login.is_empty() && record.login == request.login;
     match &request.change {
         MessageChange::Edit(body) => {
             if !own {
@@ -204,6 +209,8 @@ fn change_message(
             }
             record.body = body.clone();
             record.edited_at = Some(now_millis());
+            let named = render_body_and_mentions(body).mentions;
+            record.mentioned = mentioned_logins(storage, &named, &record.login, now_millis());
         }
         MessageChange::Delete | MessageChange::DeleteAsAdmin => {
             if !own && request.change == MessageChange::Delete {
@@ -246,21 +253,46 @@ fn toggle_reaction(reactions: &mut Vec<Reaction>, emoji: &str, by: &str) {
 /// Mention marks a room keeps; the oldest are forgotten first.
 const MENTION_MARKS: usize = 64;
 
-/// Records that `message` is the newest to mention each person it names (but its author).
-fn mark_mentions(marks: &mut Vec<MentionMark>, message: &RenderedMessage) {
-    let author = Nickname::parse(&message.author).map(|n| n.mention_key());
-    for key in &message.mentions {
-        if author.as_ref().is_ok_and(|a| a == key) {
-            continue;
-        }
-        marks.retain(|mark| mark.key != *key);
+/// Records that `record` is the newest message to mention each login it mentions.
+fn mark_mentions(marks: &mut Vec<MentionMark>, record: &MessageRecord) {
+    for login in &record.mentioned {
+        marks.retain(|mark| mark.key != *login);
         marks.push(MentionMark {
-            key: key.clone(),
-            id: message.id as i64,
+            key: login.clone(),
+            id: record.id,
         });
     }
     let excess = marks.len().saturating_sub(MENTION_MARKS);
     marks.drain(..excess);
+}
+
+/// The logins holding the nicknames with these mention keys now, but the author's own: a
+/// later holder of a name is not mentioned by what was written before.
+fn mentioned_logins(
+    storage: &dyn Storage,
+    mention_keys: &[String],
+    author: &str,
+    now: i64,
+) -> Vec<String> {
+    let mut logins: Vec<String> = mention_keys
+        .iter()
+        .filter_map(|key| mentioned_login(storage, key, now))
+        .filter(|login| login != author)
+        .collect();
+    logins.dedup();
+    logins
+}
+
+/// The handle of the login holding the nickname with this mention key, if anyone does.
+fn mentioned_login(storage: &dyn Storage, mention_key: &str, now: i64) -> Option<String> {
+    let nickname = Nickname::parse(mention_key).ok()?;
+    match storage.holder(&nickname.key(), now) {
+        Ok(claim) => claim.map(|claim| login_handle(&claim.login_id)),
+        Err(e) => {
+            tracing::warn!(error = %e, "mention not marked");
+            None
+        }
+    }
 }
 
 /// What a reply quotes of message `id`, if it exists and is not deleted.
@@ -301,6 +333,11 @@ fn commit_batch(
     let mut keys_in_batch: HashMap<String, u64> = HashMap::new();
 
     for request in requests {
+        // Every post passes here, whatever route it came by: none goes into an archived room.
+        if request.kind == MessageKind::User && request.room.is_archived() {
+            let _ = request.reply.send(Err(StoreError::Archived));
+            continue;
+        }
         if let Some(key) = &request.dedup_key {
             let known = match keys_in_batch.get(key).copied().or_else(|| dedup.get(key)) {
                 Some(id) => Ok(Some(id)),
@@ -337,6 +374,7 @@ fn commit_batch(
                 id,
                 request.kind,
                 request.author.clone(),
+                request.login.clone(),
                 request.body.clone(),
                 now,
             )
@@ -355,18 +393,24 @@ fn commit_batch(
     if accepted.is_empty() {
         return false;
     }
-    // Rendered before the commit, so the mentions can be stored in it; shown only after.
-    let rendered: Vec<RenderedMessage> = batch.messages.iter().map(render).collect();
+    // Rendered before the commit, so the mentions can be stored in it; shown only after. A
+    // message that names people is rendered again with their logins, which it then stores.
+    let mut rendered: Vec<RenderedMessage> = batch.messages.iter().map(render).collect();
     let mut marks: HashMap<Slug, Vec<MentionMark>> = HashMap::new();
-    for (record, message) in batch.messages.iter().zip(&rendered) {
-        if message.mentions.is_empty() {
+    for (record, message) in batch.messages.iter_mut().zip(rendered.iter_mut()) {
+        if message.mentions.is_empty() || record.kind != MessageKind::User {
             continue;
         }
+        record.mentioned = mentioned_logins(storage, &message.mentions, &record.login, now);
+        if record.mentioned.is_empty() {
+            continue;
+        }
+        *message = render(record);
         let (room, _) = &next_ids[&record.room];
         let room_marks = marks
             .entry(room.slug.clone())
             .or_insert_with(|| room.mention_marks());
-        mark_mentions(room_marks, message);
+        mark_mentions(room_marks, record);
     }
     batch.room_heads = next_ids
         .iter()

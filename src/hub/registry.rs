@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use super::{Hub, NewMessage, Room};
 use crate::clock::now_millis;
 use crate::domain::{Nickname, RoomName, Slug};
-use crate::store::{self, RoomRecord, StoreResult};
+use crate::identity::login_handle;
+use crate::store::{self, DirectMember, RoomRecord, StoreResult};
 
 impl Hub {
     /// How many rooms there are, for `/metrics`.
@@ -18,20 +19,20 @@ impl Hub {
         self.rooms.read().expect("rooms lock").get(slug).cloned()
     }
 
-    /// The room at this URL segment, if the one with this mention key may read it: to anyone
+    /// The room at this URL segment, if the login with this handle may read it: to anyone
     /// else a direct conversation does not exist.
-    pub fn readable_room(&self, slug: &str, mention_key: &str) -> Option<Arc<Room>> {
+    pub fn readable_room(&self, slug: &str, login: &str) -> Option<Arc<Room>> {
         Slug::parse(slug)
             .and_then(|slug| self.room(&slug))
-            .filter(|room| room.readable_by(mention_key))
+            .filter(|room| room.readable_by(login))
     }
 }
 
 impl Hub {
-    /// Whether the person with this mention key may read `room`: search asks it of every
-    /// hit. The same rule as every room path ([`Room::readable_by`]).
-    pub fn can_read(&self, mention_key: &str, room: &Slug) -> bool {
-        self.room(room).is_some_and(|r| r.readable_by(mention_key))
+    /// Whether the login with this handle may read `room`: search asks it of every hit. The
+    /// same rule as every room path ([`Room::readable_by`]).
+    pub fn can_read(&self, login: &str, room: &Slug) -> bool {
+        self.room(room).is_some_and(|r| r.readable_by(login))
     }
 }
 
@@ -51,15 +52,38 @@ impl Hub {
         self.open(record, creator).await
     }
 
-    /// The direct conversation between `me` and `other`, created on first use.
+    /// The direct conversation between two logins, if it exists: under the slug their two
+    /// handles make, or, begun before logins were recorded, under the one their names made
+    /// (the upgrade gave it to them).
+    pub fn direct_room(&self, me: &DirectMember, other: &DirectMember) -> Option<Arc<Room>> {
+        let between =
+            |room: &Arc<Room>| room.readable_by(&me.login) && room.readable_by(&other.login);
+        if let Some(room) = self.room(&Slug::direct(&me.login, &other.login)) {
+            return Some(room).filter(between);
+        }
+        self.rooms
+            .read()
+            .expect("rooms lock")
+            .values()
+            .find(|room| room.slug.direct_members().is_some() && between(room))
+            .cloned()
+    }
+
+    /// The direct conversation between two logins, created by its first message: `me`
+    /// is who writes it.
     pub async fn open_direct(
         &self,
-        me: &Nickname,
-        other: &Nickname,
+        me: DirectMember,
+        other: DirectMember,
     ) -> StoreResult<(Arc<Room>, bool)> {
-        let slug = Slug::direct(&me.mention_key(), &other.mention_key());
-        let record = RoomRecord::new(slug, format!("{me} & {other}"), me.as_str(), now_millis());
-        self.open(record, me.as_str()).await
+        let slug = Slug::direct(&me.login, &other.login);
+        let creator = me.name.clone();
+        let name = format!("{} & {}", me.name, other.name);
+        let record = RoomRecord {
+            members: vec![me, other],
+            ..RoomRecord::new(slug, name, &creator, now_millis())
+        };
+        self.open(record, &creator).await
     }
 
     async fn open(&self, record: RoomRecord, creator: &str) -> StoreResult<(Arc<Room>, bool)> {
@@ -75,23 +99,56 @@ impl Hub {
                 .or_insert_with(|| Arc::new(Room::from_record(record, self.first_revision)))
                 .clone()
         };
-        if created {
+        // A direct conversation starts with its first message, not with a line about itself.
+        if created && room.slug.direct_members().is_none() {
             let _ = self
                 .post(
                     &room,
                     NewMessage::system(creator, format!("room created by {creator}")),
                 )
                 .await;
+        }
+        if created {
             self.sidebar_dirty.store(true, Ordering::Release);
         }
         Ok((room, created))
     }
 
-    /// Whether someone holds this nickname now, so a conversation with them can start.
-    pub async fn nickname_is_held(&self, nickname: &Nickname) -> StoreResult<bool> {
+    /// A login no longer holds its nickname (someone else took it, or an admin removed it):
+    /// in its direct conversations, the other person now sees it marked as a former holder.
+    pub async fn nickname_passed_on(&self, login: &str) -> StoreResult<()> {
+        let rooms: Vec<Arc<Room>> = self
+            .rooms
+            .read()
+            .expect("rooms lock")
+            .values()
+            .filter(|room| room.members().iter().any(|m| m.login == login && !m.former))
+            .cloned()
+            .collect();
+        for room in &rooms {
+            let mut members = room.members();
+            for member in members.iter_mut().filter(|m| m.login == login) {
+                member.former = true;
+            }
+            let (slug, stored) = (room.slug.clone(), members.clone());
+            store::blocking(&self.storage, move |s| s.set_members(&slug, &stored)).await?;
+            room.set_members(members);
+        }
+        if !rooms.is_empty() {
+            self.sidebar_dirty.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The login holding this nickname now (a person's or a bot's), as a conversation
+    /// names it.
+    pub async fn holder(&self, nickname: &Nickname) -> StoreResult<Option<DirectMember>> {
         let key = nickname.key();
-        Ok(store::blocking(&self.storage, move |s| s.claim(&key))
-            .await?
-            .is_some())
+        let claim = store::blocking(&self.storage, move |s| s.holder(&key, now_millis())).await?;
+        Ok(claim.map(|claim| DirectMember {
+            login: login_handle(&claim.login_id),
+            name: claim.nickname,
+            former: false,
+        }))
     }
 }

@@ -12,9 +12,9 @@ use super::{BROADCAST_CAPACITY, WINDOW};
 use crate::clock::now_millis;
 use crate::domain::Slug;
 use crate::store::{
-    self, MentionMark, MessageKind, MessageRecord, RoomRecord, Storage, StoreResult,
+    self, DirectMember, MentionMark, MessageKind, MessageRecord, RoomRecord, Storage, StoreResult,
 };
-use crate::views::{self, RenderedMessage};
+use crate::views::{self, RenderedMessage, direct_partner};
 
 /// What a room pushes to its subscribers. Each frame is built once and shared.
 #[derive(Debug)]
@@ -34,6 +34,9 @@ pub struct Room {
     topic: RwLock<String>,
     /// Read-only while set; changed by admins.
     archived: AtomicBool,
+    /// A direct conversation's two people, the only ones who may read it; empty otherwise.
+    /// Written only to mark one of them a former holder of their name.
+    members: RwLock<Vec<DirectMember>>,
     /// Newest committed id; written only by the committer after the window holds the message.
     last_id: AtomicU64,
     last_activity: AtomicI64,
@@ -114,6 +117,7 @@ impl Room {
             name: RwLock::new(record.name),
             topic: RwLock::new(record.topic),
             archived: AtomicBool::new(record.archived),
+            members: RwLock::new(record.members),
             last_id: AtomicU64::new(record.last_id.max(0) as u64),
             last_activity: AtomicI64::new(record.last_activity),
             mentions: Mutex::new(record.mentions),
@@ -134,12 +138,30 @@ impl Room {
         self.revision.load(Ordering::Acquire)
     }
 
-    /// Whether the person with this mention key may see the room: everyone, unless it is a
-    /// direct conversation, which only its two people may.
-    pub fn readable_by(&self, mention_key: &str) -> bool {
-        self.slug
-            .direct_members()
-            .is_none_or(|(a, b)| mention_key == a || mention_key == b)
+    /// Whether the login with this handle may see the room: everyone, unless it is a direct
+    /// conversation, which only its two people's logins may.
+    pub fn readable_by(&self, login: &str) -> bool {
+        self.slug.direct_members().is_none()
+            || self
+                .members
+                .read()
+                .expect("members lock")
+                .iter()
+                .any(|m| m.login == login)
+    }
+
+    /// A direct conversation's two people; empty for a named room.
+    pub fn members(&self) -> Vec<DirectMember> {
+        self.members.read().expect("members lock").clone()
+    }
+
+    pub(super) fn set_members(&self, members: Vec<DirectMember>) {
+        *self.members.write().expect("members lock") = members;
+    }
+
+    /// In a direct conversation, the other person's name as it shows to the login `viewer`.
+    pub fn partner_of(&self, viewer: &str) -> Option<String> {
+        direct_partner(&self.members.read().expect("members lock"), viewer)
     }
 
     pub fn name(&self) -> String {

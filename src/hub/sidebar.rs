@@ -18,7 +18,7 @@ pub struct SidebarUpdate {
     rooms: Vec<RoomSummary>,
     now: OffsetDateTime,
     frames: Mutex<HashMap<UtcOffset, Utf8Bytes>>,
-    /// Mention keys of everyone in a direct conversation: the rest skip straight to the
+    /// Login handles of everyone in a direct conversation: the rest skip straight to the
     /// shared frame.
     in_direct: HashSet<String>,
     direct_frames: Mutex<HashMap<(String, UtcOffset), Utf8Bytes>>,
@@ -28,8 +28,7 @@ impl SidebarUpdate {
     pub(super) fn new(rooms: Vec<RoomSummary>) -> SidebarUpdate {
         let in_direct = rooms
             .iter()
-            .filter_map(|room| room.slug.direct_members())
-            .flat_map(|(a, b)| [a.to_owned(), b.to_owned()])
+            .flat_map(|room| room.members.iter().map(|m| m.login.clone()))
             .collect();
         SidebarUpdate {
             rooms,
@@ -40,15 +39,15 @@ impl SidebarUpdate {
         }
     }
 
-    /// The frame for a viewer with this mention key, in this time zone.
-    pub fn frame_for(&self, offset: UtcOffset, mention_key: &str) -> Utf8Bytes {
+    /// The frame for the viewer with this login handle, in this time zone.
+    pub fn frame_for(&self, offset: UtcOffset, login: &str) -> Utf8Bytes {
         let shared = self.shared_frame(offset);
-        if !self.in_direct.contains(mention_key) {
+        if !self.in_direct.contains(login) {
             return shared;
         }
         let mut frames = self.direct_frames.lock().expect("sidebar frames lock");
         frames
-            .entry((mention_key.to_owned(), offset))
+            .entry((login.to_owned(), offset))
             .or_insert_with(|| {
                 let reader = ReaderRecord::default();
                 let mut list = views::Sidebar::new(
@@ -57,7 +56,7 @@ impl SidebarUpdate {
                     Some(views::SidebarViewer {
                         current: None,
                         reader: &reader,
-                        mention_key,
+                        login,
                     }),
                 );
                 // The page applies its own read marks, as on the shared list.
@@ -96,6 +95,7 @@ impl Hub {
                 last_id: room.last_id(),
                 last_activity: room.last_activity(),
                 mentions: room.mention_marks(),
+                members: room.members(),
             })
             .collect();
         rooms.sort_by(|a, b| {

@@ -7,13 +7,14 @@ use tokio::sync::{mpsc, oneshot};
 use super::committer::{AppendRequest, ChangeRequest, CommitRequest};
 use super::{Hub, Room};
 use crate::domain::{ClientId, MessageBody, Nickname};
+use crate::identity::CurrentUser;
 use crate::store::{Attachment, MessageKind, StoreError, StoreResult};
 use crate::views::RenderedMessage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
     Stored(u64),
-    /// The same client id from the same login was stored before as this id.
+    /// The same client id from the same login, in the same room, was stored before as this id.
     Duplicate(u64),
 }
 
@@ -23,8 +24,10 @@ pub struct NewMessage {
     kind: MessageKind,
     /// The nickname, or for a system line the actor it names ("alice (admin)").
     author: String,
+    /// The author's login handle; empty for a system line.
+    login: String,
     body: String,
-    /// `(sender, client_id)`: a resend with the same pair is stored once.
+    /// `(sender, client_id)`: a resend with the same pair into the same room is stored once.
     dedup: Option<(String, String)>,
     /// The message this one answers; ignored unless it exists in the same room.
     reply_to: Option<u64>,
@@ -56,25 +59,32 @@ pub enum ChangeError {
 }
 
 impl NewMessage {
-    /// What a person (or a bot) wrote.
-    pub fn said(author: &Nickname, body: MessageBody) -> NewMessage {
-        NewMessage::by_person(author, body.into_string(), None)
+    /// What a person (or a bot) wrote, under `author`, from the login with handle `login`.
+    pub fn said(author: &Nickname, login: &str, body: MessageBody) -> NewMessage {
+        NewMessage::by_person(author, login, body.into_string(), None)
     }
 
     /// A file someone attached, with the caption they typed, if any.
     pub fn attached(
         author: &Nickname,
+        login: &str,
         attachment: Attachment,
         caption: Option<MessageBody>,
     ) -> NewMessage {
         let caption = caption.map(MessageBody::into_string).unwrap_or_default();
-        NewMessage::by_person(author, caption, Some(attachment))
+        NewMessage::by_person(author, login, caption, Some(attachment))
     }
 
-    fn by_person(author: &Nickname, body: String, attachment: Option<Attachment>) -> NewMessage {
+    fn by_person(
+        author: &Nickname,
+        login: &str,
+        body: String,
+        attachment: Option<Attachment>,
+    ) -> NewMessage {
         NewMessage {
             kind: MessageKind::User,
             author: author.as_str().to_owned(),
+            login: login.to_owned(),
             body,
             dedup: None,
             reply_to: None,
@@ -100,6 +110,7 @@ impl NewMessage {
         NewMessage {
             kind: MessageKind::System,
             author: actor.to_owned(),
+            login: String::new(),
             body,
             dedup: None,
             reply_to: None,
@@ -139,11 +150,12 @@ impl Hub {
         let dedup_key = message
             .dedup
             .as_ref()
-            .map(|(login, client)| format!("{login}/{client}"));
+            .map(|(login, client)| format!("{login}/{}/{client}", room.slug));
         let request = AppendRequest {
             room: room.clone(),
             kind: message.kind,
             author: message.author,
+            login: message.login,
             body: message.body,
             client_id: message.dedup.map(|(_, client)| client),
             dedup_key,
@@ -161,13 +173,27 @@ impl Hub {
         answer
     }
 
-    /// Edits, deletes or reacts to message `id` on behalf of `by`, through the committer so it
-    /// is ordered with new messages; everyone in the room gets the new rendering.
+    /// Edits, deletes or reacts to message `id` on behalf of `by` (an edit or deletion must
+    /// come from the author's login), through the committer so it is ordered with new
+    /// messages; everyone in the room gets the new rendering.
     pub async fn change_message(
         &self,
         room: &Arc<Room>,
         id: u64,
+        by: &CurrentUser,
+        change: MessageChange,
+    ) -> Result<Arc<RenderedMessage>, ChangeError> {
+        self.queue_change(room, id, by.nickname.as_str(), by.handle(), change)
+            .await
+    }
+
+    /// `by` is the name a reaction shows, `login` the handle "own" is checked against.
+    async fn queue_change(
+        &self,
+        room: &Arc<Room>,
+        id: u64,
         by: &str,
+        login: &str,
         change: MessageChange,
     ) -> Result<Arc<RenderedMessage>, ChangeError> {
         let (reply, answer) = oneshot::channel();
@@ -175,6 +201,7 @@ impl Hub {
             room: room.clone(),
             id,
             by: by.to_owned(),
+            login: login.to_owned(),
             change,
             reply,
         };
@@ -194,7 +221,7 @@ impl Hub {
         by: &str,
     ) -> Result<Arc<RenderedMessage>, ChangeError> {
         let deleted = self
-            .change_message(room, id, by, MessageChange::DeleteAsAdmin)
+            .queue_change(room, id, by, "", MessageChange::DeleteAsAdmin)
             .await?;
         let line = format!("{by} deleted a message by {}", deleted.author);
         self.post(room, NewMessage::system(by, line)).await?;

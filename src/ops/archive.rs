@@ -13,6 +13,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tar::EntryType;
 use time::OffsetDateTime;
 
 use super::OpsError;
@@ -179,7 +180,10 @@ fn unpack(archive: impl Read, data_dir: &Path) -> Result<Manifest, OpsError> {
         .entries()
         .map_err(OpsError::io("reading the archive"))?;
     let manifest: Manifest = match entries.next() {
-        Some(Ok(entry)) if entry.path().is_ok_and(|p| p == Path::new(MANIFEST)) => {
+        Some(Ok(entry))
+            if entry.path().is_ok_and(|p| p == Path::new(MANIFEST))
+                && entry.header().entry_type() == EntryType::Regular =>
+        {
             serde_json::from_reader(entry)
                 .map_err(|e| OpsError::Invalid(format!("a damaged {MANIFEST}: {e}")))?
         }
@@ -199,7 +203,11 @@ fn unpack(archive: impl Read, data_dir: &Path) -> Result<Manifest, OpsError> {
             .path()
             .map_err(OpsError::io("reading the archive"))?
             .into_owned();
+        let kind = entry.header().entry_type();
         if path == Path::new(DATABASE) && !restored_database {
+            if kind != EntryType::Regular {
+                return Err(refused(&path, kind));
+            }
             let store = PoloStore::open(data_dir)?;
             let loaded = store.load(&mut BufReader::new(&mut entry))?;
             let expected: BTreeMap<String, u64> = manifest
@@ -215,15 +223,19 @@ fn unpack(archive: impl Read, data_dir: &Path) -> Result<Manifest, OpsError> {
             }
             restored_database = true;
         } else if is_file_entry(&path) {
-            let unpacked = entry
-                .unpack_in(data_dir)
-                .map_err(OpsError::io(format!("restoring {}", path.display())))?;
-            if !unpacked {
-                return Err(OpsError::Invalid(format!(
-                    "refusing the unsafe path {}",
-                    path.display()
-                )));
+            match kind {
+                EntryType::Regular => restore_file(data_dir, &path, &mut entry)?,
+                EntryType::Directory => restore_directory(data_dir, &path)?,
+                other => return Err(refused(&path, other)),
             }
+        } else if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(OpsError::Invalid(format!(
+                "refusing {}: a path that leads out of the data directory",
+                path.display()
+            )));
         } else {
             return Err(OpsError::Invalid(format!(
                 "unexpected {} in the archive",
@@ -235,6 +247,65 @@ fn unpack(archive: impl Read, data_dir: &Path) -> Result<Manifest, OpsError> {
         return Err(OpsError::Invalid("the archive holds no database".into()));
     }
     Ok(manifest)
+}
+
+/// Only plain files and directories are restored: a link (symbolic or hard), a device or a
+/// FIFO could point outside the data directory, and would then be served as an attachment.
+fn refused(path: &Path, kind: EntryType) -> OpsError {
+    OpsError::Invalid(format!(
+        "refusing {}: it is a {}, and a backup holds only plain files and directories",
+        path.display(),
+        match kind {
+            EntryType::Symlink => "symbolic link",
+            EntryType::Link => "hard link",
+            EntryType::Char | EntryType::Block => "device",
+            EntryType::Fifo => "FIFO",
+            _ => "special entry",
+        }
+    ))
+}
+
+/// Writes one file of the archive under `data_dir`. Never over anything already there,
+/// and never through a link: each directory on the way must be a real one.
+fn restore_file(data_dir: &Path, path: &Path, contents: &mut impl Read) -> Result<(), OpsError> {
+    let target = data_dir.join(path);
+    if let Some(parent) = path.parent() {
+        restore_directory(data_dir, parent)?;
+    }
+    let writing = OpsError::io(format!("restoring {}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(writing)?;
+    std::io::copy(contents, &mut file)
+        .map_err(OpsError::io(format!("restoring {}", path.display())))?;
+    Ok(())
+}
+
+/// Makes `path` (relative, plain names only) under `data_dir`, a real directory at every
+/// step.
+fn restore_directory(data_dir: &Path, path: &Path) -> Result<(), OpsError> {
+    let mut at = data_dir.to_path_buf();
+    for part in path.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(found) if found.is_dir() => continue,
+            Ok(_) => {
+                return Err(OpsError::Invalid(format!(
+                    "refusing {}: {} is not a directory",
+                    path.display(),
+                    at.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&at)
+                    .map_err(OpsError::io(format!("restoring {}", path.display())))?;
+            }
+            Err(e) => return Err(OpsError::io(format!("restoring {}", path.display()))(e)),
+        }
+    }
+    Ok(())
 }
 
 /// `files/` and then plain names only.

@@ -1,5 +1,5 @@
-//! Moderation: redeeming the admin secret, and each room's admin panel (rename, archive,
-//! kick). Every action but redeeming takes [`Admin`], so anyone else gets 403; each one
+//! Moderation: redeeming the admin secret, each room's admin panel (rename, archive,
+//! kick), and the list of every bot (delete). Every action but redeeming takes [`Admin`], so anyone else gets 403; each one
 //! leaves a system line in the room's stream. Direct conversations are not moderated: to
 //! admins too they are 404 here, as everywhere. (Deleting anyone's message is in
 //! `routes::messages`, on the same path as deleting one's own.)
@@ -17,13 +17,15 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::extract::admin::{self, Admin};
+use super::extract::client::{ClientAddr, Guess};
+use crate::bots::BotError;
 use crate::domain::{Nickname, RoomName, Slug};
 use crate::error::AppError;
 use crate::hub::{Hub, LoginEnd, NewMessage, Room};
-use crate::identity::CurrentUser;
+use crate::identity::{CurrentUser, login_handle};
 use crate::security::CspNonce;
 use crate::state::AppState;
-use crate::store;
+use crate::store::{self, BotRecord};
 use crate::views::{Chrome, render};
 
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
@@ -35,6 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/rooms/{slug}/admin/archive", post(archive))
         .route("/rooms/{slug}/admin/unarchive", post(unarchive))
         .route("/rooms/{slug}/admin/kick", post(kick))
+        .route("/admin/bots", get(bots))
+        .route("/admin/bots/{id}/delete", post(delete_bot))
 }
 
 #[derive(Template)]
@@ -54,6 +58,13 @@ struct PanelPage {
     archived: bool,
     here: Vec<String>,
     error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_bots.html")]
+struct BotsPage {
+    page: Chrome,
+    bots: Vec<BotRecord>,
 }
 
 #[derive(Deserialize)]
@@ -102,9 +113,11 @@ pub async fn redeem(
     State(state): State<AppState>,
     session: Session,
     viewer: CurrentUser,
+    client: ClientAddr,
     Extension(nonce): Extension<CspNonce>,
     Form(form): Form<RedeemForm>,
 ) -> Result<Response, AppError> {
+    let guess = Guess::start(&state, client)?;
     if !state.admin.redeem(form.token.trim()).await? {
         tracing::warn!("a wrong admin token was given");
         let page = RedeemPage {
@@ -116,6 +129,7 @@ pub async fn redeem(
         };
         return Ok((StatusCode::FORBIDDEN, render(&page)?).into_response());
     }
+    guess.right();
     admin::grant(&session, &viewer).await?;
     tracing::info!("admin rights granted to this session");
     Ok(Redirect::to("/").into_response())
@@ -271,6 +285,22 @@ pub async fn kick(
             "That is you. To leave, log out.".into(),
         );
     }
+    if let Some(bot_id) = claim.bot_id() {
+        // A bot's name: freeing it alone would leave the bot posting with its token.
+        match state.bots.delete(None, bot_id).await {
+            Err(BotError::NotFound) => {
+                // A claim without its bot: only the claim is left to free.
+                let key = claim.nickname_key.clone();
+                store::blocking(&state.storage, move |s| s.delete_claim(&key)).await?;
+            }
+            deleted => drop(deleted?),
+        }
+        tracing::info!(by = admin.nickname(), "bot removed");
+        let by = admin.display_name();
+        let line = format!("{by} removed the bot {}", claim.nickname);
+        state.hub.post(&room, NewMessage::system(&by, line)).await?;
+        return Ok(back_to(&room));
+    }
     // Sessions first, so the sockets closed next can't be reopened with them.
     state.sessions.end_login(&claim.login_id).await?;
     state
@@ -278,9 +308,39 @@ pub async fn kick(
         .end_login_because(&claim.login_id, LoginEnd::Removed);
     let key = claim.nickname_key.clone();
     store::blocking(&state.storage, move |s| s.delete_claim(&key)).await?;
+    state
+        .hub
+        .nickname_passed_on(&login_handle(&claim.login_id))
+        .await?;
     tracing::info!(by = admin.nickname(), "removed");
     let by = admin.display_name();
     let line = format!("{by} removed {}", claim.nickname);
     state.hub.post(&room, NewMessage::system(&by, line)).await?;
     Ok(back_to(&room))
+}
+
+/// Every bot, each with a button that deletes it.
+pub async fn bots(
+    State(state): State<AppState>,
+    admin: Admin,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let page = BotsPage {
+        page: Chrome::new("Bots", admin.person(), &nonce.0).for_admin(true),
+        bots: state.bots.all(),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+/// Deletes any bot: its token and webhook stop and its name is free; its messages stay.
+#[tracing::instrument(skip_all, fields(bot = %id))]
+pub async fn delete_bot(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let _claiming = state.login_lock.lock().await;
+    let bot = state.bots.delete(None, &id).await?;
+    tracing::info!(by = admin.nickname(), name = %bot.name, "bot deleted by an admin");
+    Ok(Redirect::to("/admin/bots").into_response())
 }

@@ -68,6 +68,7 @@ impl ApiError {
             ApiError::Unprocessable(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_long"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Store(StoreError::Archived) => (StatusCode::FORBIDDEN, "archived"),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_failed"),
         }
     }
@@ -77,6 +78,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let message = match &self {
+            ApiError::Store(StoreError::Archived) => {
+                "This room is archived: nothing can be posted in it.".to_owned()
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "API request failed");
                 "Storage is unavailable; nothing was stored. Try again in a moment.".to_owned()
@@ -114,6 +118,9 @@ impl From<BotError> for ApiError {
             BotError::Store(e) => ApiError::Store(e),
             // The bot was there when its token was checked.
             BotError::NotFound => ApiError::Unauthorized,
+            refused @ BotError::PrivateWebhook(_) => {
+                ApiError::Unprocessable("private_address", refused.to_string())
+            }
             other => ApiError::Unprocessable("invalid", other.to_string()),
         }
     }
@@ -157,7 +164,7 @@ pub async fn post_message(
 ) -> Result<Response, ApiError> {
     let room = state
         .hub
-        .readable_room(&slug, &bot.mention_key)
+        .readable_room(&slug, &bot.handle)
         .ok_or(ApiError::NotFound)?;
     let bytes = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(e.body_text()),
@@ -171,7 +178,7 @@ pub async fn post_message(
         return Err(ApiError::RateLimited { retry_after });
     }
     let client_id = post.client_id.as_deref().and_then(ClientId::parse);
-    let message = NewMessage::said(&bot.name, body)
+    let message = NewMessage::said(&bot.name, &bot.handle, body)
         .with_client_id(&bot.rate_key(), client_id.as_ref())
         .answering(post.reply_to);
     let (status, id) = match state.hub.post_as_bot(&room, message).await? {
@@ -240,6 +247,9 @@ struct ApiMessage {
     kind: &'static str,
     /// Empty for system lines.
     author: String,
+    /// The author's login handle (what "the same person" means: a later holder of the
+    /// nickname has another); empty for system lines.
+    login: String,
     bot: bool,
     /// Empty once deleted.
     body: String,
@@ -259,6 +269,7 @@ impl From<MessageRecord> for ApiMessage {
                 MessageKind::User => m.author,
                 MessageKind::System => String::new(),
             },
+            login: m.login,
             bot: m.bot,
             body: m.body,
             created_at: rfc3339(m.created_at),
@@ -287,7 +298,7 @@ pub async fn read_messages(
 ) -> Result<Response, ApiError> {
     let room = state
         .hub
-        .readable_room(&slug, &bot.mention_key)
+        .readable_room(&slug, &bot.handle)
         .ok_or(ApiError::NotFound)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);

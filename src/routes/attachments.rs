@@ -20,7 +20,7 @@ use crate::files::{DOWNLOAD_TYPE, StoredFile, UploadError, clean_file_name, cont
 use crate::hub::{NewMessage, Room};
 use crate::identity::CurrentUser;
 use crate::state::AppState;
-use crate::store::{self, Attachment, FileRecord};
+use crate::store::{self, Attachment, FileRecord, StoreError};
 use crate::views::{ComposerError, human_size, render};
 
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
@@ -64,6 +64,27 @@ impl Refusal {
                 "That file is too large: files can be at most {}.",
                 human_size(limit)
             ),
+        )
+    }
+
+    /// The file is stored but its message was refused: the room is archived, or storage
+    /// failed.
+    fn not_posted(e: StoreError) -> Refusal {
+        match e {
+            StoreError::Archived => {
+                let archived = ComposerError::archived();
+                Refusal::new(StatusCode::FORBIDDEN, archived.code, archived.text)
+            }
+            e => Refusal::failed(e),
+        }
+    }
+
+    /// Over the message rate limit; nothing of the upload is posted.
+    fn rate_limited() -> Refusal {
+        Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            FrameError::RateLimited.code(),
+            "You are sending too fast: none of these files were sent. Wait a moment, then send them again.",
         )
     }
 
@@ -124,13 +145,10 @@ async fn receive_and_post(
     if declared.is_some_and(|length| length > most) {
         return Err(Refusal::too_large(limit));
     }
+    // Each file is a message: the first one's token before reading anything, each later
+    // one's before reading it.
     if !state.rate_limiter.allow(&viewer.login_id) {
-        let limited = FrameError::RateLimited;
-        return Err(Refusal::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            limited.code(),
-            limited.to_string(),
-        ));
+        return Err(Refusal::rate_limited());
     }
     let bad_form = |e: axum::extract::multipart::MultipartError| {
         Refusal::new(
@@ -152,6 +170,9 @@ async fn receive_and_post(
                         "too_many_files",
                         format!("At most {MAX_FILES} files can be sent at once."),
                     ));
+                }
+                if !files.is_empty() && !state.rate_limiter.allow(&viewer.login_id) {
+                    return Err(Refusal::rate_limited());
                 }
                 let idle = state.config.request_timeout();
                 let stored = match state.files.receive(field, limit, idle).await {
@@ -198,15 +219,19 @@ async fn receive_and_post(
         ));
     }
     state.hub.stopped_typing(room, &viewer.nickname);
-    let mut caption = caption;
     for (name, stored) in files {
-        let attachment = describe(state, name, &stored).await?;
-        let message = NewMessage::attached(&viewer.nickname, attachment, caption.take());
+        let attachment = describe(state, name, &stored, &viewer.login_id).await?;
+        let message = NewMessage::attached(
+            &viewer.nickname,
+            viewer.handle(),
+            attachment,
+            caption.take(),
+        );
         state
             .hub
             .post(room, message)
             .await
-            .map_err(Refusal::failed)?;
+            .map_err(Refusal::not_posted)?;
     }
     Ok(())
 }
@@ -230,11 +255,12 @@ async fn read_text(mut field: Field<'_>) -> Result<String, Refusal> {
 }
 
 /// What the stored bytes are: known from an earlier upload of the same bytes, or sniffed
-/// (and thumbnailed) now and remembered.
+/// (and thumbnailed, in `login`'s turn) now and remembered.
 async fn describe(
     state: &AppState,
     name: String,
     stored: &StoredFile,
+    login: &str,
 ) -> Result<Attachment, Refusal> {
     let hash = stored.hash.clone();
     let known = store::blocking(&state.storage, move |s| s.file(&hash))
@@ -243,7 +269,7 @@ async fn describe(
     let record = match known {
         Some(record) => record,
         None => {
-            let sniffed = state.files.sniff(stored).await;
+            let sniffed = state.files.sniff(stored, login).await;
             let record = FileRecord {
                 hash: stored.hash.clone(),
                 size: stored.size,

@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use super::extract::client::ClientAddr;
 use super::extract::page::PageContext;
-use crate::bots::BotError;
+use crate::bots::{BotError, MAX_BOTS_PER_LOGIN};
 use crate::domain::Nickname;
 use crate::error::AppError;
 use crate::identity::CurrentUser;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/bots/{id}/token", post(new_token))
         .route("/settings/bots/{id}/revoke", post(revoke))
         .route("/settings/bots/{id}/webhook", post(set_webhook))
+        .route("/settings/bots/{id}/delete", post(delete))
 }
 
 #[derive(Template)]
@@ -117,23 +119,39 @@ pub struct NewBotForm {
     name: String,
 }
 
-/// Makes a bot and shows its token, once.
+/// Makes a bot and shows its token, once. A login has at most
+/// [`crate::bots::MAX_BOTS_PER_LOGIN`], and a client address makes at most `--bot-rate`
+/// an hour (past it, 429).
 pub async fn create(
     State(state): State<AppState>,
     context: PageContext,
+    client: ClientAddr,
     headers: HeaderMap,
     Form(form): Form<NewBotForm>,
 ) -> Result<Response, AppError> {
     let viewer = &context.viewer;
     let origin = state.origin.base_url(&headers, state.config.secure_cookies);
     let made = match Nickname::parse(&form.name) {
-        Err(e) => Err(e.to_string().replace("nickname", "bot name")),
+        Err(e) => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.to_string().replace("nickname", "bot name"),
+        )),
+        Ok(_) if state.bots.owned_by(&viewer.login_id).len() >= MAX_BOTS_PER_LOGIN => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            BotError::TooMany.to_string(),
+        )),
+        Ok(_) if !state.creation.reserved_names.allow(&client.rate_key()) => Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            "Many bots were made from your address in the last hour. Try again later.".into(),
+        )),
         Ok(name) => {
             // The same lock as logins: a name is checked and claimed in one step.
             let _claiming = state.login_lock.lock().await;
             match state.bots.create(&name, &viewer.login_id, origin).await {
                 Ok(made) => Ok(made),
-                Err(e @ (BotError::NameTaken(_) | BotError::TooMany)) => Err(e.to_string()),
+                Err(e @ (BotError::NameTaken(_) | BotError::TooMany)) => {
+                    Err((StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -147,10 +165,10 @@ pub async fn create(
             });
             no_store(StatusCode::CREATED, &page)
         }
-        Err(error) => {
+        Err((status, error)) => {
             page.name = form.name;
             page.error = Some(error);
-            no_store(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            no_store(status, &page)
         }
     }
 }
@@ -184,6 +202,17 @@ pub async fn revoke(
     Ok(Redirect::to("/settings/bots").into_response())
 }
 
+/// Deletes the viewer's bot: its token and webhook stop, and its name is free again.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    viewer: CurrentUser,
+) -> Result<Response, AppError> {
+    let _claiming = state.login_lock.lock().await;
+    state.bots.delete(Some(&viewer.login_id), &id).await?;
+    Ok(Redirect::to("/settings/bots").into_response())
+}
+
 #[derive(Deserialize)]
 pub struct WebhookForm {
     #[serde(default)]
@@ -206,9 +235,9 @@ pub async fn set_webhook(
         .await
     {
         Ok(()) => Ok(Redirect::to("/settings/bots").into_response()),
-        Err(BotError::BadUrl) => {
+        Err(refused @ (BotError::BadUrl | BotError::PrivateWebhook(_))) => {
             let mut page = bots_page(&state, &context, &headers).await?;
-            page.error = Some(BotError::BadUrl.to_string());
+            page.error = Some(refused.to_string());
             no_store(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Err(e) => Err(e.into()),

@@ -8,13 +8,14 @@ use std::time::Instant;
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use qrcode::QrCode;
 use qrcode::render::svg;
 use tower_sessions::Session;
 
-use crate::devices::LINK_LIFETIME;
+use crate::clock::now_millis;
+use crate::devices::{LINK_LIFETIME, LINKS_PER_LOGIN, LinkError};
 use crate::error::AppError;
 use crate::identity::{CurrentUser, USER_KEY};
 use crate::security::CspNonce;
@@ -25,7 +26,7 @@ use crate::views::{Chrome, ErrorPage, render};
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/devices/link", get(new_link))
+        .route("/devices/link", get(link_form).post(new_link))
         .route("/devices/claim/{token}", get(confirm_claim).post(claim))
 }
 
@@ -33,9 +34,10 @@ pub fn router() -> Router<AppState> {
 #[template(path = "link_device.html")]
 struct LinkPage {
     page: Chrome,
-    url: String,
-    qr_svg: String,
+    /// The link and its QR code (SVG); `None` on the page that offers to make one.
+    link: Option<(String, String)>,
     minutes: u64,
+    links_per_login: usize,
 }
 
 #[derive(Template)]
@@ -46,6 +48,16 @@ struct ClaimPage {
     nickname: String,
 }
 
+/// The page that makes a link: a form, because making one is a change (a GET could be
+/// made by any page the person visits, or a prefetch).
+pub async fn link_form(
+    viewer: CurrentUser,
+    Extension(nonce): Extension<CspNonce>,
+) -> Result<Response, AppError> {
+    let page = link_page(&viewer, &nonce, None);
+    Ok(render(&page)?.into_response())
+}
+
 /// Makes a link for the viewer and shows it with its QR code.
 pub async fn new_link(
     State(state): State<AppState>,
@@ -53,10 +65,18 @@ pub async fn new_link(
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let token = state
-        .device_links
-        .issue(viewer.clone(), Instant::now())
-        .ok_or_else(|| AppError::Internal("too many device links waiting".into()))?;
+    let token = match state.device_links.issue(viewer.clone(), Instant::now()) {
+        Ok(token) => token,
+        Err(e @ LinkError::TooMany) => {
+            let heading = "No link right now";
+            let page = ErrorPage {
+                page: Chrome::new(heading, Some(&viewer), &nonce.0),
+                heading: heading.into(),
+                text: e.to_string(),
+            };
+            return Ok((StatusCode::TOO_MANY_REQUESTS, render(&page)?).into_response());
+        }
+    };
     let base = state.origin.base_url(&headers, state.config.secure_cookies);
     let url = format!("{base}/devices/claim/{token}");
     let qr_svg = QrCode::new(url.as_bytes())
@@ -65,13 +85,22 @@ pub async fn new_link(
         .min_dimensions(220, 220)
         .quiet_zone(true)
         .build();
-    let page = LinkPage {
-        page: Chrome::new("Link another device", Some(&viewer), &nonce.0),
-        url,
-        qr_svg,
+    let page = link_page(&viewer, &nonce, Some((url, qr_svg)));
+    let mut response = render(&page)?.into_response();
+    // The link logs a browser in: no cache keeps it.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn link_page(viewer: &CurrentUser, nonce: &CspNonce, link: Option<(String, String)>) -> LinkPage {
+    LinkPage {
+        page: Chrome::new("Link another device", Some(viewer), &nonce.0),
+        link,
         minutes: LINK_LIFETIME.as_secs() / 60,
-    };
-    Ok(render(&page)?.into_response())
+        links_per_login: LINKS_PER_LOGIN,
+    }
 }
 
 /// Opening the link asks first, so a link preview fetching it doesn't use it up.
@@ -105,7 +134,8 @@ pub async fn claim(
     let key = user.nickname.key();
     let login_id = user.login_id.clone();
     let still_held = store::blocking(&state.storage, move |s| {
-        Ok(s.claim(&key)?.is_some_and(|c| c.login_id == login_id))
+        Ok(s.holder(&key, now_millis())?
+            .is_some_and(|c| c.login_id == login_id))
     })
     .await?;
     if !still_held {

@@ -81,13 +81,14 @@ pub async fn edit_form(
         .await?
         .filter(|m| !m.deleted)
         .ok_or(AppError::NotFound)?;
-    if record.author != viewer.nickname.as_str() {
+    if record.login != viewer.handle() {
         return Err(AppError::NotAuthor);
     }
     let form = MessageEdit {
         slug: room.slug.as_str(),
         id: record.id,
         author: &record.author,
+        login: &record.login,
         body: &record.body,
     };
     Ok(render(&form)?.into_response())
@@ -114,10 +115,7 @@ pub async fn update_message(
         return Ok(rate_limited());
     }
     let change = MessageChange::Edit(body.into_string());
-    let message = state
-        .hub
-        .change_message(&room, id, viewer.nickname.as_str(), change)
-        .await?;
+    let message = state.hub.change_message(&room, id, &viewer, change).await?;
     Ok(message_html(&message))
 }
 
@@ -133,14 +131,14 @@ pub async fn delete_message(
         let room = writable_room(&state.hub, &slug, &viewer)?;
         let message = state
             .hub
-            .change_message(&room, id, viewer.nickname.as_str(), MessageChange::Delete)
+            .change_message(&room, id, &viewer, MessageChange::Delete)
             .await?;
         return Ok(message_html(&message));
     };
     let room = find_room(&state.hub, &slug, &viewer)?;
     let own = state
         .hub
-        .change_message(&room, id, viewer.nickname.as_str(), MessageChange::Delete)
+        .change_message(&room, id, &viewer, MessageChange::Delete)
         .await;
     let message = match own {
         Err(ChangeError::Forbidden) => {
@@ -180,10 +178,7 @@ pub async fn toggle_reaction(
         return Ok(rate_limited());
     }
     let change = MessageChange::React(form.emoji);
-    let message = state
-        .hub
-        .change_message(&room, id, viewer.nickname.as_str(), change)
-        .await?;
+    let message = state.hub.change_message(&room, id, &viewer, change).await?;
     if is_htmx(&headers) {
         return Ok(message_html(&message));
     }

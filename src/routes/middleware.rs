@@ -1,4 +1,5 @@
-//! The middleware every request passes: same-origin checks, security headers, time limits.
+//! The middleware every request passes: the `Host` check, same-origin checks, security
+//! headers, time limits.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -6,8 +7,28 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 
-use crate::security::{CspNonce, hex};
+use crate::error::AppError;
+use crate::security::{CspNonce, LocalAddr, hex};
 use crate::state::AppState;
+
+/// Answers only requests whose `Host` names this server (see [`crate::security::OwnOrigin`]),
+/// with 421 otherwise: a page on another site whose name resolves to this machine (DNS
+/// rebinding) would be same-origin with its own script, and could log in and read rooms.
+pub async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let local = request
+        .extensions()
+        .get::<LocalAddr>()
+        .map(|addr| addr.0.ip().to_canonical());
+    let accepted = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| state.origin.accepts_host(host, local));
+    if !accepted {
+        return AppError::UnknownHost.into_response();
+    }
+    next.run(request).await
+}
 
 /// Refuses state-changing requests from other sites. Browsers send `Origin` on every POST;
 /// clients that send none (curl, scripts) are not browsers and carry no ambient cookies risk.

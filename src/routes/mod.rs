@@ -11,6 +11,8 @@ pub mod extract;
 pub mod login;
 pub mod messages;
 pub mod middleware;
+pub mod next;
+pub mod nickname;
 pub mod ops;
 pub mod rooms;
 pub mod search;
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::router())
         .merge(admin::router())
         .merge(bots::router())
+        .merge(nickname::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::reject_cross_site,
@@ -63,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(ops::router())
         .route("/static/{*path}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::check_host,
+        ))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(

@@ -16,6 +16,7 @@ use axum::routing::get;
 use tokio::sync::mpsc;
 
 use super::extract::bearer_token;
+use super::extract::client::{ClientAddr, Guess, TooManyGuesses};
 use crate::domain::Slug;
 use crate::error::AppError;
 use crate::ops::{OpsError, archive, export};
@@ -47,17 +48,24 @@ impl FromRequestParts<AppState> for OperatorToken {
         {
             return Err(AppError::NotFound.into_response());
         }
-        let given = bearer_token(&parts.headers);
-        if given.is_some_and(|given| state.admin.is_admin_token(given)) {
-            Ok(OperatorToken)
-        } else {
-            Err((
+        let unauthorized = || {
+            (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
                 "This needs the admin token: Authorization: Bearer <token>.",
             )
-                .into_response())
+                .into_response()
+        };
+        let Some(given) = bearer_token(&parts.headers) else {
+            return Err(unauthorized());
+        };
+        let client = ClientAddr::of(parts, &state.config.trusted_proxy);
+        let guess = Guess::start(state, client).map_err(TooManyGuesses::plain)?;
+        if !state.admin.is_admin_token(given) {
+            return Err(unauthorized());
         }
+        guess.right();
+        Ok(OperatorToken)
     }
 }
 

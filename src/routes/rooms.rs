@@ -104,7 +104,7 @@ pub async fn post_message(
         }
         Ok(body) => {
             let client_id = form.client_id.as_deref().and_then(ClientId::parse);
-            let message = NewMessage::said(&viewer.nickname, body)
+            let message = NewMessage::said(&viewer.nickname, viewer.handle(), body)
                 .with_client_id(&viewer.login_id, client_id.as_ref())
                 .answering(form.reply_to.parse().ok());
             match state.hub.post(&room, message).await {
@@ -167,7 +167,8 @@ pub struct TopicForm {
     topic: String,
 }
 
-/// Anyone in a room may change its topic; everyone sees it change live.
+/// Anyone in a room may change its topic; everyone sees it change live. A change counts
+/// against the message rate limit.
 pub async fn set_topic(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -185,6 +186,14 @@ pub async fn set_topic(
             .into_response());
     }
     if topic != room.topic() {
+        // Each change is stored and leaves a line in the stream, like a message.
+        if !state.rate_limiter.allow(&viewer.login_id) {
+            return Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                "You are changing things too fast. Wait a moment, then set the topic again.",
+            )
+                .into_response());
+        }
         state
             .hub
             .set_topic(&room, topic, viewer.nickname.as_str())
@@ -196,7 +205,7 @@ pub async fn set_topic(
     Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
 }
 
-/// Mutes or unmutes a room for the viewer: still counted, never highlighted.
+/// Mutes or unmutes a room for the viewer: no count, no highlight, not in the tab title.
 pub async fn toggle_mute(
     State(state): State<AppState>,
     Path(slug): Path<String>,

@@ -86,11 +86,11 @@ pub async fn search(
             let before = params.before.as_deref().and_then(SearchCursor::parse);
             let continued = before.is_some();
             let hub = state.hub.clone();
-            let mention_key = viewer.mention_key().to_owned();
+            let login = viewer.handle().to_owned();
             let terms = query.terms().to_vec();
             let found = store::blocking(&state.storage, move |s| {
                 s.search(&query, before.as_ref(), RESULTS_PER_PAGE, &|room| {
-                    hub.can_read(&mention_key, room)
+                    hub.can_read(&login, room)
                 })
             })
             .await?;

@@ -36,11 +36,7 @@ pub async fn room_socket(
 ) -> Result<Response, AppError> {
     let room = Slug::parse(&slug)
         .and_then(|slug| state.hub.room(&slug))
-        .filter(|room| {
-            viewer
-                .as_ref()
-                .is_none_or(|v| room.readable_by(v.mention_key()))
-        })
+        .filter(|room| viewer.as_ref().is_none_or(|v| room.readable_by(v.handle())))
         .ok_or(AppError::NotFound);
     accept(state, viewer, headers, upgrade, Some(room)).await
 }

@@ -23,9 +23,14 @@ use crate::domain::{ClientFrame, FrameError};
 use crate::hub::{Appended, Hub, NewMessage, Room, SocketGuard, committed};
 use crate::identity::CurrentUser;
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimiter;
-use crate::store::StoreResult;
+use crate::rate_limit::{Bucket, RateLimiter};
+use crate::store::{StoreError, StoreResult};
 use crate::views::ComposerError;
+
+/// `resume_after` frames one socket may send at once, and then per second. A page sends one
+/// each time its socket opens; each may replay hundreds of messages.
+const RESUME_BURST: f64 = 3.0;
+const RESUMES_PER_SECOND: f64 = 0.1;
 
 /// One socket, as its handler hands it over: what it needs from the application, and no more.
 pub struct Connection {
@@ -97,7 +102,7 @@ impl Connection {
                     feed,
                     sidebar: self.hub.sidebar_updates(),
                     offset: self.offset,
-                    mention_key: self.viewer.mention_key().into(),
+                    login: self.viewer.handle().into(),
                 },
             };
             let mut writer = tokio::spawn(writer.run());
@@ -192,6 +197,7 @@ impl Connection {
         // Made on the first send: most sockets never send.
         let mut appends: Option<FuturesUnordered<PendingAppend>> = None;
         let mut error_shown = false;
+        let mut resumes = Bucket::full(RESUME_BURST);
 
         loop {
             let step: Result<Option<End>, Stalled> = tokio::select! {
@@ -205,7 +211,7 @@ impl Connection {
                         None | Some(Ok(Message::Close(_))) => Ok(Some(End::Drop)),
                         Some(Err(e)) => Ok(Some(read_failure(e))),
                         Some(Ok(Message::Text(text))) => self
-                            .handle_frame(&text, outbox, &mut appends, &mut resume_deadline, &mut error_shown)
+                            .handle_frame(&text, outbox, &mut appends, &mut resume_deadline, &mut resumes, &mut error_shown)
                             .map(|_| None),
                         Some(Ok(Message::Binary(_))) => {
                             error_shown = true;
@@ -264,6 +270,7 @@ impl Connection {
         outbox: &Outbox,
         appends: &mut Option<FuturesUnordered<PendingAppend>>,
         resume_deadline: &mut Option<Instant>,
+        resumes: &mut Bucket,
         error_shown: &mut bool,
     ) -> Result<(), Stalled> {
         let Some(room) = &self.room else {
@@ -271,6 +278,15 @@ impl Connection {
             return Ok(());
         };
         match ClientFrame::parse(text) {
+            Ok(ClientFrame::Resume { .. })
+                if !resumes.take(Instant::now(), RESUMES_PER_SECOND, RESUME_BURST) =>
+            {
+                *error_shown = true;
+                outbox.text(render_error(&ComposerError::new(
+                    FrameError::RateLimited.code(),
+                    "The page asked to catch up too often. Wait a moment, or reload the page.",
+                )))
+            }
             Ok(ClientFrame::Resume { after, revision }) => {
                 *resume_deadline = None;
                 outbox.order(Order::Resume(after, revision))
@@ -304,7 +320,7 @@ impl Connection {
                     outbox.order(Order::GoLive)?;
                 }
                 self.hub.stopped_typing(room, &self.viewer.nickname);
-                let message = NewMessage::said(&self.viewer.nickname, body)
+                let message = NewMessage::said(&self.viewer.nickname, self.viewer.handle(), body)
                     .with_client_id(&self.viewer.login_id, client_id.as_ref())
                     .answering(reply_to);
                 let client_id = client_id.map(|c| c.as_str().to_owned());
@@ -342,12 +358,17 @@ impl Connection {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, room = self.slug(), nickname = %self.viewer.nickname, "message not stored");
                 *error_shown = true;
-                let mut error = ComposerError::new(
-                    "store_failed",
-                    "Your message could not be saved. Please send it again.",
-                );
+                let mut error = match e {
+                    StoreError::Archived => ComposerError::archived(),
+                    e => {
+                        tracing::error!(error = %e, room = self.slug(), nickname = %self.viewer.nickname, "message not stored");
+                        ComposerError::new(
+                            "store_failed",
+                            "Your message could not be saved. Please send it again.",
+                        )
+                    }
+                };
                 error.client_id = client_id;
                 outbox.text(render_error(&error))
             }

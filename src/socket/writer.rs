@@ -55,8 +55,8 @@ pub(super) struct Inputs {
     pub(super) feed: Option<Feed>,
     pub(super) sidebar: broadcast::Receiver<Arc<SidebarUpdate>>,
     pub(super) offset: UtcOffset,
-    /// Whose direct conversations to list.
-    pub(super) mention_key: Box<str>,
+    /// The viewer's login handle: whose direct conversations to list.
+    pub(super) login: Box<str>,
 }
 
 /// What the writer does next.
@@ -95,7 +95,7 @@ impl Inputs {
                 }
             }
             update = self.sidebar.recv() => match update {
-                Ok(update) => Input::Frame(Outgoing::Text(update.frame_for(self.offset, &self.mention_key).into())),
+                Ok(update) => Input::Frame(Outgoing::Text(update.frame_for(self.offset, &self.login).into())),
                 // Only the newest list matters; a skipped one is replaced by the next.
                 Err(broadcast::error::RecvError::Lagged(_)) => Input::Attend,
                 Err(broadcast::error::RecvError::Closed) => Input::Stop(Stop::Restart("server restarting")),

@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The committer thread is gone, so nothing more is stored.
     #[error("storage failed: the committer stopped")]
     CommitterStopped,
+    /// The room is archived: read-only, so nobody's message is stored in it.
+    #[error("the room is archived: read-only")]
+    Archived,
     /// Anything else, with its detail for the logs.
     #[error("storage failed: {0}")]
     Database(String),

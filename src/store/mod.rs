@@ -7,6 +7,7 @@ mod backup;
 mod error;
 mod handle;
 mod indexer;
+mod migrate;
 mod polo;
 mod search_index;
 mod sessions;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{SearchQuery, Slug};
 
 pub use error::StoreError;
+pub use migrate::{Upgraded, upgrade};
 pub use polo::{DATABASE_DIR, PoloStore};
 pub use search_index::{MAX_READS, SearchCursor, SearchPage};
 pub use sessions::SessionBackend;
@@ -48,6 +50,8 @@ pub trait Storage: Send + Sync + 'static {
     fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()>;
     /// An archived room is read-only.
     fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()>;
+    /// A direct conversation's two people, after one of them became a former holder.
+    fn set_members(&self, room: &Slug, members: &[DirectMember]) -> StoreResult<()>;
     /// Appends messages (ids already assigned, contiguous per room) and moves each touched
     /// room's `last_id`, in one commit. Search finds them a moment later: they are indexed
     /// after the commit, off this path.
@@ -59,6 +63,9 @@ pub trait Storage: Send + Sync + 'static {
     /// was not yet): a deleted message is found by nothing, an edited one by its new words
     /// only.
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()>;
+    /// Rewrites stored messages whose searchable text is unchanged (so the search index is
+    /// not touched), and rooms' records, in one commit. For upgrades of stored data.
+    fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()>;
     /// People's messages (not system lines, not deleted) holding every term of `query`, in
     /// rooms `can_read` allows, newest first: at most `limit`, older than `before` if given.
     /// `more` is where the next page starts when the search stopped early.
@@ -71,6 +78,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> StoreResult<SearchPage>;
     /// The message a `(login, client_id)` pair was stored as, if any.
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>>;
+    /// Every resend record; only upgrades read them all.
+    fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>>;
 
     /// What is known about the stored file with this hash, if it was ever uploaded.
     fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>>;
@@ -88,12 +97,28 @@ pub trait Storage: Send + Sync + 'static {
     fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()>;
     fn delete_claim(&self, nickname_key: &str) -> StoreResult<()>;
 
+    /// The claim on this nickname if someone holds it now: a bot, a nickname protected with a
+    /// password, or a login with a live session. The one rule for "who is bob now", used by logins, mentions and direct
+    /// conversations.
+    fn holder(&self, nickname_key: &str, now_millis: i64) -> StoreResult<Option<ClaimRecord>> {
+        let Some(claim) = self.claim(nickname_key)? else {
+            return Ok(None);
+        };
+        let held = claim.is_bot()
+            || claim.password_hash.is_some()
+            || (claim.released_at.is_none()
+                && self.login_is_live(&claim.login_id, now_millis / 1000)?);
+        Ok(held.then_some(claim))
+    }
+
     /// Every bot. Bots are few, and this runs once at start-up.
     fn bots(&self) -> StoreResult<Vec<BotRecord>>;
     /// Stores a new bot together with the claim that reserves its name, in one commit.
     fn create_bot(&self, bot: &BotRecord, claim: &ClaimRecord) -> StoreResult<()>;
     /// Rewrites a bot: a new or revoked token, a changed webhook.
     fn save_bot(&self, bot: &BotRecord) -> StoreResult<()>;
+    /// Deletes a bot, and the claim on its name (when given), in one commit.
+    fn delete_bot(&self, id: &str, claim_key: Option<&str>) -> StoreResult<()>;
 
     fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// Inserts a session; returns false if the id is taken.
@@ -135,6 +160,32 @@ pub struct RoomRecord {
     /// Read-only: history stays, nobody but an admin changes anything.
     #[serde(default)]
     pub archived: bool,
+    /// A direct conversation's two people; empty for a named room. Only they may read it.
+    #[serde(default)]
+    pub members: Vec<DirectMember>,
+}
+
+/// One of the two people of a direct conversation: their login, and the name they had.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DirectMember {
+    /// The login's public handle (`identity::login_handle`).
+    pub login: String,
+    pub name: String,
+    /// The nickname has passed to another login since: the other person sees this one
+    /// marked as a former holder of the name.
+    #[serde(default)]
+    pub former: bool,
+}
+
+impl DirectMember {
+    /// The name as a conversation shows it.
+    pub fn shown_name(&self) -> String {
+        if self.former {
+            format!("{} (former holder)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
 }
 
 impl RoomRecord {
@@ -150,6 +201,7 @@ impl RoomRecord {
             last_activity: at,
             mentions: Vec::new(),
             archived: false,
+            members: Vec::new(),
         }
     }
 }
@@ -194,7 +246,12 @@ pub struct MessageRecord {
     pub room: Slug,
     pub id: i64,
     pub kind: MessageKind,
+    /// The name it was sent under; for a system line, the actor it names.
     pub author: String,
+    /// The author's login handle (`identity::login_handle`), what "own" means; empty for
+    /// system lines.
+    #[serde(default)]
+    pub login: String,
     pub body: String,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -216,6 +273,10 @@ pub struct MessageRecord {
     /// A file sent with the message; the body is then its caption, and may be empty.
     #[serde(default)]
     pub attachment: Option<Attachment>,
+    /// Login handles of the people its `@mentions` named when it was sent (or last edited):
+    /// what highlights it for them, and no later holder of those names.
+    #[serde(default)]
+    pub mentioned: Vec<String>,
 }
 
 /// A file attached to a message: what the message shows of it and how it is served.
@@ -279,6 +340,7 @@ impl MessageRecord {
         id: u64,
         kind: MessageKind,
         author: String,
+        login: String,
         body: String,
         created_at: i64,
     ) -> MessageRecord {
@@ -288,6 +350,7 @@ impl MessageRecord {
             id: id as i64,
             kind,
             author,
+            login,
             body,
             created_at,
             client_id: None,
@@ -297,6 +360,7 @@ impl MessageRecord {
             reply_to: None,
             bot: false,
             attachment: None,
+            mentioned: Vec::new(),
         }
     }
 
@@ -335,8 +399,16 @@ pub struct ClaimRecord {
     #[serde(rename = "_id")]
     pub nickname_key: String,
     pub nickname: String,
-    /// The login holding the nickname, or [`BOT_CLAIM_PREFIX`] and a bot's id.
+    /// The login holding the nickname, or a bot's ([`bot_login_id`]).
     pub login_id: String,
+    /// Unix milliseconds of the logout that let the nickname go; kept so that a bot can't
+    /// take a name a person had until recently.
+    #[serde(default)]
+    pub released_at: Option<i64>,
+    /// Argon2 hash of the password protecting the nickname: such a claim is never released
+    /// by logout or expiry, and the password logs in to its login again.
+    #[serde(default)]
+    pub password_hash: Option<String>,
 }
 
 /// One server-wide value under a name.
@@ -348,14 +420,50 @@ pub struct SettingRecord {
 }
 
 /// Starts the `login_id` of a claim that reserves a bot's name. Login ids never hold a `:`.
-pub const BOT_CLAIM_PREFIX: &str = "bot:";
+const BOT_CLAIM_PREFIX: &str = "bot:";
+
+/// The login id a bot's claim holds (`bot:{id}`): its name's holder, its rate limiter's key,
+/// and, hashed, the login handle its messages carry.
+pub fn bot_login_id(bot_id: &str) -> String {
+    format!("{BOT_CLAIM_PREFIX}{bot_id}")
+}
 
 impl ClaimRecord {
+    /// A claim of `nickname` for a login (a person's, or a bot's [`bot_login_id`]).
+    pub fn new(nickname: &crate::domain::Nickname, login_id: String) -> ClaimRecord {
+        ClaimRecord {
+            nickname_key: nickname.key(),
+            nickname: nickname.to_string(),
+            login_id,
+            released_at: None,
+            password_hash: None,
+        }
+    }
+
     /// A bot's name stays reserved for good, whether or not anyone is logged in.
     pub fn is_bot(&self) -> bool {
-        self.login_id.starts_with(BOT_CLAIM_PREFIX)
+        self.bot_id().is_some()
+    }
+
+    /// The id of the bot whose name this is, if a bot's.
+    pub fn bot_id(&self) -> Option<&str> {
+        self.login_id.strip_prefix(BOT_CLAIM_PREFIX)
+    }
+
+    /// Whether a bot may not take this name at `now`: it is a bot's, or a person had it
+    /// (or may still have it: an expired session never released it) within the last
+    /// [`NAME_RESERVED_AFTER_RELEASE_MILLIS`].
+    pub fn keeps_bots_out(&self, now: i64) -> bool {
+        self.is_bot()
+            || self
+                .released_at
+                .is_none_or(|released| now - released < NAME_RESERVED_AFTER_RELEASE_MILLIS)
     }
 }
+
+/// How long a released nickname stays out of bots' reach: the default session lifetime, so a
+/// person coming back finds their name unless another person took it.
+pub const NAME_RESERVED_AFTER_RELEASE_MILLIS: i64 = 30 * 24 * 3600 * 1000;
 
 /// A bot: a name that posts through the API with a token, made by a person on the settings
 /// page. Only the token's hash is kept.

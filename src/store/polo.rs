@@ -11,8 +11,8 @@ use super::handle::DatabaseHandle;
 use super::indexer::{self, IndexedCollections, Indexer};
 use super::search_index::{self, MAX_READS, SearchCursor, SearchPage};
 use super::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageRecord, ReaderRecord,
-    RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
+    AppendBatch, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
+    ReaderRecord, RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 
@@ -179,6 +179,18 @@ impl Storage for PoloStore {
         })
     }
 
+    fn set_members(&self, room: &Slug, members: &[DirectMember]) -> StoreResult<()> {
+        let members = polodb_core::bson::to_bson(members)
+            .map_err(|e| StoreError::Database(format!("members: {e}")))?;
+        self.write(|db| {
+            db.collection::<RoomRecord>(ROOMS).update_one(
+                doc! { "_id": room.as_str() },
+                doc! { "$set": { "members": members.clone() } },
+            )?;
+            Ok(())
+        })
+    }
+
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
         let heads = batch
             .room_heads
@@ -229,6 +241,19 @@ impl Storage for PoloStore {
         })
     }
 
+    fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
+        self.write(|db| {
+            let txn = db.start_transaction()?;
+            for message in messages {
+                replace_in(&txn, MESSAGES, &message.key, message)?;
+            }
+            for room in rooms {
+                replace_in(&txn, ROOMS, room.slug.as_str(), room)?;
+            }
+            txn.commit()
+        })
+    }
+
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
         self.indexer.commit_change(message, |txn| {
             let old = txn
@@ -253,6 +278,15 @@ impl Storage for PoloStore {
 
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
         self.find_one(DEDUP, key)
+    }
+
+    fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>> {
+        self.read(|txn| {
+            txn.collection::<DedupRecord>(DEDUP)
+                .find(doc! {})
+                .run()?
+                .collect()
+        })
     }
 
     fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>> {
@@ -321,6 +355,19 @@ impl Storage for PoloStore {
 
     fn save_bot(&self, bot: &BotRecord) -> StoreResult<()> {
         self.write(|db| replace(db, BOTS, &bot.id, bot))
+    }
+
+    fn delete_bot(&self, id: &str, claim_key: Option<&str>) -> StoreResult<()> {
+        self.write(|db| {
+            let txn = db.start_transaction()?;
+            txn.collection::<BotRecord>(BOTS)
+                .delete_one(doc! { "_id": id })?;
+            if let Some(key) = claim_key {
+                txn.collection::<ClaimRecord>(CLAIMS)
+                    .delete_one(doc! { "_id": key })?;
+            }
+            txn.commit()
+        })
     }
 
     fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -453,6 +500,8 @@ mod tests {
             nickname_key: name.into(),
             nickname: name.into(),
             login_id: format!("login-{name}"),
+            released_at: None,
+            password_hash: None,
         }
     }
 

@@ -597,6 +597,7 @@ mod tests {
                     *id,
                     MessageKind::User,
                     "alice".into(),
+                    String::new(),
                     body.clone(),
                     *at,
                 ));
@@ -807,6 +808,7 @@ mod tests {
             42,
             MessageKind::User,
             "alice".into(),
+            String::new(),
             "hi".into(),
             START,
         );

@@ -42,12 +42,18 @@ impl SessionBackend {
         }
     }
 
+    /// Caches a record as the database keeps it: with its expiry in whole seconds, so that the
+    /// cache and `login_is_live` agree on the moment it ends.
     fn remember(&self, record: &Record, login_id: Option<String>) {
         let mut cache = self.cache.lock().expect("session cache lock");
         if cache.len() >= SESSION_CACHE {
             cache.clear();
         }
-        let record = record.clone();
+        let mut record = record.clone();
+        record.expiry_date = record
+            .expiry_date
+            .replace_nanosecond(0)
+            .unwrap_or(record.expiry_date);
         cache.insert(record.id, Cached { record, login_id });
     }
 

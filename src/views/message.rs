@@ -74,8 +74,11 @@ struct MessageView<'a> {
     id: i64,
     kind: &'static str,
     author: &'a str,
+    /// The author's login handle: what "own", grouping and edit rights key on.
+    login: &'a str,
     body_html: String,
-    /// Mention keys, space-separated, for the viewer's CSS (`[data-mentions~=…]`).
+    /// Login handles of the people it mentions, space-separated, for the viewer's CSS
+    /// (`[data-mentions~=…]`).
     mentions: String,
     emoji_only: bool,
     datetime: String,
@@ -136,8 +139,12 @@ pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
             MessageKind::User => &record.author,
             MessageKind::System => "",
         },
+        login: match record.kind {
+            MessageKind::User => &record.login,
+            MessageKind::System => "",
+        },
         body_html: body.html,
-        mentions: body.mentions.join(" "),
+        mentions: record.mentioned.join(" "),
         emoji_only: is_emoji_only(&record.body),
         datetime: rfc3339(at),
         time_text: utc_time_text(at),
@@ -174,7 +181,7 @@ pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
     let html = view.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, id = record.id, "message render failed");
         format!(
-            r#"<article id="msg-{}" class="msg" data-kind="system" data-author=""></article>"#,
+            r#"<article id="msg-{}" class="msg" data-kind="system" data-author="" data-login=""></article>"#,
             record.id
         )
     });
@@ -188,6 +195,7 @@ pub struct MessageEdit<'a> {
     pub slug: &'a str,
     pub id: i64,
     pub author: &'a str,
+    pub login: &'a str,
     pub body: &'a str,
 }
 

@@ -14,6 +14,8 @@ pub struct Chrome {
     pub viewer: Option<String>,
     /// The viewer's mention key, empty without a viewer.
     viewer_key: String,
+    /// The viewer's login handle, empty without a viewer.
+    viewer_login: String,
     pub nonce: String,
     pub assets: &'static assets::Urls,
     /// The viewer's session is an admin's: the page shows admin controls (a class on the
@@ -30,6 +32,9 @@ impl Chrome {
             viewer_key: viewer
                 .map(|user| user.mention_key().to_owned())
                 .unwrap_or_default(),
+            viewer_login: viewer
+                .map(|user| user.handle().to_owned())
+                .unwrap_or_default(),
             nonce: nonce.to_owned(),
             assets: assets::urls(),
             admin: false,
@@ -45,6 +50,11 @@ impl Chrome {
     /// How mentions name the viewer, for the CSS that highlights them.
     pub fn viewer_mention_key(&self) -> &str {
         &self.viewer_key
+    }
+
+    /// The viewer's login handle: what their own messages carry as `data-login`.
+    pub fn viewer_login(&self) -> &str {
+        &self.viewer_login
     }
 
     /// The viewer's nickname inside a CSS string.
@@ -78,6 +88,8 @@ pub struct LoginPage {
     pub nickname: String,
     /// Whether the form asks for the join code (set, and not yet given by an invite link).
     pub ask_code: bool,
+    /// Whether the form asks for the password protecting the nickname.
+    pub ask_password: bool,
     pub error: Option<String>,
     pub next: Option<String>,
 }
@@ -89,6 +101,18 @@ pub struct WelcomePage {
     pub sidebar: Sidebar,
     pub name: String,
     pub message: String,
+    pub error: Option<String>,
+}
+
+/// `/dm/{nickname}` before the conversation exists: a composer whose first message starts it.
+#[derive(Template)]
+#[template(path = "direct_new.html")]
+pub struct NewDirectPage {
+    pub page: Chrome,
+    pub sidebar: Sidebar,
+    /// The other person's nickname.
+    pub name: String,
+    pub body: String,
     pub error: Option<String>,
 }
 

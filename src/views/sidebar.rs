@@ -4,8 +4,8 @@ use askama::Template;
 use time::OffsetDateTime;
 
 use crate::clock::from_millis;
-use crate::domain::{Nickname, Slug};
-use crate::store::{MentionMark, ReaderRecord};
+use crate::domain::Slug;
+use crate::store::{DirectMember, MentionMark, ReaderRecord};
 
 /// A room as the sidebar lists it.
 #[derive(Debug, Clone)]
@@ -18,6 +18,8 @@ pub struct RoomSummary {
     /// Unix milliseconds.
     pub last_activity: i64,
     pub mentions: Vec<MentionMark>,
+    /// A direct conversation's two people; empty for a named room.
+    pub members: Vec<DirectMember>,
 }
 
 /// The sidebar's room list, grouped by how recently each room was active in the viewer's
@@ -29,6 +31,22 @@ pub struct Sidebar {
     /// The viewer's direct conversations, named after the other person. Never in the shared
     /// live copy: the page keeps them in a list of their own.
     pub direct: Vec<SidebarRoom>,
+    /// The rooms past the [`SIDEBAR_ROOMS`] most recently active, listed at `/rooms`.
+    pub more: MoreRooms,
+}
+
+/// Named rooms the sidebar lists at most (besides the one open): past them it says how many
+/// more there are, so a server with thousands of rooms still sends a small page and small
+/// live updates.
+pub const SIDEBAR_ROOMS: usize = 50;
+
+/// What the sidebar says of the rooms it does not list.
+#[derive(Debug, Default)]
+pub struct MoreRooms {
+    pub count: usize,
+    /// Unread messages in those of them the viewer has not muted; `None` in the shared live
+    /// copy, whose readers keep the figure their page was rendered with.
+    pub unread: Option<u64>,
 }
 
 pub struct SidebarGroup {
@@ -59,6 +77,11 @@ impl SidebarRoom {
         }
     }
 
+    /// The count its badge shows: none for a muted room, which is quiet by choice.
+    pub fn badge(&self) -> Option<u64> {
+        Some(self.unread()).filter(|&unread| unread > 0 && !self.muted)
+    }
+
     /// Whether an unread message mentions the viewer.
     pub fn mentioned(&self) -> bool {
         self.unread() > 0
@@ -72,7 +95,8 @@ impl SidebarRoom {
 pub struct SidebarViewer<'a> {
     pub current: Option<&'a Slug>,
     pub reader: &'a ReaderRecord,
-    pub mention_key: &'a str,
+    /// The viewer's login handle.
+    pub login: &'a str,
 }
 
 const GROUPS: [&str; 6] = [
@@ -102,10 +126,18 @@ impl Sidebar {
             })
             .collect();
         let mut direct = Vec::new();
+        let mut listed = 0;
+        let mut more = MoreRooms {
+            count: 0,
+            unread: viewer.as_ref().map(|_| 0),
+        };
         for room in rooms {
-            let direct_with = room.slug.direct_members().map(|(a, b)| {
-                let me = viewer.as_ref().map_or("", |v| v.mention_key);
-                (a == me || b == me, direct_partner(&room.name, me))
+            let direct_with = room.slug.direct_members().map(|_| {
+                let me = viewer.as_ref().map_or("", |v| v.login);
+                (
+                    room.members.iter().any(|m| m.login == me),
+                    direct_partner(&room.members, me),
+                )
             });
             if let Some((mine, _)) = direct_with
                 && !mine
@@ -124,20 +156,36 @@ impl Sidebar {
                 _ => 4,
             };
             let slug = room.slug.as_str();
+            let current = viewer.as_ref().and_then(|v| v.current) == Some(&room.slug);
+            let read = viewer
+                .as_ref()
+                .map(|v| v.reader.last_read.get(slug).copied().unwrap_or(0).max(0) as u64);
+            let muted = viewer
+                .as_ref()
+                .is_some_and(|v| v.reader.muted.iter().any(|m| m == slug));
+            if direct_with.is_none() && !current {
+                if listed == SIDEBAR_ROOMS {
+                    more.count += 1;
+                    if let (Some(unread), Some(read)) = (more.unread.as_mut(), read)
+                        && !muted
+                    {
+                        *unread += room.last_id.saturating_sub(read);
+                    }
+                    continue;
+                }
+                listed += 1;
+            }
+            let is_direct = direct_with.is_some();
             let entry = SidebarRoom {
                 slug: room.slug.clone(),
                 name: match direct_with {
-                    Some((_, Some(other))) => other.to_owned(),
+                    Some((_, Some(other))) => other,
                     _ => room.name.clone(),
                 },
                 last_id: room.last_id,
-                current: viewer.as_ref().and_then(|v| v.current) == Some(&room.slug),
-                read: viewer
-                    .as_ref()
-                    .map(|v| v.reader.last_read.get(slug).copied().unwrap_or(0).max(0) as u64),
-                muted: viewer
-                    .as_ref()
-                    .is_some_and(|v| v.reader.muted.iter().any(|m| m == slug)),
+                current,
+                read,
+                muted,
                 mention_marks: room
                     .mentions
                     .iter()
@@ -146,16 +194,21 @@ impl Sidebar {
                     .join(" "),
                 viewer_mentioned_at: viewer
                     .as_ref()
-                    .and_then(|v| room.mentions.iter().find(|m| m.key == v.mention_key))
+                    .and_then(|v| room.mentions.iter().find(|m| m.key == v.login))
                     .map_or(0, |mark| mark.id.max(0) as u64),
             };
-            match direct_with {
-                Some(_) => direct.push(entry),
-                None => groups[group].rooms.push(entry),
+            if is_direct {
+                direct.push(entry);
+            } else {
+                groups[group].rooms.push(entry);
             }
         }
         groups.retain(|g| !g.rooms.is_empty());
-        Sidebar { groups, direct }
+        Sidebar {
+            groups,
+            direct,
+            more,
+        }
     }
 
     /// The `#room-list` fragment, which replaces the list by id.
@@ -186,9 +239,11 @@ struct DirectList<'a> {
     rooms: &'a [SidebarRoom],
 }
 
-/// In a direct conversation named "alice & bob", the one who isn't `viewer_key`.
-pub fn direct_partner<'a>(room_name: &'a str, viewer_key: &str) -> Option<&'a str> {
-    room_name
-        .split(" & ")
-        .find(|name| Nickname::parse(name).map(|n| n.mention_key()).as_deref() != Ok(viewer_key))
+/// In a direct conversation, the name of the person who isn't the login `viewer`, marked if
+/// they are a former holder of it.
+pub fn direct_partner(members: &[DirectMember], viewer: &str) -> Option<String> {
+    members
+        .iter()
+        .find(|member| member.login != viewer)
+        .map(DirectMember::shown_name)
 }

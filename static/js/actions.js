@@ -1,7 +1,7 @@
 // The message toolbar (react, reply, copy link, edit, delete), editing in place, and the
 // refusals of those actions.
 
-import { $, composer, currentRoom, messageId, viewer } from "./page.js";
+import { $, composer, currentRoom, isOwn, messageId } from "./page.js";
 import { setReply, showError } from "./composer.js";
 
 var toolbarFor = null; // the message the toolbar is showing actions for
@@ -22,7 +22,7 @@ function showToolbar(msg) {
   var pane = toolbar.parentNode.getBoundingClientRect();
   var at = msg.getBoundingClientRect();
   toolbar.style.top = Math.max(0, at.top - pane.top - 14) + "px";
-  toolbar.classList.toggle("own", msg.getAttribute("data-author") === viewer());
+  toolbar.classList.toggle("own", isOwn(msg));
   toolbar.hidden = false;
 }
 
@@ -64,7 +64,7 @@ function act(action, msg, emoji) {
     copyLink(msg);
   } else if (action === "edit") {
     htmx.ajax("GET", messageUrl(msg) + "/edit", { target: target, swap: "outerHTML" });
-  } else if (action === "delete" && window.confirm(msg.getAttribute("data-author") === viewer()
+  } else if (action === "delete" && window.confirm(isOwn(msg)
       ? "Delete this message? It will show as deleted for everyone."
       : "Delete " + msg.getAttribute("data-author") + "’s message as an admin? It will show as deleted, and the room will see that you did it.")) {
     htmx.ajax("DELETE", messageUrl(msg), { target: target, swap: "outerHTML" });

@@ -8,6 +8,8 @@ import { messages } from "./page.js";
 import "./socket.js";
 import { restoreDraft } from "./composer.js";
 import "./mentions.js";
+import "./first-message.js";
+import "./menus.js";
 import { setupNotifications } from "./notifications.js";
 import { groupMessages, localizeTimes, scrollToStart, setupScrolling } from "./messages.js";
 import { markSidebar, readSidebarMarks, setupSidebar } from "./sidebar.js";

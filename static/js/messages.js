@@ -33,7 +33,7 @@ export function groupMessages() {
     if (previous && msg.getAttribute("data-kind") === "user" &&
         previous.getAttribute("data-kind") === "user" &&
         previous.nextElementSibling === msg &&
-        previous.getAttribute("data-author") === msg.getAttribute("data-author")) {
+        previous.getAttribute("data-login") === msg.getAttribute("data-login")) {
       var a = new Date(previous.querySelector("time").getAttribute("datetime"));
       var b = new Date(msg.querySelector("time").getAttribute("datetime"));
       grouped = b - a < GROUP_WITHIN_MS;

@@ -1,11 +1,11 @@
 // Desktop notifications when someone mentions the viewer while the tab is hidden.
 
-import { $, currentRoom, messageId, messages, newestMessageId, viewer, viewerKey } from "./page.js";
+import { $, currentRoom, isOwn, messageId, messages, newestMessageId, viewerLogin } from "./page.js";
 
 var notifiedUpTo = 0; // newest message id already considered for a notification
 
 export function notifyMentions() {
-  var key = viewerKey();
+  var key = viewerLogin();
   var list = messages();
   if (!key || !list) return;
   var mentioned = list.querySelectorAll(".msg[data-mentions]");
@@ -13,7 +13,7 @@ export function notifyMentions() {
     var msg = mentioned[i];
     var id = messageId(msg);
     var names = msg.getAttribute("data-mentions").split(" ");
-    if (id <= notifiedUpTo || names.indexOf(key) < 0 || msg.getAttribute("data-author") === viewer()) continue;
+    if (id <= notifiedUpTo || names.indexOf(key) < 0 || isOwn(msg)) continue;
     if (document.hidden && window.Notification && Notification.permission === "granted") {
       var body = msg.querySelector(".msg-body");
       var note = new Notification(msg.getAttribute("data-author") + " mentioned you", {

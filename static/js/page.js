@@ -7,8 +7,10 @@ export function currentRoom() {
   var room = document.querySelector("main.room");
   return room ? room.getAttribute("data-room") : null;
 }
-export function viewer() { return document.body.getAttribute("data-viewer"); }
-export function viewerKey() { return document.body.getAttribute("data-viewer-key"); }
+// The viewer's login handle: "own" messages are the ones whose data-login is this, not the
+// ones under the same name (a later holder of a nickname is someone else).
+export function viewerLogin() { return document.body.getAttribute("data-viewer-login"); }
+export function isOwn(msg) { return !!msg.getAttribute("data-login") && msg.getAttribute("data-login") === viewerLogin(); }
 
 export function messageId(el) { return parseInt(el.id.slice(4), 10) || 0; }
 

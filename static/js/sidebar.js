@@ -1,11 +1,12 @@
 // The sidebar and the tab title: the current room, unread counts and mentions, muted rooms,
 // a renamed room, and the sidebar and drawer toggles.
 
-import { $, composer, currentRoom, newestMessageId, viewerKey } from "./page.js";
+import { $, composer, currentRoom, newestMessageId, viewerLogin } from "./page.js";
 
 var reads = {}; // room slug -> newest message id seen
 var muted = {}; // room slug -> true
 var unseenHere = 0; // messages that arrived in this room while the tab was hidden
+var hiddenUnread = 0; // unread in rooms past the sidebar's newest, as the page was rendered
 
 // Messages up to `newest` arrived in the open room; a hidden tab counts them as unseen.
 export function readUpTo(room, newest) {
@@ -35,11 +36,14 @@ export function readSidebarMarks() {
   }
   var room = currentRoom();
   if (room) reads[room] = Math.max(reads[room] || 0, newestMessageId());
+  // The server counts the rooms it doesn't list; live copies of the list leave it out.
+  var more = document.querySelector(".more-rooms a[data-hidden-unread]");
+  if (more) hiddenUnread = parseInt(more.getAttribute("data-hidden-unread"), 10) || 0;
 }
 
 // The newest message in a sidebar room that mentions the viewer (0 for none).
 function mentionedAt(link) {
-  var key = viewerKey();
+  var key = viewerLogin();
   var marks = (link.getAttribute("data-mentions") || "").split(" ");
   for (var i = 0; key && i < marks.length; i++) {
     var at = marks[i].lastIndexOf(":");
@@ -66,12 +70,13 @@ export function markSidebar() {
     }
     if (muted[slug]) link.setAttribute("data-muted", "");
     var badge = link.querySelector(".badge");
-    if (badge) badge.textContent = unread > 0 ? String(unread) : "";
+    // A muted room is quiet by choice: no count.
+    if (badge) badge.textContent = unread > 0 && !muted[slug] ? String(unread) : "";
     link.classList.toggle("unread", unread > 0 && !muted[slug]);
     link.classList.toggle("mentioned", unread > 0 && mentionedAt(link) > reads[slug]);
     if (!muted[slug]) total += unread;
   }
-  total += unseenHere;
+  total += unseenHere + hiddenUnread;
   var title = document.title.replace(/^\(\d+\) /, "");
   document.title = total > 0 ? "(" + total + ") " + title : title;
 }

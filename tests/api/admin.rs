@@ -9,6 +9,8 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::attachments::{Part, png, upload};
+use crate::bots::{Api, make_bot};
 use crate::browser::{
     Driver, log_in, open_toolbar, save_screenshot, say as type_message, script, shown, until,
 };
@@ -312,6 +314,7 @@ async fn an_archived_room_refuses_posts_and_changes_keeps_its_history_and_can_be
     let alice = admin(&app, "alice").await;
     let bob = app.login("bob").await;
     bob.post_form("/rooms", &[("name", "old-news")]).await;
+    let bot = Api::new(&app, &make_bot(&bob, "newsbot").await);
     let mut b = socket(&bob, "old-news").await;
     let id = say(&mut b, "history stays").await;
 
@@ -353,6 +356,22 @@ async fn an_archived_room_refuses_posts_and_changes_keeps_its_history_and_can_be
     assert_eq!(topic.status(), 403);
     let delete = bob.htmx(Method::DELETE, &path, &[]).await;
     assert_eq!(delete.status(), 403);
+    // Nor by the other ways in: a file with a caption, the bot API.
+    let uploaded = upload(
+        &bob,
+        &app,
+        "old-news",
+        &[
+            Part::file("late.png", "image/png", png(4, 4)),
+            Part::caption("a late caption"),
+        ],
+    )
+    .await;
+    assert_eq!(uploaded.status(), 403);
+    let api_post = bot
+        .post_json("old-news", serde_json::json!({ "body": "beep" }))
+        .await;
+    assert_eq!(api_post.status(), 403);
 
     let dir = app.stop().await;
     let app = spawn_app_in(dir, |config| config.admin_token = Some(TOKEN.into())).await;
@@ -361,6 +380,7 @@ async fn an_archived_room_refuses_posts_and_changes_keeps_its_history_and_can_be
     let page = reader.get_text("/rooms/old-news").await;
     assert!(page.contains("history stays") && page.contains("data-archived"));
     assert!(!page.contains("anyone here?") && !page.contains("hello?"));
+    assert!(!page.contains("a late caption") && !page.contains("beep"));
     assert_eq!(
         user_message_ids(&page),
         vec![id],
@@ -447,8 +467,7 @@ async fn direct_conversations_stay_404_to_admins() {
     let alice = admin(&app, "alice").await;
     let bob = app.login("bob").await;
     let _carol = app.login("carol").await;
-    let opened = bob.get("/dm/carol").await;
-    let room = opened.headers()["location"].to_str().unwrap().to_owned();
+    let room = format!("/rooms/{}", bob.message_directly("carol", "hi").await);
     let mut b = socket(&bob, room.trim_start_matches("/rooms/")).await;
     let id = say(&mut b, "just between us").await;
 
@@ -464,7 +483,7 @@ async fn direct_conversations_stay_404_to_admins() {
     assert_eq!(delete.status(), 404);
     let page = bob.get_text(&room).await;
     assert!(page.contains("just between us") && !page.contains("(admin)"));
-    assert_eq!(user_message_ids(&page), vec![id], "still there");
+    assert_eq!(user_message_ids(&page), vec![1, id], "still there");
 }
 
 #[tokio::test]
@@ -580,4 +599,50 @@ async fn in_the_browser_an_admin_gets_the_controls_and_the_people_affected_see_e
     .await;
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn guesses_at_the_admin_token_are_throttled_per_address_even_for_the_right_one() {
+    let app = app_with_token().await;
+    let alice = app.login("alice").await;
+    let machine = app.visitor();
+    let metrics = |visitor: &Visitor, token: &str| {
+        visitor
+            .http
+            .get(app.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+    };
+    for _ in 0..5 {
+        let wrong = alice.post_form("/admin", &[("token", "guess")]).await;
+        assert_eq!(wrong.status(), 403);
+        assert_eq!(metrics(&machine, "guess").await.unwrap().status(), 401);
+    }
+
+    let page = alice.post_form("/admin", &[("token", TOKEN)]).await;
+    assert_eq!(page.status(), 429, "people get a page");
+    assert!(page.headers().contains_key("retry-after"));
+    assert!(page.text().await.unwrap().contains("Too many wrong"));
+    assert_eq!(alice.get("/rooms/lobby/admin").await.status(), 403);
+
+    let plain = metrics(&machine, TOKEN).await.unwrap();
+    assert_eq!(plain.status(), 429, "machines get plain text");
+    assert!(plain.headers().contains_key("retry-after"));
+    assert!(
+        plain.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let action = machine
+        .http
+        .post(app.url("/rooms/lobby/admin/archive"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(action.status(), 429);
+
+    let elsewhere = app.visitor_from(std::net::IpAddr::from([127, 0, 0, 2]));
+    assert_eq!(metrics(&elsewhere, TOKEN).await.unwrap().status(), 200);
 }

@@ -407,8 +407,7 @@ async fn only_people_who_can_read_the_room_get_its_files() {
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let carol = app.login("carol").await;
-    assert_eq!(alice.get("/dm/bob").await.status(), 303);
-    let room = "dm~alice~bob";
+    let room = &alice.message_directly("bob", "a file follows").await;
 
     let sent = upload(
         &alice,

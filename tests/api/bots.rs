@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::helpers::{TestApp, Visitor, WAIT, spawn_app, spawn_app_in, spawn_app_with};
 
 /// Makes a bot on the settings page; returns its token, read from the one page that shows it.
-async fn make_bot(person: &Visitor, name: &str) -> String {
+pub(crate) async fn make_bot(person: &Visitor, name: &str) -> String {
     let response = person.post_form("/settings/bots", &[("name", name)]).await;
     assert_eq!(response.status(), 201, "making bot {name}");
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -37,14 +37,14 @@ async fn bot_id(owner: &Visitor, name: &str) -> String {
 }
 
 /// An API client, as curl would be: no cookies, no `Origin`.
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     app_url: String,
     token: String,
 }
 
 impl Api {
-    fn new(app: &TestApp, token: &str) -> Api {
+    pub(crate) fn new(app: &TestApp, token: &str) -> Api {
         Api {
             http: reqwest::Client::builder().timeout(WAIT).build().unwrap(),
             app_url: app.url(""),
@@ -58,7 +58,7 @@ impl Api {
             .bearer_auth(&self.token)
     }
 
-    async fn post_json(&self, room: &str, body: Value) -> reqwest::Response {
+    pub(crate) async fn post_json(&self, room: &str, body: Value) -> reqwest::Response {
         self.request(Method::POST, &format!("/api/rooms/{room}/messages"))
             .json(&body)
             .send()
@@ -74,7 +74,7 @@ impl Api {
             .unwrap()
     }
 
-    async fn read(&self, room: &str, query: &str) -> reqwest::Response {
+    pub(crate) async fn read(&self, room: &str, query: &str) -> reqwest::Response {
         self.request(Method::GET, &format!("/api/rooms/{room}/messages{query}"))
             .send()
             .await
@@ -131,10 +131,8 @@ async fn a_token_is_shown_once_and_the_bot_posts_live_and_for_good() {
 
     let frame = ws.next_containing("from <strong>a bot</strong>").await;
     assert!(frame.contains(&format!(r#"id="msg-{id}""#)), "{frame}");
-    assert!(
-        frame.contains(r#"data-author="helper" data-bot="""#),
-        "{frame}"
-    );
+    assert!(frame.contains(r#"data-author="helper""#), "{frame}");
+    assert!(frame.contains(r#"data-bot="""#), "{frame}");
     assert!(frame.contains(r#"<span class="msg-badge""#), "{frame}");
 
     let plain = api
@@ -248,18 +246,15 @@ async fn unknown_rooms_and_other_peoples_direct_conversations_are_404() {
     let app = spawn_app().await;
     let alice = app.login("alice").await;
     let _bob = app.login("bob").await;
-    assert_eq!(alice.get("/dm/bob").await.status(), 303);
-    alice
-        .post_form("/rooms/dm~alice~bob/messages", &[("body", "secret")])
-        .await;
+    let dm = alice.message_directly("bob", "secret").await;
     let api = Api::new(&app, &make_bot(&alice, "helper").await);
 
-    for room in ["nowhere", "dm~alice~bob", "dm%7Ealice%7Ebob"] {
+    for room in ["nowhere", &dm, &dm.replace('~', "%7E")] {
         let post = api.post_json(room, json!({ "body": "let me in" })).await;
         assert_error(post, 404, "not_found").await;
         assert_error(api.read(room, "?after=0").await, 404, "not_found").await;
     }
-    let history = alice.get_text("/rooms/dm~alice~bob").await;
+    let history = alice.get_text(&format!("/rooms/{dm}")).await;
     assert!(history.contains("secret") && !history.contains("let me in"));
 }
 
@@ -316,6 +311,11 @@ async fn after_returns_exactly_the_newer_messages() {
     );
     let last = &page["messages"][3];
     assert_eq!(last["author"], "alice");
+    assert_ne!(
+        last["login"], first["login"],
+        "a person's login is not the bot's"
+    );
+    assert_eq!(last["login"].as_str().unwrap().len(), 20);
     assert_eq!(last["bot"], false);
     assert_eq!(last["deleted"], true);
     assert_eq!(last["body"], "");
@@ -515,6 +515,16 @@ fn signature(token: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// Asserts that no webhook call arrives within `wait`; `why` says what it would mean.
+async fn no_call_within(
+    calls: &mut mpsc::UnboundedReceiver<Call>,
+    wait: Duration,
+    why: impl std::fmt::Display,
+) {
+    let call = tokio::time::timeout(wait, calls.recv()).await;
+    assert!(call.is_err(), "{why}");
+}
+
 async fn next_call(calls: &mut mpsc::UnboundedReceiver<Call>) -> Call {
     tokio::time::timeout(WAIT, calls.recv())
         .await
@@ -524,7 +534,8 @@ async fn next_call(calls: &mut mpsc::UnboundedReceiver<Call>) -> Call {
 
 #[tokio::test]
 async fn a_mention_reaches_the_bots_webhook_and_is_retried_after_a_500() {
-    let app = spawn_app().await;
+    // The receiver is on loopback, as a bot next to the server would be.
+    let app = spawn_app_with(|config| config.allow_private_webhooks = true).await;
     let alice = app.login("alice").await;
     let token = make_bot(&alice, "helper").await;
     let api = Api::new(&app, &token);
@@ -582,25 +593,22 @@ async fn a_mention_reaches_the_bots_webhook_and_is_retried_after_a_500() {
         retried["permalink"],
         format!("{}/rooms/lobby/messages/{id}#msg-{id}", app.origin())
     );
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), calls.recv())
-            .await
-            .is_err(),
-        "delivered once it succeeded"
-    );
+    no_call_within(
+        &mut calls,
+        Duration::from_millis(500),
+        "delivered once it succeeded",
+    )
+    .await;
 
     // A direct conversation's words don't go to a bot that isn't in it.
     let _bob = app.login("bob").await;
-    assert_eq!(alice.get("/dm/bob").await.status(), 303);
-    alice
-        .post_form("/rooms/dm~alice~bob/messages", &[("body", "@helper psst")])
-        .await;
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), calls.recv())
-            .await
-            .is_err(),
-        "nothing from a conversation the bot can't read"
-    );
+    alice.message_directly("bob", "@helper psst").await;
+    no_call_within(
+        &mut calls,
+        Duration::from_millis(500),
+        "nothing from a conversation the bot can't read",
+    )
+    .await;
 
     // The settings form removes it; then mentions go nowhere.
     let bot = bot_id(&alice, "helper").await;
@@ -614,12 +622,12 @@ async fn a_mention_reaches_the_bots_webhook_and_is_retried_after_a_500() {
             &[("body", "@helper are you there?")],
         )
         .await;
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), calls.recv())
-            .await
-            .is_err(),
-        "no webhook, no call"
-    );
+    no_call_within(
+        &mut calls,
+        Duration::from_millis(500),
+        "no webhook, no call",
+    )
+    .await;
     let refused = alice
         .post_form(
             &format!("/settings/bots/{bot}/webhook"),
@@ -696,7 +704,11 @@ async fn the_settings_page_needs_a_login_and_the_sites_own_forms() {
 
 #[tokio::test]
 async fn a_webhook_that_hangs_times_out_is_retried_and_holds_up_nothing() {
-    let app = spawn_app_with(|config| config.webhook_timeout = 2.0).await;
+    let app = spawn_app_with(|config| {
+        config.webhook_timeout = 2.0;
+        config.allow_private_webhooks = true;
+    })
+    .await;
     let alice = app.login("alice").await;
     let api = Api::new(&app, &make_bot(&alice, "helper").await);
     let (receiver, mut calls) = webhook_receiver(1, Duration::from_secs(60)).await;
@@ -734,6 +746,81 @@ async fn a_webhook_that_hangs_times_out_is_retried_and_holds_up_nothing() {
         started.elapsed() < Duration::from_secs(10),
         "retried after the 2 s timeout, not after the receiver's minute"
     );
+}
+
+#[tokio::test]
+async fn without_the_flag_a_loopback_webhook_is_refused_and_never_delivered() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let token = make_bot(&alice, "helper").await;
+    let api = Api::new(&app, &token);
+    let (receiver, mut calls) = webhook_receiver(0, Duration::ZERO).await;
+    let port = receiver.port();
+    for url in [
+        format!("http://{receiver}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://[::1]:{port}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        format!("http://0x7f.1:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/hook".to_owned(),
+    ] {
+        let set = api
+            .request(Method::PUT, "/api/webhook")
+            .json(&json!({ "url": url }))
+            .send()
+            .await
+            .unwrap();
+        assert_error(set, 422, "private_address").await;
+    }
+    let bot = bot_id(&alice, "helper").await;
+    let refused = alice
+        .post_form(
+            &format!("/settings/bots/{bot}/webhook"),
+            &[("url", &format!("http://localhost:{port}/hook"))],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("--allow-private-webhooks"), "{page}");
+    let settings = alice.get_text("/settings/bots").await;
+    assert!(
+        !settings.contains(&format!(":{port}/hook")),
+        "nothing was set"
+    );
+
+    // Set while the operator allowed it: after a restart without the flag, never delivered,
+    // by name or by address.
+    let mut dir = app.stop().await;
+    for (i, url) in [
+        format!("http://localhost:{port}/hook"),
+        format!("http://{receiver}/hook"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let allowing = spawn_app_in(dir, |config| config.allow_private_webhooks = true).await;
+        let set = Api::new(&allowing, &token)
+            .request(Method::PUT, "/api/webhook")
+            .json(&json!({ "url": url }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(set.status(), 200, "allowed by the flag");
+        let app = spawn_app_in(allowing.stop().await, |_| {}).await;
+        let person = app.login(&format!("carol{i}")).await;
+        let posted = person
+            .post_form("/rooms/lobby/messages", &[("body", "@helper hello?")])
+            .await;
+        assert_eq!(posted.status(), 303);
+        no_call_within(
+            &mut calls,
+            Duration::from_millis(1500),
+            format!("{url} was called"),
+        )
+        .await;
+        dir = app.stop().await;
+    }
 }
 
 /// The settings page and a bot's message as a person sees them (screenshots `bots.png` and
@@ -784,4 +871,233 @@ async fn in_a_browser_a_bot_is_made_from_the_sidebar_and_its_message_shows_a_bad
     assert_eq!(badge.text().await.unwrap().to_lowercase(), "bot");
     save_screenshot(&browser, "bot-message").await;
     browser.close().await.unwrap();
+}
+
+/// Points `token`'s bot's webhook at `receiver`.
+async fn set_webhook(app: &TestApp, token: &str, receiver: SocketAddr) {
+    let set = Api::new(app, token)
+        .request(Method::PUT, "/api/webhook")
+        .json(&json!({ "url": format!("http://{receiver}/hook") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+}
+
+#[tokio::test]
+async fn an_owner_deletes_a_bot_its_token_and_webhook_stop_and_its_name_is_free() {
+    // The receivers listen on loopback.
+    let app = spawn_app_with(|config| config.allow_private_webhooks = true).await;
+    let alice = app.login("alice").await;
+    let token = make_bot(&alice, "helper").await;
+    let (receiver, mut calls) = webhook_receiver(0, Duration::ZERO).await;
+    set_webhook(&app, &token, receiver).await;
+    let api = Api::new(&app, &token);
+    api.say("lobby", "before").await;
+    let id = bot_id(&alice, "helper").await;
+    assert!(
+        alice
+            .get_text("/settings/bots")
+            .await
+            .contains(&format!(r#"action="/settings/bots/{id}/delete""#)),
+        "the settings page has the button"
+    );
+
+    let mallory = app.login("mallory").await;
+    let stolen = mallory
+        .post_form(&format!("/settings/bots/{id}/delete"), &[])
+        .await;
+    assert_eq!(stolen.status(), 404, "only its owner deletes it");
+    api.say("lobby", "still here").await;
+
+    let deleted = alice
+        .post_form(&format!("/settings/bots/{id}/delete"), &[])
+        .await;
+    assert_eq!(deleted.status(), 303);
+    assert!(
+        !alice
+            .get_text("/settings/bots")
+            .await
+            .contains(r#"<span class="bot-name">helper</span>"#)
+    );
+    assert_error(
+        api.post_json("lobby", json!({"body": "x"})).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    alice
+        .post_form("/rooms/lobby/messages", &[("body", "@helper hello?")])
+        .await;
+    no_call_within(
+        &mut calls,
+        Duration::from_millis(500),
+        "a deleted bot's webhook gets nothing",
+    )
+    .await;
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(page.contains("still here"), "its messages stay");
+    let taken = app
+        .visitor()
+        .post_form("/login", &[("nickname", "helper")])
+        .await;
+    assert_eq!(taken.status(), 303, "its name is free again");
+}
+
+#[tokio::test]
+async fn an_admin_deletes_any_bot_and_removing_a_bots_name_removes_the_bot() {
+    const TOKEN: &str = "a-long-random-admin-token-for-tests";
+    let app = spawn_app_with(|config| config.admin_token = Some(TOKEN.into())).await;
+    let alice = app.login("alice").await;
+    let first = make_bot(&alice, "first").await;
+    let second = make_bot(&alice, "second").await;
+    Api::new(&app, &second).say("lobby", "hello").await;
+
+    let admin = app.login("carol").await;
+    assert_eq!(
+        alice.get("/admin/bots").await.status(),
+        403,
+        "not for anyone else"
+    );
+    assert_eq!(
+        admin
+            .post_form("/admin", &[("token", TOKEN)])
+            .await
+            .status(),
+        303
+    );
+    let list = admin.get_text("/admin/bots").await;
+    assert!(list.contains(r#"<span class="bot-name">first</span>"#));
+    assert!(list.contains(r#"<span class="bot-name">second</span>"#));
+    let id = bot_id_in(&list, "first");
+    assert_eq!(
+        alice
+            .post_form(&format!("/admin/bots/{id}/delete"), &[])
+            .await
+            .status(),
+        403
+    );
+    let deleted = admin
+        .post_form(&format!("/admin/bots/{id}/delete"), &[])
+        .await;
+    assert_eq!(deleted.status(), 303);
+    assert_error(
+        Api::new(&app, &first).read("lobby", "").await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert!(!admin.get_text("/admin/bots").await.contains(">first<"));
+
+    // "Remove" on a bot's name in a room's panel deletes the bot, not just the claim.
+    let removed = admin
+        .post_form("/rooms/lobby/admin/kick", &[("nickname", "second")])
+        .await;
+    assert_eq!(removed.status(), 303);
+    assert_error(
+        Api::new(&app, &second)
+            .post_json("lobby", json!({"body": "still posting?"}))
+            .await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let page = admin.get_text("/rooms/lobby").await;
+    assert!(
+        page.contains("carol (admin) removed the bot second"),
+        "{page}"
+    );
+    assert!(
+        !alice
+            .get_text("/settings/bots")
+            .await
+            .contains(r#"class="bot-name""#)
+    );
+    let taken = app
+        .visitor()
+        .post_form("/login", &[("nickname", "second")])
+        .await;
+    assert_eq!(taken.status(), 303, "the name is free");
+}
+
+/// The id of `name`'s bot in a page listing bots.
+fn bot_id_in(page: &str, name: &str) -> String {
+    let name_at = page
+        .find(&format!(r#"<span class="bot-name">{name}</span>"#))
+        .expect("the bot is listed");
+    let li = &page[page[..name_at].rfind("data-bot-id=\"").unwrap() + 13..];
+    li[..li.find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn one_address_makes_a_bounded_number_of_bots_an_hour() {
+    let app = spawn_app_with(|config| config.bot_rate = 2.0).await;
+    let alice = app.login("alice").await;
+    make_bot(&alice, "one").await;
+    make_bot(&alice, "two").await;
+    let refused = alice
+        .post_form("/settings/bots", &[("name", "three")])
+        .await;
+    assert_eq!(refused.status(), 429);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("Try again later"), "the page says why");
+    assert!(page.contains(r#"value="three""#), "the name is kept");
+    let bob = app.login("bob").await;
+    let refused = bob.post_form("/settings/bots", &[("name", "bobs")]).await;
+    assert_eq!(
+        refused.status(),
+        429,
+        "a new login from the same address too"
+    );
+}
+
+#[tokio::test]
+async fn one_bots_hanging_webhook_does_not_hold_up_anothers() {
+    // The receivers listen on loopback.
+    let app = spawn_app_with(|config| config.allow_private_webhooks = true).await;
+    let alice = app.login("alice").await;
+    let slow = make_bot(&alice, "slow").await;
+    let quick = make_bot(&alice, "quick").await;
+    let (hanging, mut slow_calls) = webhook_receiver(usize::MAX, Duration::from_secs(60)).await;
+    let (answering, mut quick_calls) = webhook_receiver(0, Duration::ZERO).await;
+    set_webhook(&app, &slow, hanging).await;
+    set_webhook(&app, &quick, answering).await;
+
+    let mut ws = alice.ws("lobby").await;
+    ws.resume(0).await;
+    for n in 0..40 {
+        ws.say(&format!("@slow are you there? {n}")).await;
+    }
+    ws.next_containing("are you there? 39").await;
+    next_call(&mut slow_calls).await;
+
+    let asked = tokio::time::Instant::now();
+    ws.say("@quick and you?").await;
+    let call = next_call(&mut quick_calls).await;
+    assert_eq!(call.payload["message"]["body"], "@quick and you?");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "delivered at once, not after slow's timeouts: {:?}",
+        asked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_bot_cannot_take_a_name_a_person_just_let_go() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    assert_eq!(bob.post_form("/logout", &[]).await.status(), 303);
+    // Bob may come back for it: a bot would keep it from him for good.
+    let refused = alice.post_form("/settings/bots", &[("name", "Bob")]).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        app.visitor()
+            .post_form("/login", &[("nickname", "bob")])
+            .await
+            .status(),
+        303
+    );
+    // A name nobody has held is free for a bot.
+    make_bot(&alice, "robot").await;
 }

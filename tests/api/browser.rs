@@ -140,7 +140,13 @@ impl Driver {
 }
 
 pub async fn log_in(browser: &Client, app: &TestApp, nickname: &str) {
-    browser.goto(&app.url("/login")).await.unwrap();
+    log_in_from(browser, app, "/login", nickname).await;
+}
+
+/// Logs in from the login form at `login_path` (which may carry a `next`), and waits for the
+/// welcome view it leads to.
+pub async fn log_in_from(browser: &Client, app: &TestApp, login_path: &str, nickname: &str) {
+    browser.goto(&app.url(login_path)).await.unwrap();
     let field = browser.find(Locator::Css("#nickname")).await.unwrap();
     field.send_keys(nickname).await.unwrap();
     browser
@@ -589,17 +595,14 @@ async fn the_welcome_screen_starts_a_room_from_a_first_message() {
     log_in(&alice, &app, "alice").await;
     save_screenshot(&alice, "welcome").await;
     let first = alice.find(Locator::Css("#start-message")).await.unwrap();
+    first.send_keys("Offsite planning").await.unwrap();
+    // Shift+Enter is a new line (WebDriver keeps Shift down until the NULL key).
     first
-        .send_keys("Offsite planning\nWhere shall we go?")
+        .send_keys("\u{E008}\u{E007}\u{E000}Where shall we go?")
         .await
         .unwrap();
-    alice
-        .find(Locator::Css(".start-room button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // Enter starts the chat, as the button does.
+    first.send_keys("\u{E007}").await.unwrap();
     shown(&alice, "main.room[data-room='offsite-planning']").await;
     let message = shown(&alice, ".msg[data-author='alice'] .msg-body").await;
     assert_eq!(
@@ -930,7 +933,15 @@ async fn typing_at_suggests_people_and_the_mentioned_person_sees_it_highlighted(
     composer.send_keys("lunch?").await.unwrap();
     composer.send_keys("\u{E007}").await.unwrap();
 
-    let mention = ".msg[data-author='alice'][data-mentions~='bob']";
+    // The message names bob's login, which his page carries.
+    let bobs_login = script(
+        &bob,
+        "return document.body.getAttribute('data-viewer-login');",
+    )
+    .await;
+    let bobs_login = bobs_login.as_str().unwrap();
+    let mention = format!(".msg[data-author='alice'][data-mentions~='{bobs_login}']");
+    let mention = mention.as_str();
     shown(&bob, &format!("{mention} .mention[data-mention='bob']")).await;
     let highlighted = background_of(&bob, mention).await;
     let plain = background_of(&bob, ".msg[data-author='bob']").await;
@@ -953,12 +964,19 @@ async fn a_name_in_the_room_opens_a_direct_conversation_listed_apart() {
         .click()
         .await
         .unwrap();
-    shown(&alice, "main.room[data-room='dm~alice~bob']").await;
-    say(&alice, "a word in private").await;
+    // The conversation starts with the first message, from the page /dm/bob shows.
+    shown(&alice, "textarea#start-message")
+        .await
+        .send_keys("a word in private")
+        .await
+        .unwrap();
+    save_screenshot(&alice, "direct-new").await;
+    click_shown(&alice, "form.start-room button[type=submit]").await;
+    shown(&alice, "main.room[data-room^='dm~']").await;
     shown(&alice, ".msg[data-author='alice']").await;
 
     bob.goto(&app.url("/")).await.unwrap();
-    let entry = "#dm-list a[data-slug='dm~alice~bob']";
+    let entry = "#dm-list a[data-slug^='dm~']";
     shown(&bob, entry).await;
     let name = script(
         &bob,
@@ -1121,4 +1139,158 @@ async fn a_file_attached_with_the_paperclip_shows_inline_for_another_browser() {
     alice.close().await.unwrap();
     bob.close().await.unwrap();
     carol.close().await.unwrap();
+}
+
+/// A link to the login form whose `next` hides `//evil.example` behind a tab: a browser
+/// drops the tab, so it used to follow the redirect off-site once logged in.
+#[tokio::test]
+async fn after_logging_in_from_a_crafted_link_the_browser_stays_on_this_site() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    // Off-site, the page would be the browser's own error page, never the welcome view.
+    log_in_from(
+        &browser,
+        &app,
+        "/login?next=/%09/evil.example/rooms/lobby",
+        "alice",
+    )
+    .await;
+    let url = browser.current_url().await.unwrap();
+    assert_eq!(url.as_str(), format!("{}/", app.origin()));
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_nickname_protected_in_the_browser_logs_in_again_with_its_password() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let bob = driver.browser().await;
+    log_in(&bob, &app, "bob").await;
+    click_shown(&bob, ".me a[href='/settings/nickname']").await;
+    for field in ["#new-password", "#confirm-password"] {
+        shown(&bob, field)
+            .await
+            .send_keys("correct horse")
+            .await
+            .unwrap();
+    }
+    click_shown(&bob, ".password-form button[type=submit]").await;
+    shown(&bob, "#nickname-state[data-protected]").await;
+    save_screenshot(&bob, "nickname").await;
+    click_shown(&bob, "form[action='/logout'] button").await;
+    shown(&bob, "#nickname").await;
+
+    // The login form asks for the password, and it brings bob back.
+    let nickname = shown(&bob, "#nickname").await;
+    nickname.send_keys("bob").await.unwrap();
+    click_shown(&bob, "form button[type=submit]").await;
+    shown(&bob, "#password")
+        .await
+        .send_keys("correct horse")
+        .await
+        .unwrap();
+    save_screenshot(&bob, "login-password").await;
+    click_shown(&bob, "form button[type=submit]").await;
+    shown(&bob, "main.welcome").await;
+    bob.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unread_count_is_shown_whole_beside_a_long_room_name() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    let bob = app.login("bob").await;
+    let name = "a room with a name far too long for the sidebar";
+    bob.post_form("/rooms", &[("name", name)]).await;
+    let slug = "a-room-with-a-name-far-too-long-for-the-sidebar";
+    for n in 0..12 {
+        let body = format!("news {n}");
+        bob.post_form(
+            &format!("/rooms/{slug}/messages"),
+            &[("body", body.as_str())],
+        )
+        .await;
+    }
+    alice.goto(&app.url("/")).await.unwrap();
+    let badge = format!(".room-list a[data-slug='{slug}'] .badge");
+    shown(&alice, &badge).await;
+    let whole = script(
+        &alice,
+        &format!(
+            "const b = document.querySelector(\"{badge}\"); \
+             return [b.textContent, b.scrollWidth <= b.clientWidth];"
+        ),
+    )
+    .await;
+    assert_eq!(whole, serde_json::json!(["13", true]), "the count, not cut");
+    save_screenshot(&alice, "long-name-badge").await;
+    alice.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn escape_closes_the_topic_editor_and_saving_a_topic_closes_it_too() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    let open = "return document.querySelector('details.topic-edit').open;";
+
+    click_shown(&alice, "details.topic-edit summary").await;
+    let input = shown(&alice, "#topic-input").await;
+    input.click().await.unwrap();
+    input.send_keys("\u{E00C}").await.unwrap(); // Escape
+    assert_eq!(script(&alice, open).await, serde_json::json!(false));
+    let focused = "return document.activeElement.matches('details.topic-edit summary');";
+    assert_eq!(script(&alice, focused).await, serde_json::json!(true));
+
+    click_shown(&alice, "details.topic-edit summary").await;
+    let input = shown(&alice, "#topic-input").await;
+    input.send_keys("Plans for spring\u{E007}").await.unwrap(); // and Enter
+    until(
+        &alice,
+        "the topic to be saved",
+        "return document.getElementById('room-topic').textContent === 'Plans for spring';",
+    )
+    .await;
+    until(
+        &alice,
+        "the editor to close",
+        "return !document.querySelector('details.topic-edit').open;",
+    )
+    .await;
+    alice.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_time_on_ones_own_message_is_readable_against_its_background() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    say(&alice, "my own words").await;
+    let own = ".msg[data-author='alice']";
+    shown(&alice, own).await;
+    // WCAG's contrast ratio of the time's colour on the message's own background.
+    let ratio = script(
+        &alice,
+        &format!(
+            "const msg = document.querySelector(\"{own}\");
+             const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+             const lum = ([r, g, b]) => [r, g, b].map((v) => {{
+               v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+             }}).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+             const fg = lum(rgb(getComputedStyle(msg.querySelector('time')).color));
+             const bg = lum(rgb(getComputedStyle(msg).backgroundColor));
+             return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);"
+        ),
+    )
+    .await;
+    let ratio = ratio.as_f64().unwrap();
+    assert!(ratio >= 4.5, "contrast {ratio:.2} is under WCAG AA's 4.5");
+    alice.close().await.unwrap();
 }

@@ -3,9 +3,12 @@
 
 use crate::helpers::{Visitor, spawn_app};
 
-/// Makes a device link as `visitor`; returns its path.
+/// Makes a device link as `visitor`, as the sidebar's button does; returns its path.
 async fn device_link(visitor: &Visitor) -> String {
-    let page = visitor.get_text("/devices/link").await;
+    let made = visitor.post_form("/devices/link", &[]).await;
+    assert_eq!(made.status(), 200, "a link is made");
+    assert_eq!(made.headers()["cache-control"], "no-store");
+    let page = made.text().await.unwrap();
     assert!(page.contains("<svg"), "the page shows a QR code");
     let at = page.find("/devices/claim/").expect("a claim link");
     let token: String = page[at + "/devices/claim/".len()..]
@@ -81,4 +84,55 @@ async fn a_link_made_before_logging_out_logs_nobody_in() {
         303,
         "needs a login"
     );
+}
+
+#[tokio::test]
+async fn a_link_is_made_only_by_a_post_and_a_login_keeps_its_three_newest() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let offer = alice.get_text("/devices/link").await;
+    assert!(
+        !offer.contains("/devices/claim/"),
+        "opening the page makes no link"
+    );
+    assert!(offer.contains(r#"<form method="post" action="/devices/link">"#));
+    assert!(
+        alice
+            .get_text("/")
+            .await
+            .contains(r#"<form method="post" action="/devices/link">"#),
+        "the sidebar's button posts"
+    );
+    let cross_site = alice
+        .http
+        .post(app.url("/devices/link"))
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403, "another site can't make one");
+
+    let mut links = Vec::new();
+    for _ in 0..5 {
+        links.push(device_link(&alice).await);
+    }
+    let mut working = Vec::new();
+    for link in &links {
+        working.push(app.visitor().get(link).await.status().as_u16());
+    }
+    assert_eq!(
+        working,
+        [410, 410, 200, 200, 200],
+        "each new link replaces the oldest past three"
+    );
+
+    // However many alice makes, bob still gets his.
+    for _ in 0..20 {
+        device_link(&alice).await;
+    }
+    let bob = app.login("bob").await;
+    let link = device_link(&bob).await;
+    let phone = app.visitor();
+    assert_eq!(phone.post_form(&link, &[]).await.status(), 303);
+    assert_eq!(who_is(&phone).await.as_deref(), Some("bob"));
 }

@@ -1,4 +1,4 @@
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,11 +76,18 @@ impl TestApp {
 
     /// A client with its own cookie jar that does not follow redirects.
     pub fn visitor(&self) -> Visitor {
+        self.visitor_from(None)
+    }
+
+    /// A visitor whose connections come from `source` (any of 127.0.0.0/8 reaches the
+    /// server), to be another client address.
+    pub fn visitor_from(&self, source: impl Into<Option<IpAddr>>) -> Visitor {
         let jar = Arc::new(Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(Policy::none())
             .timeout(WAIT)
+            .local_address(source.into())
             .build()
             .unwrap();
         Visitor {
@@ -184,6 +191,17 @@ impl Visitor {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Starts (or writes into) the direct conversation with `nickname` by sending `body`
+    /// from `/dm/{nickname}`; returns the conversation's slug.
+    pub async fn message_directly(&self, nickname: &str, body: &str) -> String {
+        let sent = self
+            .post_form(&format!("/dm/{nickname}"), &[("body", body)])
+            .await;
+        assert_eq!(sent.status(), 303, "POST /dm/{nickname}");
+        let location = sent.headers()["location"].to_str().unwrap();
+        location.strip_prefix("/rooms/").unwrap().to_owned()
     }
 
     /// A request as htmx sends it from the page: `HX-Request`, `Origin`, form-encoded values.
@@ -372,4 +390,13 @@ pub fn message_ids(html: &str) -> Vec<u64> {
             rest[..rest.find('"')?].parse().ok()
         })
         .collect()
+}
+
+/// The viewer's login handle, from a page's `<body data-viewer-login>`.
+pub fn viewer_login(page: &str) -> String {
+    let value = &page[page
+        .find(r#"data-viewer-login=""#)
+        .expect("data-viewer-login")
+        + 19..];
+    value[..value.find('"').unwrap()].to_owned()
 }

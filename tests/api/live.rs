@@ -182,6 +182,29 @@ async fn a_resent_client_id_is_stored_once_and_acknowledged() {
 }
 
 #[tokio::test]
+async fn the_same_client_id_in_another_room_is_another_message() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    alice.post_form("/rooms", &[("name", "elsewhere")]).await;
+    let frame = serde_json::json!({ "body": "twice, two rooms", "client_id": "c-7" });
+    let mut lobby = alice.ws("lobby").await;
+    lobby.resume(0).await;
+    lobby.send_json(frame.clone()).await;
+    lobby.next_containing("twice, two rooms").await;
+
+    let mut elsewhere = alice.ws("elsewhere").await;
+    elsewhere.resume(0).await;
+    elsewhere.send_json(frame).await;
+    elsewhere.next_containing("twice, two rooms").await;
+    let page = alice.get_text("/rooms/elsewhere").await;
+    assert_eq!(
+        page.matches("twice, two rooms").count(),
+        1,
+        "stored in this room"
+    );
+}
+
+#[tokio::test]
 async fn resume_after_replays_exactly_the_missed_messages_before_live_ones() {
     let app = spawn_app().await;
     let alice = app.login("alice").await;

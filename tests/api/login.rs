@@ -66,6 +66,10 @@ async fn a_held_nickname_is_refused_ignoring_case_and_the_input_is_kept() {
     assert_eq!(response.status(), 422);
     let page = response.text().await.unwrap();
     assert!(page.contains("is taken"), "{page}");
+    assert!(
+        page.contains("Link another device"),
+        "and what to do if it is oneself elsewhere: {page}"
+    );
     assert!(page.contains("value=\"ALICE\""), "input kept: {page}");
 }
 
@@ -188,4 +192,163 @@ async fn with_a_join_code_nobody_gets_in_without_it() {
     assert!(!invited.get_text("/login").await.contains(r#"name="code""#));
     let response = invited.post_form("/login", &[("nickname", "frank")]).await;
     assert_eq!(response.status(), 303);
+}
+
+/// `next` as browsers read it: tabs and newlines dropped, `\` taken for `/`. Each of these
+/// led off-site, or broke the response, while only the prefix was checked.
+const OFF_SITE_NEXTS: [&str; 16] = [
+    "//evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example/rooms",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    " //evil.example",
+    "/.//evil.example",
+    "/%2e//evil.example",
+    "https:evil.example",
+    "http://evil.example/",
+    "javascript:alert(1)",
+    "java\tscript:alert(1)",
+    "//evil\u{3002}example",
+    "\u{0}//evil.example",
+    "\\/evil.example",
+];
+
+#[tokio::test]
+async fn login_never_leads_off_site_however_next_is_written() {
+    let app = spawn_app().await;
+    for (i, next) in OFF_SITE_NEXTS.iter().enumerate() {
+        let visitor = app.visitor();
+        let response = visitor
+            .post_form(
+                "/login",
+                &[("nickname", &format!("person{i}")), ("next", next)],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "{next:?}");
+        assert_eq!(response.headers()["location"], "/", "{next:?}");
+
+        // The form never carries it, and someone logged in is not sent there either.
+        let form = app
+            .visitor()
+            .get_text(&format!("/login?next={}", urlencode(next)))
+            .await;
+        assert!(!form.contains(r#"name="next""#), "{next:?}: {form}");
+        let response = visitor
+            .get(&format!("/login?next={}", urlencode(next)))
+            .await;
+        assert_eq!(response.status(), 303, "{next:?}");
+        assert_eq!(response.headers()["location"], "/", "{next:?}");
+    }
+    // What the issue showed: `%09` in the link.
+    let alice = app.login("alice").await;
+    let response = alice.get("/login?next=/%09/evil.example/x").await;
+    assert_eq!(response.headers()["location"], "/");
+}
+
+#[tokio::test]
+async fn a_local_next_survives_written_back_as_a_plain_path() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    let form = visitor
+        .get_text("/login?next=%2Frooms%2Flobby%3Fx%3D1")
+        .await;
+    assert!(
+        form.contains(r#"name="next" value="/rooms/lobby?x=1""#),
+        "{form}"
+    );
+    // CR and LF are dropped as a browser drops them, never a broken header or a 500.
+    let response = visitor
+        .post_form(
+            "/login",
+            &[
+                ("nickname", "bob"),
+                ("next", "/rooms/lob\r\nby\r\nSet-Cookie: x=1"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/rooms/lobbySet-Cookie:%20x=1"
+    );
+    assert_eq!(response.headers().get_all("set-cookie").iter().count(), 1);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn wrong_join_codes_are_throttled_per_address_even_for_the_right_code() {
+    let app = spawn_app_with(|config| config.join_code = Some("open-sesame".into())).await;
+    let guesser = app.visitor();
+    for attempt in 0..10 {
+        let response = if attempt % 2 == 0 {
+            guesser
+                .post_form("/login", &[("nickname", "eve"), ("code", "guess")])
+                .await
+        } else {
+            guesser.get(&format!("/join/guess{attempt}")).await
+        };
+        assert!(
+            matches!(response.status().as_u16(), 404 | 422),
+            "attempt {attempt}: {}",
+            response.status()
+        );
+    }
+    let response = guesser
+        .post_form("/login", &[("nickname", "eve"), ("code", "open-sesame")])
+        .await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Too many wrong"), "{page}");
+    assert_eq!(guesser.get("/join/open-sesame").await.status(), 429);
+    assert_eq!(
+        guesser.get("/rooms/lobby").await.status(),
+        303,
+        "still outside"
+    );
+
+    // Another address has its own budget.
+    let neighbour = app.visitor_from(std::net::IpAddr::from([127, 0, 0, 2]));
+    let response = neighbour
+        .post_form("/login", &[("nickname", "frank"), ("code", "open-sesame")])
+        .await;
+    assert_eq!(response.status(), 303);
+}
+
+#[tokio::test]
+async fn right_codes_cost_nothing_and_the_budget_comes_back() {
+    let window = std::time::Duration::from_millis(1500);
+    let app = spawn_app_with(|config| {
+        config.join_code = Some("open-sesame".into());
+        config.guess_window = window;
+    })
+    .await;
+    // Right codes are not counted: more of them than the budget all pass.
+    for i in 0..15 {
+        let response = app.visitor().get("/join/open-sesame").await;
+        assert_eq!(response.status(), 303, "right code {i}");
+    }
+    let guesser = app.visitor();
+    for _ in 0..10 {
+        guesser
+            .post_form("/login", &[("nickname", "eve"), ("code", "guess")])
+            .await;
+    }
+    tokio::time::sleep(window + std::time::Duration::from_millis(200)).await;
+    let response = guesser
+        .post_form("/login", &[("nickname", "eve"), ("code", "open-sesame")])
+        .await;
+    assert_eq!(response.status(), 303, "once the window has passed");
 }

@@ -593,3 +593,150 @@ async fn every_subcommand_has_help() {
         assert!(backup.contains(flag), "{flag} in\n{backup}");
     }
 }
+
+/// A tar header and the entry's contents.
+type RawEntry = (tar::Header, &'static [u8]);
+
+/// `archive` with `extra` entries appended, each a header (name and link name written raw,
+/// as a hostile tool would) and its contents.
+fn with_entries(archive: &Path, out: &Path, extra: &[RawEntry]) {
+    let mut original = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    let mut crafted = tar::Builder::new(std::fs::File::create(out).unwrap());
+    for entry in original.entries().unwrap() {
+        let entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        crafted.append_data(&mut header, path, entry).unwrap();
+    }
+    for (header, contents) in extra {
+        crafted.append(header, *contents).unwrap();
+    }
+    crafted.into_inner().unwrap();
+}
+
+fn raw_entry(kind: tar::EntryType, name: &str, link: Option<&str>, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    let raw = &mut header.as_old_mut().name;
+    raw[..name.len()].copy_from_slice(name.as_bytes());
+    if let Some(link) = link {
+        header.set_link_name_literal(link).unwrap();
+    }
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    header
+}
+
+#[tokio::test]
+async fn restore_refuses_links_and_paths_that_lead_out_of_the_data_dir() {
+    let app = spawn_ops_app().await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "a message").await;
+    let stopped = app.stop().await;
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("backup.tar");
+    let backup = chat(&[
+        "backup",
+        "--data-dir",
+        path_arg(stopped.path()),
+        "--out",
+        path_arg(&archive),
+    ])
+    .await;
+    succeeded(&backup, "backup");
+
+    // Outside the data directory: a secret that must not come back through the attachment
+    // URL, and a place nothing may be written to.
+    let secret = work.path().join("secret.txt");
+    std::fs::write(&secret, "outside").unwrap();
+    let escaped = work.path().join("escaped.txt");
+    let target = work.path().join("data");
+    let secret_name = path_arg(&secret).to_owned();
+    let escaped_name = path_arg(&escaped).to_owned();
+    let work_name = path_arg(work.path()).to_owned();
+    use tar::EntryType::{Link, Regular, Symlink};
+    // What the refusal names, and the entries appended to a good backup.
+    let cases: Vec<(&str, Vec<RawEntry>)> = vec![
+        (
+            "symbolic link",
+            vec![(
+                raw_entry(Symlink, "files/leak", Some(&secret_name), 0),
+                &b""[..],
+            )],
+        ),
+        (
+            "symbolic link",
+            vec![(
+                raw_entry(Symlink, "files/leak", Some("../../secret.txt"), 0),
+                &b""[..],
+            )],
+        ),
+        (
+            "hard link",
+            vec![(
+                raw_entry(Link, "files/leak", Some(&secret_name), 0),
+                &b""[..],
+            )],
+        ),
+        (
+            "symbolic link",
+            vec![
+                (
+                    raw_entry(Symlink, "files/dir", Some(&work_name), 0),
+                    &b""[..],
+                ),
+                (
+                    raw_entry(Regular, "files/dir/escaped.txt", None, 3),
+                    &b"bad"[..],
+                ),
+            ],
+        ),
+        (
+            "out of the data directory",
+            vec![(
+                raw_entry(Regular, "files/../../escaped.txt", None, 3),
+                &b"bad"[..],
+            )],
+        ),
+        (
+            "out of the data directory",
+            vec![(raw_entry(Regular, &escaped_name, None, 3), &b"bad"[..])],
+        ),
+    ];
+    for (i, (refusal, extra)) in cases.iter().enumerate() {
+        let crafted = work.path().join(format!("crafted-{i}.tar"));
+        with_entries(&archive, &crafted, extra);
+        let restore = chat(&[
+            "restore",
+            "--in",
+            path_arg(&crafted),
+            "--data-dir",
+            path_arg(&target),
+        ])
+        .await;
+        let stderr = String::from_utf8_lossy(&restore.stderr);
+        assert!(!restore.status.success(), "case {i} was restored: {stderr}");
+        assert!(
+            stderr.contains("refusing") && stderr.contains(refusal),
+            "case {i}: {stderr}"
+        );
+        assert!(!escaped.exists(), "case {i} wrote outside");
+        assert!(
+            !target.join("files").exists(),
+            "case {i}: a failed restore takes away what it wrote"
+        );
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "outside");
+    }
+
+    // The archive itself still restores.
+    let restore = chat(&[
+        "restore",
+        "--in",
+        path_arg(&archive),
+        "--data-dir",
+        path_arg(&target),
+    ])
+    .await;
+    succeeded(&restore, "restore of the untouched archive");
+}

@@ -365,8 +365,22 @@ async fn a_muted_room_is_marked_for_its_viewer_only() {
     };
     assert!(muted(&alice.get_text("/").await));
     assert!(!muted(&bob.get_text("/").await));
+    // What arrives in a muted room is not counted on its badge.
+    bob.post_form("/rooms/lobby/messages", &[("body", "psst")])
+        .await;
+    let badge = |page: &str| {
+        let link = page
+            .split("<a ")
+            .find(|a| a.starts_with(r#"href="/rooms/lobby""#))
+            .unwrap();
+        let at = link.find(r#"<span class="badge""#).unwrap();
+        link[at..at + link[at..].find("</span>").unwrap()].ends_with('>')
+    };
+    assert!(badge(&alice.get_text("/").await), "no count while muted");
     alice.post_form("/rooms/lobby/mute", &[]).await;
-    assert!(!muted(&alice.get_text("/").await));
+    let page = alice.get_text("/").await;
+    assert!(!muted(&page));
+    assert!(!badge(&page), "counted again once unmuted");
 }
 
 #[tokio::test]
@@ -397,4 +411,55 @@ async fn unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen
     // Opened now: nothing is unread any more.
     let home = alice.get_text("/").await;
     assert!(!home.contains(r#"aria-label="unread messages">2<"#));
+}
+
+#[tokio::test]
+async fn the_sidebar_lists_the_newest_rooms_and_counts_the_rest() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    for n in 0..60 {
+        let name = format!("room {n:02}");
+        let made = alice.post_form("/rooms", &[("name", name.as_str())]).await;
+        assert_eq!(made.status(), 303);
+    }
+    let page = alice.get_text("/").await;
+    let list = &page[page.find(r#"<nav id="room-list""#).unwrap()..];
+    let list = &list[..list.find("</nav>").unwrap()];
+    assert_eq!(list.matches("data-slug=").count(), 50, "the newest 50");
+    assert!(
+        list.contains(r#"data-slug="room-59""#),
+        "the newest is listed"
+    );
+    assert!(
+        !list.contains(r#"data-slug="room-00""#),
+        "an old one is not"
+    );
+    assert!(list.contains("11 more rooms"), "and the rest are counted");
+    // Unread lines of the hidden rooms (ten "room created by alice", the lobby none), counted
+    // by the server.
+    assert!(list.contains(r#"data-hidden-unread="10""#), "{list}");
+
+    // Every room is on /rooms, and an old one is listed while it is open.
+    let all = alice.get_text("/rooms").await;
+    assert!(all.contains(r#"href="/rooms/room-00""#) && all.contains(r#"href="/rooms/lobby""#));
+    let open = alice.get_text("/rooms/room-00").await;
+    let list = &open[open.find(r#"<nav id="room-list""#).unwrap()..];
+    assert!(list[..list.find("</nav>").unwrap()].contains(r#"data-slug="room-00""#));
+}
+
+#[tokio::test]
+async fn every_page_names_its_icon_and_the_icon_is_served() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    for page in [
+        visitor.get_text("/login").await,
+        app.login("alice").await.get_text("/").await,
+    ] {
+        let needle = r#"<link rel="icon" type="image/svg+xml" href=""#;
+        let at = page.find(needle).unwrap() + needle.len();
+        let href = &page[at..at + page[at..].find('"').unwrap()];
+        let icon = visitor.get(href).await;
+        assert_eq!(icon.status(), 200, "{href}");
+        assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    }
 }

@@ -336,9 +336,26 @@ async fn an_empty_or_overlong_query_gets_a_friendly_note_not_an_error_page() {
 #[tokio::test]
 async fn logged_out_visitors_are_sent_to_log_in() {
     let app = spawn_app().await;
-    let response = app.visitor().get("/search?q=secret").await;
+    let visitor = app.visitor();
+    let response = visitor.get("/search?q=secret").await;
     assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()["location"], "/login?next=/search");
+    assert_eq!(
+        response.headers()["location"],
+        "/login?next=/search%3Fq%3Dsecret"
+    );
+    // And back to the same search, query and all, once logged in.
+    let form = visitor.get_text("/login?next=/search%3Fq%3Dsecret").await;
+    assert!(
+        form.contains(r#"name="next" value="/search?q=secret""#),
+        "{form}"
+    );
+    let logged_in = visitor
+        .post_form(
+            "/login",
+            &[("nickname", "alice"), ("next", "/search?q=secret")],
+        )
+        .await;
+    assert_eq!(logged_in.headers()["location"], "/search?q=secret");
 }
 
 #[tokio::test]
@@ -397,4 +414,21 @@ async fn a_search_typed_in_the_sidebar_leads_to_the_message_highlighted_in_its_r
         "scrolled to the message, older than the newest page"
     );
     save_screenshot(&alice, "search-permalink").await;
+}
+
+#[tokio::test]
+async fn the_search_page_names_its_two_search_landmarks_apart() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    let page = alice.get_text("/search?q=anything").await;
+    let labels: Vec<&str> = page
+        .split(r#"role="search""#)
+        .skip(1)
+        .map(|rest| {
+            let at = rest.find(r#"aria-label=""#).expect("a label") + 12;
+            &rest[at..at + rest[at..].find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(labels.len(), 2, "the sidebar's and the page's");
+    assert_ne!(labels[0], labels[1], "axe's landmark-unique: {labels:?}");
 }

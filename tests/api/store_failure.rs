@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use chat::domain::{SearchQuery, Slug};
 use chat::store::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageRecord, PoloStore,
-    ReaderRecord, RoomRecord, SearchCursor, SearchPage, SessionRecord, Storage, StoreError,
-    StoreResult,
+    AppendBatch, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
+    PoloStore, ReaderRecord, RoomRecord, SearchCursor, SearchPage, SessionRecord, Storage,
+    StoreError, StoreResult,
 };
 use chat::{Application, Config};
 
@@ -43,6 +43,9 @@ impl Storage for FlakyStore {
     fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()> {
         self.inner.set_archived(room, archived)
     }
+    fn set_members(&self, room: &Slug, members: &[DirectMember]) -> StoreResult<()> {
+        self.inner.set_members(room, members)
+    }
     fn setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.inner.setting(key)
     }
@@ -61,6 +64,9 @@ impl Storage for FlakyStore {
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
         self.inner.messages(room, from, to)
     }
+    fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
+        self.inner.rewrite(messages, rooms)
+    }
     fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
         self.inner.delete_login_sessions(login_id)
     }
@@ -75,6 +81,9 @@ impl Storage for FlakyStore {
     }
     fn save_bot(&self, bot: &BotRecord) -> StoreResult<()> {
         self.inner.save_bot(bot)
+    }
+    fn delete_bot(&self, id: &str, claim_key: Option<&str>) -> StoreResult<()> {
+        self.inner.delete_bot(id, claim_key)
     }
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
         if self.fail_appends.load(Ordering::SeqCst) {
@@ -96,6 +105,9 @@ impl Storage for FlakyStore {
     }
     fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
         self.inner.dedup_lookup(key)
+    }
+    fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>> {
+        self.inner.dedup_records()
     }
     fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>> {
         self.inner.file(hash)

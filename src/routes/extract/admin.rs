@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
 use super::bearer_token;
+use super::client::{ClientAddr, Guess, TooManyGuesses};
 use crate::admin::ADMIN_KEY;
 use crate::error::AppError;
 use crate::identity::CurrentUser;
@@ -64,10 +65,13 @@ enum Claim {
 
 async fn claim(parts: &mut Parts, state: &AppState) -> Result<Claim, Response> {
     if let Some(given) = bearer_token(&parts.headers) {
-        return Ok(match state.admin.is_admin_token(given) {
-            true => Claim::Admin(Admin::Token),
-            false => Claim::BadToken,
-        });
+        let client = ClientAddr::of(parts, &state.config.trusted_proxy);
+        let guess = Guess::start(state, client).map_err(TooManyGuesses::plain)?;
+        if !state.admin.is_admin_token(given) {
+            return Ok(Claim::BadToken);
+        }
+        guess.right();
+        return Ok(Claim::Admin(Admin::Token));
     }
     // Routes outside the session layer have no session: nobody there is an admin by cookie.
     let Ok(session) = Session::from_request_parts(parts, state).await else {
@@ -88,7 +92,7 @@ async fn claim(parts: &mut Parts, state: &AppState) -> Result<Claim, Response> {
     })
 }
 
-/// An admin, or 403 (401 for a wrong bearer token).
+/// An admin, or 403 (401 for a wrong bearer token, 429 after too many).
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Response;
 

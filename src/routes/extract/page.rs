@@ -16,9 +16,7 @@ use crate::identity::CurrentUser;
 use crate::security::CspNonce;
 use crate::state::AppState;
 use crate::store::ReaderRecord;
-use crate::views::{
-    Chrome, ComposerError, History, RoomPage, Sidebar, SidebarViewer, direct_partner,
-};
+use crate::views::{Chrome, ComposerError, History, RoomPage, Sidebar, SidebarViewer};
 
 pub struct PageContext {
     pub viewer: CurrentUser,
@@ -73,7 +71,7 @@ impl PageContext {
             Some(SidebarViewer {
                 current,
                 reader,
-                mention_key: self.viewer.mention_key(),
+                login: self.viewer.handle(),
             }),
         )
     }
@@ -104,16 +102,14 @@ impl PageContext {
                 .filter(|&id| id > 1)
         });
         let direct = room.slug.direct_members().is_some();
-        let room_name = room.name();
-        let name = match direct {
-            true => direct_partner(&room_name, viewer.mention_key()).unwrap_or(&room_name),
-            false => &room_name,
-        };
+        let name = room
+            .partner_of(viewer.handle())
+            .unwrap_or_else(|| room.name());
         let page = RoomPage {
-            page: self.chrome(name),
+            page: self.chrome(name.clone()),
             sidebar: self.sidebar(state, Some(&room.slug), &reader),
             slug: room.slug.clone(),
-            name: name.to_owned(),
+            name,
             direct,
             topic: room.topic(),
             here: room.here(),

@@ -9,7 +9,7 @@ use crate::identity::CurrentUser;
 
 /// The room at this URL segment, if the viewer may read it.
 pub fn find_room(hub: &Hub, slug: &str, viewer: &CurrentUser) -> Result<Arc<Room>, AppError> {
-    hub.readable_room(slug, viewer.mention_key())
+    hub.readable_room(slug, viewer.handle())
         .ok_or(AppError::NotFound)
 }
 

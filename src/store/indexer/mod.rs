@@ -439,6 +439,7 @@ mod tests {
                     *id,
                     MessageKind::User,
                     "alice".into(),
+                    String::new(),
                     body.to_string(),
                     self.clock,
                 ));
