@@ -152,18 +152,7 @@ impl Writer {
             .map(|n| Slug::parse(&format!("room-{n}")).unwrap())
             .collect();
         for slug in &rooms {
-            store.create_room(&RoomRecord {
-                slug: slug.clone(),
-                name: slug.to_string(),
-                topic: String::new(),
-                created_by: String::new(),
-                created_at: 0,
-                last_id: 0,
-                last_activity: 0,
-                mentions: Vec::new(),
-                archived: false,
-                members: Vec::new(),
-            })?;
+            store.create_room(&RoomRecord::new(slug.clone(), slug.to_string(), "", 0))?;
         }
         let mut next_ids = vec![0; ROOMS];
         let mut clock = 1_700_000_000_000;
@@ -251,6 +240,7 @@ impl Writer {
             .map(|(slug, &id)| RoomHead {
                 slug: slug.clone(),
                 last_id: id as i64,
+                counted: id as i64,
                 last_activity: self.clock,
                 mentions: Vec::new(),
             })

@@ -101,6 +101,7 @@ impl Writer {
         batch.room_heads = vec![RoomHead {
             slug: self.room.clone(),
             last_id: self.next_id as i64,
+            counted: self.next_id as i64,
             last_activity: now,
             mentions: Vec::new(),
         }];
@@ -180,18 +181,12 @@ fn now_millis() -> i64 {
 fn open_writer(args: &Args, data_dir: &Path) -> anyhow::Result<Writer> {
     let store = PoloStore::open(data_dir)?;
     let room = Slug::lobby();
-    store.create_room(&RoomRecord {
-        slug: room.clone(),
-        name: "lobby".into(),
-        topic: String::new(),
-        created_by: String::new(),
-        created_at: now_millis(),
-        last_id: 0,
-        last_activity: now_millis(),
-        mentions: Vec::new(),
-        archived: false,
-        members: Vec::new(),
-    })?;
+    store.create_room(&RoomRecord::new(
+        room.clone(),
+        "lobby".into(),
+        "",
+        now_millis(),
+    ))?;
     Ok(Writer {
         store,
         room,

@@ -112,7 +112,7 @@ pub struct Config {
     #[arg(long, env = "CHAT_TYPING_EXPIRY", default_value_t = 3.0)]
     pub typing_expiry: f64,
 
-    /// Seconds after someone's last tab closes before they are announced as left.
+    /// Seconds after someone's last tab closes before they leave "Here now".
     #[arg(long, env = "CHAT_LEAVE_DEBOUNCE", default_value_t = 5.0)]
     pub leave_debounce: f64,
 
@@ -120,8 +120,7 @@ pub struct Config {
     #[arg(long, env = "CHAT_ANNOUNCE_LIMIT", default_value_t = 50)]
     pub announce_limit: usize,
 
-    /// Seconds after start without "joined" lines, so pages reconnecting after a restart
-    /// don't look like people arriving.
+    /// Seconds after start without "joined" lines.
     #[arg(long, env = "CHAT_QUIET_AFTER_START", default_value_t = 30.0)]
     pub quiet_after_start: f64,
 

@@ -327,7 +327,10 @@ fn commit_batch(
     let now = now_millis();
     // Requests come in queue order: the first waited longest.
     let oldest = requests.first().map(|r| r.queued_at);
-    let mut next_ids: HashMap<Slug, (Arc<Room>, u64)> = HashMap::new();
+    // Per room: the room, and its last id and count of counted messages so far in the batch.
+    let mut next_ids: HashMap<Slug, (Arc<Room>, u64, u64)> = HashMap::new();
+    // Each accepted message's room count with it, for `publish`.
+    let mut counts = Vec::with_capacity(requests.len());
     let mut batch = AppendBatch::default();
     let mut accepted = Vec::with_capacity(requests.len());
     let mut keys_in_batch: HashMap<String, u64> = HashMap::new();
@@ -359,9 +362,16 @@ fn commit_batch(
         }
         let slot = next_ids
             .entry(request.room.slug.clone())
-            .or_insert_with(|| (request.room.clone(), request.room.last_id()));
+            .or_insert_with(|| {
+                let room = &request.room;
+                (room.clone(), room.last_id(), room.counted())
+            });
         slot.1 += 1;
+        if request.kind.counts() {
+            slot.2 += 1;
+        }
         let id = slot.1;
+        counts.push(slot.2);
         let record = MessageRecord {
             client_id: request.client_id.clone(),
             bot: request.bot,
@@ -406,7 +416,7 @@ fn commit_batch(
             continue;
         }
         *message = render(record);
-        let (room, _) = &next_ids[&record.room];
+        let (room, _, _) = &next_ids[&record.room];
         let room_marks = marks
             .entry(room.slug.clone())
             .or_insert_with(|| room.mention_marks());
@@ -414,9 +424,10 @@ fn commit_batch(
     }
     batch.room_heads = next_ids
         .iter()
-        .map(|(slug, (room, last))| RoomHead {
+        .map(|(slug, (room, last, counted))| RoomHead {
             slug: slug.clone(),
             last_id: *last as i64,
+            counted: *counted as i64,
             last_activity: now,
             mentions: marks
                 .get(slug)
@@ -445,9 +456,9 @@ fn commit_batch(
             // Counted before anyone is shown them: whoever saw a message sees it counted.
             let delivered: usize = accepted.iter().map(|r| r.room.subscribers()).sum();
             metrics.delivered.increment(delivered as u64);
-            for (request, message) in accepted.into_iter().zip(rendered) {
+            for ((request, message), counted) in accepted.into_iter().zip(rendered).zip(counts) {
                 let id = message.id;
-                request.room.publish(Arc::new(message), now);
+                request.room.publish(Arc::new(message), now, counted);
                 if let Some(key) = request.dedup_key {
                     dedup.insert(key, id);
                 }

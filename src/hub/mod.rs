@@ -67,13 +67,12 @@ pub struct LiveSettings {
     pub flush_interval: Duration,
     /// A typing indicator disappears this long after the last keystroke.
     pub typing_expiry: Duration,
-    /// A person whose last tab closed is announced as left only after this long, so a
-    /// reload is not a leave and a join.
+    /// A person whose last tab closed stays under "Here now" this long, so a reload
+    /// doesn't flicker them out and back.
     pub leave_debounce: Duration,
     /// "joined"/"left" lines are posted only while at most this many people are present.
     pub announce_limit: usize,
-    /// No "joined" lines this long after start: pages reconnecting after a restart aren't
-    /// people arriving.
+    /// No "joined" lines this long after start.
     pub quiet_after_start: Duration,
 }
 

@@ -10,33 +10,41 @@ use crate::domain::Nickname;
 use crate::views;
 
 impl Hub {
-    /// A socket of `nickname` opened in the room. The first tab announces a join, unless the
-    /// person was only reloading.
-    pub fn arrive(&self, room: &Arc<Room>, person: &Nickname) {
+    /// A socket of `nickname` opened in the room: they are here now. (Membership, and the
+    /// "joined" line, come with opening the page; see `visit`.)
+    pub fn arrive(&self, room: &Room, person: &Nickname) {
         let nickname = person.as_str();
-        let announce = {
-            let mut presence = room.presence.lock().expect("presence lock");
-            let tabs = presence.tabs.entry(nickname.to_owned()).or_insert(0);
-            *tabs += 1;
-            let first_tab = *tabs == 1;
-            let returning = presence.leaving.remove(nickname).is_some();
-            presence.presence_changed = true;
-            // An archived room says nothing more, arrivals included.
-            first_tab
-                && !returning
-                && !room.is_archived()
-                && presence.tabs.len() <= self.settings.announce_limit
-                && self.started.elapsed() >= self.settings.quiet_after_start
-        };
-        if announce {
-            drop(self.submit(
-                room,
-                NewMessage::system(nickname, format!("{nickname} joined")),
-            ));
+        let mut presence = room.presence.lock().expect("presence lock");
+        *presence.tabs.entry(nickname.to_owned()).or_insert(0) += 1;
+        presence.leaving.remove(nickname);
+        presence.presence_changed = true;
+    }
+
+    /// Posts a "joined" line unless the room is busy or the server has just started.
+    pub(super) fn announce_join(&self, room: &Arc<Room>, person: &Nickname) {
+        if self.started.elapsed() >= self.settings.quiet_after_start {
+            let name = person.as_str();
+            self.announce(room, NewMessage::system(name, format!("{name} joined")));
         }
     }
 
-    /// A socket of `nickname` closed. The last tab starts the leave debounce.
+    /// Posts a "left" line unless the room is busy.
+    pub(super) fn announce_leave(&self, room: &Arc<Room>, person: &Nickname) {
+        let name = person.as_str();
+        self.announce(room, NewMessage::system(name, format!("{name} left")));
+    }
+
+    /// A room with more than `announce_limit` people present, or archived, says nothing of
+    /// who comes and goes.
+    fn announce(&self, room: &Arc<Room>, line: NewMessage) {
+        let present = room.presence.lock().expect("presence lock").tabs.len();
+        if present <= self.settings.announce_limit && !room.is_archived() {
+            drop(self.submit(room, line));
+        }
+    }
+
+    /// A socket of `nickname` closed. The last tab starts the debounce before they are
+    /// shown as gone, so a reload doesn't flicker them out of "Here now".
     pub fn depart(&self, room: &Arc<Room>, person: &Nickname) {
         let nickname = person.as_str();
         let mut presence = room.presence.lock().expect("presence lock");
@@ -96,40 +104,31 @@ impl Hub {
             .cloned()
             .collect();
         for room in rooms {
-            let (here, typing, departed) = {
+            let (here, typing) = {
                 let mut presence = room.presence.lock().expect("presence lock");
                 let debounce = self.settings.leave_debounce;
-                let mut departed = Vec::new();
-                presence.leaving.retain(|name, since| {
-                    let gone = now.duration_since(*since) >= debounce;
-                    if gone {
-                        departed.push(name.clone());
-                    }
-                    !gone
-                });
+                let before = presence.leaving.len();
+                presence
+                    .leaving
+                    .retain(|_, since| now.duration_since(*since) < debounce);
+                if presence.leaving.len() != before {
+                    presence.presence_changed = true;
+                }
                 let typing_before = presence.typing.len();
                 presence.typing.retain(|_, until| *until > now);
                 if presence.typing.len() != typing_before {
                     presence.typing_changed = true;
                 }
-                if !departed.is_empty() {
-                    presence.presence_changed = true;
-                }
                 let here = std::mem::take(&mut presence.presence_changed).then(|| presence.here());
                 let typing = std::mem::take(&mut presence.typing_changed)
                     .then(|| presence.typing.keys().cloned().collect::<Vec<_>>());
-                let quiet =
-                    presence.tabs.len() <= self.settings.announce_limit && !room.is_archived();
-                (here, typing, if quiet { departed } else { Vec::new() })
+                (here, typing)
             };
             if let Some(here) = here {
                 room.replace(views::presence_fragment(&here));
             }
             if let Some(typing) = typing {
                 room.replace(views::typing_fragment(&typing));
-            }
-            for name in departed {
-                drop(self.submit(&room, NewMessage::system(&name, format!("{name} left"))));
             }
         }
         if self.sidebar_dirty.swap(false, Ordering::AcqRel) {

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::Hub;
-use crate::domain::Slug;
+use super::{Hub, Room};
+use crate::domain::{Nickname, Slug};
 use crate::store::{self, ReaderRecord, StoreResult};
 
 /// Reader records kept in memory at most; past it the cache starts over (they're on disk).
@@ -42,7 +42,7 @@ impl Hub {
     async fn update_reader(
         &self,
         login_id: &str,
-        change: impl FnOnce(&mut ReaderRecord) + Send + 'static,
+        change: impl FnOnce(&mut ReaderRecord) + Send,
     ) -> StoreResult<()> {
         let _one_at_a_time = self.readers_lock.lock().await;
         let before = self.reader(login_id).await?;
@@ -58,8 +58,46 @@ impl Hub {
         Ok(())
     }
 
-    /// Remembers that the login has seen the room up to `id`.
-    pub async fn mark_read(&self, login_id: &str, room: &Slug, id: u64) -> StoreResult<()> {
+    /// The login opened the room's page, which shows it everything up to `last_id`. The
+    /// first visit makes it a member (again, if it had left): the one time a named room
+    /// says "joined".
+    pub async fn visit(
+        &self,
+        login_id: &str,
+        person: &Nickname,
+        room: &Arc<Room>,
+    ) -> StoreResult<()> {
+        let joined = self
+            .read_up_to(login_id, room, room.last_id(), true)
+            .await?;
+        if joined && room.slug.direct_members().is_none() {
+            self.announce_join(room, person);
+        }
+        Ok(())
+    }
+
+    /// The login made the room: a member from the start, with nothing to announce.
+    pub async fn join_as_creator(&self, login_id: &str, room: &Arc<Room>) -> StoreResult<()> {
+        self.read_up_to(login_id, room, room.last_id(), true)
+            .await
+            .map(drop)
+    }
+
+    /// Remembers that a member has seen the room up to `id` (a socket closing); does
+    /// nothing for a login that is not one.
+    pub async fn mark_read(&self, login_id: &str, room: &Arc<Room>, id: u64) -> StoreResult<()> {
+        self.read_up_to(login_id, room, id, false).await.map(drop)
+    }
+
+    /// Moves the login's mark in the room up to `id`, making it a member if `join`; returns
+    /// whether it joined just now.
+    async fn read_up_to(
+        &self,
+        login_id: &str,
+        room: &Arc<Room>,
+        id: u64,
+        join: bool,
+    ) -> StoreResult<bool> {
         // Every page view marks its room read: most change nothing, and need not queue
         // behind other logins' updates to find that out. Marks only grow, so a cached
         // one at or past `id` stays right.
@@ -68,16 +106,54 @@ impl Hub {
             .lock()
             .expect("readers lock")
             .get(login_id)
-            .and_then(|reader| reader.last_read.get(room.as_str()).copied());
-        if seen.is_some_and(|seen| seen >= id as i64) {
-            return Ok(());
+            .and_then(|reader| reader.mark(room.slug.as_str()));
+        if seen.is_some_and(|seen| seen.id >= id) {
+            return Ok(false);
         }
-        let slug = room.as_str().to_owned();
-        self.update_reader(login_id, move |reader| {
-            let seen = reader.last_read.entry(slug).or_insert(0);
-            *seen = (*seen).max(id as i64);
+        let slug = room.slug.as_str().to_owned();
+        let counted = room.counted_at(id) as i64;
+        let id = id as i64;
+        let mut joined = false;
+        self.update_reader(login_id, |reader| {
+            if !reader.is_member(&slug) {
+                if !join {
+                    return;
+                }
+                reader.left.retain(|r| *r != slug);
+                joined = true;
+            }
+            let seen = reader.last_read.entry(slug.clone()).or_insert(0);
+            if id > *seen {
+                *seen = id;
+                reader.read_counted.insert(slug, counted);
+            }
         })
-        .await
+        .await?;
+        Ok(joined)
+    }
+
+    /// The login leaves the room: it is no longer a member, its unread count goes, and the
+    /// room is out of its sidebar until it opens it again. Returns whether it was a member.
+    pub async fn leave(
+        &self,
+        login_id: &str,
+        person: &Nickname,
+        room: &Arc<Room>,
+    ) -> StoreResult<bool> {
+        let slug = room.slug.as_str().to_owned();
+        let mut was_member = false;
+        self.update_reader(login_id, |reader| {
+            was_member = reader.last_read.remove(&slug).is_some();
+            reader.read_counted.remove(&slug);
+            if !reader.has_left(&slug) {
+                reader.left.push(slug);
+            }
+        })
+        .await?;
+        if was_member {
+            self.announce_leave(room, person);
+        }
+        Ok(was_member)
     }
 
     /// Mutes or unmutes a room for the login.

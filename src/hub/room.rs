@@ -39,6 +39,9 @@ pub struct Room {
     members: RwLock<Vec<DirectMember>>,
     /// Newest committed id; written only by the committer after the window holds the message.
     last_id: AtomicU64,
+    /// Messages that count as unread (`RoomRecord::counted`), as of `last_id`; written with
+    /// it.
+    counted: AtomicU64,
     last_activity: AtomicI64,
     /// Written by the committer with each batch that mentions someone here.
     mentions: Mutex<Vec<MentionMark>>,
@@ -61,7 +64,7 @@ pub struct Room {
 pub(super) struct Presence {
     /// Open sockets per nickname: two tabs are one person.
     pub tabs: BTreeMap<String, usize>,
-    /// People whose last tab closed, and when; announced as left after the debounce.
+    /// People whose last tab closed, and when; still shown as here until the debounce ends.
     pub leaving: HashMap<String, Instant>,
     /// Who is typing, until when.
     pub typing: BTreeMap<String, Instant>,
@@ -119,6 +122,7 @@ impl Room {
             archived: AtomicBool::new(record.archived),
             members: RwLock::new(record.members),
             last_id: AtomicU64::new(record.last_id.max(0) as u64),
+            counted: AtomicU64::new(record.counted.max(0) as u64),
             last_activity: AtomicI64::new(record.last_activity),
             mentions: Mutex::new(record.mentions),
             window: Mutex::new(Window::Unloaded {
@@ -204,6 +208,27 @@ impl Room {
         self.last_id.load(Ordering::Acquire)
     }
 
+    /// How many messages so far count as unread: people's and bots'.
+    pub fn counted(&self) -> u64 {
+        self.counted.load(Ordering::Acquire)
+    }
+
+    /// The count as of message `id`, for a read mark. Worked out from the window: a mark
+    /// older than the window counts every message after it, so it may show more unread
+    /// than there is, never fewer.
+    pub fn counted_at(&self, id: u64) -> u64 {
+        let (last, counted) = (self.last_id(), self.counted());
+        if id >= last {
+            return counted;
+        }
+        let newer = self.with_window(|entries| {
+            let in_window = entries.iter().filter(|m| m.id > id && m.counts()).count() as u64;
+            let first_in_window = entries.front().map_or(last + 1, |m| m.id);
+            in_window + first_in_window.saturating_sub(id + 1)
+        });
+        counted.saturating_sub(newer)
+    }
+
     /// Unix milliseconds of the newest message or of creation.
     pub fn last_activity(&self) -> i64 {
         self.last_activity.load(Ordering::Acquire)
@@ -227,7 +252,8 @@ impl Room {
         self.live.subscribe()
     }
 
-    pub(super) fn publish(&self, message: Arc<RenderedMessage>, created_at: i64) {
+    /// Appends a committed message; `counted` is the room's count with it.
+    pub(super) fn publish(&self, message: Arc<RenderedMessage>, created_at: i64, counted: u64) {
         let frame = Utf8Bytes::from(views::append_fragment([message.as_ref()]));
         let id = message.id;
         {
@@ -247,6 +273,7 @@ impl Room {
                 *window = Window::Loaded(std::mem::take(pending));
             }
         }
+        self.counted.store(counted, Ordering::Release);
         self.last_id.store(id, Ordering::Release);
         self.last_activity.store(created_at, Ordering::Release);
         // No subscribers is fine: the message is stored and in the window.

@@ -93,6 +93,7 @@ impl Hub {
                 name: room.name(),
                 archived: room.is_archived(),
                 last_id: room.last_id(),
+                counted: room.counted(),
                 last_activity: room.last_activity(),
                 mentions: room.mention_marks(),
                 members: room.members(),

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/rooms/{slug}/mentions", get(mention_suggestions))
         .route("/rooms/{slug}/topic", post(set_topic))
         .route("/rooms/{slug}/mute", post(toggle_mute))
+        .route("/rooms/{slug}/leave", post(leave_room))
 }
 
 /// A topic longer than this is refused.
@@ -214,4 +215,27 @@ pub async fn toggle_mute(
     let room = find_room(&state.hub, &slug, &viewer)?;
     state.hub.toggle_mute(&viewer.login_id, &room.slug).await?;
     Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
+}
+
+/// Leaving a room: the viewer is no longer a member, it leaves their sidebar and counts
+/// nothing as unread, and the room says "left" once. Opening it again joins it again.
+pub async fn leave_room(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    viewer: CurrentUser,
+) -> Result<Response, AppError> {
+    let room = find_room(&state.hub, &slug, &viewer)?;
+    // The other person would go on writing into a conversation nobody reads.
+    if room.slug.direct_members().is_some() {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "A direct conversation can't be left; mute it instead.",
+        )
+            .into_response());
+    }
+    state
+        .hub
+        .leave(&viewer.login_id, &viewer.nickname, &room)
+        .await?;
+    Ok(Redirect::to("/").into_response())
 }

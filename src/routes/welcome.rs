@@ -94,15 +94,15 @@ pub async fn create_room(
     {
         return refuse(StatusCode::TOO_MANY_REQUESTS, error, form).await;
     }
-    let room = match (existing, name) {
-        (Some(room), _) => room,
+    let (room, created) = match (existing, name) {
+        (Some(room), _) => (room, false),
         (None, Some(name)) => {
             let (room, created) = state.hub.open_room(&name, viewer.nickname.as_str()).await?;
             if !created {
                 // Someone else made it meanwhile: this was joining after all.
                 state.creation.rooms_per_login.give_back(&viewer.login_id);
             }
-            room
+            (room, created)
         }
         (None, None) => {
             let now = OffsetDateTime::now_utc().to_offset(page.offset);
@@ -111,9 +111,16 @@ pub async fn create_room(
                 now.format(format_description!("[day]/[month]/[year] [hour]:[minute]"))
                     .unwrap_or_default()
             );
-            open_new_room(&state.hub, &base, viewer.nickname.as_str()).await?
+            (
+                open_new_room(&state.hub, &base, viewer.nickname.as_str()).await?,
+                true,
+            )
         }
     };
+    // "room created by alice" says it already; opening the room later says nothing more.
+    if created {
+        state.hub.join_as_creator(&viewer.login_id, &room).await?;
+    }
     // Into an archived room, the committer refuses it (403).
     if let Some(body) = first_message {
         state

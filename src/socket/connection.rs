@@ -168,7 +168,7 @@ impl Connection {
             let last_sent = outbox.last_sent.load(Ordering::Relaxed);
             if let Err(e) = self
                 .hub
-                .mark_read(&self.viewer.login_id, &room.slug, last_sent)
+                .mark_read(&self.viewer.login_id, room, last_sent)
                 .await
             {
                 tracing::warn!(error = %e, room = %room.slug, nickname = %self.viewer.nickname, "could not remember what was read");

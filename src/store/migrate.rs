@@ -10,6 +10,10 @@
 //! under the name it had, and nobody can edit it; a direct conversation of theirs is
 //! readable by nobody in the web UI (the operator's export still has it). Bots' messages go
 //! to their bot, whose identity never changed hands.
+//!
+//! **Counted messages (version 2).** Unread counts only what people and bots say, not system
+//! lines, so each room gains its count of such messages and each member's read mark the
+//! count as of its id. Both come from one pass over each room's messages.
 
 use std::collections::HashMap;
 
@@ -22,7 +26,7 @@ use crate::identity::{former_holder_handle, login_handle};
 /// The settings key of the stored data's version.
 const VERSION_KEY: &str = "data_version";
 /// What this build writes.
-const CURRENT: u32 = 1;
+const CURRENT: u32 = 2;
 /// Messages read and rewritten per commit.
 const PAGE: u64 = 500;
 
@@ -31,6 +35,8 @@ const PAGE: u64 = 500;
 pub struct Upgraded {
     pub messages: u64,
     pub conversations: u64,
+    /// Rooms whose messages were counted.
+    pub rooms_counted: u64,
 }
 
 /// Brings stored data up to this build's version; does nothing if it is already there.
@@ -46,6 +52,13 @@ pub fn upgrade(storage: &dyn Storage) -> StoreResult<Upgraded> {
             messages = upgraded.messages,
             conversations = upgraded.conversations,
             "stored data upgraded: authorship belongs to logins"
+        );
+    }
+    if version < 2 {
+        upgraded.rooms_counted = count_messages(storage)?;
+        tracing::info!(
+            rooms = upgraded.rooms_counted,
+            "stored data upgraded: rooms count the messages that count as unread"
         );
     }
     if version < CURRENT {
@@ -109,6 +122,57 @@ fn to_logins(storage: &dyn Storage) -> StoreResult<Upgraded> {
         }
     }
     Ok(upgraded)
+}
+
+/// Sets each room's count of messages that count as unread, and each reader's count as of
+/// its mark in that room; returns how many rooms were counted.
+fn count_messages(storage: &dyn Storage) -> StoreResult<u64> {
+    let mut readers = storage.readers()?;
+    // Per room: every reader's mark, as (message id, index into `readers`), lowest first.
+    let mut marks: HashMap<String, Vec<(i64, usize)>> = HashMap::new();
+    for (at, reader) in readers.iter().enumerate() {
+        for (room, &id) in &reader.last_read {
+            marks.entry(room.clone()).or_default().push((id, at));
+        }
+    }
+    for room_marks in marks.values_mut() {
+        room_marks.sort_unstable();
+    }
+    let mut rooms = 0;
+    for mut room in storage.rooms()? {
+        let slug = room.slug.as_str().to_owned();
+        let mut pending = marks
+            .remove(&slug)
+            .unwrap_or_default()
+            .into_iter()
+            .peekable();
+        let mut counted = 0;
+        let last = room.last_id.max(0) as u64;
+        let mut from = 1;
+        while from <= last {
+            let to = (from + PAGE - 1).min(last);
+            for message in storage.messages(&room.slug, from, to)? {
+                // A mark below this message has seen what was counted so far.
+                while let Some((_, at)) = pending.next_if(|&(id, _)| id < message.id) {
+                    readers[at].read_counted.insert(slug.clone(), counted);
+                }
+                if message.kind.counts() {
+                    counted += 1;
+                }
+            }
+            from = to + 1;
+        }
+        for (_, at) in pending {
+            readers[at].read_counted.insert(slug.clone(), counted);
+        }
+        room.counted = counted;
+        storage.rewrite(&[], &[room])?;
+        rooms += 1;
+    }
+    for reader in readers.iter().filter(|r| !r.read_counted.is_empty()) {
+        storage.save_reader(reader)?;
+    }
+    Ok(rooms)
 }
 
 /// A nickname's holder now, and since when it provably held it.

@@ -87,6 +87,8 @@ pub trait Storage: Send + Sync + 'static {
 
     /// What a login has read, and which rooms it muted.
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>>;
+    /// Every login's reader record; only upgrades read them all.
+    fn readers(&self) -> StoreResult<Vec<ReaderRecord>>;
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()>;
 
     /// A small server-wide value, such as the admin setup link's hash.
@@ -152,6 +154,10 @@ pub struct RoomRecord {
     /// Unix milliseconds.
     pub created_at: i64,
     pub last_id: i64,
+    /// How many of its messages count as unread until read: people's and bots', not system
+    /// lines. Ids count every message, so unread is counted from this.
+    #[serde(default)]
+    pub counted: i64,
     /// Unix milliseconds of the newest message, or of creation.
     pub last_activity: i64,
     /// The newest message mentioning each recently mentioned person, oldest first.
@@ -198,6 +204,7 @@ impl RoomRecord {
             created_by: created_by.to_owned(),
             created_at: at,
             last_id: 0,
+            counted: 0,
             last_activity: at,
             mentions: Vec::new(),
             archived: false,
@@ -219,6 +226,7 @@ pub struct MentionMark {
 pub struct RoomHead {
     pub slug: Slug,
     pub last_id: i64,
+    pub counted: i64,
     pub last_activity: i64,
     pub mentions: Vec<MentionMark>,
 }
@@ -231,6 +239,12 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// Whether a message of this kind counts as unread: a person's or a bot's, not a
+    /// system line about who joined or what changed.
+    pub fn counts(self) -> bool {
+        self == MessageKind::User
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             MessageKind::User => "user",
@@ -497,12 +511,55 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
-/// Per login: the newest message id seen in each room, and muted rooms. One document, so a
-/// page needs one point lookup for every unread count.
+/// Per login: the rooms it is a member of and how far it has read each, the rooms it muted,
+/// and the rooms it left. One document, so a page needs one point lookup for every unread
+/// count.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReaderRecord {
     #[serde(rename = "_id")]
     pub login_id: String,
+    /// The newest message id seen in each room the login is a member of: joining a room
+    /// starts its mark, leaving removes it.
     pub last_read: std::collections::BTreeMap<String, i64>,
+    /// The room's count of messages that count (`RoomRecord::counted`) at that mark: unread
+    /// is the room's count now less this.
+    #[serde(default)]
+    pub read_counted: std::collections::BTreeMap<String, i64>,
     pub muted: Vec<String>,
+    /// Rooms the login left: kept out of its sidebar until it opens them again.
+    #[serde(default)]
+    pub left: Vec<String>,
+}
+
+impl ReaderRecord {
+    /// Whether the login joined the room (and has not left it since).
+    pub fn is_member(&self, room: &str) -> bool {
+        self.last_read.contains_key(room)
+    }
+
+    /// The room's newest id and count of counted messages the login has seen, if a member.
+    pub fn mark(&self, room: &str) -> Option<ReadMark> {
+        let id = *self.last_read.get(room)?;
+        Some(ReadMark {
+            id: id.max(0) as u64,
+            counted: self.read_counted.get(room).copied().unwrap_or(0).max(0) as u64,
+        })
+    }
+
+    pub fn has_left(&self, room: &str) -> bool {
+        self.left.iter().any(|r| r == room)
+    }
+
+    pub fn has_muted(&self, room: &str) -> bool {
+        self.muted.iter().any(|r| r == room)
+    }
+}
+
+/// How far a member has read a room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadMark {
+    /// The newest message id seen.
+    pub id: u64,
+    /// The room's count of counted messages as of that id.
+    pub counted: u64,
 }

@@ -91,6 +91,19 @@ impl PoloStore {
     {
         self.read(|txn| txn.collection::<T>(collection).find_one(doc! { "_id": id }))
     }
+
+    /// Every document of a small collection, or one only upgrades read whole.
+    fn find_all<T>(&self, collection: &str) -> StoreResult<Vec<T>>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin,
+    {
+        self.read(|txn| {
+            txn.collection::<T>(collection)
+                .find(doc! {})
+                .run()?
+                .collect()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -124,12 +137,7 @@ fn open_database(path: &Path) -> StoreResult<Database> {
 
 impl Storage for PoloStore {
     fn rooms(&self) -> StoreResult<Vec<RoomRecord>> {
-        self.read(|txn| {
-            txn.collection::<RoomRecord>(ROOMS)
-                .find(doc! {})
-                .run()?
-                .collect()
-        })
+        self.find_all(ROOMS)
     }
 
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
@@ -200,6 +208,7 @@ impl Storage for PoloStore {
                     .map_err(|e| StoreError::Database(format!("mention marks: {e}")))?;
                 Ok(doc! { "$set": {
                     "last_id": head.last_id,
+                    "counted": head.counted,
                     "last_activity": head.last_activity,
                     "mentions": mentions,
                 } })
@@ -281,12 +290,7 @@ impl Storage for PoloStore {
     }
 
     fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>> {
-        self.read(|txn| {
-            txn.collection::<DedupRecord>(DEDUP)
-                .find(doc! {})
-                .run()?
-                .collect()
-        })
+        self.find_all(DEDUP)
     }
 
     fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>> {
@@ -299,6 +303,10 @@ impl Storage for PoloStore {
 
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {
         self.find_one(READERS, login_id)
+    }
+
+    fn readers(&self) -> StoreResult<Vec<ReaderRecord>> {
+        self.find_all(READERS)
     }
 
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()> {
@@ -336,12 +344,7 @@ impl Storage for PoloStore {
     }
 
     fn bots(&self) -> StoreResult<Vec<BotRecord>> {
-        self.read(|txn| {
-            txn.collection::<BotRecord>(BOTS)
-                .find(doc! {})
-                .run()?
-                .collect()
-        })
+        self.find_all(BOTS)
     }
 
     fn create_bot(&self, bot: &BotRecord, claim: &ClaimRecord) -> StoreResult<()> {

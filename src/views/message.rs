@@ -28,6 +28,14 @@ pub struct RenderedMessage {
     pub reply_to: Option<u64>,
 }
 
+impl RenderedMessage {
+    /// Whether it counts as unread: a person's or a bot's message; system lines have no
+    /// author.
+    pub fn counts(&self) -> bool {
+        !self.author.is_empty()
+    }
+}
+
 /// A page of messages plus the link to the page before it.
 #[derive(Template)]
 #[template(path = "_history.html")]

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use crate::clock::from_millis;
 use crate::domain::Slug;
-use crate::store::{DirectMember, MentionMark, ReaderRecord};
+use crate::store::{DirectMember, MentionMark, ReadMark, ReaderRecord};
 
 /// A room as the sidebar lists it.
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub struct RoomSummary {
     /// Listed apart, under "Archived".
     pub archived: bool,
     pub last_id: u64,
+    /// Messages that count as unread so far (`RoomRecord::counted`).
+    pub counted: u64,
     /// Unix milliseconds.
     pub last_activity: i64,
     pub mentions: Vec<MentionMark>,
@@ -33,6 +35,9 @@ pub struct Sidebar {
     pub direct: Vec<SidebarRoom>,
     /// The rooms past the [`SIDEBAR_ROOMS`] most recently active, listed at `/rooms`.
     pub more: MoreRooms,
+    /// Slugs of the rooms the viewer left, space-separated: the page keeps them out of the
+    /// live copies too. Empty in the shared copy.
+    pub left: String,
 }
 
 /// Named rooms the sidebar lists at most (besides the one open): past them it says how many
@@ -44,8 +49,8 @@ pub const SIDEBAR_ROOMS: usize = 50;
 #[derive(Debug, Default)]
 pub struct MoreRooms {
     pub count: usize,
-    /// Unread messages in those of them the viewer has not muted; `None` in the shared live
-    /// copy, whose readers keep the figure their page was rendered with.
+    /// Unread messages in those of them the viewer is a member of and has not muted; `None`
+    /// in the shared live copy, whose readers keep the figure their page was rendered with.
     pub unread: Option<u64>,
 }
 
@@ -58,9 +63,11 @@ pub struct SidebarRoom {
     pub slug: Slug,
     pub name: String,
     pub last_id: u64,
+    pub counted: u64,
     pub current: bool,
-    /// The viewer's newest seen id; `None` in the shared live copy.
-    pub read: Option<u64>,
+    /// How far the viewer has read, if a member; `None` in the shared live copy, whose
+    /// readers apply their own marks.
+    pub read: Option<ReadMark>,
     pub muted: bool,
     /// `key:id` of the newest message mentioning each person, for the page's script to
     /// mark rooms live; the same in every copy.
@@ -70,9 +77,11 @@ pub struct SidebarRoom {
 }
 
 impl SidebarRoom {
+    /// Messages that count, sent since the viewer's mark: none in a room the viewer is not
+    /// a member of, or has open.
     pub fn unread(&self) -> u64 {
         match self.read {
-            Some(read) if !self.current => self.last_id.saturating_sub(read),
+            Some(mark) if !self.current => self.counted.saturating_sub(mark.counted),
             _ => 0,
         }
     }
@@ -82,12 +91,10 @@ impl SidebarRoom {
         Some(self.unread()).filter(|&unread| unread > 0 && !self.muted)
     }
 
-    /// Whether an unread message mentions the viewer.
+    /// Whether a message the viewer has not seen mentions them: in any room, member or not,
+    /// since being named is what matters.
     pub fn mentioned(&self) -> bool {
-        self.unread() > 0
-            && self
-                .read
-                .is_some_and(|read| self.viewer_mentioned_at > read)
+        !self.current && self.viewer_mentioned_at > self.read.map_or(0, |mark| mark.id)
     }
 }
 
@@ -157,25 +164,29 @@ impl Sidebar {
             };
             let slug = room.slug.as_str();
             let current = viewer.as_ref().and_then(|v| v.current) == Some(&room.slug);
-            let read = viewer
-                .as_ref()
-                .map(|v| v.reader.last_read.get(slug).copied().unwrap_or(0).max(0) as u64);
-            let muted = viewer
-                .as_ref()
-                .is_some_and(|v| v.reader.muted.iter().any(|m| m == slug));
-            if direct_with.is_none() && !current {
+            if !current && viewer.as_ref().is_some_and(|v| v.reader.has_left(slug)) {
+                continue;
+            }
+            let is_direct = direct_with.is_some();
+            // A direct conversation's people are its members from its first message.
+            let read = viewer.as_ref().and_then(|v| {
+                v.reader
+                    .mark(slug)
+                    .or(is_direct.then_some(ReadMark::default()))
+            });
+            let muted = viewer.as_ref().is_some_and(|v| v.reader.has_muted(slug));
+            if !is_direct && !current {
                 if listed == SIDEBAR_ROOMS {
                     more.count += 1;
-                    if let (Some(unread), Some(read)) = (more.unread.as_mut(), read)
+                    if let (Some(unread), Some(mark)) = (more.unread.as_mut(), read)
                         && !muted
                     {
-                        *unread += room.last_id.saturating_sub(read);
+                        *unread += room.counted.saturating_sub(mark.counted);
                     }
                     continue;
                 }
                 listed += 1;
             }
-            let is_direct = direct_with.is_some();
             let entry = SidebarRoom {
                 slug: room.slug.clone(),
                 name: match direct_with {
@@ -183,6 +194,7 @@ impl Sidebar {
                     _ => room.name.clone(),
                 },
                 last_id: room.last_id,
+                counted: room.counted,
                 current,
                 read,
                 muted,
@@ -208,6 +220,7 @@ impl Sidebar {
             groups,
             direct,
             more,
+            left: viewer.map_or_else(String::new, |v| v.reader.left.join(" ")),
         }
     }
 

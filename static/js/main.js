@@ -13,6 +13,7 @@ import "./menus.js";
 import { setupNotifications } from "./notifications.js";
 import { groupMessages, localizeTimes, scrollToStart, setupScrolling } from "./messages.js";
 import { markSidebar, readSidebarMarks, setupSidebar } from "./sidebar.js";
+import { markOwnPresence } from "./presence.js";
 import { setupToolbar } from "./actions.js";
 import { setupAttachments } from "./uploads.js";
 
@@ -24,6 +25,7 @@ function start() {
   setupSidebar();
   readSidebarMarks();
   markSidebar();
+  markOwnPresence();
   restoreDraft();
   setupScrolling();
   var list = messages();

@@ -1,19 +1,32 @@
 // The sidebar and the tab title: the current room, unread counts and mentions, muted rooms,
 // a renamed room, and the sidebar and drawer toggles.
 
-import { $, composer, currentRoom, newestMessageId, viewerLogin } from "./page.js";
+import { $, composer, currentRoom, messageId, messages, newestMessageId, viewerLogin } from "./page.js";
 
-var reads = {}; // room slug -> newest message id seen
+// Unread counts only people's and bots' messages, in rooms the viewer is a member of: the
+// server gives each room's count of those (data-counted) and the viewer's marks.
+var reads = {}; // room slug -> newest message id seen, for rooms the viewer is a member of
+var readCounts = {}; // room slug -> the room's data-counted as of that mark
 var muted = {}; // room slug -> true
+var left = {}; // room slug -> true: rooms the viewer left, out of the sidebar
 var unseenHere = 0; // messages that arrived in this room while the tab was hidden
 var hiddenUnread = 0; // unread in rooms past the sidebar's newest, as the page was rendered
 
 // Messages up to `newest` arrived in the open room; a hidden tab counts them as unseen.
 export function readUpTo(room, newest) {
-  if (newest > (reads[room] || 0)) {
-    if (document.hidden) unseenHere += newest - (reads[room] || 0);
-    reads[room] = newest;
-  }
+  var seen = reads[room] || 0;
+  if (newest <= seen) return;
+  if (document.hidden) unseenHere += countedAfter(seen);
+  reads[room] = newest;
+}
+
+// People's and bots' messages in the open room after id `seen`; system lines don't count.
+function countedAfter(seen) {
+  var list = messages();
+  var all = list ? list.querySelectorAll(".msg[data-kind='user']") : [];
+  var count = 0;
+  for (var i = all.length - 1; i >= 0 && messageId(all[i]) > seen; i--) count++;
+  return count;
 }
 
 document.addEventListener("visibilitychange", function () {
@@ -31,11 +44,15 @@ export function readSidebarMarks() {
     var slug = links[i].getAttribute("data-slug");
     if (links[i].hasAttribute("data-read")) {
       reads[slug] = parseInt(links[i].getAttribute("data-read"), 10) || 0;
+      readCounts[slug] = parseInt(links[i].getAttribute("data-read-count"), 10) || 0;
     }
     if (links[i].hasAttribute("data-muted")) muted[slug] = true;
   }
   var room = currentRoom();
   if (room) reads[room] = Math.max(reads[room] || 0, newestMessageId());
+  var sidebar = $("sidebar");
+  var gone = sidebar ? (sidebar.getAttribute("data-left") || "").split(" ") : [];
+  for (var j = 0; j < gone.length; j++) if (gone[j]) left[gone[j]] = true;
   // The server counts the rooms it doesn't list; live copies of the list leave it out.
   var more = document.querySelector(".more-rooms a[data-hidden-unread]");
   if (more) hiddenUnread = parseInt(more.getAttribute("data-hidden-unread"), 10) || 0;
@@ -60,9 +77,17 @@ export function markSidebar() {
   for (var i = 0; i < links.length; i++) {
     var link = links[i];
     var slug = link.getAttribute("data-slug");
-    var newest = parseInt(link.getAttribute("data-last-id"), 10) || 0;
-    if (!(slug in reads)) reads[slug] = 0;
-    var unread = slug === room ? 0 : Math.max(0, newest - reads[slug]);
+    var counted = parseInt(link.getAttribute("data-counted"), 10) || 0;
+    // Both people of a direct conversation are its members from its first message.
+    if (!(slug in reads) && link.closest("#dm-list")) {
+      reads[slug] = 0;
+      readCounts[slug] = 0;
+    }
+    if (slug === room) readCounts[slug] = counted;
+    var gone = !!left[slug] && slug !== room;
+    link.parentNode.hidden = gone;
+    var member = slug in reads && !gone;
+    var unread = slug === room || !member ? 0 : Math.max(0, counted - readCounts[slug]);
     if (slug === room) {
       link.setAttribute("aria-current", "page");
     } else {
@@ -73,9 +98,13 @@ export function markSidebar() {
     // A muted room is quiet by choice: no count.
     if (badge) badge.textContent = unread > 0 && !muted[slug] ? String(unread) : "";
     link.classList.toggle("unread", unread > 0 && !muted[slug]);
-    link.classList.toggle("mentioned", unread > 0 && mentionedAt(link) > reads[slug]);
+    // Being named counts in any room, member or not.
+    link.classList.toggle("mentioned", slug !== room && !gone && mentionedAt(link) > (reads[slug] || 0));
     if (!muted[slug]) total += unread;
   }
+  // A live list still holds the rooms the viewer left: a group of only those goes too.
+  var groups = document.querySelectorAll("#room-list .room-group");
+  for (var k = 0; k < groups.length; k++) groups[k].hidden = !groups[k].querySelector("li:not([hidden])");
   total += unseenHere + hiddenUnread;
   var title = document.title.replace(/^\(\d+\) /, "");
   document.title = total > 0 ? "(" + total + ") " + title : title;

@@ -199,15 +199,15 @@ async fn logins_racing_for_one_nickname_leave_exactly_one_holder() {
 /// A database as a build from before logins wrote it: rooms, messages and direct
 /// conversations named by nickname only, resend records keyed `{login}/{client_id}`, and no
 /// data version.
-struct OldDatabase(PoloStore);
+pub(crate) struct OldDatabase(PoloStore);
 
 impl OldDatabase {
-    fn open(dir: &std::path::Path) -> OldDatabase {
+    pub(crate) fn open(dir: &std::path::Path) -> OldDatabase {
         OldDatabase(PoloStore::open(dir).unwrap())
     }
 
     /// Room `slug` (a named room's, or `dm~a~b` named "a & b"), created at `at`.
-    fn room(&self, slug: &str, name: &str, at: i64) -> Slug {
+    pub(crate) fn room(&self, slug: &str, name: &str, at: i64) -> Slug {
         let slug = Slug::parse(slug).unwrap();
         let record = RoomRecord::new(slug.clone(), name.into(), "", at);
         self.0.create_room(&record).unwrap();
@@ -216,7 +216,15 @@ impl OldDatabase {
 
     /// Message `id` of `room`, by `author` at `at`; with `sent_by`, as that login sent it with
     /// a client id, which leaves a resend record naming the login.
-    fn said(&self, room: &Slug, id: u64, author: &str, body: &str, at: i64, sent_by: Option<&str>) {
+    pub(crate) fn said(
+        &self,
+        room: &Slug,
+        id: u64,
+        author: &str,
+        body: &str,
+        at: i64,
+        sent_by: Option<&str>,
+    ) {
         let client_id = format!("{room}-{id}");
         let message = MessageRecord {
             client_id: sent_by.map(|_| client_id.clone()),
@@ -230,6 +238,35 @@ impl OldDatabase {
                 at,
             )
         };
+        self.append(message, sent_by);
+    }
+
+    /// System line `id` of `room` ("alice joined"), at `at`.
+    pub(crate) fn system_line(&self, room: &Slug, id: u64, body: &str, at: i64) {
+        let actor = body.split(' ').next().unwrap_or_default().to_owned();
+        let message = MessageRecord::new(
+            room,
+            id,
+            MessageKind::System,
+            actor,
+            String::new(),
+            body.into(),
+            at,
+        );
+        self.append(message, None);
+    }
+
+    /// `login` has read `room` up to message `id`.
+    pub(crate) fn read(&self, login: &str, room: &Slug, id: i64) {
+        let mut reader = self.0.reader(login).unwrap().unwrap_or_default();
+        reader.login_id = login.into();
+        reader.last_read.insert(room.to_string(), id);
+        self.0.save_reader(&reader).unwrap();
+    }
+
+    fn append(&self, message: MessageRecord, sent_by: Option<&str>) {
+        let (room, id, at) = (message.room.clone(), message.id as u64, message.created_at);
+        let client_id = message.client_id.clone().unwrap_or_default();
         let dedup = sent_by.map(|login| DedupRecord {
             key: format!("{login}/{client_id}"),
             room: room.clone(),
@@ -238,6 +275,8 @@ impl OldDatabase {
         let head = RoomHead {
             slug: room.clone(),
             last_id: id as i64,
+            // Written before rooms counted their messages: the upgrade counts them.
+            counted: 0,
             last_activity: at,
             mentions: Vec::new(),
         };
@@ -252,7 +291,7 @@ impl OldDatabase {
 
     /// `nickname` held by `login`, logged in now with the session `session_id` (a session id
     /// as tower-sessions writes them: 16 bytes in URL-safe base64).
-    fn logged_in(&self, nickname: &str, login: &str, session_id: &str) {
+    pub(crate) fn logged_in(&self, nickname: &str, login: &str, session_id: &str) {
         let name = Nickname::parse(nickname).unwrap();
         self.0
             .put_claim(&ClaimRecord::new(&name, login.into()))
@@ -269,7 +308,7 @@ impl OldDatabase {
 }
 
 /// Two session ids as an older build stored them; the cookie holds the id.
-const ALICES_SESSION: &str = "AAAAAAAAAAAAAAAAAAAAAQ";
+pub(crate) const ALICES_SESSION: &str = "AAAAAAAAAAAAAAAAAAAAAQ";
 const BOBS_SESSION: &str = "AAAAAAAAAAAAAAAAAAAAAg";
 
 /// Writes a database as a build from before logins left it: a message and a direct

@@ -15,6 +15,7 @@ mod identity;
 mod limits;
 mod live;
 mod login;
+mod membership;
 mod mentions;
 mod messages;
 mod operations;

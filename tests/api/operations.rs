@@ -130,11 +130,13 @@ async fn metrics_count_persisted_and_delivered_messages_and_open_sockets() {
     alice.post_form("/rooms", &[("name", "metered")]).await;
     let mut alice_ws = alice.ws("metered").await;
     alice_ws.resume(0).await;
-    alice_ws.next_containing("alice joined").await;
+    alice_ws.next_containing("room created by alice").await;
+    bob.get_text("/rooms/metered").await;
     let mut bob_ws = bob.ws("metered").await;
     bob_ws.resume(0).await;
-    // Published (and counted) before anyone is shown it.
+    // Published (and counted) before anyone is shown it; once bob has it, he is subscribed.
     alice_ws.next_containing("bob joined").await;
+    bob_ws.next_containing("bob joined").await;
 
     let before = scrape(&app).await;
     assert_eq!(sample(&before, "chat_sockets"), 2.0);

@@ -118,6 +118,9 @@ impl Storage for FlakyStore {
     fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {
         self.inner.reader(login_id)
     }
+    fn readers(&self) -> StoreResult<Vec<ReaderRecord>> {
+        self.inner.readers()
+    }
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()> {
         self.inner.save_reader(reader)
     }
@@ -257,6 +260,8 @@ async fn a_failing_store_refuses_with_an_error_fragment_broadcasts_nothing_and_r
 
     let alice = Visitor::logged_in(&base, "alice").await.unwrap();
     let bob = Visitor::logged_in(&base, "bob").await.unwrap();
+    // Opening the room makes bob a member, which the room says.
+    history(&bob, "lobby").await.unwrap();
     let mut a = alice.socket("lobby").await.unwrap();
     let mut b = bob.socket("lobby").await.unwrap();
     a.resume(0).await.unwrap();

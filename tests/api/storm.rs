@@ -251,7 +251,7 @@ type Posted = Vec<(String, String)>;
 
 /// Posts numbered messages over its socket, a few in flight, until told to stop; then waits
 /// for the last acknowledgements. Returns the socket too, still open, so that nobody leaves
-/// the room (a "left" line) while the clients catch up.
+/// "Here now" while the clients catch up.
 async fn sender(visitor: Visitor, index: usize, shared: Arc<Shared>) -> (Posted, Ws) {
     let mut ws = visitor.ws("lobby").await;
     ws.resume(0).await;

@@ -2,6 +2,8 @@
 //! their time zone, the page's CSP nonce and whether their session is an admin's. Pages are
 //! built from it, so there is one way to render a room page.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -81,7 +83,7 @@ impl PageContext {
     pub async fn room_page(
         &self,
         state: &AppState,
-        room: &Room,
+        room: &Arc<Room>,
         draft: String,
         error: Option<ComposerError>,
     ) -> Result<RoomPage, AppError> {
@@ -113,7 +115,7 @@ impl PageContext {
             direct,
             topic: room.topic(),
             here: room.here(),
-            muted: reader.muted.iter().any(|m| m == room.slug.as_str()),
+            muted: reader.has_muted(room.slug.as_str()),
             archived: room.is_archived(),
             history: History::new(room.slug.clone(), messages, first_unread),
             revision,
@@ -126,7 +128,7 @@ impl PageContext {
         // Reading goes on when the disk is full; only the unread marks are behind.
         if let Err(e) = state
             .hub
-            .mark_read(&viewer.login_id, &room.slug, room.last_id())
+            .visit(&viewer.login_id, &viewer.nickname, room)
             .await
         {
             tracing::warn!(error = %e, "could not remember what was read");

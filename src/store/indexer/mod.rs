@@ -450,6 +450,7 @@ mod tests {
                 .map(|(room, id)| RoomHead {
                     slug: Slug::parse(room).unwrap(),
                     last_id: *id as i64,
+                    counted: *id as i64,
                     last_activity: self.clock,
                     mentions: Vec::new(),
                 })
