@@ -27,7 +27,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chat::domain::{SearchQuery, Slug};
+use chat::domain::{SearchQuery, Slug, index_terms, words};
 use chat::store::{
     AppendBatch, MessageKind, MessageRecord, PoloStore, RoomHead, RoomRecord, Storage,
 };
@@ -388,6 +388,28 @@ fn search_latency(store: &PoloStore, vocabulary: &Vocabulary, args: &Args) -> an
     Ok(())
 }
 
+/// What each message costs the index: its words, and the terms (prefixes) it is indexed
+/// under, over a sample of bodies.
+fn index_growth(vocabulary: &Vocabulary) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let (mut words_in, mut terms_in) = (0, 0);
+    let sample = 10_000;
+    for _ in 0..sample {
+        let body = vocabulary.body(&mut rng);
+        let mut distinct: Vec<String> = words(&body).map(|w| w.term).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        words_in += distinct.len();
+        terms_in += index_terms(&body).len();
+    }
+    println!(
+        "index terms per message: {:.2} for {:.2} distinct words ({:.2} per word), over {sample} bodies",
+        terms_in as f64 / sample as f64,
+        words_in as f64 / sample as f64,
+        terms_in as f64 / words_in as f64
+    );
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .into_iter()
@@ -416,6 +438,7 @@ fn main() -> anyhow::Result<()> {
         args.fill
     );
 
+    index_growth(&vocabulary);
     if !args.searches_only {
         let mut empty = Writer::open(&dir.path().join("empty"))?;
         write_rates(&mut empty, &vocabulary, &args, "empty store")?;
@@ -460,6 +483,10 @@ fn main() -> anyhow::Result<()> {
             "  index caught up {:.1} s after the last append: {:.0} messages indexed/s over the fill",
             lag.as_secs_f64(),
             (writer.stored() - already) as f64 / (filled + lag).as_secs_f64()
+        );
+        println!(
+            "  {:.0} MB on disk once indexed",
+            dir_bytes(&data) as f64 / 1e6
         );
     }
 

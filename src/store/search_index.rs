@@ -1,7 +1,9 @@
 //! The search index, kept in PoloDB beside the messages: for each term, the messages that
-//! hold it, so a search is a handful of point lookups rather than a scan. New messages are
-//! indexed just after their own commit, by the indexer thread (see `indexer`), many commits'
-//! worth at once; edits and deletions move a message's postings in the edit's commit.
+//! hold it, so a search is a handful of point lookups rather than a scan. A word's terms are
+//! its prefixes as people type them (`index_terms`), since PoloDB's range queries scan. New
+//! messages are indexed just after their own commit, by the indexer thread (see `indexer`),
+//! many commits' worth at once; edits and deletions move a message's postings in the edit's
+//! commit.
 //!
 //! A commit adds one *run* per distinct term it uses: a new document `{term}#{n}` holding
 //! that commit's postings of the term, inserted without reading or rewriting anything (the
@@ -19,14 +21,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use polodb_core::bson::doc;
+use polodb_core::bson::{Document, doc};
 use polodb_core::{CollectionT, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::{MessageKind, MessageRecord};
 use crate::domain::{SearchQuery, Slug, index_terms};
 
-const RUNS: &str = "search_runs";
+/// Runs of prefix terms. Builds before prefixes kept whole words' runs in `search_runs`; the
+/// indexer rebuilds this one from the messages and then drops that (see `indexer`).
+pub(super) const RUNS: &str = "search_prefix_runs";
+/// Whole words' runs, from builds before prefixes: dropped once the index is rebuilt.
+const RETIRED_RUNS: &str = "search_runs";
+/// Retired runs deleted per commit, so dropping a big old index holds no write back long.
+const RETIRE_PAGE: usize = 4096;
 /// Documents (runs and messages) one page of search reads at most before answering with what
 /// it found and a cursor, so words that rarely meet can't make one request read everything.
 pub const MAX_READS: usize = 2000;
@@ -342,6 +350,25 @@ fn add_to_runs(txn: &Transaction, term: &str, runs: i64, posting: &str) -> polod
     Ok(())
 }
 
+/// Deletes a page of the runs builds before prefixes left; returns whether any are left.
+pub(super) fn drop_retired_runs(txn: &Transaction) -> polodb_core::Result<bool> {
+    let retired = txn.collection::<Document>(RETIRED_RUNS);
+    let mut keys = Vec::with_capacity(RETIRE_PAGE);
+    for run in retired.find(doc! {}).run()?.take(RETIRE_PAGE) {
+        if let Some(key) = run?.get("_id") {
+            keys.push(key.clone());
+        }
+    }
+    if keys.len() < RETIRE_PAGE {
+        retired.drop()?;
+        return Ok(false);
+    }
+    for key in keys {
+        retired.delete_one(doc! { "_id": key })?;
+    }
+    Ok(true)
+}
+
 /// The terms a message is found by: none for system lines and deleted messages.
 fn searchable_terms(message: &MessageRecord) -> Vec<String> {
     if message.kind == MessageKind::User && !message.deleted {
@@ -480,8 +507,9 @@ pub(super) fn search(
     can_read: &dyn Fn(&Slug) -> bool,
     max_reads: usize,
 ) -> polodb_core::Result<SearchPage> {
-    let mut terms = Vec::with_capacity(query.terms().len());
-    for term in query.terms() {
+    let lookups = query.index_lookups();
+    let mut terms = Vec::with_capacity(lookups.len());
+    for term in &lookups {
         let runs = count_runs(txn, term)?;
         if runs == 0 {
             // A term in no message: nothing holds them all.

@@ -1,10 +1,18 @@
 //! Search: `GET /search?q=` finds people's messages in every readable room, newest first,
-//! with the matching words marked in escaped text and links to the permalinks. The index is
-//! kept in PoloDB and follows edits, deletions and restarts.
+//! with the matching words (or the start of them a query word found) marked in escaped text
+//! and links to the permalinks. The index is kept in PoloDB and follows edits, deletions,
+//! restarts and upgrades from builds that indexed whole words only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chat::domain::Slug;
+use chat::store::{
+    AppendBatch, DATABASE_DIR, MessageKind, MessageRecord, PoloStore, RoomHead, RoomRecord, Storage,
+};
 use fantoccini::Locator;
+use polodb_core::bson::{Document, doc};
+use polodb_core::{CollectionT, Database};
 use reqwest::Method;
 
 use crate::browser::{Driver, log_in, save_screenshot, shown};
@@ -431,4 +439,188 @@ async fn the_search_page_names_its_two_search_landmarks_apart() {
         .collect();
     assert_eq!(labels.len(), 2, "the sidebar's and the page's");
     assert_ne!(labels[0], labels[1], "axe's landmark-unique: {labels:?}");
+}
+
+/// The permalinks of the hits of a search, once it finds `count`.
+async fn links(visitor: &Visitor, query: &str, count: usize) -> Vec<String> {
+    let (_, page) = search_for(visitor, query, count).await;
+    hits(&page).into_iter().map(|h| h.link).collect()
+}
+
+#[tokio::test]
+async fn three_letters_or_more_find_the_words_they_start_as_people_type() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "Looking for the lobby key").await;
+    let looking = newest_id(&alice, "lobby").await;
+    post(&alice, "lobby", "lo and behold").await;
+    let lo = newest_id(&alice, "lobby").await;
+
+    for query in ["look", "loo", "LOOKING"] {
+        let (_, page) = search_for(&alice, query, 1).await;
+        let found = hits(&page);
+        assert_eq!(found[0].link, permalink("lobby", looking), "{query}");
+        let marked = &query.to_lowercase()[..];
+        let shown = format!("<mark>{}</mark>", &"Looking"[..marked.len()]);
+        assert!(
+            found[0].text.starts_with(&shown),
+            "{query}: {}",
+            found[0].text
+        );
+    }
+    let (_, page) = search_for(&alice, "lob key", 1).await;
+    assert_eq!(
+        hits(&page)[0].text,
+        "Looking for the <mark>lob</mark>by <mark>key</mark>"
+    );
+    assert_eq!(
+        links(&alice, "lo", 1).await,
+        [permalink("lobby", lo)],
+        "two letters find the whole word only"
+    );
+    assert_eq!(
+        hits(&search_for(&alice, "lo", 1).await.1)[0].text,
+        "<mark>lo</mark> and behold"
+    );
+    assert!(hits(&search(&alice, "looks").await.1).is_empty());
+    assert!(
+        hits(&search(&alice, "ooking").await.1).is_empty(),
+        "starts, not inside"
+    );
+}
+
+#[tokio::test]
+async fn an_edited_message_is_found_by_the_prefixes_of_its_new_words_only() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "meet at the harbour").await;
+    let id = newest_id(&alice, "lobby").await;
+    assert_eq!(links(&alice, "harb", 1).await, [permalink("lobby", id)]);
+
+    let edited = alice
+        .htmx(
+            Method::PUT,
+            &format!("/rooms/lobby/messages/{id}"),
+            &[("body", "meet at the station")],
+        )
+        .await;
+    assert_eq!(edited.status(), 200);
+
+    for gone in ["har", "harb", "harbour"] {
+        assert!(hits(&search(&alice, gone).await.1).is_empty(), "{gone}");
+    }
+    for kept in ["sta", "stati", "mee"] {
+        assert_eq!(
+            links(&alice, kept, 1).await,
+            [permalink("lobby", id)],
+            "{kept}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_message_is_found_by_no_prefix() {
+    let app = spawn_app().await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "the launch codeword").await;
+    let id = newest_id(&alice, "lobby").await;
+    assert_eq!(links(&alice, "cod", 1).await, [permalink("lobby", id)]);
+
+    let deleted = alice
+        .htmx(Method::DELETE, &format!("/rooms/lobby/messages/{id}"), &[])
+        .await;
+    assert_eq!(deleted.status(), 200);
+    for query in ["lau", "launch", "cod", "codeword", "the"] {
+        assert!(hits(&search(&alice, query).await.1).is_empty(), "{query}");
+    }
+}
+
+/// Writes a database as the build before prefixes left it: messages in the lobby, whole
+/// words' runs in `search_runs`, the lobby marked as indexed through its last message, and
+/// that build's marker (no index format).
+fn write_database_from_before_prefixes(dir: &std::path::Path, bodies: &[&str]) {
+    let store = PoloStore::open(dir).unwrap();
+    let lobby = Slug::lobby();
+    store
+        .create_room(&RoomRecord::new(lobby.clone(), "lobby".into(), "", 1_000))
+        .unwrap();
+    let messages: Vec<MessageRecord> = (1..)
+        .zip(bodies)
+        .map(|(id, body)| {
+            let kind = MessageKind::User;
+            let at = 2_000 + id as i64;
+            MessageRecord::new(
+                &lobby,
+                id,
+                kind,
+                "alice".into(),
+                String::new(),
+                body.to_string(),
+                at,
+            )
+        })
+        .collect();
+    let head = RoomHead {
+        slug: lobby,
+        last_id: bodies.len() as i64,
+        last_activity: 3_000,
+        mentions: Vec::new(),
+    };
+    store
+        .append(&AppendBatch {
+            messages,
+            dedup: Vec::new(),
+            room_heads: vec![head],
+        })
+        .unwrap();
+    drop(store);
+
+    let db = Database::open_path(dir.join(DATABASE_DIR)).unwrap();
+    db.collection::<Document>("search_prefix_runs")
+        .drop()
+        .unwrap();
+    let marks = db.collection::<Document>("search_indexed");
+    marks.delete_many(doc! {}).unwrap();
+    marks
+        .insert_one(doc! { "_id": "#watermarks", "id": 0 })
+        .unwrap();
+    marks
+        .insert_one(doc! { "_id": "lobby", "id": bodies.len() as i64 })
+        .unwrap();
+    db.collection::<Document>("search_runs")
+        .insert_one(doc! { "_id": "looking#0", "low": "", "postings": "" })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_database_from_before_prefixes_finds_them_after_the_upgrade() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let data_dir = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        write_database_from_before_prefixes(&data_dir, &["looking for the lighthouse", "lo"])
+    })
+    .await
+    .unwrap();
+
+    let app = spawn_app_in(dir, |_| {}).await;
+    let alice = app.login("alice").await;
+    for query in ["look", "LIGH", "looking lighthouse"] {
+        assert_eq!(
+            links(&alice, query, 1).await,
+            [permalink("lobby", 1)],
+            "{query}"
+        );
+    }
+    assert_eq!(links(&alice, "lo", 1).await, [permalink("lobby", 2)]);
+
+    // New messages join the rebuilt index, and a restart keeps it.
+    post(&alice, "lobby", "a lookout on the lighthouse").await;
+    let newer = newest_id(&alice, "lobby").await;
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |_| {}).await;
+    let carol = app.login("carol").await;
+    assert_eq!(
+        links(&carol, "ligh", 2).await,
+        [permalink("lobby", newer), permalink("lobby", 1)]
+    );
 }

@@ -4,7 +4,17 @@
 //! A word is a run of letters, digits and combining marks; Chinese and Japanese characters,
 //! written without spaces, are a word each. A word's term is its NFKC form in lower case, so
 //! `Café`, `CAFÉ`, a decomposed `café` and full-width letters all meet.
+//!
+//! A query term of `MIN_PREFIX_CHARS` or more finds every word it starts, as people type
+//! ("look" finds "looking"); a shorter one finds only the whole word, or "a" would find most
+//! messages. So a word is indexed under its prefixes of `MIN_PREFIX_CHARS` to
+//! `MAX_PREFIX_CHARS` characters (itself among them when no longer), a shorter word under
+//! itself, and a query term is looked up by its first `MAX_PREFIX_CHARS` characters; the
+//! message found is then checked against the whole term. In PostgreSQL the same matching is a
+//! prefix tsquery (`to_tsquery('simple', 'look:*')`, a GIN index over the same folded words)
+//! for long terms, and `=` for short ones; or a GIN index over these very index terms.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use unicode_normalization::UnicodeNormalization;
@@ -12,9 +22,17 @@ use unicode_normalization::char::is_combining_mark;
 
 /// Longer "words" are hashes, ids or noise: not indexed, and so never found.
 pub const MAX_TERM_BYTES: usize = 64;
-/// Distinct terms indexed per message, so one long message can't cost the index thousands
+/// Distinct words indexed per message, so one long message can't cost the index thousands
 /// of writes. A search counts as matching only what is indexed, so results stay consistent.
-pub const MAX_TERMS_PER_MESSAGE: usize = 200;
+pub const MAX_WORDS_PER_MESSAGE: usize = 200;
+/// Query terms this long or longer find the words they start; shorter ones whole words only.
+pub const MIN_PREFIX_CHARS: usize = 3;
+/// Prefixes are indexed up to this many characters. Most words are short: on the README's
+/// English, every prefix would cost 2.76 postings per word (whole words: 1), up to 8
+/// characters 2.62, up to 6 2.32; while a 64-byte identifier gets 6 terms, not 62. A longer
+/// query term costs a check of the messages whose words share its first 8 characters, which
+/// are few.
+pub const MAX_PREFIX_CHARS: usize = 8;
 pub const MAX_QUERY_CHARS: usize = 200;
 pub const MAX_QUERY_TERMS: usize = 8;
 
@@ -77,12 +95,12 @@ fn indexable(term: &str) -> bool {
     !term.is_empty() && term.len() <= MAX_TERM_BYTES
 }
 
-/// The terms a message is indexed under: distinct, in order of first use, at most
-/// `MAX_TERMS_PER_MESSAGE`.
-pub fn index_terms(text: &str) -> Vec<String> {
+/// The words a message is found by: distinct indexable terms, in order of first use, at most
+/// `MAX_WORDS_PER_MESSAGE`.
+fn indexed_words(text: &str) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in words(text) {
-        if terms.len() == MAX_TERMS_PER_MESSAGE {
+        if terms.len() == MAX_WORDS_PER_MESSAGE {
             break;
         }
         if indexable(&word.term) && !terms.contains(&word.term) {
@@ -92,7 +110,45 @@ pub fn index_terms(text: &str) -> Vec<String> {
     terms
 }
 
-/// What someone searched for: its distinct terms, every one of which a match must contain.
+/// Where `term` is kept in the index: a short term as itself, a longer one also under its
+/// every prefix from `MIN_PREFIX_CHARS` up to `MAX_PREFIX_CHARS` characters.
+fn index_keys(term: &str) -> impl Iterator<Item = &str> {
+    let ends: Vec<usize> = term
+        .char_indices()
+        .map(|(at, c)| at + c.len_utf8())
+        .collect();
+    let shortest = MIN_PREFIX_CHARS.min(ends.len());
+    let longest = MAX_PREFIX_CHARS.min(ends.len());
+    (shortest..=longest)
+        .filter(|&chars| chars > 0)
+        .map(move |chars| &term[..ends[chars - 1]])
+}
+
+/// The terms a message is indexed under: its words' index keys, distinct, in order of first
+/// use.
+pub fn index_terms(text: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut terms = Vec::new();
+    for word in indexed_words(text) {
+        for key in index_keys(&word) {
+            if seen.insert(key.to_owned()) {
+                terms.push(key.to_owned());
+            }
+        }
+    }
+    terms
+}
+
+/// Whether a query term finds a word's term: the words it starts, or only itself if short.
+fn finds(query_term: &str, word_term: &str) -> bool {
+    if query_term.chars().count() < MIN_PREFIX_CHARS {
+        word_term == query_term
+    } else {
+        word_term.starts_with(query_term)
+    }
+}
+
+/// What someone searched for: its distinct terms, every one of which a match must find.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchQuery {
     text: String,
@@ -142,10 +198,27 @@ impl SearchQuery {
         &self.terms
     }
 
-    /// Whether a message with this text matches: every term is among its indexed terms.
+    /// The index terms to look up, distinct: each term's longest index key. Every message
+    /// that matches is under all of them; one under them all may still not match (a term
+    /// longer than `MAX_PREFIX_CHARS`), so check it with `matches`.
+    pub fn index_lookups(&self) -> Vec<String> {
+        let mut lookups: Vec<String> = Vec::new();
+        for term in &self.terms {
+            if let Some(key) = index_keys(term).last()
+                && !lookups.iter().any(|known| known == key)
+            {
+                lookups.push(key.to_owned());
+            }
+        }
+        lookups
+    }
+
+    /// Whether a message with this text matches: every term finds one of its indexed words.
     pub fn matches(&self, text: &str) -> bool {
-        let indexed = index_terms(text);
-        self.terms.iter().all(|term| indexed.contains(term))
+        let indexed = indexed_words(text);
+        self.terms
+            .iter()
+            .all(|term| indexed.iter().any(|word| finds(term, word)))
     }
 }
 
@@ -157,8 +230,9 @@ pub struct Snippet {
 }
 
 /// At most about `max_chars` of `text` around its first match, cut between words, with runs
-/// of whitespace shown as one space and "…" where it was cut. Words folding to one of
-/// `terms` are `matched`. The snippets are plain text: whoever shows them escapes them.
+/// of whitespace shown as one space and "…" where it was cut. What each of `terms` found is
+/// `matched`: a whole word, or the start of one a longer term found by its prefix. The
+/// snippets are plain text: whoever shows them escapes them.
 pub fn excerpt(text: &str, terms: &[String], max_chars: usize) -> Vec<Snippet> {
     let all_words: Vec<Word> = words(text).collect();
     let (start, end) = window(text, &all_words, terms, max_chars);
@@ -168,21 +242,54 @@ pub fn excerpt(text: &str, terms: &[String], max_chars: usize) -> Vec<Snippet> {
     }
     let mut at = start;
     for word in &all_words {
-        if word.range.start < start || word.range.end > end || !terms.contains(&word.term) {
+        if word.range.start < start || word.range.end > end {
             continue;
         }
-        push_plain(&mut out, &text[at..word.range.start]);
+        let Some(found) = found_part(text, word, terms) else {
+            continue;
+        };
+        push_plain(&mut out, &text[at..found.start]);
         out.push(Snippet {
-            text: text[word.range.clone()].to_owned(),
+            text: text[found.clone()].to_owned(),
             matched: true,
         });
-        at = word.range.end;
+        at = found.end;
     }
     push_plain(&mut out, &text[at..end]);
     if end < text.len() {
         push_plain(&mut out, "…");
     }
     out
+}
+
+/// Whether any of `terms` finds `word`, as the index would.
+fn found_by(word: &Word, terms: &[String]) -> bool {
+    indexable(&word.term) && terms.iter().any(|term| finds(term, &word.term))
+}
+
+/// Bytes of `text` that the longest of `terms` finding `word` stands for: the whole word for
+/// one equal to it, else the shortest start of the word that folds to begin with the term,
+/// with any combining marks after it, so an accent stays with its letter.
+fn found_part(text: &str, word: &Word, terms: &[String]) -> Option<Range<usize>> {
+    if !indexable(&word.term) {
+        return None;
+    }
+    let longest = terms
+        .iter()
+        .filter(|term| finds(term, &word.term))
+        .max_by_key(|term| term.len())?;
+    let source = &text[word.range.clone()];
+    let mut end = source
+        .char_indices()
+        .map(|(at, c)| at + c.len_utf8())
+        .find(|&end| fold(&source[..end]).starts_with(longest.as_str()))
+        .unwrap_or(source.len());
+    end += source[end..]
+        .chars()
+        .take_while(|&c| is_combining_mark(c))
+        .map(char::len_utf8)
+        .sum::<usize>();
+    Some(word.range.start..word.range.start + end)
 }
 
 /// Byte bounds of the excerpt: the whole text when short; otherwise `max_chars` starting a
@@ -199,7 +306,7 @@ fn window(text: &str, words: &[Word], terms: &[String], max_chars: usize) -> (us
     }
     let first_match = words
         .iter()
-        .find(|w| terms.contains(&w.term))
+        .find(|w| found_by(w, terms))
         .map_or(0, |w| w.range.start);
     let anchor = bounds.partition_point(|&b| b < first_match);
     let lead = max_chars / 4;
@@ -274,13 +381,65 @@ mod tests {
     fn a_message_is_indexed_under_distinct_bounded_terms() {
         assert_eq!(index_terms("The cat saw the CAT"), ["the", "cat", "saw"]);
         let long = "x".repeat(MAX_TERM_BYTES + 1);
-        assert_eq!(index_terms(&format!("{long} short")), ["short"]);
-        let many: String = (0..MAX_TERMS_PER_MESSAGE + 50)
-            .map(|n| format!("w{n} "))
+        assert_eq!(
+            index_terms(&format!("{long} short")),
+            ["sho", "shor", "short"]
+        );
+        let many: String = (0..MAX_WORDS_PER_MESSAGE + 50)
+            .map(|n| format!("{n}x "))
             .collect();
         let terms = index_terms(&many);
-        assert_eq!(terms.len(), MAX_TERMS_PER_MESSAGE);
-        assert_eq!(terms[0], "w0");
+        assert_eq!(terms[0], "0x");
+        let last = format!("{}x", MAX_WORDS_PER_MESSAGE - 1);
+        assert!(terms.contains(&last), "{terms:?}");
+        let past = format!("{MAX_WORDS_PER_MESSAGE}x");
+        assert!(!terms.contains(&past), "{terms:?}");
+    }
+
+    #[test]
+    fn words_are_indexed_under_their_prefixes_of_three_to_eight_characters() {
+        assert_eq!(
+            index_terms("I am looking"),
+            ["i", "am", "loo", "look", "looki", "lookin", "looking"]
+        );
+        assert_eq!(
+            index_terms("Internationalization"),
+            ["int", "inte", "inter", "intern", "interna", "internat"]
+        );
+        // Characters, not bytes; and one word's prefix is another's whole.
+        assert_eq!(index_terms("Ｃａｆé caf"), ["caf", "café"]);
+        assert_eq!(index_terms("東京"), ["東", "京"]);
+    }
+
+    #[test]
+    fn a_term_of_three_or_more_characters_finds_the_words_it_starts() {
+        let message = "We are LOOKING at the lobby";
+        for found in ["look", "loo", "Looking", "LOB", "lobby", "we", "at"] {
+            assert!(
+                SearchQuery::parse(found).unwrap().matches(message),
+                "{found}"
+            );
+        }
+        for missed in ["lo", "w", "a", "looks", "ooking", "lobbyist"] {
+            assert!(
+                !SearchQuery::parse(missed).unwrap().matches(message),
+                "{missed}"
+            );
+        }
+        assert!(SearchQuery::parse("lo").unwrap().matches("lo and behold"));
+        let long = SearchQuery::parse("internationalizat").unwrap();
+        assert_eq!(long.index_lookups(), ["internat"]);
+        assert!(long.matches("Internationalization"));
+        assert!(
+            !long.matches("international"),
+            "checked past the indexed prefix"
+        );
+        assert_eq!(
+            SearchQuery::parse("lo look looking internationale internationals")
+                .unwrap()
+                .index_lookups(),
+            ["lo", "look", "looking", "internat"]
+        );
     }
 
     #[test]
@@ -319,15 +478,39 @@ mod tests {
     }
 
     #[test]
-    fn an_excerpt_marks_whole_matching_words_only() {
+    fn an_excerpt_marks_what_each_term_found() {
         let terms = vec!["cat".to_owned()];
         assert_eq!(
             shown(&excerpt(
-                "A Cat,\n\n the cat's catalog <b>cat</b>",
+                "A Cat,\n\n the cat's catalog <b>cat</b> scat",
                 &terms,
                 100
             )),
-            "A [Cat], the [cat]'s catalog <b>[cat]</b>"
+            "A [Cat], the [cat]'s [cat]alog <b>[cat]</b> scat"
+        );
+        let short = vec!["ca".to_owned()];
+        assert_eq!(
+            shown(&excerpt("ca cat CA", &short, 100)),
+            "[ca] cat [CA]",
+            "a short term finds whole words only"
+        );
+        let both = vec!["loo".to_owned(), "looki".to_owned()];
+        assert_eq!(
+            shown(&excerpt("Looking at loose ends", &both, 100)),
+            "[Looki]ng at [loo]se ends",
+            "the longest term that found the word"
+        );
+        let folded = vec!["stras".to_owned(), "caf".to_owned(), "fil".to_owned()];
+        assert_eq!(
+            shown(&excerpt("Straße cafe\u{301}s ﬁle", &folded, 100)),
+            "[Straß]e [caf]e\u{301}s [ﬁl]e",
+            "cut where the text folds to the term"
+        );
+        let accented = vec!["café".to_owned()];
+        assert_eq!(
+            shown(&excerpt("cafe\u{301}s", &accented, 100)),
+            "[cafe\u{301}]s",
+            "an accent stays with its letter"
         );
     }
 
@@ -347,11 +530,12 @@ mod tests {
 
     proptest::proptest! {
         /// Nothing is lost or invented: a short text comes back whole (whitespace runs as one
-        /// space), every marked piece is a search term, and no unmarked piece holds one.
+        /// space), one piece is marked per word the term finds, and each marked piece folds
+        /// to the term or, for a term of three or more, to something it starts.
         #[test]
-        fn excerpts_mark_exactly_the_search_terms(
+        fn excerpts_mark_exactly_what_the_search_term_finds(
             text in "[a-cA-C \\n<>&\"é\u{301}東京]{0,60}",
-            term in "[a-c]{1,2}",
+            term in "[a-c]{1,4}",
         ) {
             let terms = vec![term];
             let snippets = excerpt(&text, &terms, 1000);
@@ -359,11 +543,17 @@ mod tests {
             let mut collapsed = Vec::new();
             push_plain(&mut collapsed, &text);
             proptest::prop_assert_eq!(joined, collapsed.pop().map(|s| s.text).unwrap_or_default());
-            for snippet in &snippets {
-                if snippet.matched {
-                    proptest::prop_assert_eq!(fold(&snippet.text), terms[0].clone());
+            let marked: Vec<&Snippet> = snippets.iter().filter(|s| s.matched).collect();
+            let found = words(&text)
+                .filter(|w| indexable(&w.term) && finds(&terms[0], &w.term))
+                .count();
+            proptest::prop_assert_eq!(marked.len(), found);
+            for snippet in marked {
+                let folded = fold(&snippet.text);
+                if terms[0].len() < MIN_PREFIX_CHARS {
+                    proptest::prop_assert_eq!(&folded, &terms[0]);
                 } else {
-                    proptest::prop_assert!(words(&snippet.text).all(|w| w.term != terms[0]));
+                    proptest::prop_assert!(folded.starts_with(terms[0].as_str()), "{:?}", snippet);
                 }
             }
         }

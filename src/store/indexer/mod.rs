@@ -8,8 +8,14 @@
 //! written in the same commit as the postings it covers. Whatever the store holds past a
 //! watermark (left queued at a shutdown or crash, or dropped because the queue was full) is
 //! read back from the store and indexed, oldest first across rooms as the queue would have
-//! had it. Databases from before watermarks have a whole index and none; a marker document,
-//! written once, tells them apart from a new room whose first index commit never happened.
+//! had it.
+//!
+//! The same catch-up upgrades an index written by an older build (whole words, before
+//! prefixes; a marker document tells): at the first start, the index and the watermarks are
+//! emptied in one commit, so the indexer reads every message back from the store, oldest
+//! first, a commit at a time between the new ones, resuming from its watermarks after a
+//! restart. Start-up does not wait; until it is done, older messages are not found yet.
+//! Then the old runs are dropped, a page per commit.
 
 mod queue;
 mod watermarks;
@@ -17,20 +23,21 @@ mod watermarks;
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Transaction};
 
 use super::handle::DatabaseHandle;
-use super::search_index::{IndexWriter, Learned, posting};
+use super::search_index::{IndexWriter, Learned, drop_retired_runs, posting};
 use super::{MessageRecord, RoomRecord, StoreError, StoreResult};
 use crate::domain::Slug;
 pub(super) use queue::QUEUE_BOUND;
 use queue::{IndexQueue, MAX_INDEX_COMMIT, Work};
-use watermarks::{forget_watermarks, mark_existing_index, set_watermark, watermark};
+use watermarks::{forget_watermarks, set_watermark, start_current_format, watermark};
 
 /// Pause after a failed index commit before reading back from the store.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -60,24 +67,32 @@ struct Indexing {
     index: Mutex<IndexWriter>,
     /// Stored messages waiting for the indexer.
     queue: IndexQueue,
+    /// When an upgrade started building the index afresh, until it is whole, for the log.
+    rebuilding: Mutex<Option<Instant>>,
+    /// Whether runs of an older build may be left to drop; checked once per start.
+    retired_runs: AtomicBool,
 }
 
 impl Indexer {
-    /// Marks a database from before watermarks as wholly indexed (once), then starts the
-    /// thread. `queue_bound` messages wait for it at most; without `start_thread` nothing
-    /// indexes them (for tests).
+    /// Starts the index afresh if an older build wrote it (once), then starts the thread.
+    /// `queue_bound` messages wait for it at most; without `start_thread` nothing indexes
+    /// them (for tests).
     pub(super) fn start(
         db: Arc<DatabaseHandle>,
         collections: IndexedCollections,
         queue_bound: usize,
         start_thread: bool,
     ) -> StoreResult<Indexer> {
-        db.with_db(|db| mark_existing_index(db, collections.rooms))?;
+        let rebuilding = db
+            .with_db(|db| start_current_format(db, collections.rooms))?
+            .and_then(rebuild_started);
         let indexing = Arc::new(Indexing {
             db,
             collections,
             index: Mutex::new(IndexWriter::default()),
             queue: IndexQueue::new(queue_bound),
+            rebuilding: Mutex::new(rebuilding),
+            retired_runs: AtomicBool::new(true),
         });
         let thread = if start_thread {
             let indexing = indexing.clone();
@@ -131,9 +146,11 @@ impl Indexer {
         // The empty store's own marker would clash with the dump's.
         indexing.db.write(forget_watermarks)?;
         let loaded = load()?;
-        // A dump from before watermarks has a whole index and none: mark it as such.
+        // A dump from an older build has an index this one can't use: start it afresh.
         let rooms = indexing.collections.rooms;
-        indexing.db.write(|db| mark_existing_index(db, rooms))?;
+        let rebuilt = indexing.db.write(|db| start_current_format(db, rooms))?;
+        *indexing.rebuilding.lock().expect("rebuild lock") = rebuilt.and_then(rebuild_started);
+        indexing.retired_runs.store(true, Ordering::Relaxed);
         *index = IndexWriter::default();
         // A dump taken while the index lagged has the rest to index.
         indexing.queue.fall_behind();
@@ -160,6 +177,18 @@ impl Drop for Indexer {
             tracing::error!("the search indexer panicked");
         }
     }
+}
+
+/// Logs an upgrade's rebuild of `messages`, if there are any; returns when it started.
+fn rebuild_started(messages: i64) -> Option<Instant> {
+    (messages > 0).then(|| {
+        tracing::info!(
+            messages,
+            "search index from an older build: indexing every message again for prefix \
+             matching; older messages are found once it gets to them"
+        );
+        Instant::now()
+    })
 }
 
 /// One room's messages past its watermark, read from the store one at a time.
@@ -231,12 +260,32 @@ impl Indexing {
     }
 
     /// Indexes what the store holds past the watermarks, one commit at a time so edits get
-    /// in between.
+    /// in between; then drops a page of an older build's runs, if any are left, coming back
+    /// for the next after what was queued meanwhile.
     fn catch_up(&self) -> StoreResult<()> {
         while !self.queue.is_closed() {
             let mut index = self.index.lock().expect("index writer lock");
             if !self.index_stored(&mut index, None)? {
                 break;
+            }
+        }
+        if self.queue.is_closed() {
+            return Ok(());
+        }
+        if let Some(started) = self.rebuilding.lock().expect("rebuild lock").take() {
+            let seconds = started.elapsed().as_secs_f64();
+            tracing::info!(seconds, "search index rebuilt for prefix matching");
+        }
+        if self.retired_runs.load(Ordering::Relaxed) {
+            let left = self.db.write(|db| {
+                let txn = db.start_transaction()?;
+                let left = drop_retired_runs(&txn)?;
+                txn.commit()?;
+                Ok(left)
+            })?;
+            self.retired_runs.store(left, Ordering::Relaxed);
+            if left {
+                self.queue.fall_behind();
             }
         }
         Ok(())
@@ -395,9 +444,11 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use polodb_core::Database;
+    use polodb_core::bson::Document;
 
     use super::*;
     use crate::domain::SearchQuery;
+    use crate::store::search_index::RUNS;
     use crate::store::search_index::stored_postings;
     use crate::store::{AppendBatch, DATABASE_DIR, MessageKind, PoloStore, RoomHead, Storage};
 
@@ -546,41 +597,86 @@ mod tests {
             found(&store, "lighthouse").len() == 3
         });
         assert_eq!(found(&store, "lighthouse"), newest_first(&sent));
-        assert_eq!(postings(&store, "lighthouse").len(), 3);
+        // Indexed under its prefixes, up to 8 characters.
+        assert_eq!(postings(&store, "lighthou").len(), 3);
         assert_eq!(
             (watermark_of(&store, "lobby"), watermark_of(&store, "other")),
             (2, 1)
         );
     }
 
+    /// Leaves the database as the build before prefixes did: whole words' runs in their own
+    /// collection (`runs` of them), every room marked as indexed through its `last_id`, and
+    /// the marker of that build.
+    fn as_before_prefixes(dir: &std::path::Path, last_ids: &[(&str, i64)], runs: usize) {
+        let db = Database::open_path(dir.join(DATABASE_DIR)).unwrap();
+        forget_watermarks(&db).unwrap();
+        db.collection::<Document>(RUNS).drop().unwrap();
+        let marks = db.collection::<Document>("search_indexed");
+        marks
+            .insert_one(doc! { "_id": "#watermarks", "id": 0 })
+            .unwrap();
+        for (room, id) in last_ids {
+            marks.insert_one(doc! { "_id": *room, "id": *id }).unwrap();
+        }
+        let old_runs: Vec<Document> = (0..runs)
+            .map(|n| doc! { "_id": format!("word{n}#0"), "low": "", "postings": "" })
+            .collect();
+        db.collection::<Document>("search_runs")
+            .insert_many(old_runs)
+            .unwrap();
+    }
+
     #[test]
-    fn a_store_from_before_watermarks_counts_as_wholly_indexed() {
+    fn an_index_from_before_prefixes_is_built_afresh_from_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = PoloStore::open_unindexed(dir.path()).unwrap();
-        let mut rooms = Rooms::create(&store, &["lobby"]);
-        let kept = rooms.append(&store, &[("lobby", "kept one"), ("lobby", "kept two")]);
+        let mut rooms = Rooms::create(&store, &["lobby", "other"]);
+        let mut sent = rooms.append(
+            &store,
+            &[("lobby", "Looking good"), ("other", "the lookout")],
+        );
         store.index_queued_now().unwrap();
-        // Stored but never indexed: only re-indexing everything would find it.
-        rooms.append(&store, &[("lobby", "skipped")]);
+        // Stored but not indexed when the old build stopped: found after the upgrade too.
+        sent.extend(rooms.append(&store, &[("lobby", "look here")]));
         drop(store);
-        let db = Database::open_path(dir.path().join(DATABASE_DIR)).unwrap();
-        forget_watermarks(&db).unwrap();
-        drop(db);
+        // More than a page of old runs, so dropping them takes two commits.
+        as_before_prefixes(dir.path(), &[("lobby", 1), ("other", 1)], 5000);
 
         let store = PoloStore::open(dir.path()).unwrap();
-        assert_eq!(watermark_of(&store, "lobby"), 3);
-        // Indexed after whatever the indexer did first on opening.
-        let sentinel = rooms.append(&store, &[("lobby", "sentinel")]);
-        eventually("the new message found", || {
-            found(&store, "sentinel") == newest_first(&sentinel)
+        eventually("every message found by its prefixes", || {
+            found(&store, "loo").len() == 3
         });
+        assert_eq!(found(&store, "LOOK"), newest_first(&sent));
+        assert_eq!(found(&store, "looki"), newest_first(&sent[..1]));
         assert!(
-            found(&store, "skipped").is_empty(),
-            "nothing was re-indexed"
+            found(&store, "lo").is_empty(),
+            "short terms find whole words only"
         );
-        assert_eq!(found(&store, "kept"), newest_first(&kept));
-        assert_eq!(postings(&store, "kept").len(), 2);
-        assert_eq!(watermark_of(&store, "lobby"), 4);
+        assert_eq!(
+            postings(&store, "loo").len(),
+            3,
+            "each message indexed once"
+        );
+        assert_eq!(
+            (watermark_of(&store, "lobby"), watermark_of(&store, "other")),
+            (2, 1)
+        );
+        let retired_left = || {
+            store
+                .read(|txn| txn.collection::<Document>("search_runs").count_documents())
+                .unwrap()
+        };
+        eventually("the old runs dropped", || retired_left() == 0);
+
+        // Upgraded once: a restart keeps the index it built, and goes on from it.
+        drop(store);
+        let store = PoloStore::open(dir.path()).unwrap();
+        let more = rooms.append(&store, &[("other", "lookalike")]);
+        eventually("the new message found", || {
+            found(&store, "lookal") == newest_first(&more)
+        });
+        assert_eq!(postings(&store, "loo").len(), 4);
     }
 
     #[test]

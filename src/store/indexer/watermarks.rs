@@ -1,17 +1,21 @@
 //! Per room, "indexed through message id N", written in the same commit as the postings it
-//! covers; and the marker that tells a database from before watermarks.
+//! covers; and the marker that says which index format they count in.
 
-use polodb_core::bson::doc;
+use polodb_core::bson::{Document, doc};
 use polodb_core::{CollectionT, Database, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Slug;
 use crate::store::RoomRecord;
+use crate::store::search_index::RUNS;
 
 const WATERMARKS: &str = "search_indexed";
-/// The marker's key, which no slug can be: this database keeps watermarks, so a room
-/// without one has nothing in the index yet.
-const MARKER: &str = "#watermarks";
+/// The marker's key, which no slug can be. Its `id` is the index format the watermarks
+/// count in: a database without it (or with another) has an index this build can't use.
+const FORMAT_MARKER: &str = "#format";
+/// 1: words under their prefixes. Builds before kept whole words (in another collection),
+/// with a marker `#watermarks`, or before that no watermarks at all.
+const FORMAT: i64 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Watermark {
@@ -38,23 +42,33 @@ pub(super) fn set_watermark(txn: &Transaction, room: &str, id: i64) -> polodb_co
     Ok(())
 }
 
-/// Once per database: if it has no marker, it is from before watermarks and its index is
-/// whole, so every room (in collection `rooms`) counts as indexed through its `last_id`.
-pub(super) fn mark_existing_index(db: &Database, rooms: &str) -> polodb_core::Result<()> {
+/// Once per database and index format: unless the marker says the index is in this build's
+/// format, it is emptied and every watermark forgotten, in one commit, so the indexer builds
+/// it afresh from the stored messages, oldest first, going on after a restart from the
+/// watermarks it wrote. Returns how many messages that is (by the rooms in collection
+/// `rooms`), or `None` if the index was current.
+pub(super) fn start_current_format(db: &Database, rooms: &str) -> polodb_core::Result<Option<i64>> {
     let txn = db.start_transaction()?;
     let marks = txn.collection::<Watermark>(WATERMARKS);
-    if marks.find_one(doc! { "_id": MARKER })?.is_some() {
-        return txn.rollback();
+    if marks
+        .find_one(doc! { "_id": FORMAT_MARKER })?
+        .is_some_and(|marker| marker.id == FORMAT)
+    {
+        txn.rollback()?;
+        return Ok(None);
     }
-    for room in txn.collection::<RoomRecord>(rooms).find(doc! {}).run()? {
-        let room = room?;
-        set_watermark(&txn, room.slug.as_str(), room.last_id)?;
-    }
+    marks.delete_many(doc! {})?;
+    txn.collection::<Document>(RUNS).drop()?;
     marks.insert_one(Watermark {
-        room: MARKER.to_owned(),
-        id: 0,
+        room: FORMAT_MARKER.to_owned(),
+        id: FORMAT,
     })?;
-    txn.commit()
+    let mut messages = 0;
+    for room in txn.collection::<RoomRecord>(rooms).find(doc! {}).run()? {
+        messages += room?.last_id.max(0);
+    }
+    txn.commit()?;
+    Ok(Some(messages))
 }
 
 /// Before loading a dump: the dump brings its own watermarks, or none.
