@@ -65,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .route("/healthz", get(healthz))
         .merge(ops::router())
+        .layer(middleware::compression())
+        // Compressed once, ahead of time, by `assets` itself.
         .route("/static/{*path}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use time::macros::format_description;
 
 use super::extract::page::PageContext;
 use crate::clock::from_millis;
@@ -16,7 +15,7 @@ use crate::domain::{QueryError, SearchQuery, Snippet, excerpt};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{self, SearchCursor};
-use crate::views::{Chrome, Sidebar, render, rfc3339};
+use crate::views::{Chrome, Sidebar, render, rfc3339, utc_time_text};
 
 /// This area's routes; [`super::router`] puts them behind the session layer and the cross-site check.
 pub fn router() -> Router<AppState> {
@@ -57,7 +56,7 @@ pub struct Hit {
     pub id: i64,
     pub author: String,
     pub datetime: String,
-    /// In the viewer's time zone, with the date: results span any time.
+    /// Until the page's script writes it in the viewer's own format.
     pub when: String,
     pub excerpt: Vec<Snippet>,
 }
@@ -94,7 +93,6 @@ pub async fn search(
                 })
             })
             .await?;
-            let offset = context.offset;
             let hits = found
                 .hits
                 .iter()
@@ -107,12 +105,7 @@ pub async fn search(
                     id: message.id,
                     author: message.author.clone(),
                     datetime: rfc3339(from_millis(message.created_at)),
-                    when: from_millis(message.created_at)
-                        .to_offset(offset)
-                        .format(format_description!(
-                            "[day padding:none] [month repr:short] [year], [hour]:[minute]"
-                        ))
-                        .unwrap_or_default(),
+                    when: utc_time_text(from_millis(message.created_at)),
                     excerpt: excerpt(&message.searchable_text(), &terms, EXCERPT_CHARS),
                 })
                 .collect();

@@ -11,8 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use time::OffsetDateTime;
-use time::macros::format_description;
 
 use super::extract::client::ClientAddr;
 use super::extract::page::PageContext;
@@ -66,7 +64,7 @@ pub struct NewRoomForm {
 }
 
 /// Opens a room by name (joining it if it exists). Without a name, a first message names
-/// the room; with neither, it gets a dated default name that is never shared. The first
+/// the room; with neither, it gets a default name ("Chat by alice") that is never shared. The first
 /// message counts against the message rate limit, and a new room against the room limits;
 /// past either, 429 and the form again with the text kept.
 pub async fn create_room(
@@ -105,12 +103,9 @@ pub async fn create_room(
             (room, created)
         }
         (None, None) => {
-            let now = OffsetDateTime::now_utc().to_offset(page.offset);
-            let base = format!(
-                "Chat {}",
-                now.format(format_description!("[day]/[month]/[year] [hour]:[minute]"))
-                    .unwrap_or_default()
-            );
+            // Named after its starter, not the time: a stored name can't follow each reader's
+            // date format, and the sidebar already says when it was active.
+            let base = format!("Chat by {}", viewer.nickname.as_str());
             (
                 open_new_room(&state.hub, &base, viewer.nickname.as_str()).await?,
                 true,
@@ -154,7 +149,7 @@ fn take_room_allowance(state: &AppState, login_id: &str, client: ClientAddr) -> 
     Ok(())
 }
 
-/// The welcome form as a plan: the room's name (`None` for a dated default) and the first
+/// The welcome form as a plan: the room's name (`None` for the default, "Chat by alice") and the first
 /// message, if any. A name left empty comes from the message's first line.
 fn read_new_room_form(
     form: &NewRoomForm,

@@ -8,8 +8,12 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
-/// Shown until the page's script puts the time in the reader's zone.
-pub(super) fn utc_time_text(at: OffsetDateTime) -> String {
-    at.format(format_description!("[hour]:[minute] UTC"))
-        .unwrap_or_default()
+/// Shown until the page's script writes the time in the reader's own language and zone
+/// (`static/js/times.js`), and without scripts: one unambiguous form everywhere, since the
+/// same bytes go to readers in every zone and locale.
+pub fn utc_time_text(at: OffsetDateTime) -> String {
+    at.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
 }

@@ -3,23 +3,13 @@
 
 import { $, currentRoom, messages, newestMessageId } from "./page.js";
 import { settlePending } from "./composer.js";
+import { localizeTimes } from "./times.js";
 import { notifyMentions } from "./notifications.js";
 import { markSidebar, readUpTo } from "./sidebar.js";
 
 var GROUP_WITHIN_MS = 5 * 60 * 1000;
 
 // ---- incoming messages ---------------------------------------------------------------
-
-export function localizeTimes(root) {
-  var times = (root || document).querySelectorAll("time[datetime]:not([data-local])");
-  for (var i = 0; i < times.length; i++) {
-    var at = new Date(times[i].getAttribute("datetime"));
-    if (isNaN(at)) continue;
-    times[i].textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    times[i].title = at.toLocaleString();
-    times[i].setAttribute("data-local", "");
-  }
-}
 
 // Consecutive messages by one author within a few minutes share one header.
 export function groupMessages() {

@@ -116,6 +116,23 @@ impl Driver {
             .await
             .expect("a chromium session")
     }
+    /// Sends a DevTools command to the browser's page (e.g. `Emulation.setLocaleOverride`:
+    /// headless Chromium ignores `--lang`), through chromedriver's endpoint for it.
+    pub async fn cdp(&self, browser: &Client, cmd: &str, params: serde_json::Value) {
+        let session = browser.session_id().await.unwrap().expect("a session");
+        let response = reqwest::Client::new()
+            .post(format!("{}/session/{session}/goog/cdp/execute", self.url))
+            .json(&serde_json::json!({ "cmd": cmd, "params": params }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{cmd}: {}",
+            response.status()
+        );
+    }
+
     /// What the browser's console said at level SEVERE (script errors, failed loads) since
     /// the last call, read through chromedriver's log endpoint (fantoccini has no call for it).
     pub async fn console_errors(&self, browser: &Client) -> Vec<String> {
@@ -622,7 +639,7 @@ async fn the_welcome_screen_starts_a_room_from_a_first_message() {
     )
     .await;
 
-    // With nothing typed, each new chat gets its own dated room.
+    // With nothing typed, each new chat gets its own room ("Chat by …").
     for _ in 0..2 {
         alice.goto(&app.url("/")).await.unwrap();
         alice

@@ -102,7 +102,7 @@ async fn rooms_one_login_or_address_creates_are_limited_per_minute() {
     assert!(page.contains("hello there"), "and the message");
     assert_eq!(alice.get("/rooms/room-4").await.status(), 404);
     let unnamed = alice.post_form("/rooms", &[]).await;
-    assert_eq!(unnamed.status(), 429, "a dated room is a room too");
+    assert_eq!(unnamed.status(), 429, "an unnamed room is a room too");
 
     // Joining is not creating.
     let joined = alice.post_form("/rooms", &[("name", "Room 1")]).await;

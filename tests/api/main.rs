@@ -1,10 +1,12 @@
 //! Integration tests: a real server on port 0 with a temporary PoloDB, real HTTP and
 //! WebSocket clients, and headless Chromium for what a person sees.
 
+mod accessibility;
 mod admin;
 mod attachments;
 mod bots;
 mod browser;
+mod compression;
 mod crash;
 mod devices;
 mod direct;
