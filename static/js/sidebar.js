@@ -74,11 +74,20 @@ export function markSidebar() {
     if (badge) badge.textContent = unread > 0 && !muted[slug] ? String(unread) : "";
     link.classList.toggle("unread", unread > 0 && !muted[slug]);
     link.classList.toggle("mentioned", unread > 0 && mentionedAt(link) > reads[slug]);
+    nameLink(link, badge ? badge.textContent : "");
     if (!muted[slug]) total += unread;
   }
   total += unseenHere + hiddenUnread;
   var title = document.title.replace(/^\(\d+\) /, "");
   document.title = total > 0 ? "(" + total + ") " + title : title;
+}
+
+// A link's name says its count too: collapsed, the sidebar shows only a dot for it.
+function nameLink(link, count) {
+  var name = link.getAttribute("title");
+  if (!name) return;
+  var mentioned = link.classList.contains("mentioned") ? ", mentioned" : "";
+  link.setAttribute("aria-label", count ? name + ", " + count + " unread" + mentioned : name);
 }
 
 document.addEventListener("htmx:oobAfterSwap", function (evt) {
@@ -115,18 +124,63 @@ export function setupSidebar() {
     });
   }
   var drawer = $("drawer-toggle");
-  if (app && drawer) {
-    drawer.addEventListener("click", function () {
-      var open = !app.classList.contains("drawer-open");
-      app.classList.toggle("drawer-open", open);
-      drawer.setAttribute("aria-expanded", String(open));
-    });
-    document.addEventListener("keydown", function (evt) {
-      if (evt.key === "Escape" && app.classList.contains("drawer-open")) {
-        app.classList.remove("drawer-open");
-        drawer.setAttribute("aria-expanded", "false");
-        drawer.focus();
-      }
-    });
-  }
+  if (app && drawer) setupDrawer(app, drawer);
+  setupPeople();
+}
+
+// On a phone the sidebar is a drawer over the page: its own button, Escape, or a tap
+// anywhere beside it closes it.
+function setupDrawer(app, drawer) {
+  var sidebar = $("sidebar");
+  var setOpen = function (open) {
+    app.classList.toggle("drawer-open", open);
+    drawer.setAttribute("aria-expanded", String(open));
+  };
+  var close = function () {
+    setOpen(false);
+    drawer.focus();
+  };
+  drawer.addEventListener("click", function () {
+    var open = !app.classList.contains("drawer-open");
+    setOpen(open);
+    var first = open && sidebar.querySelector("a[href]");
+    if (first) first.focus();
+  });
+  var closeButton = $("drawer-close");
+  if (closeButton) closeButton.addEventListener("click", close);
+  // The backdrop is the app's ::after, so a tap on it is a click on the app itself.
+  app.addEventListener("click", function (evt) {
+    if (app.classList.contains("drawer-open") && !sidebar.contains(evt.target)) {
+      evt.preventDefault();
+      evt.stopPropagation();
+      close();
+    }
+  }, true);
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape" && app.classList.contains("drawer-open")) close();
+  });
+}
+
+// Narrow screens hide who is here; the header's people button shows them over the messages.
+function setupPeople() {
+  var room = document.querySelector("main.room");
+  var toggle = $("people-toggle");
+  if (!room || !toggle) return;
+  var setOpen = function (open) {
+    room.classList.toggle("people-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+  };
+  toggle.addEventListener("click", function () {
+    setOpen(!room.classList.contains("people-open"));
+  });
+  document.addEventListener("click", function (evt) {
+    if (room.classList.contains("people-open") && !toggle.contains(evt.target) &&
+        !evt.target.closest("#presence")) setOpen(false);
+  });
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape" && room.classList.contains("people-open")) {
+      setOpen(false);
+      toggle.focus();
+    }
+  });
 }

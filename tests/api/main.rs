@@ -5,6 +5,7 @@ mod admin;
 mod attachments;
 mod bots;
 mod browser;
+mod browser_experience;
 mod crash;
 mod devices;
 mod direct;
