@@ -25,10 +25,9 @@ pub const DOWNLOAD_TYPE: &str = "application/octet-stream";
 /// Images are shown fitting this box (CSS pixels), never enlarged.
 pub const SHOWN_WIDTH: u32 = 480;
 pub const SHOWN_HEIGHT: u32 = 360;
-/// Thumbnails have twice the pixels of the shown size, so they are sharp on high-density
-/// screens.
-const THUMB_WIDTH: u32 = 2 * SHOWN_WIDTH;
-const THUMB_HEIGHT: u32 = 2 * SHOWN_HEIGHT;
+/// An image that fitting would make narrower than this (a long screenshot, a receipt) is
+/// shown this wide instead, or its own width if less, and cut to its top: not a sliver.
+pub const MIN_SHOWN_WIDTH: u32 = 160;
 /// An image whose decoded pixels would take more memory than this is offered as a download.
 const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 /// Nor is one wider or taller than this decoded.
@@ -276,7 +275,7 @@ fn inline_image_format(head: &[u8]) -> Option<ImageFormat> {
 }
 
 /// Decodes the image within limits, upright per its EXIF orientation, and writes a
-/// thumbnail that fits `THUMB_WIDTH` × `THUMB_HEIGHT`: PNG if it has transparency, JPEG
+/// thumbnail of what is shown (see `shown_size`): PNG if it has transparency, JPEG
 /// otherwise. (An animated GIF's thumbnail is its first frame; the page shows the GIF.)
 fn make_thumbnail(
     source: &Path,
@@ -295,7 +294,14 @@ fn make_thumbnail(
     let mut image = DynamicImage::from_decoder(decoder)?;
     image.apply_orientation(orientation);
     let (width, height) = (image.width(), image.height());
-    let (thumb_width, thumb_height) = fit_within(width, height, THUMB_WIDTH, THUMB_HEIGHT);
+    // A tall image's thumbnail is the top that is shown, at the proportions it is shown at.
+    let (shown_width, shown_height) = shown_size(width, height);
+    let top = shown_top(width, height);
+    if top < height {
+        image = image.crop_imm(0, 0, width, top);
+    }
+    // Twice the shown size, so it is sharp on high-density screens.
+    let (thumb_width, thumb_height) = fit_within(width, top, 2 * shown_width, 2 * shown_height);
     let small = image.thumbnail_exact(thumb_width, thumb_height);
     let mut encoded = Cursor::new(Vec::new());
     let thumb_type = if small.color().has_alpha() {
@@ -328,6 +334,32 @@ pub fn fit_within(width: u32, height: u32, max_width: u32, max_height: u32) -> (
     );
     let scaled = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
     (scaled(width), scaled(height))
+}
+
+/// The size an image is shown at (CSS pixels): fitting `SHOWN_WIDTH` × `SHOWN_HEIGHT` at its
+/// proportions, or, when that would be narrower than `MIN_SHOWN_WIDTH`, that wide (never
+/// wider than itself) and cut to its top.
+pub fn shown_size(width: u32, height: u32) -> (u32, u32) {
+    let fitted = fit_within(width, height, SHOWN_WIDTH, SHOWN_HEIGHT);
+    let least = MIN_SHOWN_WIDTH.min(width);
+    if fitted.0 >= least {
+        return fitted;
+    }
+    let scale = f64::from(least) / f64::from(width);
+    let scaled_height = (f64::from(height) * scale).round() as u32;
+    (least, scaled_height.clamp(1, SHOWN_HEIGHT))
+}
+
+/// How many rows from the top of an image its shown size holds: all of them, but for a
+/// tall image cut to its top.
+fn shown_top(width: u32, height: u32) -> u32 {
+    let (shown_width, shown_height) = shown_size(width, height);
+    let rows = (f64::from(width) * f64::from(shown_height) / f64::from(shown_width)).round() as u32;
+    if fit_within(width, height, SHOWN_WIDTH, SHOWN_HEIGHT) == (shown_width, shown_height) {
+        height
+    } else {
+        rows.clamp(1, height)
+    }
 }
 
 /// Writes `bytes` to a temporary file, syncs it, and renames it to `path`.
@@ -510,6 +542,19 @@ mod tests {
         assert_eq!(fit_within(600, 1200, 480, 360), (180, 360));
         assert_eq!(fit_within(100, 50, 480, 360), (100, 50));
         assert_eq!(fit_within(10_000, 1, 480, 360), (480, 1));
+    }
+
+    #[test]
+    fn a_tall_image_is_shown_wide_enough_and_cut_to_its_top() {
+        assert_eq!(shown_size(300, 3000), (160, 360));
+        assert_eq!(shown_top(300, 3000), 675);
+        assert_eq!(shown_size(100, 3000), (100, 360));
+        assert_eq!(shown_top(100, 3000), 360);
+        // Anything else fits whole, as before.
+        assert_eq!(shown_size(600, 1200), (180, 360));
+        assert_eq!(shown_top(600, 1200), 1200);
+        assert_eq!(shown_size(1200, 600), (480, 240));
+        assert_eq!(shown_size(10_000, 1), (480, 1));
     }
 
     #[test]

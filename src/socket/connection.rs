@@ -14,7 +14,7 @@ use tungstenite::Message;
 
 use tokio_util::sync::CancellationToken;
 
-use super::composer::{frame_error, render_error};
+use super::composer::{frame_error, refused_client_id, render_error};
 use super::handshake::{Socket, open_socket};
 use super::outbox::{Order, Outbox, Outgoing, Stalled};
 use super::writer::{Feed, Inputs, Writer};
@@ -332,7 +332,7 @@ impl Connection {
             }
             Err(e) => {
                 *error_shown = true;
-                outbox.text(frame_error(e, None))
+                outbox.text(frame_error(e, refused_client_id(text)))
             }
         }
     }

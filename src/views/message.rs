@@ -172,14 +172,10 @@ pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
                 .image
                 .as_ref()
                 .map(|image| format!("{} × {}", image.width, image.height)),
-            shown: file.image.as_ref().map(|image| {
-                files::fit_within(
-                    image.width,
-                    image.height,
-                    files::SHOWN_WIDTH,
-                    files::SHOWN_HEIGHT,
-                )
-            }),
+            shown: file
+                .image
+                .as_ref()
+                .map(|image| files::shown_size(image.width, image.height)),
             inline_path: match file.media_type.as_str() {
                 "image/gif" => "file",
                 _ => "thumbnail",

@@ -5,9 +5,20 @@ import { $, composer, currentRoom, isOwn, messageId } from "./page.js";
 import { setReply, showError } from "./composer.js";
 
 var toolbarFor = null; // the message the toolbar is showing actions for
+var refocus = null; // the id of a message whose link takes the focus back once it is swapped in
 
 function messageUrl(msg) {
   return "/rooms/" + currentRoom() + "/messages/" + messageId(msg);
+}
+
+function linkOf(msg) { return msg.querySelector(".msg-link"); }
+
+// What Tab reaches in `root`, in order: shown, enabled, and not taken out of the tab order.
+function tabbable(root) {
+  var all = root.querySelectorAll("a[href], button, summary, input, textarea, select, [tabindex]");
+  return Array.prototype.filter.call(all, function (el) {
+    return el.tabIndex >= 0 && !el.disabled && el.getClientRects().length > 0;
+  });
 }
 
 function actionable(el) {
@@ -56,6 +67,7 @@ function copyLink(msg) {
 
 function act(action, msg, emoji) {
   var target = "#" + msg.id;
+  var byKeyboard = $("msg-toolbar").contains(document.activeElement);
   if (action === "react") {
     htmx.ajax("POST", messageUrl(msg) + "/reactions", { target: target, swap: "outerHTML", values: { emoji: emoji } });
   } else if (action === "reply") {
@@ -70,6 +82,37 @@ function act(action, msg, emoji) {
     htmx.ajax("DELETE", messageUrl(msg), { target: target, swap: "outerHTML" });
   }
   hideToolbar();
+  // Hiding the toolbar took the focus from it: it goes back to the message (a reply has
+  // given it to the composer, an edit to its text box).
+  if (byKeyboard && action !== "reply" && action !== "edit") {
+    refocus = msg.id;
+    linkOf(msg).focus();
+  }
+}
+
+// The toolbar is one element after the list, shared by every message: Tab from a message's
+// link goes into it, Tab out of it goes on where the message left off, and Escape goes back.
+function toolbarKey(evt) {
+  var toolbar = $("msg-toolbar");
+  var link = toolbarFor && linkOf(toolbarFor);
+  if (!link || toolbar.hidden || evt.defaultPrevented) return;
+  var controls = tabbable(toolbar);
+  var next = null;
+  if (evt.key === "Escape" && toolbar.contains(evt.target)) {
+    next = link;
+  } else if (evt.key !== "Tab" || !controls.length) {
+    return;
+  } else if (evt.target === link && !evt.shiftKey) {
+    next = controls[0];
+  } else if (evt.target === controls[0] && evt.shiftKey) {
+    next = link;
+  } else if (evt.target === controls[controls.length - 1] && !evt.shiftKey) {
+    var order = tabbable(document).filter(function (el) { return !toolbar.contains(el); });
+    next = order[order.indexOf(link) + 1];
+  }
+  if (!next) return;
+  evt.preventDefault();
+  next.focus();
 }
 
 export function setupToolbar(list) {
@@ -79,8 +122,25 @@ export function setupToolbar(list) {
     var msg = actionable(evt.target);
     if (msg && msg !== toolbarFor) showToolbar(msg);
   });
-  list.addEventListener("focusin", function (evt) { showToolbar(actionable(evt.target)); });
-  list.addEventListener("scroll", hideToolbar);
+  list.addEventListener("focusin", function (evt) {
+    var msg = actionable(evt.target);
+    if (msg) showToolbar(msg); else hideToolbar();
+  });
+  // Focus leaving the messages and their toolbar takes the toolbar with it.
+  document.addEventListener("focusin", function (evt) {
+    if (!list.contains(evt.target) && !toolbar.contains(evt.target)) hideToolbar();
+    if (refocus && !evt.target.closest("#" + refocus)) refocus = null;
+  });
+  // Focusing a message scrolls it into view: a focused message keeps its toolbar.
+  list.addEventListener("scroll", function () {
+    var focused = document.activeElement;
+    if (toolbarFor && (toolbarFor.contains(focused) || toolbar.contains(focused))) {
+      showToolbar(toolbarFor);
+    } else {
+      hideToolbar();
+    }
+  });
+  document.addEventListener("keydown", toolbarKey);
   toolbar.addEventListener("click", function (evt) {
     var button = evt.target.closest("button");
     if (!button || !toolbarFor) return;
@@ -108,11 +168,20 @@ document.addEventListener("keydown", function (evt) {
 });
 
 document.addEventListener("htmx:load", function (evt) {
-  var editing = evt.detail.elt.matches && evt.detail.elt.matches(".msg.editing")
-    ? evt.detail.elt.querySelector("textarea") : null;
+  var elt = evt.detail.elt;
+  if (!elt.matches || !elt.matches(".msg")) return;
+  var editing = elt.matches(".editing") ? elt.querySelector("textarea") : null;
   if (editing) {
     editing.focus();
     editing.setSelectionRange(editing.value.length, editing.value.length);
+    // Saved or cancelled, the message takes the focus back.
+    refocus = elt.id;
+    // The buttons under the text box stay in view, the last message's too.
+    elt.scrollIntoView({ block: "nearest" });
+  } else if (elt.id === refocus) {
+    // Only if the swap took the focus away, not if the person has moved on.
+    var lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && linkOf(elt)) linkOf(elt).focus();
   }
 });
 

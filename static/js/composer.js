@@ -2,7 +2,7 @@
 // text can be given back), Enter to send, the draft kept per room, typing pings, the message
 // being replied to, and the error line. Mentions, uploads and message actions build on it.
 
-import { $, composer, currentRoom, messageId } from "./page.js";
+import { $, composer, currentRoom, messageId, messages } from "./page.js";
 import { isOpen, sendFrame } from "./socket.js";
 
 var TYPING_EVERY_MS = 2000;
@@ -25,6 +25,8 @@ document.addEventListener("htmx:wsConfigSend", function (evt) {
   var id = randomId();
   params.client_id = id;
   pending[id] = params.body;
+  // htmx-ext-ws keeps it until the socket opens again: until then it shows as sending.
+  if (!isOpen()) showSending(id);
   clear();
   setReply(null);
   var shown = $("composer-error");
@@ -34,6 +36,37 @@ document.addEventListener("htmx:wsConfigSend", function (evt) {
   }
   lastTypingSent = 0;
 });
+
+// A send not delivered yet while the socket is down: shown at the end of the list, marked,
+// until the server echoes it (or refuses it and its text goes back in the composer).
+function showSending(id) {
+  var list = messages();
+  if (!list || !(id in pending) || list.querySelector("[data-sending='" + id + "']")) return;
+  var item = document.createElement("article");
+  item.className = "msg sending";
+  item.setAttribute("data-kind", "sending");
+  item.setAttribute("data-sending", id);
+  var body = document.createElement("div");
+  body.className = "msg-body";
+  body.textContent = pending[id];
+  var sign = document.createElement("span");
+  sign.className = "msg-sending";
+  sign.textContent = "Sending…";
+  item.append(body, sign);
+  list.appendChild(item);
+  list.scrollTop = list.scrollHeight;
+}
+
+// Sends the socket took but the server had not answered when it closed may be lost with it.
+document.addEventListener("htmx:wsClose", function () {
+  for (var id in pending) showSending(id);
+});
+
+function settled(id) {
+  delete pending[id];
+  var sending = document.querySelector("[data-sending='" + id + "']");
+  if (sending) sending.remove();
+}
 
 // Empties the composer once its text has gone out (sent, or taken as an upload's caption).
 export function clear() {
@@ -111,11 +144,12 @@ export function settlePending(list) {
       var box = composer();
       if (box && box.value.trim() === "") {
         box.value = pending[id];
+        sessionStorage.setItem(draftKey(), box.value);
         syncComposer();
       }
-      delete pending[id];
+      settled(id);
     } else if (list && list.querySelector(".msg[data-client-id='" + id + "']")) {
-      delete pending[id];
+      settled(id);
     }
   }
 }

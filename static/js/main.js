@@ -1,8 +1,8 @@
 // The page's small script. The server renders everything; this only does what must happen
 // in the browser: resume after reconnects, client ids for resends, the composer, attaching
-// files, local times, unread counts, scrolling, typing, the message toolbar, and the sidebar
-// toggle. This entry module imports the others (each evaluates once, registering its own
-// listeners) and sets the page up.
+// files, local times, unread counts, scrolling, typing, the message toolbar, the sidebar
+// toggle, and copy buttons. This entry module imports the others (each evaluates once,
+// registering its own listeners) and sets the page up.
 
 import { messages } from "./page.js";
 import "./socket.js";
@@ -10,6 +10,7 @@ import { restoreDraft } from "./composer.js";
 import "./mentions.js";
 import "./first-message.js";
 import "./menus.js";
+import "./copy.js";
 import { setupNotifications } from "./notifications.js";
 import { groupMessages, scrollToStart, setupScrolling } from "./messages.js";
 import { localizeTimes } from "./times.js";

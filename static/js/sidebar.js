@@ -100,6 +100,7 @@ export function markSidebar() {
     link.classList.toggle("unread", unread > 0 && !muted[slug]);
     // Being named counts in any room, member or not.
     link.classList.toggle("mentioned", slug !== room && !gone && mentionedAt(link) > (reads[slug] || 0));
+    nameLink(link, badge ? badge.textContent : "");
     if (!muted[slug]) total += unread;
   }
   // A live list still holds the rooms the viewer left: a group of only those goes too.
@@ -108,6 +109,14 @@ export function markSidebar() {
   total += unseenHere + hiddenUnread;
   var title = document.title.replace(/^\(\d+\) /, "");
   document.title = total > 0 ? "(" + total + ") " + title : title;
+}
+
+// A link's name says its count too: collapsed, the sidebar shows only a dot for it.
+function nameLink(link, count) {
+  var name = link.getAttribute("title");
+  if (!name) return;
+  var mentioned = link.classList.contains("mentioned") ? ", mentioned" : "";
+  link.setAttribute("aria-label", count ? name + ", " + count + " unread" + mentioned : name);
 }
 
 document.addEventListener("htmx:oobAfterSwap", function (evt) {
@@ -144,18 +153,63 @@ export function setupSidebar() {
     });
   }
   var drawer = $("drawer-toggle");
-  if (app && drawer) {
-    drawer.addEventListener("click", function () {
-      var open = !app.classList.contains("drawer-open");
-      app.classList.toggle("drawer-open", open);
-      drawer.setAttribute("aria-expanded", String(open));
-    });
-    document.addEventListener("keydown", function (evt) {
-      if (evt.key === "Escape" && app.classList.contains("drawer-open")) {
-        app.classList.remove("drawer-open");
-        drawer.setAttribute("aria-expanded", "false");
-        drawer.focus();
-      }
-    });
-  }
+  if (app && drawer) setupDrawer(app, drawer);
+  setupPeople();
+}
+
+// On a phone the sidebar is a drawer over the page: its own button, Escape, or a tap
+// anywhere beside it closes it.
+function setupDrawer(app, drawer) {
+  var sidebar = $("sidebar");
+  var setOpen = function (open) {
+    app.classList.toggle("drawer-open", open);
+    drawer.setAttribute("aria-expanded", String(open));
+  };
+  var close = function () {
+    setOpen(false);
+    drawer.focus();
+  };
+  drawer.addEventListener("click", function () {
+    var open = !app.classList.contains("drawer-open");
+    setOpen(open);
+    var first = open && sidebar.querySelector("a[href]");
+    if (first) first.focus();
+  });
+  var closeButton = $("drawer-close");
+  if (closeButton) closeButton.addEventListener("click", close);
+  // The backdrop is the app's ::after, so a tap on it is a click on the app itself.
+  app.addEventListener("click", function (evt) {
+    if (app.classList.contains("drawer-open") && !sidebar.contains(evt.target)) {
+      evt.preventDefault();
+      evt.stopPropagation();
+      close();
+    }
+  }, true);
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape" && app.classList.contains("drawer-open")) close();
+  });
+}
+
+// Narrow screens hide who is here; the header's people button shows them over the messages.
+function setupPeople() {
+  var room = document.querySelector("main.room");
+  var toggle = $("people-toggle");
+  if (!room || !toggle) return;
+  var setOpen = function (open) {
+    room.classList.toggle("people-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+  };
+  toggle.addEventListener("click", function () {
+    setOpen(!room.classList.contains("people-open"));
+  });
+  document.addEventListener("click", function (evt) {
+    if (room.classList.contains("people-open") && !toggle.contains(evt.target) &&
+        !evt.target.closest("#presence")) setOpen(false);
+  });
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape" && room.classList.contains("people-open")) {
+      setOpen(false);
+      toggle.focus();
+    }
+  });
 }

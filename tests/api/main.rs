@@ -6,6 +6,7 @@ mod admin;
 mod attachments;
 mod bots;
 mod browser;
+mod browser_experience;
 mod compression;
 mod crash;
 mod devices;
