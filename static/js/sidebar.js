@@ -100,7 +100,6 @@ export function markSidebar() {
     link.classList.toggle("unread", unread > 0 && !muted[slug]);
     // Being named counts in any room, member or not.
     link.classList.toggle("mentioned", slug !== room && !gone && mentionedAt(link) > (reads[slug] || 0));
-    nameLink(link, badge ? badge.textContent : "");
     if (!muted[slug]) total += unread;
   }
   // A live list still holds the rooms the viewer left: a group of only those goes too.
@@ -109,14 +108,6 @@ export function markSidebar() {
   total += unseenHere + hiddenUnread;
   var title = document.title.replace(/^\(\d+\) /, "");
   document.title = total > 0 ? "(" + total + ") " + title : title;
-}
-
-// A link's name says its count too: collapsed, the sidebar shows only a dot for it.
-function nameLink(link, count) {
-  var name = link.getAttribute("title");
-  if (!name) return;
-  var mentioned = link.classList.contains("mentioned") ? ", mentioned" : "";
-  link.setAttribute("aria-label", count ? name + ", " + count + " unread" + mentioned : name);
 }
 
 document.addEventListener("htmx:oobAfterSwap", function (evt) {

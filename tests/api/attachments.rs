@@ -540,7 +540,8 @@ async fn images_are_shown_fitting_the_box_from_sharp_thumbnails_that_never_grow(
     // (image, shown at, thumbnail pixels: twice the shown size, never more than the image)
     for ((width, height), (shown_width, shown_height), (thumb_width, thumb_height)) in [
         ((1200, 600), (480, 240), (960, 480)),
-        ((300, 900), (120, 360), (240, 720)),
+        // Fitted it would be 120 wide: shown 160 wide instead, cut to its top 675 rows.
+        ((300, 900), (160, 360), (300, 675)),
         ((800, 500), (480, 300), (800, 500)),
         ((100, 50), (100, 50), (100, 50)),
     ] {

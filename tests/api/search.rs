@@ -563,6 +563,8 @@ fn write_database_from_before_prefixes(dir: &std::path::Path, bodies: &[&str]) {
     let head = RoomHead {
         slug: lobby,
         last_id: bodies.len() as i64,
+        // Counted by the data upgrade at first open, as for any older database.
+        counted: 0,
         last_activity: 3_000,
         mentions: Vec::new(),
     };
