@@ -59,20 +59,24 @@ pub enum ChangeError {
 }
 
 impl NewMessage {
-    /// What a person (or a bot) wrote, under `author`, from the login with handle `login`.
-    pub fn said(author: &Nickname, login: &str, body: MessageBody) -> NewMessage {
-        NewMessage::by_person(author, login, body.into_string(), None)
+    /// What a logged-in person wrote.
+    pub fn said(by: &CurrentUser, body: MessageBody) -> NewMessage {
+        NewMessage::by_person(&by.nickname, by.handle(), body.into_string(), None)
+    }
+
+    /// What a bot wrote, under its name, from its own handle.
+    pub fn said_by_bot(name: &Nickname, handle: &str, body: MessageBody) -> NewMessage {
+        NewMessage::by_person(name, handle, body.into_string(), None)
     }
 
     /// A file someone attached, with the caption they typed, if any.
     pub fn attached(
-        author: &Nickname,
-        login: &str,
+        by: &CurrentUser,
         attachment: Attachment,
         caption: Option<MessageBody>,
     ) -> NewMessage {
         let caption = caption.map(MessageBody::into_string).unwrap_or_default();
-        NewMessage::by_person(author, login, caption, Some(attachment))
+        NewMessage::by_person(&by.nickname, by.handle(), caption, Some(attachment))
     }
 
     fn by_person(

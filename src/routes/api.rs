@@ -178,7 +178,7 @@ pub async fn post_message(
         return Err(ApiError::RateLimited { retry_after });
     }
     let client_id = post.client_id.as_deref().and_then(ClientId::parse);
-    let message = NewMessage::said(&bot.name, &bot.handle, body)
+    let message = NewMessage::said_by_bot(&bot.name, &bot.handle, body)
         .with_client_id(&bot.rate_key(), client_id.as_ref())
         .answering(post.reply_to);
     let (status, id) = match state.hub.post_as_bot(&room, message).await? {

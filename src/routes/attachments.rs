@@ -221,12 +221,7 @@ async fn receive_and_post(
     state.hub.stopped_typing(room, &viewer.nickname);
     for (name, stored) in files {
         let attachment = describe(state, name, &stored, &viewer.login_id).await?;
-        let message = NewMessage::attached(
-            &viewer.nickname,
-            viewer.handle(),
-            attachment,
-            caption.take(),
-        );
+        let message = NewMessage::attached(viewer, attachment, caption.take());
         state
             .hub
             .post(room, message)

@@ -91,10 +91,7 @@ pub async fn start_direct(
     let viewer = &page.viewer;
     state
         .hub
-        .post(
-            &room,
-            NewMessage::said(&viewer.nickname, viewer.handle(), body),
-        )
+        .post(&room, NewMessage::said(viewer, body))
         .await?;
     Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())
 }

@@ -105,7 +105,7 @@ pub async fn post_message(
         }
         Ok(body) => {
             let client_id = form.client_id.as_deref().and_then(ClientId::parse);
-            let message = NewMessage::said(&viewer.nickname, viewer.handle(), body)
+            let message = NewMessage::said(viewer, body)
                 .with_client_id(&viewer.login_id, client_id.as_ref())
                 .answering(form.reply_to.parse().ok());
             match state.hub.post(&room, message).await {

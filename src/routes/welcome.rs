@@ -120,10 +120,7 @@ pub async fn create_room(
     if let Some(body) = first_message {
         state
             .hub
-            .post(
-                &room,
-                NewMessage::said(&viewer.nickname, viewer.handle(), body),
-            )
+            .post(&room, NewMessage::said(viewer, body))
             .await?;
     }
     Ok(Redirect::to(&format!("/rooms/{}", room.slug)).into_response())

@@ -320,7 +320,7 @@ impl Connection {
                     outbox.order(Order::GoLive)?;
                 }
                 self.hub.stopped_typing(room, &self.viewer.nickname);
-                let message = NewMessage::said(&self.viewer.nickname, self.viewer.handle(), body)
+                let message = NewMessage::said(&self.viewer, body)
                     .with_client_id(&self.viewer.login_id, client_id.as_ref())
                     .answering(reply_to);
                 let client_id = client_id.map(|c| c.as_str().to_owned());
