@@ -265,12 +265,12 @@ async fn pages_load_each_script_module_once_with_no_console_errors() {
     let alice = driver.browser().await;
     log_in(&alice, &app, "alice").await;
     alice.goto(&app.url("/rooms/lobby")).await.unwrap();
-    let errors = script_errors(&driver, &alice).await;
+    let errors = driver.console_errors(&alice).await;
     assert!(errors.is_empty(), "console errors on load: {errors:#?}");
     // The modules ran: the socket opened, the composer sent, the arrival was handled.
     say(&alice, "loaded as modules").await;
     shown(&alice, ".msg[data-author='alice'] time[data-local]").await;
-    let errors = script_errors(&driver, &alice).await;
+    let errors = driver.console_errors(&alice).await;
     assert!(
         errors.is_empty(),
         "console errors after a send: {errors:#?}"
@@ -299,14 +299,6 @@ async fn pages_load_each_script_module_once_with_no_console_errors() {
     let on_disk = std::fs::read_dir("static/js").unwrap().count();
     assert_eq!(names.len(), on_disk, "every module: {fetched:?}");
     alice.close().await.unwrap();
-}
-
-/// The console's errors since the last call, but for the favicon: the server has none, and
-/// the browser asks for it by itself.
-async fn script_errors(driver: &Driver, browser: &Client) -> Vec<String> {
-    let mut errors = driver.console_errors(browser).await;
-    errors.retain(|error| !error.contains("/favicon.ico "));
-    errors
 }
 
 /// Two browsers logged in through the form, both showing the lobby.

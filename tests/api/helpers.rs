@@ -400,3 +400,20 @@ pub fn viewer_login(page: &str) -> String {
         + 19..];
     value[..value.find('"').unwrap()].to_owned()
 }
+
+/// The sidebar link of `slug` in a page (the whole `<a>…</a>`), if the sidebar lists it.
+pub fn sidebar_link<'a>(page: &'a str, slug: &str) -> Option<&'a str> {
+    let at = page.find(&format!(r#"data-slug="{slug}""#))?;
+    let start = page[..at].rfind("<a ").unwrap();
+    let end = at + page[at..].find("</a>").unwrap();
+    Some(&page[start..end])
+}
+
+/// The unread count the sidebar shows for `slug`; `None` for no count (or no link).
+pub fn sidebar_badge(page: &str, slug: &str) -> Option<u64> {
+    let link = sidebar_link(page, slug)?;
+    let at = link.find(r#"<span class="badge""#).unwrap();
+    let badge = &link[at..];
+    let text = &badge[badge.find('>').unwrap() + 1..badge.find("</span>").unwrap()];
+    text.parse().ok()
+}

@@ -6,25 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, spawn_app_in};
+use crate::helpers::{sidebar_badge as badge, sidebar_link, spawn_app, spawn_app_in};
 use crate::identity::{ALICES_SESSION, OldDatabase};
-
-/// The sidebar link of `slug` in a page, if it lists one.
-fn sidebar_link<'a>(page: &'a str, slug: &str) -> Option<&'a str> {
-    let at = page.find(&format!(r#"data-slug="{slug}""#))?;
-    let start = page[..at].rfind("<a ").unwrap();
-    let end = at + page[at..].find("</a>").unwrap();
-    Some(&page[start..end])
-}
-
-/// The unread count the sidebar shows for `slug`; `None` for no count (or no link).
-fn badge(page: &str, slug: &str) -> Option<u64> {
-    let link = sidebar_link(page, slug)?;
-    let at = link.find(r#"<span class="badge""#).unwrap();
-    let badge = &link[at..];
-    let text = &badge[badge.find('>').unwrap() + 1..badge.find("</span>").unwrap()];
-    text.parse().ok()
-}
 
 #[tokio::test]
 async fn opening_a_room_joins_it_once_and_coming_and_going_says_nothing() {

@@ -4,17 +4,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::{spawn_app, spawn_app_in, user_message_ids, viewer_login};
-
-/// The sidebar link of `slug` in a page.
-fn sidebar_link<'a>(page: &'a str, slug: &str) -> &'a str {
-    let at = page
-        .find(&format!(r#"data-slug="{slug}""#))
-        .unwrap_or_else(|| panic!("no sidebar link for {slug}"));
-    let start = page[..at].rfind("<a ").unwrap();
-    let end = at + page[at..].find('>').unwrap();
-    &page[start..end]
-}
+use crate::helpers::{sidebar_link, spawn_app, spawn_app_in, user_message_ids, viewer_login};
 
 #[tokio::test]
 async fn a_mention_is_a_chip_and_marks_the_room_for_that_person_until_read() {
@@ -43,14 +33,16 @@ async fn a_mention_is_a_chip_and_marks_the_room_for_that_person_until_read() {
         page.contains(&format!(r#".msg[data-mentions~="{alices_login}"]"#)),
         "the viewer's CSS highlights messages that mention her"
     );
-    let link = sidebar_link(&page, "lobby");
+    let link = sidebar_link(&page, "lobby").unwrap();
     assert!(link.contains(r#"class="mentioned""#), "{link}");
     // Marked for her login, not her name: a later "alice" would be someone else.
     let marked = format!("{}:{id}", viewer_login(&page));
     assert!(link.contains(&marked), "{link}");
     let bobs = bob.get_text("/rooms/elsewhere").await;
     assert!(
-        !sidebar_link(&bobs, "lobby").contains("mentioned\""),
+        !sidebar_link(&bobs, "lobby")
+            .unwrap()
+            .contains("mentioned\""),
         "only the mentioned person's sidebar marks it"
     );
 
@@ -66,7 +58,11 @@ async fn a_mention_is_a_chip_and_marks_the_room_for_that_person_until_read() {
         .text()
         .await
         .unwrap();
-    assert!(sidebar_link(&page, "lobby").contains(r#"class="mentioned""#));
+    assert!(
+        sidebar_link(&page, "lobby")
+            .unwrap()
+            .contains(r#"class="mentioned""#)
+    );
     as_alice("/rooms/lobby").await.unwrap();
     let page = as_alice("/rooms/elsewhere")
         .await
@@ -74,7 +70,11 @@ async fn a_mention_is_a_chip_and_marks_the_room_for_that_person_until_read() {
         .text()
         .await
         .unwrap();
-    assert!(!sidebar_link(&page, "lobby").contains(r#"class="mentioned""#));
+    assert!(
+        !sidebar_link(&page, "lobby")
+            .unwrap()
+            .contains(r#"class="mentioned""#)
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-use crate::helpers::{message_ids, spawn_app};
+use crate::helpers::{message_ids, sidebar_badge, sidebar_link, spawn_app};
 
 #[tokio::test]
 async fn the_lobby_exists_and_renders_sidebar_history_and_composer() {
@@ -8,10 +8,7 @@ async fn the_lobby_exists_and_renders_sidebar_history_and_composer() {
     assert!(page.contains(r#"ws-connect="/rooms/lobby/ws""#), "{page}");
     assert!(page.contains(r#"action="/rooms/lobby/messages""#));
     assert!(page.contains(r#"name="body""#));
-    let lobby_link = page
-        .split("<a ")
-        .find(|a| a.starts_with(r#"href="/rooms/lobby""#))
-        .expect("the lobby in the sidebar");
+    let lobby_link = sidebar_link(&page, "lobby").expect("the lobby in the sidebar");
     assert!(
         lobby_link.contains(r#"aria-current="page""#),
         "{lobby_link}"
@@ -358,30 +355,22 @@ async fn a_muted_room_is_marked_for_its_viewer_only() {
     alice.get_text("/rooms/lobby").await;
     let response = alice.post_form("/rooms/lobby/mute", &[]).await;
     assert_eq!(response.status(), 303);
-    let muted = |page: &str| {
-        page.split("<a ")
-            .find(|a| a.starts_with(r#"href="/rooms/lobby""#))
-            .unwrap()
-            .contains("data-muted")
-    };
+    let muted = |page: &str| sidebar_link(page, "lobby").unwrap().contains("data-muted");
     assert!(muted(&alice.get_text("/").await));
     assert!(!muted(&bob.get_text("/").await));
     // What arrives in a muted room is not counted on its badge.
     bob.post_form("/rooms/lobby/messages", &[("body", "psst")])
         .await;
-    let badge = |page: &str| {
-        let link = page
-            .split("<a ")
-            .find(|a| a.starts_with(r#"href="/rooms/lobby""#))
-            .unwrap();
-        let at = link.find(r#"<span class="badge""#).unwrap();
-        link[at..at + link[at..].find("</span>").unwrap()].ends_with('>')
-    };
-    assert!(badge(&alice.get_text("/").await), "no count while muted");
+    let home = alice.get_text("/").await;
+    assert_eq!(sidebar_badge(&home, "lobby"), None, "no count while muted");
     alice.post_form("/rooms/lobby/mute", &[]).await;
     let page = alice.get_text("/").await;
     assert!(!muted(&page));
-    assert!(!badge(&page), "counted again once unmuted");
+    assert_eq!(
+        sidebar_badge(&page, "lobby"),
+        Some(1),
+        "counted again once unmuted"
+    );
 }
 
 #[tokio::test]
@@ -397,14 +386,7 @@ async fn unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen
             .await;
     }
     let home = alice.get_text("/").await;
-    let link = home
-        .split("<a ")
-        .find(|a| a.starts_with(r#"href="/rooms/lobby""#))
-        .unwrap();
-    assert!(
-        link.contains(r#"<span class="badge" aria-label="unread messages">2</span>"#),
-        "{link}"
-    );
+    assert_eq!(sidebar_badge(&home, "lobby"), Some(2), "{home}");
     let page = alice.get_text("/rooms/lobby").await;
     let divider = page.find("New since your last visit").expect("a divider");
     assert!(page.find("seen").unwrap() < divider);
