@@ -132,6 +132,21 @@ async fn keyboard_users_reach_every_messages_toolbar_and_get_the_focus_back() {
     press(&alice, "\u{E008}\u{E004}\u{E000}").await; // Shift+Tab, then Shift up
     assert_eq!(focused(&alice).await["msg"], ids[1].as_str());
 
+    // Escape closes the reaction menu and leaves the focus on its button.
+    let menu_open = "return document.querySelector('#msg-toolbar details.react-menu').open;";
+    press(&alice, TAB).await;
+    press(&alice, ENTER).await;
+    assert_eq!(script(&alice, menu_open).await, serde_json::json!(true));
+    press(&alice, ESCAPE).await;
+    assert_eq!(script(&alice, menu_open).await, serde_json::json!(false));
+    let on_button = focused(&alice).await;
+    assert!(
+        on_button["toolbar"] == true && on_button["summary"] == true,
+        "{on_button}"
+    );
+    press(&alice, "\u{E008}\u{E004}\u{E000}").await; // back to the message
+    assert_eq!(focused(&alice).await["msg"], ids[1].as_str());
+
     // A reaction by keyboard: the menu opens with Enter, the choice is made with Enter, and
     // the focus comes back to the message.
     press(&alice, TAB).await;
