@@ -329,8 +329,6 @@ fn commit_batch(
     let oldest = requests.first().map(|r| r.queued_at);
     // Per room: the room, and its last id and count of counted messages so far in the batch.
     let mut next_ids: HashMap<Slug, (Arc<Room>, u64, u64)> = HashMap::new();
-    // Each accepted message's room count with it, for `publish`.
-    let mut counts = Vec::with_capacity(requests.len());
     let mut batch = AppendBatch::default();
     let mut accepted = Vec::with_capacity(requests.len());
     let mut keys_in_batch: HashMap<String, u64> = HashMap::new();
@@ -371,7 +369,6 @@ fn commit_batch(
             slot.2 += 1;
         }
         let id = slot.1;
-        counts.push(slot.2);
         let record = MessageRecord {
             client_id: request.client_id.clone(),
             bot: request.bot,
@@ -456,9 +453,17 @@ fn commit_batch(
             // Counted before anyone is shown them: whoever saw a message sees it counted.
             let delivered: usize = accepted.iter().map(|r| r.room.subscribers()).sum();
             metrics.delivered.increment(delivered as u64);
-            for ((request, message), counted) in accepted.into_iter().zip(rendered).zip(counts) {
-                let id = message.id;
-                request.room.publish(Arc::new(message), now, counted);
+            // One frame per room per commit; ids are contiguous per room within a batch.
+            let ids: Vec<u64> = rendered.iter().map(|m| m.id).collect();
+            let mut by_room: HashMap<&Slug, Vec<Arc<RenderedMessage>>> = HashMap::new();
+            for (record, message) in batch.messages.iter().zip(rendered) {
+                by_room.entry(&record.room).or_default().push(Arc::new(message));
+            }
+            for (slug, messages) in by_room {
+                let (room, _, counted) = &next_ids[slug];
+                room.publish(messages, now, *counted);
+            }
+            for (request, id) in accepted.into_iter().zip(ids) {
                 if let Some(key) = request.dedup_key {
                     dedup.insert(key, id);
                 }

@@ -19,8 +19,13 @@ use crate::views::{self, RenderedMessage, direct_partner};
 /// What a room pushes to its subscribers. Each frame is built once and shared.
 #[derive(Debug)]
 pub enum LiveEvent {
-    /// A stored message, appended in id order.
-    Message { id: u64, frame: Utf8Bytes },
+    /// Stored messages `first..=last` (one committer batch of the room), appended in id order
+    /// by one frame that every subscriber shares.
+    Messages {
+        first: u64,
+        last: u64,
+        frame: Utf8Bytes,
+    },
     /// A fragment that replaces an element by id (presence, typing, topic).
     Replace(Utf8Bytes),
     /// A changed message that replaces the old one by id, and the room revision it made.
@@ -252,17 +257,27 @@ impl Room {
         self.live.subscribe()
     }
 
-    /// Appends a committed message; `counted` is the room's count with it.
-    pub(super) fn publish(&self, message: Arc<RenderedMessage>, created_at: i64, counted: u64) {
-        let frame = Utf8Bytes::from(views::append_fragment([message.as_ref()]));
-        let id = message.id;
+    /// Appends what one commit stored in this room (contiguous ids, oldest first) as one
+    /// frame: a busy room costs each socket a frame per commit, not one per message.
+    /// `counted` is the room's count with them.
+    pub(super) fn publish(
+        &self,
+        messages: Vec<Arc<RenderedMessage>>,
+        created_at: i64,
+        counted: u64,
+    ) {
+        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+            return;
+        };
+        let (first, last) = (first.id, last.id);
+        let frame = Utf8Bytes::from(views::append_fragment(messages.iter().map(Arc::as_ref)));
         {
             let mut window = self.window.lock().expect("window lock");
             let entries = match &mut *window {
                 Window::Loaded(entries) => entries,
                 Window::Unloaded { pending } => pending,
             };
-            entries.push_back(message);
+            entries.extend(messages);
             while entries.len() > WINDOW {
                 entries.pop_front();
             }
@@ -274,10 +289,12 @@ impl Room {
             }
         }
         self.counted.store(counted, Ordering::Release);
-        self.last_id.store(id, Ordering::Release);
+        self.last_id.store(last, Ordering::Release);
         self.last_activity.store(created_at, Ordering::Release);
-        // No subscribers is fine: the message is stored and in the window.
-        let _ = self.live.send(Arc::new(LiveEvent::Message { id, frame }));
+        // No subscribers is fine: the messages are stored and in the window.
+        let _ = self
+            .live
+            .send(Arc::new(LiveEvent::Messages { first, last, frame }));
     }
 
     /// A stored message changed (edit, deletion, reaction): the window keeps the new

@@ -134,17 +134,47 @@ impl Feed {
     /// The frame to send for a live event, if this socket hasn't sent it already.
     fn take(&mut self, event: &LiveEvent, outbox: &Outbox) -> Option<Outgoing> {
         match event {
-            LiveEvent::Message { id, frame } if *id > self.last_sent => {
-                self.last_sent = *id;
-                outbox.last_sent.store(*id, Ordering::Relaxed);
-                Some(shared_text(frame))
+            LiveEvent::Messages { first, last, frame } => {
+                match Overlap::of(self.last_sent, *first, *last) {
+                    Overlap::None => {
+                        self.last_sent = *last;
+                        outbox.last_sent.store(*last, Ordering::Relaxed);
+                        Some(shared_text(frame))
+                    }
+                    Overlap::Whole => None,
+                    // The rest comes from the room's window, in order.
+                    Overlap::Part => {
+                        self.lagged = true;
+                        None
+                    }
+                }
             }
-            LiveEvent::Message { .. } => None,
             LiveEvent::Replace(frame) => Some(shared_text(frame)),
             LiveEvent::Changed { revision, frame } => {
                 self.revision = self.revision.max(*revision);
                 Some(shared_text(frame))
             }
+        }
+    }
+}
+
+/// How much of a live frame of messages a socket has sent already (by a catch-up).
+#[derive(Debug, PartialEq, Eq)]
+enum Overlap {
+    None,
+    Part,
+    Whole,
+}
+
+impl Overlap {
+    /// For a socket that has sent up to `last_sent` and a frame of messages `first..=last`.
+    fn of(last_sent: u64, first: u64, last: u64) -> Overlap {
+        if first > last_sent {
+            Overlap::None
+        } else if last > last_sent {
+            Overlap::Part
+        } else {
+            Overlap::Whole
         }
     }
 }
@@ -359,4 +389,19 @@ async fn drive(
 /// A frame rendered once for everyone: its bytes are shared, not copied.
 fn shared_text(frame: &axum::extract::ws::Utf8Bytes) -> Outgoing {
     Outgoing::Text(Bytes::from(frame.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Overlap;
+
+    #[test]
+    fn a_live_frame_is_sent_skipped_or_refilled_by_what_the_socket_has_sent() {
+        assert_eq!(Overlap::of(5, 6, 8), Overlap::None);
+        assert_eq!(Overlap::of(0, 1, 1), Overlap::None);
+        assert_eq!(Overlap::of(5, 4, 7), Overlap::Part);
+        assert_eq!(Overlap::of(5, 5, 6), Overlap::Part);
+        assert_eq!(Overlap::of(5, 2, 5), Overlap::Whole);
+        assert_eq!(Overlap::of(5, 3, 3), Overlap::Whole);
+    }
 }
