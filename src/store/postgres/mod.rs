@@ -40,7 +40,20 @@ const POOL_SIZE: u32 = 16;
 const CONNECTION_WAIT: Duration = Duration::from_secs(10);
 
 pub struct PgStore {
-    pool: Pool,
+    /// Taken only by `drop`, which closes it on a thread of its own.
+    pool: Option<Pool>,
+}
+
+impl Drop for PgStore {
+    /// A connection's close blocks (it runs the client's own small runtime), which would
+    /// panic on an async worker, where the store's last handle may well be dropped.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::Builder::new()
+                .name("postgres-close".into())
+                .spawn(move || drop(pool));
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -64,11 +77,15 @@ impl PgStore {
             .min_idle(Some(1))
             .connection_timeout(CONNECTION_WAIT)
             .build(PostgresConnectionManager::new(config, NoTls))?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool: Some(pool) })
     }
 
     fn connection(&self) -> StoreResult<Connection> {
-        Ok(self.pool.get()?)
+        let pool = self
+            .pool
+            .as_ref()
+            .expect("the pool is open until the store is dropped");
+        Ok(pool.get()?)
     }
 
     /// One statement that changes rows; returns how many.
