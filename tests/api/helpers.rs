@@ -50,13 +50,21 @@ impl AppData {
         AppData {
             dir: Arc::new(tempfile::tempdir().unwrap()),
             // On a thread of its own: the client blocks, which an async test's thread can't.
-            database_url: (backend == Backend::Postgres)
-                .then(|| std::thread::spawn(test_cluster::fresh_database).join().unwrap()),
+            database_url: (backend == Backend::Postgres).then(|| {
+                std::thread::spawn(test_cluster::fresh_database)
+                    .join()
+                    .unwrap()
+            }),
         }
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The PostgreSQL database's URL, on that backend.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 }
 

@@ -182,12 +182,14 @@ impl Storage for PgStore {
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
         let mut client = self.connection()?;
         let mut txn = client.transaction()?;
+        let insert = rows::prepare_message_write(&mut txn, false)?;
         for message in &batch.messages {
-            rows::write_message(&mut txn, message, false)?;
+            rows::write_message(&mut txn, &insert, message)?;
         }
+        let remember = txn.prepare("INSERT INTO client_ids (key, room, id) VALUES ($1, $2, $3)")?;
         for dedup in &batch.dedup {
             txn.execute(
-                "INSERT INTO client_ids (key, room, id) VALUES ($1, $2, $3)",
+                &remember,
                 &[
                     &dedup.key,
                     &dedup.room.as_str() as &(dyn ToSql + Sync),
@@ -228,14 +230,17 @@ impl Storage for PgStore {
     }
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
-        rows::write_message(&mut *self.connection()?, message, true)
+        let mut client = self.connection()?;
+        let replace = rows::prepare_message_write(&mut *client, true)?;
+        rows::write_message(&mut *client, &replace, message)
     }
 
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
         let mut client = self.connection()?;
         let mut txn = client.transaction()?;
+        let replace = rows::prepare_message_write(&mut txn, true)?;
         for message in messages {
-            rows::write_message(&mut txn, message, true)?;
+            rows::write_message(&mut txn, &replace, message)?;
         }
         for room in rooms {
             rows::upsert_room(&mut txn, room)?;

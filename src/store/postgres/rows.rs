@@ -1,8 +1,8 @@
 //! Records to rows and back: the one place that knows which column holds what.
 
 use postgres::GenericClient;
-use postgres::Row;
 use postgres::types::Json;
+use postgres::{Row, Statement};
 
 use super::super::search_index::{posting, searchable_terms};
 use super::super::{
@@ -122,13 +122,13 @@ pub(super) fn message(row: &Row) -> StoreResult<MessageRecord> {
     })
 }
 
-/// Writes a message with its search terms and posting, which always follow its text. With
-/// `replace`, a message already under its key is overwritten; without, it is an error.
-pub(super) fn write_message(
+/// The statement that writes a message with its search terms and posting, which always
+/// follow its text; prepared once for a whole batch. With `replace`, a message already under
+/// its key is overwritten; without, that is an error.
+pub(super) fn prepare_message_write(
     client: &mut impl GenericClient,
-    message: &MessageRecord,
     replace: bool,
-) -> StoreResult<()> {
+) -> StoreResult<Statement> {
     let on_conflict = if replace {
         "ON CONFLICT (room, id) DO UPDATE SET kind = $3, author = $4, login = $5, body = $6,
              created_at = $7, client_id = $8, edited_at = $9, deleted = $10, reactions = $11,
@@ -137,12 +137,21 @@ pub(super) fn write_message(
     } else {
         ""
     };
+    Ok(client.prepare(&format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS}, terms, posting)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         {on_conflict}"
+    ))?)
+}
+
+/// Writes one message with a statement from [`prepare_message_write`].
+pub(super) fn write_message(
+    client: &mut impl GenericClient,
+    statement: &Statement,
+    message: &MessageRecord,
+) -> StoreResult<()> {
     client.execute(
-        &format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}, terms, posting)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-             {on_conflict}"
-        ),
+        statement,
         &[
             &message.room.as_str(),
             &message.id,
