@@ -3,6 +3,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat::store::{PgStore, PoloStore, Storage};
 use chat::{Application, Config};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::cookie::{CookieStore, Jar};
@@ -60,6 +61,21 @@ impl AppData {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Runs `work` on the stopped server's storage, opened directly, off the async thread
+    /// (storage calls block).
+    pub async fn with_storage<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Storage) -> T + Send + 'static,
+    ) -> T {
+        let data = self.clone();
+        tokio::task::spawn_blocking(move || match &data.database_url {
+            Some(url) => work(&PgStore::connect(url).unwrap()),
+            None => work(&PoloStore::open(data.path()).unwrap()),
+        })
+        .await
+        .unwrap()
     }
 
     /// The PostgreSQL database's URL, on that backend.

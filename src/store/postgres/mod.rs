@@ -66,9 +66,13 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host/db`, or libpq's `key=value` form) and brings
     /// the schema up to date. Blocks: call it off the async workers.
     pub fn connect(url: &str) -> StoreResult<PgStore> {
-        let config: postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("the database URL: {e}")))?;
+        // An unreachable host fails a call, as any storage failure does, rather than hang it.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECTION_WAIT);
+        }
         let mut migrating = config.connect(NoTls)?;
         migrations::migrate(&mut migrating)?;
         drop(migrating);
