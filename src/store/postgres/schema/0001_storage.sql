@@ -42,7 +42,11 @@ CREATE TABLE messages (
     posting    text COLLATE "C" NOT NULL,
     PRIMARY KEY (room, id)
 );
--- A search asks for the messages holding all of its terms: array containment.
+-- A search asks for the messages holding all of its terms: `terms @> lookups`. An array of
+-- chat-domain's own terms rather than a tsvector, whose parser splits and folds words its
+-- own way (CJK, NFKC, the caps on words per message), so both backends find the same; and
+-- in the message's row rather than a table of terms, so a message costs one insert and
+-- "every word" is one containment test.
 CREATE INDEX messages_terms ON messages USING gin (terms);
 -- Newest first, for terms so common that walking in order beats collecting every match.
 CREATE INDEX messages_posting ON messages (posting);
