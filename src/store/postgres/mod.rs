@@ -127,8 +127,16 @@ impl PgStore {
 }
 
 impl From<postgres::Error> for StoreError {
+    /// With the server's own message and SQLSTATE when it sent one, for the logs.
     fn from(e: postgres::Error) -> Self {
-        StoreError::Database(format!("PostgreSQL: {e}"))
+        match e.as_db_error() {
+            Some(db) => StoreError::Database(format!(
+                "PostgreSQL: {} ({})",
+                db.message(),
+                db.code().code()
+            )),
+            None => StoreError::Database(format!("PostgreSQL: {e}")),
+        }
     }
 }
 
