@@ -99,9 +99,13 @@ async fn assert_error(response: reqwest::Response, status: u16, code: &str) {
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
-#[tokio::test]
-async fn a_token_is_shown_once_and_the_bot_posts_live_and_for_good() {
-    let app = spawn_app().await;
+on_both_backends!(
+    a_token_is_shown_once_and_the_bot_posts_live_and_for_good,
+    a_bot_retrying_with_the_same_client_id_is_stored_once,
+);
+
+async fn a_token_is_shown_once_and_the_bot_posts_live_and_for_good(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let token = make_bot(&alice, "helper").await;
     assert!(token.starts_with("chatbot_"), "{token}");
@@ -412,8 +416,6 @@ async fn bad_bodies_get_json_errors() {
     let page: Value = api.read("lobby", "").await.json().await.unwrap();
     assert_eq!(page["messages"], json!([]), "nothing refused was stored");
 }
-
-on_both_backends!(a_bot_retrying_with_the_same_client_id_is_stored_once,);
 
 async fn a_bot_retrying_with_the_same_client_id_is_stored_once(backend: Backend) {
     let app = spawn_app_on(backend).await;

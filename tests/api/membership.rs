@@ -34,7 +34,7 @@ async fn opening_a_room_joins_it_once_and_coming_and_going_says_nothing() {
     assert_eq!(page.matches("bob joined").count(), 1, "{page}");
 }
 
-on_both_backends!(only_what_people_say_counts_as_unread,);
+on_both_backends!(only_what_people_say_counts_as_unread);
 
 async fn only_what_people_say_counts_as_unread(backend: Backend) {
     let app = spawn_app_on(backend).await;

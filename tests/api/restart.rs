@@ -5,7 +5,7 @@ use crate::helpers::{
     user_message_ids,
 };
 
-on_both_backends!(history_sessions_and_ids_survive_a_restart,);
+on_both_backends!(history_sessions_and_ids_survive_a_restart);
 
 async fn history_sessions_and_ids_survive_a_restart(backend: Backend) {
     let app = spawn_app_on(backend).await;

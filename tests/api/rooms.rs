@@ -375,7 +375,7 @@ async fn a_muted_room_is_marked_for_its_viewer_only() {
     );
 }
 
-on_both_backends!(unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen,);
+on_both_backends!(unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen);
 
 async fn unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen(backend: Backend) {
     let app = spawn_app_on(backend).await;
