@@ -3,7 +3,8 @@
 # Both install the Debian packages they need when run as root, or say what to install.
 
 BUILD_PACKAGES := libclang-dev pkg-config libssl-dev g++
-TEST_PACKAGES := chromium chromium-driver
+# postgresql: the tests start a throwaway cluster from its binaries for the PostgreSQL backend.
+TEST_PACKAGES := chromium chromium-driver postgresql
 
 .PHONY: run test build-deps test-deps
 

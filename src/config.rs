@@ -32,9 +32,15 @@ pub struct Config {
     #[arg(long, env = "CHAT_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
-    /// Directory that holds the embedded database.
+    /// Directory that holds the embedded database, and the attachments' bytes.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// Keep the data in PostgreSQL instead of the embedded database (e.g.
+    /// `postgres://chat@db.internal/chat`, or libpq's `host=/run/postgresql dbname=chat`).
+    /// Connections are not encrypted: use a Unix socket or a trusted network.
+    #[arg(long, env = "CHAT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 
     /// The server's own origin (e.g. `https://chat.example.com`): the address people open.
     /// Requests must name it (or a loopback name) in `Host`; WebSocket `Origin` and cross-site
@@ -201,6 +207,7 @@ impl Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
+            database_url: None,
             public_url: None,
             trusted_proxy: Vec::new(),
             secure_cookies: false,

@@ -27,8 +27,9 @@
 //! - [`ops`]: the backup archive, exports and the `backup`/`restore`/`export` subcommands.
 //! - [`error`]: `AppError`, how every failure becomes a response.
 //! - [`views`]: askama templates: pages, the message partial, the sidebar, live fragments.
-//! - [`store`]: the narrow `Storage` trait, PoloDB behind it, the search index and its
-//!   indexer, the session store, and the upgrades of data written by older builds.
+//! - [`store`]: the narrow `Storage` trait, PoloDB behind it (or PostgreSQL, with
+//!   `--database-url`), the search index and its indexer, the session store, and the
+//!   upgrades of data written by older builds.
 //! - [`files`]: uploaded files by content hash, sniffing, thumbnails. [`assets`]: embedded
 //!   static files. [`metrics`]: what `/metrics` reports. [`auth`]: the viewer extractor.
 //! - [`identity`], [`passwords`], [`devices`], [`security`], [`rate_limit`], [`clock`],

@@ -30,8 +30,23 @@ use crate::metrics::Metrics;
 use crate::rate_limit::{CreationLimits, Quota, RateLimiter};
 use crate::security::{LocalAddr, OwnOrigin};
 use crate::state::{App, AppState};
-use crate::store::{self, PoloStore, SessionBackend, Storage};
+use crate::store::{self, PgStore, PoloStore, SessionBackend, Storage};
 use crate::{routes, upkeep};
+
+/// PostgreSQL with `--database-url`, otherwise PoloDB under `--data-dir`.
+async fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+    if let Some(url) = config.database_url.clone() {
+        let store = tokio::task::spawn_blocking(move || PgStore::connect(&url))
+            .await?
+            .context("connecting to PostgreSQL (--database-url)")?;
+        return Ok(Arc::new(store));
+    }
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || PoloStore::open(&data_dir))
+        .await?
+        .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
 
 pub struct Application {
     listener: TcpListener,
@@ -44,11 +59,7 @@ impl Application {
     /// Opens the database, loads the rooms and binds the listener (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         check_exposure(&config)?;
-        let data_dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || PoloStore::open(&data_dir))
-            .await?
-            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
-        let storage: Arc<dyn Storage> = Arc::new(store);
+        let storage = open_storage(&config).await?;
         Self::build_with_storage(config, storage).await
     }
 

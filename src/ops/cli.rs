@@ -1,7 +1,8 @@
 //! The maintenance subcommands: `chat backup`, `chat restore`, `chat export`.
 //!
 //! Each reads either a running server, through its admin endpoints, or a stopped server's
-//! data directory directly (a running server locks it).
+//! data directory directly (a running server locks it), or, for `export`, the PostgreSQL
+//! database a server keeps its data in.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -12,7 +13,7 @@ use clap::{Args, Subcommand};
 
 use super::{archive, export};
 use crate::domain::Slug;
-use crate::store::{DATABASE_DIR, PoloStore};
+use crate::store::{DATABASE_DIR, PG_DUMP_INSTEAD, PgStore, PoloStore, Storage};
 
 /// Where a subcommand writes: a file or standard output.
 type Output = Box<dyn Write + Send>;
@@ -30,7 +31,7 @@ pub enum Command {
     Export(ExportArgs),
 }
 
-/// Where the data comes from: exactly one of `--server` and `--data-dir`.
+/// Where the data comes from: exactly one of `--server`, `--data-dir` and `--database-url`.
 #[derive(Debug, Args)]
 pub struct Source {
     /// A running server's base URL, plain HTTP (e.g. `http://127.0.0.1:3000`, the address it
@@ -38,14 +39,20 @@ pub struct Source {
     #[arg(
         long,
         value_name = "URL",
-        required_unless_present = "data_dir",
-        conflicts_with = "data_dir"
+        required_unless_present_any = ["data_dir", "database_url"],
+        conflicts_with_all = ["data_dir", "database_url"]
     )]
     pub server: Option<String>,
 
     /// A stopped server's data directory, read directly.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
     pub data_dir: Option<PathBuf>,
+
+    /// The PostgreSQL database a server keeps its data in (its `--database-url`), read
+    /// directly; servers may go on running. Not taken from `CHAT_DATABASE_URL`, so a
+    /// server's environment never changes where a command reads.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 
     /// The server's admin token (its `--admin-token`), sent as `Authorization: Bearer`.
     #[arg(long, env = "CHAT_ADMIN_TOKEN", hide_env_values = true)]
@@ -101,6 +108,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 
 async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let source = args.source;
+    if source.database_url.is_some() {
+        bail!("{PG_DUMP_INSTEAD}");
+    }
     write_then_rename(&args.out, async move |out| match source.server {
         Some(server) => {
             let token = admin_token(source.admin_token)?;
@@ -151,11 +161,18 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
                 download(&server, &format!("/ops/rooms/{room}/export"), &token, out).await
             }
             None => {
-                let dir = source.data_dir.context("--server or --data-dir")?;
+                let database_url = source.database_url;
+                let dir = source.data_dir;
                 tokio::task::spawn_blocking(move || {
-                    let store = open_stopped(&dir)?;
-                    let last_id = export::last_id(&store, &room)?;
-                    export::write_room(&store, &room, last_id, &mut out)?;
+                    let store: Box<dyn Storage> = match (database_url, dir) {
+                        (Some(url), _) => {
+                            Box::new(PgStore::connect(&url).context("connecting to PostgreSQL")?)
+                        }
+                        (None, Some(dir)) => Box::new(open_stopped(&dir)?),
+                        (None, None) => bail!("--server, --data-dir or --database-url"),
+                    };
+                    let last_id = export::last_id(store.as_ref(), &room)?;
+                    export::write_room(store.as_ref(), &room, last_id, &mut out)?;
                     out.flush()?;
                     anyhow::Ok(())
                 })
@@ -211,6 +228,10 @@ async fn download(
     match response.status() {
         status if status.is_success() => {}
         reqwest::StatusCode::UNAUTHORIZED => bail!("{url} refused the admin token"),
+        // Says why, as a server on PostgreSQL does when asked for a backup.
+        reqwest::StatusCode::NOT_IMPLEMENTED => {
+            bail!("{url}: {}", response.text().await.unwrap_or_default())
+        }
         reqwest::StatusCode::NOT_FOUND => {
             bail!("{url} answered 404: no such room, or the server runs without --admin-token")
         }

@@ -21,6 +21,7 @@ use crate::domain::Slug;
 use crate::error::AppError;
 use crate::ops::{OpsError, archive, export};
 use crate::state::AppState;
+use crate::store::PG_DUMP_INSTEAD;
 
 /// Bytes per body chunk of a streamed answer.
 const CHUNK: usize = 64 * 1024;
@@ -85,8 +86,12 @@ async fn metrics(_: OperatorToken, State(state): State<AppState>) -> Response {
 
 /// Answers at once, then takes the snapshot (writes wait meanwhile, briefly) and streams the
 /// archive: a big database never runs into the request timeout, and a failure breaks the body
-/// off, so the client can't take it for whole.
+/// off, so the client can't take it for whole. Data in PostgreSQL is backed up with its
+/// own tools: the answer says so.
 async fn backup(_: OperatorToken, State(state): State<AppState>) -> Response {
+    if state.config.database_url.is_some() {
+        return (StatusCode::NOT_IMPLEMENTED, PG_DUMP_INSTEAD).into_response();
+    }
     let storage = state.storage.clone();
     let data_dir = state.config.data_dir.clone();
     let body = streamed(move |out| {

@@ -9,8 +9,13 @@ mod handle;
 mod indexer;
 mod migrate;
 mod polo;
+mod postgres;
 mod search_index;
 mod sessions;
+#[cfg(test)]
+mod storage_tests;
+#[cfg(test)]
+mod test_backends;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{SearchQuery, Slug};
 
+pub use self::postgres::{PG_DUMP_INSTEAD, PgStore};
 pub use error::StoreError;
 pub use migrate::{Upgraded, upgrade};
 pub use polo::{DATABASE_DIR, PoloStore};
@@ -39,7 +45,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// The operations the chat needs from a database. PoloDB is the embedded default; keys are
-/// designed so that every read is a point lookup.
+/// designed so that every read is a point lookup. PostgreSQL (`PgStore`) is the other.
 pub trait Storage: Send + Sync + 'static {
     /// All rooms. Rooms are few, and this runs once at start-up.
     fn rooms(&self) -> StoreResult<Vec<RoomRecord>>;

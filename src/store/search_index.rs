@@ -370,7 +370,7 @@ pub(super) fn drop_retired_runs(txn: &Transaction) -> polodb_core::Result<bool> 
 }
 
 /// The terms a message is found by: none for system lines and deleted messages.
-fn searchable_terms(message: &MessageRecord) -> Vec<String> {
+pub(super) fn searchable_terms(message: &MessageRecord) -> Vec<String> {
     if message.kind == MessageKind::User && !message.deleted {
         index_terms(&message.searchable_text())
     } else {
@@ -582,21 +582,20 @@ pub(super) fn stored_postings(txn: &Transaction, term: &str) -> polodb_core::Res
 mod tests {
     use super::*;
     use crate::store::polo::MESSAGES;
-    use crate::store::{AppendBatch, PoloStore, RoomRecord, Storage};
+    use crate::store::test_backends::{Backend, TestStore, on_both_backends};
+    use crate::store::{AppendBatch, PoloStore, RoomRecord};
 
     const START: i64 = 1_700_000_000_000;
 
     struct Fixture {
-        store: PoloStore,
-        _dir: tempfile::TempDir,
+        store: TestStore,
         next_id: std::collections::HashMap<String, u64>,
     }
 
     impl Fixture {
-        fn new(rooms: &[&str]) -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
+        fn new(backend: Backend, rooms: &[&str]) -> Fixture {
             // Indexed in step with each append, to test the index itself.
-            let store = PoloStore::open_unindexed(dir.path()).unwrap();
+            let store = TestStore::open(backend);
             for room in rooms {
                 store
                     .create_room(&RoomRecord::new(
@@ -609,7 +608,6 @@ mod tests {
             }
             Fixture {
                 store,
-                _dir: dir,
                 next_id: Default::default(),
             }
         }
@@ -631,11 +629,19 @@ mod tests {
                 ));
             }
             self.store.append(&batch).unwrap();
-            self.store.index_queued_now().unwrap();
+            self.store.index_now();
             batch.messages
         }
 
         /// Every page of a search, following the cursors; the keys found, in order.
+        /// PoloDB's own index, for tests of its internals.
+        fn polo(&self) -> &PoloStore {
+            match &self.store {
+                TestStore::PoloDb(store, _) => store,
+                TestStore::Postgres(..) => panic!("a test of PoloDB's index"),
+            }
+        }
+
         fn search_all(&self, query: &str, can_read: &dyn Fn(&Slug) -> bool) -> Vec<String> {
             let query = SearchQuery::parse(query).unwrap();
             let mut keys = Vec::new();
@@ -661,8 +667,8 @@ mod tests {
 
     /// 330 messages over two rooms, every one with "common", every third with "third",
     /// committed in batches of 55: six runs of "common" to walk, search and edit.
-    fn filled() -> (Fixture, Vec<MessageRecord>) {
-        let mut fixture = Fixture::new(&["lobby", "other"]);
+    fn filled(backend: Backend) -> (Fixture, Vec<MessageRecord>) {
+        let mut fixture = Fixture::new(backend, &["lobby", "other"]);
         let mut all = Vec::new();
         for batch in 0..6 {
             let messages: Vec<(&str, String, i64)> = (0..55)
@@ -682,9 +688,15 @@ mod tests {
         messages.iter().rev().map(|m| m.key.clone()).collect()
     }
 
-    #[test]
-    fn pages_walk_the_postings_newest_first_across_runs() {
-        let (fixture, all) = filled();
+    on_both_backends!(
+        pages_walk_the_postings_newest_first_across_runs,
+        rooms_the_viewer_cannot_read_are_left_out,
+        edits_and_deletions_reach_postings_in_older_runs,
+        postings_that_sort_before_the_newest_are_found_in_their_place,
+    );
+
+    fn pages_walk_the_postings_newest_first_across_runs(backend: Backend) {
+        let (fixture, all) = filled(backend);
         assert_eq!(
             fixture.search_all("common", &everywhere),
             newest_first(&all)
@@ -705,9 +717,8 @@ mod tests {
         assert!(fixture.search_all("absent common", &everywhere).is_empty());
     }
 
-    #[test]
-    fn rooms_the_viewer_cannot_read_are_left_out() {
-        let (fixture, all) = filled();
+    fn rooms_the_viewer_cannot_read_are_left_out(backend: Backend) {
+        let (fixture, all) = filled(backend);
         let lobby_only: Vec<MessageRecord> = all
             .iter()
             .filter(|m| m.room.as_str() == "lobby")
@@ -719,9 +730,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn edits_and_deletions_reach_postings_in_older_runs() {
-        let (fixture, mut all) = filled();
+    fn edits_and_deletions_reach_postings_in_older_runs(backend: Backend) {
+        let (fixture, mut all) = filled(backend);
         let mut edited = all[5].clone();
         edited.body = "a unique rewrite".into();
         fixture.store.update_message(&edited).unwrap();
@@ -758,6 +768,9 @@ mod tests {
             fixture.search_all("common", &everywhere),
             newest_first(&all)
         );
+        if backend != Backend::PoloDb {
+            return;
+        }
         // The index itself moved, not just what verification lets through.
         assert!(postings_of(&fixture, "unique").is_empty());
         assert!(postings_of(&fixture, "rewrite").is_empty());
@@ -769,14 +782,13 @@ mod tests {
     /// Every posting of a term, from all its runs.
     fn postings_of(fixture: &Fixture, term: &str) -> Vec<String> {
         fixture
-            .store
+            .polo()
             .read(|txn| stored_postings(txn, term))
             .unwrap()
     }
 
-    #[test]
-    fn postings_that_sort_before_the_newest_are_found_in_their_place() {
-        let (mut fixture, all) = filled();
+    fn postings_that_sort_before_the_newest_are_found_in_their_place(backend: Backend) {
+        let (mut fixture, all) = filled(backend);
         // A clock set back, then two commits in one millisecond whose rooms sort backwards.
         let early = fixture.append(&[("lobby", "common but early".into(), START - 5)]);
         let same_ms_other = fixture.append(&[("other", "common at once".into(), START + 1000)]);
@@ -787,9 +799,10 @@ mod tests {
         assert_eq!(fixture.search_all("common", &everywhere), expected);
 
         // The same, learned from the store rather than the writer's memory.
-        let dir = fixture._dir.path().to_owned();
-        drop(fixture.store);
-        fixture.store = PoloStore::open_unindexed(&dir).unwrap();
+        fixture = Fixture {
+            store: fixture.store.reopen(),
+            next_id: fixture.next_id,
+        };
         let later = fixture.append(&[("lobby", "common once more".into(), START + 999)]);
         expected.insert(2, later[0].key.clone());
         assert_eq!(fixture.search_all("common", &everywhere), expected);
@@ -797,7 +810,7 @@ mod tests {
 
     #[test]
     fn a_page_reads_a_bounded_number_of_documents_and_says_where_to_go_on() {
-        let mut fixture = Fixture::new(&["lobby"]);
+        let mut fixture = Fixture::new(Backend::PoloDb, &["lobby"]);
         let both = fixture.append(&[("lobby", "apples and pears".into(), START)]);
         for n in 1..=60 {
             let fruit = if n % 2 == 0 { "apples" } else { "pears" };
@@ -809,7 +822,7 @@ mod tests {
         let found = loop {
             pages += 1;
             let page = fixture
-                .store
+                .polo()
                 .read(|txn| search(txn, MESSAGES, &query, before.as_ref(), 50, &everywhere, 10))
                 .unwrap();
             if !page.hits.is_empty() || page.more.is_none() {

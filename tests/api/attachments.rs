@@ -8,7 +8,8 @@ use image::{DynamicImage, ImageFormat, RgbaImage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    TestApp, Visitor, WAIT, eventually, spawn_app, spawn_app_in, spawn_app_with, user_message_ids,
+    Backend, TestApp, Visitor, WAIT, eventually, on_both_backends, spawn_app, spawn_app_in,
+    spawn_app_on, spawn_app_with, user_message_ids,
 };
 
 /// One part of a multipart form.
@@ -352,9 +353,13 @@ async fn types_are_sniffed_from_the_bytes_never_from_the_name_or_claimed_type() 
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_same_bytes_uploaded_twice_are_stored_once() {
-    let app = spawn_app().await;
+on_both_backends!(
+    the_same_bytes_uploaded_twice_are_stored_once,
+    an_image_message_arrives_live_and_is_still_there_after_a_restart,
+);
+
+async fn the_same_bytes_uploaded_twice_are_stored_once(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let bytes = b"the same report, twice".to_vec();
@@ -467,9 +472,8 @@ async fn only_people_who_can_read_the_room_get_its_files() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_image_message_arrives_live_and_is_still_there_after_a_restart() {
-    let app = spawn_app().await;
+async fn an_image_message_arrives_live_and_is_still_there_after_a_restart(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let mut bobs_socket = bob.ws("lobby").await;

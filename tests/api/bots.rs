@@ -11,7 +11,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::helpers::{TestApp, Visitor, WAIT, spawn_app, spawn_app_in, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, Visitor, WAIT, on_both_backends, spawn_app, spawn_app_in, spawn_app_on,
+    spawn_app_with,
+};
 
 /// Makes a bot on the settings page; returns its token, read from the one page that shows it.
 pub(crate) async fn make_bot(person: &Visitor, name: &str) -> String {
@@ -96,9 +99,13 @@ async fn assert_error(response: reqwest::Response, status: u16, code: &str) {
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
-#[tokio::test]
-async fn a_token_is_shown_once_and_the_bot_posts_live_and_for_good() {
-    let app = spawn_app().await;
+on_both_backends!(
+    a_token_is_shown_once_and_the_bot_posts_live_and_for_good,
+    a_bot_retrying_with_the_same_client_id_is_stored_once,
+);
+
+async fn a_token_is_shown_once_and_the_bot_posts_live_and_for_good(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let token = make_bot(&alice, "helper").await;
     assert!(token.starts_with("chatbot_"), "{token}");
@@ -410,9 +417,8 @@ async fn bad_bodies_get_json_errors() {
     assert_eq!(page["messages"], json!([]), "nothing refused was stored");
 }
 
-#[tokio::test]
-async fn a_bot_retrying_with_the_same_client_id_is_stored_once() {
-    let app = spawn_app().await;
+async fn a_bot_retrying_with_the_same_client_id_is_stored_once(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let api = Api::new(&app, &make_bot(&alice, "helper").await);
     let send = json!({ "body": "once", "client_id": "retry-1" });

@@ -1,7 +1,9 @@
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat::store::{PgStore, PoloStore, Storage};
 use chat::{Application, Config};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::cookie::{CookieStore, Jar};
@@ -26,10 +28,99 @@ fn init_logs() {
     }
 }
 
-/// A running server and the data directory it owns.
+#[path = "../../src/store/postgres/test_cluster.rs"]
+mod test_cluster;
+
+/// Where a test server keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    PoloDb,
+    Postgres,
+}
+
+/// A test server's data: its directory (attachments, and PoloDB's database) and, on
+/// PostgreSQL, its own database in the test process's cluster. A restart starts on the same.
+#[derive(Clone)]
+pub struct AppData {
+    dir: Arc<TempDir>,
+    database_url: Option<String>,
+}
+
+impl AppData {
+    pub fn new(backend: Backend) -> AppData {
+        AppData {
+            dir: Arc::new(tempfile::tempdir().unwrap()),
+            // On a thread of its own: the client blocks, which an async test's thread can't.
+            database_url: (backend == Backend::Postgres).then(|| {
+                std::thread::spawn(test_cluster::fresh_database)
+                    .join()
+                    .unwrap()
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `work` on the stopped server's storage, opened directly, off the async thread
+    /// (storage calls block).
+    pub async fn with_storage<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Storage) -> T + Send + 'static,
+    ) -> T {
+        let data = self.clone();
+        tokio::task::spawn_blocking(move || match &data.database_url {
+            Some(url) => work(&PgStore::connect(url).unwrap()),
+            None => work(&PoloStore::open(data.path()).unwrap()),
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The PostgreSQL database's URL, on that backend.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
+    }
+}
+
+impl From<Arc<TempDir>> for AppData {
+    fn from(dir: Arc<TempDir>) -> AppData {
+        AppData {
+            dir,
+            database_url: None,
+        }
+    }
+}
+
+/// Turns each `async fn name(backend: Backend)` into two tests, `name::polodb` and
+/// `name::postgres`.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                use crate::helpers::Backend;
+
+                #[tokio::test]
+                async fn polodb() {
+                    super::$test(Backend::PoloDb).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$test(Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+pub(crate) use on_both_backends;
+
+/// A running server and the data it owns.
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub data_dir: Arc<TempDir>,
+    pub data_dir: AppData,
     /// The one-time admin setup link the server printed at start, if it made one.
     pub admin_setup_link: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -37,17 +128,26 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_in(Arc::new(tempfile::tempdir().unwrap()), |_| {}).await
+    spawn_app_on(Backend::PoloDb).await
+}
+
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_in(AppData::new(backend), |_| {}).await
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    spawn_app_in(Arc::new(tempfile::tempdir().unwrap()), configure).await
+    spawn_app_in(AppData::new(Backend::PoloDb), configure).await
 }
 
 /// Starts a server on `data_dir`, e.g. again after a restart.
-pub async fn spawn_app_in(data_dir: Arc<TempDir>, configure: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_in(
+    data_dir: impl Into<AppData>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     init_logs();
+    let data_dir = data_dir.into();
     let mut config = Config::for_tests(data_dir.path());
+    config.database_url = data_dir.database_url.clone();
     configure(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let addr = app.address();
@@ -107,7 +207,7 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and waits until the database is closed.
-    pub async fn stop(mut self) -> Arc<TempDir> {
+    pub async fn stop(mut self) -> AppData {
         self.shutdown().await;
         self.data_dir.clone()
     }

@@ -16,7 +16,8 @@ use reqwest::Method;
 
 use crate::bots::{Api, make_bot};
 use crate::helpers::{
-    Visitor, eventually, spawn_app, spawn_app_in, spawn_app_with, user_message_ids, viewer_login,
+    AppData, Backend, Visitor, eventually, on_both_backends, spawn_app, spawn_app_in, spawn_app_on,
+    user_message_ids, viewer_login,
 };
 
 /// `data-login` of message `id` in a page.
@@ -175,9 +176,13 @@ async fn opening_a_conversation_changes_nothing_until_the_first_message() {
     assert_eq!(again.headers()["location"], format!("/rooms/{dm}").as_str());
 }
 
-#[tokio::test]
-async fn logins_racing_for_one_nickname_leave_exactly_one_holder() {
-    let app = spawn_app().await;
+on_both_backends!(
+    logins_racing_for_one_nickname_leave_exactly_one_holder,
+    a_protected_nickname_survives_logout_and_comes_back_with_its_password,
+);
+
+async fn logins_racing_for_one_nickname_leave_exactly_one_holder(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     for round in 0..4 {
         let nickname = format!("racer{round}");
         let visitors: Vec<_> = (0..8).map(|_| app.visitor()).collect();
@@ -395,10 +400,12 @@ async fn protect(visitor: &Visitor, password: &str) {
     assert!(protected.text().await.unwrap().contains("data-protected"));
 }
 
-#[tokio::test]
-async fn a_protected_nickname_survives_logout_and_comes_back_with_its_password() {
+async fn a_protected_nickname_survives_logout_and_comes_back_with_its_password(backend: Backend) {
     const ADMIN_TOKEN: &str = "an-admin-token-for-this-test";
-    let app = spawn_app_with(|config| config.admin_token = Some(ADMIN_TOKEN.into())).await;
+    let app = spawn_app_in(AppData::new(backend), |config| {
+        config.admin_token = Some(ADMIN_TOKEN.into())
+    })
+    .await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let dm = bob

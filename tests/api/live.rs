@@ -3,7 +3,10 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Received, message_ids, spawn_app, spawn_app_with, user_message_ids};
+use crate::helpers::{
+    Backend, Received, message_ids, on_both_backends, spawn_app, spawn_app_on, spawn_app_with,
+    user_message_ids,
+};
 
 #[tokio::test]
 async fn two_clients_in_a_room_see_each_others_messages_and_another_room_does_not() {
@@ -151,9 +154,13 @@ async fn a_frame_over_64_kib_closes_the_socket_with_1009() {
     assert_eq!(ws.closed_with().await, Some(1009));
 }
 
-#[tokio::test]
-async fn a_resent_client_id_is_stored_once_and_acknowledged() {
-    let app = spawn_app().await;
+on_both_backends!(
+    a_resent_client_id_is_stored_once_and_acknowledged,
+    the_same_client_id_in_another_room_is_another_message,
+);
+
+async fn a_resent_client_id_is_stored_once_and_acknowledged(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let mut ws = alice.ws("lobby").await;
     ws.resume(0).await;
@@ -181,9 +188,8 @@ async fn a_resent_client_id_is_stored_once_and_acknowledged() {
     assert_eq!(page.matches("only once").count(), 1);
 }
 
-#[tokio::test]
-async fn the_same_client_id_in_another_room_is_another_message() {
-    let app = spawn_app().await;
+async fn the_same_client_id_in_another_room_is_another_message(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     alice.post_form("/rooms", &[("name", "elsewhere")]).await;
     let frame = serde_json::json!({ "body": "twice, two rooms", "client_id": "c-7" });

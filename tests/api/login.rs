@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{Backend, on_both_backends, spawn_app, spawn_app_on, spawn_app_with};
 
 #[tokio::test]
 async fn a_valid_nickname_logs_in_and_sees_the_welcome_view() {
@@ -57,9 +57,13 @@ async fn blank_long_and_spaced_nicknames_are_refused_with_an_explanation() {
     }
 }
 
-#[tokio::test]
-async fn a_held_nickname_is_refused_ignoring_case_and_the_input_is_kept() {
-    let app = spawn_app().await;
+on_both_backends!(
+    a_held_nickname_is_refused_ignoring_case_and_the_input_is_kept,
+    logout_releases_the_nickname_and_ends_the_session,
+);
+
+async fn a_held_nickname_is_refused_ignoring_case_and_the_input_is_kept(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let _alice = app.login("alice").await;
     let other = app.visitor();
     let response = other.post_form("/login", &[("nickname", "ALICE")]).await;
@@ -73,9 +77,8 @@ async fn a_held_nickname_is_refused_ignoring_case_and_the_input_is_kept() {
     assert!(page.contains("value=\"ALICE\""), "input kept: {page}");
 }
 
-#[tokio::test]
-async fn logout_releases_the_nickname_and_ends_the_session() {
-    let app = spawn_app().await;
+async fn logout_releases_the_nickname_and_ends_the_session(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let old_cookie = alice.cookie().unwrap();
     let response = alice.post_form("/logout", &[]).await;

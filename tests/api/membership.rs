@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::helpers::{sidebar_badge as badge, sidebar_link, spawn_app, spawn_app_in};
+use crate::helpers::{
+    Backend, on_both_backends, sidebar_badge as badge, sidebar_link, spawn_app, spawn_app_in,
+    spawn_app_on,
+};
 use crate::identity::{ALICES_SESSION, OldDatabase};
 
 #[tokio::test]
@@ -31,9 +34,10 @@ async fn opening_a_room_joins_it_once_and_coming_and_going_says_nothing() {
     assert_eq!(page.matches("bob joined").count(), 1, "{page}");
 }
 
-#[tokio::test]
-async fn only_what_people_say_counts_as_unread() {
-    let app = spawn_app().await;
+on_both_backends!(only_what_people_say_counts_as_unread);
+
+async fn only_what_people_say_counts_as_unread(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     alice.get_text("/rooms/lobby").await;
     alice.get_text("/").await;

@@ -13,13 +13,21 @@ use serde_json::Value;
 
 use crate::crash::server_bin;
 use crate::helpers::{
-    TestApp, Visitor, WAIT, eventually, spawn_app_in, spawn_app_with, user_message_ids,
+    AppData, Backend, TestApp, Visitor, WAIT, eventually, on_both_backends, spawn_app_in,
+    spawn_app_on, user_message_ids,
 };
 
 const TOKEN: &str = "a-long-random-admin-token";
 
 async fn spawn_ops_app() -> TestApp {
-    spawn_app_with(|config| config.admin_token = Some(TOKEN.into())).await
+    spawn_ops_app_on(Backend::PoloDb).await
+}
+
+async fn spawn_ops_app_on(backend: Backend) -> TestApp {
+    spawn_app_in(AppData::new(backend), |config| {
+        config.admin_token = Some(TOKEN.into())
+    })
+    .await
 }
 
 /// Runs the chat binary with `args`; `CHAT_*` variables from the environment are left out.
@@ -178,7 +186,7 @@ async fn metrics_count_persisted_and_delivered_messages_and_open_sockets() {
 #[tokio::test]
 async fn operations_endpoints_need_the_admin_token() {
     let paths = ["/metrics", "/ops/backup", "/ops/rooms/lobby/export"];
-    let without_token = spawn_app_with(|_| {}).await;
+    let without_token = spawn_app_on(Backend::PoloDb).await;
     for path in paths {
         let response = get_as(&without_token, path, Some(TOKEN)).await;
         assert_eq!(response.status(), 404, "{path} without a configured token");
@@ -475,9 +483,12 @@ async fn a_stopped_data_dirs_backup_round_trips_with_its_files_and_restore_wants
     assert_eq!(exported(&restored_app, "quiet").await, history);
 }
 
-#[tokio::test]
-async fn export_writes_a_rooms_history_as_json_lines_from_a_server_or_a_data_dir() {
-    let app = spawn_ops_app().await;
+on_both_backends!(export_writes_a_rooms_history_as_json_lines_from_a_server_or_its_database);
+
+async fn export_writes_a_rooms_history_as_json_lines_from_a_server_or_its_database(
+    backend: Backend,
+) {
+    let app = spawn_ops_app_on(backend).await;
     let alice = app.login("alice").await;
     alice.post_form("/rooms", &[("name", "minutes")]).await;
     for body in ["agenda", "teh plan", "**decided**\nship it"] {
@@ -539,31 +550,49 @@ async fn export_writes_a_rooms_history_as_json_lines_from_a_server_or_a_data_dir
         );
     }
 
-    let data_dir = app.stop().await;
+    let data = app.stop().await;
+    let source = match data.database_url() {
+        Some(url) => ["--database-url", url],
+        None => ["--data-dir", path_arg(data.path())],
+    };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("minutes.jsonl");
-    let output = chat(&[
-        "export",
-        "--data-dir",
-        path_arg(data_dir.path()),
-        "--room",
-        "minutes",
-        "--out",
-        path_arg(&out),
-    ])
+    let output = chat(
+        &[
+            &["export"],
+            &source[..],
+            &["--room", "minutes", "--out", path_arg(&out)],
+        ]
+        .concat(),
+    )
     .await;
-    succeeded(&output, "export from a data dir");
+    succeeded(&output, "export from the stopped server's database");
     assert_eq!(json_lines(&std::fs::read_to_string(&out).unwrap()), lines);
 
-    let unknown = chat(&[
-        "export",
-        "--data-dir",
-        path_arg(data_dir.path()),
-        "--room",
-        "nowhere",
-    ])
-    .await;
+    let unknown = chat(&[&["export"], &source[..], &["--room", "nowhere"]].concat()).await;
     assert!(!unknown.status.success());
+}
+
+#[tokio::test]
+async fn a_backup_of_a_server_on_postgres_says_to_use_pg_dump_and_writes_nothing() {
+    let app = spawn_ops_app_on(Backend::Postgres).await;
+    let answer = get_as(&app, "/ops/backup", Some(TOKEN)).await;
+    assert_eq!(answer.status(), 501);
+    assert!(answer.text().await.unwrap().contains("pg_dump"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("backup.tar");
+    let url = app.data_dir.database_url().unwrap().to_owned();
+    let origin = app.origin();
+    let from_server = ["--server", &origin, "--admin-token", TOKEN];
+    let from_database = ["--database-url", &url];
+    for source in [&from_server[..], &from_database[..]] {
+        let output = chat(&[&["backup"], source, &["--out", path_arg(&out)]].concat()).await;
+        assert!(!output.status.success());
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains("pg_dump"), "{said}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{said}");
+    }
 }
 
 #[tokio::test]

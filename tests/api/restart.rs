@@ -1,10 +1,14 @@
 use std::time::Duration;
 
-use crate::helpers::{Received, message_ids, spawn_app, spawn_app_in, user_message_ids};
+use crate::helpers::{
+    Backend, Received, message_ids, on_both_backends, spawn_app, spawn_app_in, spawn_app_on,
+    user_message_ids,
+};
 
-#[tokio::test]
-async fn history_sessions_and_ids_survive_a_restart() {
-    let app = spawn_app().await;
+on_both_backends!(history_sessions_and_ids_survive_a_restart);
+
+async fn history_sessions_and_ids_survive_a_restart(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     alice.post_form("/rooms", &[("name", "durable")]).await;
     for body in ["one", "two", "three"] {

@@ -1,4 +1,6 @@
-use crate::helpers::{message_ids, sidebar_badge, sidebar_link, spawn_app};
+use crate::helpers::{
+    Backend, message_ids, on_both_backends, sidebar_badge, sidebar_link, spawn_app, spawn_app_on,
+};
 
 #[tokio::test]
 async fn the_lobby_exists_and_renders_sidebar_history_and_composer() {
@@ -373,9 +375,10 @@ async fn a_muted_room_is_marked_for_its_viewer_only() {
     );
 }
 
-#[tokio::test]
-async fn unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen() {
-    let app = spawn_app().await;
+on_both_backends!(unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen);
+
+async fn unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     bob.post_form("/rooms/lobby/messages", &[("body", "seen")])

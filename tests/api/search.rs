@@ -17,7 +17,8 @@ use reqwest::Method;
 
 use crate::browser::{Driver, log_in, save_screenshot, shown};
 use crate::helpers::{
-    Visitor, eventually, spawn_app, spawn_app_in, spawn_app_with, user_message_ids,
+    AppData, Backend, Visitor, eventually, on_both_backends, spawn_app, spawn_app_in, spawn_app_on,
+    user_message_ids,
 };
 
 /// One result as the page lists it: the permalink, and the excerpt's HTML.
@@ -93,9 +94,21 @@ async fn newest_id(visitor: &Visitor, room: &str) -> u64 {
     *user_message_ids(&page).last().expect("a message")
 }
 
-#[tokio::test]
-async fn a_word_is_found_across_rooms_newest_first_with_the_match_marked() {
-    let app = spawn_app().await;
+on_both_backends!(
+    a_word_is_found_across_rooms_newest_first_with_the_match_marked,
+    edits_change_what_a_message_is_found_by,
+    deleted_messages_are_not_found,
+    the_index_survives_a_restart_and_keeps_growing_after_it,
+    a_query_of_several_words_finds_messages_with_all_of_them,
+    more_than_a_page_of_results_continues_with_an_older_results_link,
+    three_letters_or_more_find_the_words_they_start_as_people_type,
+    an_edited_message_is_found_by_the_prefixes_of_its_new_words_only,
+    a_deleted_message_is_found_by_no_prefix,
+    case_width_and_composed_accents_meet_and_chinese_is_found_character_by_character,
+);
+
+async fn a_word_is_found_across_rooms_newest_first_with_the_match_marked(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     post(&alice, "lobby", "The pineapple pizza debate is back").await;
@@ -170,9 +183,8 @@ async fn the_highlight_is_escaped_text_never_markup_from_a_message() {
     );
 }
 
-#[tokio::test]
-async fn edits_change_what_a_message_is_found_by() {
-    let app = spawn_app().await;
+async fn edits_change_what_a_message_is_found_by(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     post(&alice, "lobby", "meet at the harbour at noon").await;
     let id = newest_id(&alice, "lobby").await;
@@ -199,9 +211,8 @@ async fn edits_change_what_a_message_is_found_by() {
     );
 }
 
-#[tokio::test]
-async fn deleted_messages_are_not_found() {
-    let app = spawn_app().await;
+async fn deleted_messages_are_not_found(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     post(&alice, "lobby", "the launch code is 1234").await;
     let secret = newest_id(&alice, "lobby").await;
@@ -226,9 +237,8 @@ async fn deleted_messages_are_not_found() {
     assert!(hits(&search(&alice, "1234").await.1).is_empty());
 }
 
-#[tokio::test]
-async fn the_index_survives_a_restart_and_keeps_growing_after_it() {
-    let app = spawn_app().await;
+async fn the_index_survives_a_restart_and_keeps_growing_after_it(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     post(&alice, "lobby", "remember the lighthouse").await;
     let before_restart = newest_id(&alice, "lobby").await;
@@ -254,9 +264,8 @@ async fn the_index_survives_a_restart_and_keeps_growing_after_it() {
     );
 }
 
-#[tokio::test]
-async fn a_query_of_several_words_finds_messages_with_all_of_them() {
-    let app = spawn_app().await;
+async fn a_query_of_several_words_finds_messages_with_all_of_them(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     post(&alice, "lobby", "a red apple").await;
     let red_apple = newest_id(&alice, "lobby").await;
@@ -278,9 +287,8 @@ async fn a_query_of_several_words_finds_messages_with_all_of_them() {
     assert!(hits(&search(&alice, "green car").await.1).is_empty());
 }
 
-#[tokio::test]
-async fn more_than_a_page_of_results_continues_with_an_older_results_link() {
-    let app = spawn_app_with(|config| config.rate_limit = 0.0).await;
+async fn more_than_a_page_of_results_continues_with_an_older_results_link(backend: Backend) {
+    let app = spawn_app_in(AppData::new(backend), |config| config.rate_limit = 0.0).await;
     let alice = app.login("alice").await;
     for n in 1..=55 {
         post(&alice, "lobby", &format!("ping number {n}")).await;
@@ -447,9 +455,8 @@ async fn links(visitor: &Visitor, query: &str, count: usize) -> Vec<String> {
     hits(&page).into_iter().map(|h| h.link).collect()
 }
 
-#[tokio::test]
-async fn three_letters_or_more_find_the_words_they_start_as_people_type() {
-    let app = spawn_app().await;
+async fn three_letters_or_more_find_the_words_they_start_as_people_type(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     post(&alice, "lobby", "Looking for the lobby key").await;
     let looking = newest_id(&alice, "lobby").await;
@@ -489,9 +496,8 @@ async fn three_letters_or_more_find_the_words_they_start_as_people_type() {
     );
 }
 
-#[tokio::test]
-async fn an_edited_message_is_found_by_the_prefixes_of_its_new_words_only() {
-    let app = spawn_app().await;
+async fn an_edited_message_is_found_by_the_prefixes_of_its_new_words_only(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     post(&alice, "lobby", "meet at the harbour").await;
     let id = newest_id(&alice, "lobby").await;
@@ -518,9 +524,8 @@ async fn an_edited_message_is_found_by_the_prefixes_of_its_new_words_only() {
     }
 }
 
-#[tokio::test]
-async fn a_deleted_message_is_found_by_no_prefix() {
-    let app = spawn_app().await;
+async fn a_deleted_message_is_found_by_no_prefix(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let alice = app.login("alice").await;
     post(&alice, "lobby", "the launch codeword").await;
     let id = newest_id(&alice, "lobby").await;
@@ -624,5 +629,37 @@ async fn a_database_from_before_prefixes_finds_them_after_the_upgrade() {
     assert_eq!(
         links(&carol, "ligh", 2).await,
         [permalink("lobby", newer), permalink("lobby", 1)]
+    );
+}
+
+async fn case_width_and_composed_accents_meet_and_chinese_is_found_character_by_character(
+    backend: Backend,
+) {
+    let app = spawn_app_on(backend).await;
+    let alice = app.login("alice").await;
+    post(&alice, "lobby", "Un CAFÉ au lait").await;
+    let cafe = newest_id(&alice, "lobby").await;
+    post(&alice, "lobby", "ｆｕｌｌｗｉｄｔｈ letters").await;
+    let wide = newest_id(&alice, "lobby").await;
+    post(&alice, "lobby", "我们在北京见面").await;
+    let beijing = newest_id(&alice, "lobby").await;
+
+    let found = |page: &str| hits(page).into_iter().map(|h| h.link).collect::<Vec<_>>();
+    // A decomposed é (e and a combining accent) meets the composed one.
+    assert_eq!(
+        found(&search_for(&alice, "cafe\u{301}", 1).await.1),
+        [permalink("lobby", cafe)]
+    );
+    assert_eq!(
+        found(&search_for(&alice, "FULLWIDTH", 1).await.1),
+        [permalink("lobby", wide)]
+    );
+    assert_eq!(
+        found(&search_for(&alice, "北京", 1).await.1),
+        [permalink("lobby", beijing)]
+    );
+    assert!(
+        found(&search(&alice, "南京").await.1).is_empty(),
+        "every character must match"
     );
 }

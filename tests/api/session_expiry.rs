@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use chat::store::{PoloStore, Storage};
-
-use crate::helpers::{Visitor, spawn_app_with};
+use crate::helpers::{AppData, Backend, Visitor, on_both_backends, spawn_app_in, spawn_app_with};
 
 /// Session records keep whole seconds, so a session ends up to a second early.
 const LIFETIME: Duration = Duration::from_secs(6);
@@ -43,9 +41,10 @@ async fn an_expired_sessions_sockets_close_with_1008_and_its_nickname_is_free() 
     app.login("alice").await;
 }
 
-#[tokio::test]
-async fn expired_sessions_are_deleted_from_the_database_and_live_ones_kept() {
-    let app = spawn_app_with(|config| {
+on_both_backends!(expired_sessions_are_deleted_from_the_database_and_live_ones_kept);
+
+async fn expired_sessions_are_deleted_from_the_database_and_live_ones_kept(backend: Backend) {
+    let app = spawn_app_in(AppData::new(backend), |config| {
         config.session_lifetime_override = Some(LIFETIME);
         config.session_sweep_interval = Duration::from_millis(200);
     })
@@ -56,17 +55,18 @@ async fn expired_sessions_are_deleted_from_the_database_and_live_ones_kept() {
     // Alice's session is past its end (plus the second records may lose), carol's is not.
     tokio::time::sleep(LIFETIME / 2 + Duration::from_millis(1500)).await;
 
-    let dir = app.stop().await;
-    let store = PoloStore::open(dir.path()).unwrap();
-    assert_eq!(
-        store.session(&alices).unwrap(),
-        None,
-        "alice's expired session is gone"
-    );
-    assert!(
-        store.session(&carols).unwrap().is_some(),
-        "carol's live one stays"
-    );
+    let (alices, carols) = app
+        .stop()
+        .await
+        .with_storage(move |store| {
+            (
+                store.session(&alices).unwrap(),
+                store.session(&carols).unwrap(),
+            )
+        })
+        .await;
+    assert_eq!(alices, None, "alice's expired session is gone");
+    assert!(carols.is_some(), "carol's live one stays");
 }
 
 /// The id in a visitor's session cookie, read while the cookie is live.

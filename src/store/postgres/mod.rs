@@ -1,0 +1,462 @@
+//! `Storage` on PostgreSQL (`--database-url`), for one instance so far: the same records and
+//! semantics as [`PoloStore`](super::PoloStore), in tables (see `schema/`). Calls block, like
+//! every `Storage` call, and so run off the async workers; each takes a connection from a
+//! small pool for the length of one statement or transaction.
+
+mod migrations;
+mod readers;
+mod rows;
+mod search;
+#[cfg(test)]
+pub(crate) mod test_cluster;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use postgres::NoTls;
+use postgres::types::ToSql;
+use r2d2_postgres::{PostgresConnectionManager, r2d2};
+
+use super::search_index::{SearchCursor, SearchPage};
+use super::{
+    AppendBatch, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
+    ReaderRecord, RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
+};
+use crate::domain::{SearchQuery, Slug};
+use rows::{
+    BOT_COLUMNS, CLAIM_COLUMNS, FILE_COLUMNS, MESSAGE_COLUMNS, ROOM_COLUMNS, SESSION_COLUMNS,
+};
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+
+/// Connections one instance holds at most: the committer, the session store and a few
+/// requests' worth of reads at once.
+const POOL_SIZE: u32 = 16;
+/// How long a call waits for a connection (the database is away, or all are busy) before
+/// it fails as storage failures do.
+const CONNECTION_WAIT: Duration = Duration::from_secs(10);
+
+pub struct PgStore {
+    /// Taken only by `drop`, which closes it on a thread of its own.
+    pool: Option<Pool>,
+}
+
+impl Drop for PgStore {
+    /// A connection's close blocks (it runs the client's own small runtime), which would
+    /// panic on an async worker, where the store's last handle may well be dropped.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::Builder::new()
+                .name("postgres-close".into())
+                .spawn(move || drop(pool));
+        }
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgStore")
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db`, or libpq's `key=value` form) and brings
+    /// the schema up to date. Blocks: call it off the async workers.
+    pub fn connect(url: &str) -> StoreResult<PgStore> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("the database URL: {e}")))?;
+        // An unreachable host fails a call, as any storage failure does, rather than hang it.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECTION_WAIT);
+        }
+        let mut migrating = config.connect(NoTls)?;
+        migrations::migrate(&mut migrating)?;
+        drop(migrating);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(CONNECTION_WAIT)
+            .build(PostgresConnectionManager::new(config, NoTls))?;
+        Ok(PgStore { pool: Some(pool) })
+    }
+
+    fn connection(&self) -> StoreResult<Connection> {
+        let pool = self
+            .pool
+            .as_ref()
+            .expect("the pool is open until the store is dropped");
+        Ok(pool.get()?)
+    }
+
+    /// One statement that changes rows; returns how many.
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
+        Ok(self.connection()?.execute(sql, params)?)
+    }
+
+    /// The rows one query returns, each turned into a record.
+    fn select<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        record: fn(&postgres::Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.connection()?
+            .query(sql, params)?
+            .iter()
+            .map(record)
+            .collect()
+    }
+
+    /// The row a query returns, if any, turned into a record.
+    fn select_one<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        record: fn(&postgres::Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.connection()?
+            .query_opt(sql, params)?
+            .as_ref()
+            .map(record)
+            .transpose()
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    /// With the server's own message and SQLSTATE when it sent one, for the logs.
+    fn from(e: postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => StoreError::Database(format!(
+                "PostgreSQL: {} ({})",
+                db.message(),
+                db.code().code()
+            )),
+            None => StoreError::Database(format!("PostgreSQL: {e}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Database(format!("no PostgreSQL connection: {e}"))
+    }
+}
+
+impl Storage for PgStore {
+    fn rooms(&self) -> StoreResult<Vec<RoomRecord>> {
+        self.select(
+            &format!("SELECT {ROOM_COLUMNS} FROM rooms"),
+            &[],
+            rows::room,
+        )
+    }
+
+    fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
+        rows::create_room(&mut *self.connection()?, room)
+    }
+
+    fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()> {
+        self.execute(
+            "UPDATE rooms SET topic = $2 WHERE slug = $1",
+            &[&room.as_str(), &topic],
+        )?;
+        Ok(())
+    }
+
+    fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()> {
+        self.execute(
+            "UPDATE rooms SET name = $2 WHERE slug = $1",
+            &[&room.as_str(), &name],
+        )?;
+        Ok(())
+    }
+
+    fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()> {
+        self.execute(
+            "UPDATE rooms SET archived = $2 WHERE slug = $1",
+            &[&room.as_str(), &archived],
+        )?;
+        Ok(())
+    }
+
+    fn set_members(&self, room: &Slug, members: &[DirectMember]) -> StoreResult<()> {
+        self.execute(
+            "UPDATE rooms SET members = $2 WHERE slug = $1",
+            &[&room.as_str(), &postgres::types::Json(members)],
+        )?;
+        Ok(())
+    }
+
+    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        let mut txn = client.transaction()?;
+        let insert = rows::prepare_message_write(&mut txn, false)?;
+        for message in &batch.messages {
+            rows::write_message(&mut txn, &insert, message)?;
+        }
+        let remember = txn.prepare("INSERT INTO client_ids (key, room, id) VALUES ($1, $2, $3)")?;
+        for dedup in &batch.dedup {
+            txn.execute(
+                &remember,
+                &[
+                    &dedup.key,
+                    &dedup.room.as_str() as &(dyn ToSql + Sync),
+                    &dedup.id,
+                ],
+            )?;
+        }
+        for head in &batch.room_heads {
+            txn.execute(
+                "UPDATE rooms SET last_id = $2, counted = $3, last_activity = $4, mentions = $5
+                 WHERE slug = $1",
+                &[
+                    &head.slug.as_str() as &(dyn ToSql + Sync),
+                    &head.last_id,
+                    &head.counted,
+                    &head.last_activity,
+                    &postgres::types::Json(&head.mentions),
+                ],
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
+        let (from, to) = (
+            from.max(1).min(i64::MAX as u64) as i64,
+            to.min(i64::MAX as u64) as i64,
+        );
+        self.select(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE room = $1 AND id BETWEEN $2 AND $3 ORDER BY id"
+            ),
+            &[&room.as_str(), &from, &to],
+            rows::message,
+        )
+    }
+
+    fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        let replace = rows::prepare_message_write(&mut *client, true)?;
+        rows::write_message(&mut *client, &replace, message)
+    }
+
+    fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        let mut txn = client.transaction()?;
+        let replace = rows::prepare_message_write(&mut txn, true)?;
+        for message in messages {
+            rows::write_message(&mut txn, &replace, message)?;
+        }
+        for room in rooms {
+            rows::upsert_room(&mut txn, room)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn search(
+        &self,
+        query: &SearchQuery,
+        before: Option<&SearchCursor>,
+        limit: usize,
+        can_read: &dyn Fn(&Slug) -> bool,
+    ) -> StoreResult<SearchPage> {
+        search::search(&mut *self.connection()?, query, before, limit, can_read)
+    }
+
+    fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
+        self.select_one(
+            "SELECT key, room, id FROM client_ids WHERE key = $1",
+            &[&key],
+            rows::dedup,
+        )
+    }
+
+    fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>> {
+        self.select("SELECT key, room, id FROM client_ids", &[], rows::dedup)
+    }
+
+    fn file(&self, hash: &str) -> StoreResult<Option<FileRecord>> {
+        self.select_one(
+            &format!("SELECT {FILE_COLUMNS} FROM files WHERE hash = $1"),
+            &[&hash],
+            rows::file,
+        )
+    }
+
+    fn put_file(&self, file: &FileRecord) -> StoreResult<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO files ({FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (hash) DO UPDATE
+                     SET size = $2, media_type = $3, image = $4, created_at = $5"
+            ),
+            &[
+                &file.hash,
+                &(file.size.min(i64::MAX as u64) as i64),
+                &file.media_type,
+                &file.image.as_ref().map(postgres::types::Json),
+                &file.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn reader(&self, login_id: &str) -> StoreResult<Option<ReaderRecord>> {
+        readers::reader(&mut *self.connection()?, login_id)
+    }
+
+    fn readers(&self) -> StoreResult<Vec<ReaderRecord>> {
+        readers::all(&mut *self.connection()?)
+    }
+
+    fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()> {
+        readers::save(&mut *self.connection()?, reader)
+    }
+
+    fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.select_one(
+            "SELECT value FROM settings WHERE key = $1",
+            &[&key],
+            |row| Ok(row.try_get("value")?),
+        )
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = $2",
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn claim(&self, nickname_key: &str) -> StoreResult<Option<ClaimRecord>> {
+        self.select_one(
+            &format!("SELECT {CLAIM_COLUMNS} FROM nickname_claims WHERE nickname_key = $1"),
+            &[&nickname_key],
+            rows::claim,
+        )
+    }
+
+    fn put_claim(&self, claim: &ClaimRecord) -> StoreResult<()> {
+        rows::upsert_claim(&mut *self.connection()?, claim)
+    }
+
+    fn delete_claim(&self, nickname_key: &str) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM nickname_claims WHERE nickname_key = $1",
+            &[&nickname_key],
+        )?;
+        Ok(())
+    }
+
+    fn bots(&self) -> StoreResult<Vec<BotRecord>> {
+        self.select(&format!("SELECT {BOT_COLUMNS} FROM bots"), &[], rows::bot)
+    }
+
+    fn create_bot(&self, bot: &BotRecord, claim: &ClaimRecord) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        let mut txn = client.transaction()?;
+        rows::upsert_claim(&mut txn, claim)?;
+        rows::write_bot(&mut txn, bot, false)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn save_bot(&self, bot: &BotRecord) -> StoreResult<()> {
+        rows::write_bot(&mut *self.connection()?, bot, true)
+    }
+
+    fn delete_bot(&self, id: &str, claim_key: Option<&str>) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        let mut txn = client.transaction()?;
+        txn.execute("DELETE FROM bots WHERE id = $1", &[&id])?;
+        if let Some(key) = claim_key {
+            txn.execute(
+                "DELETE FROM nickname_claims WHERE nickname_key = $1",
+                &[&key],
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        self.select_one(
+            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"),
+            &[&id],
+            rows::session,
+        )
+    }
+
+    fn create_session(&self, session: &SessionRecord) -> StoreResult<bool> {
+        let inserted = self.execute(
+            &format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            &[
+                &session.id,
+                &session.login_id,
+                &session.data,
+                &session.expires_at,
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn save_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET login_id = $2, data = $3, expires_at = $4"
+            ),
+            &[
+                &session.id,
+                &session.login_id,
+                &session.data,
+                &session.expires_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_session(&self, id: &str) -> StoreResult<()> {
+        self.execute("DELETE FROM sessions WHERE id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
+        self.execute("DELETE FROM sessions WHERE login_id = $1", &[&login_id])?;
+        Ok(())
+    }
+
+    fn delete_expired_sessions(&self, now_unix: i64) -> StoreResult<u64> {
+        self.execute("DELETE FROM sessions WHERE expires_at < $1", &[&now_unix])
+    }
+
+    fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool> {
+        let live = self.select_one(
+            "SELECT 1 AS live FROM sessions WHERE login_id = $1 AND expires_at > $2 LIMIT 1",
+            &[&login_id, &now_unix],
+            |_| Ok(()),
+        )?;
+        Ok(live.is_some())
+    }
+
+    fn dump(&self, _out: &mut dyn std::io::Write) -> StoreResult<BTreeMap<String, u64>> {
+        Err(StoreError::Database(PG_DUMP_INSTEAD.into()))
+    }
+}
+
+/// What `chat backup` says when the data is in PostgreSQL.
+pub const PG_DUMP_INSTEAD: &str = "the data is in PostgreSQL: back it up with pg_dump \
+     (e.g. `pg_dump --format=custom --file=chat.dump DATABASE_URL`), see the README";

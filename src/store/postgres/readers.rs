@@ -1,0 +1,114 @@
+//! Readers: a login's muted and left rooms in `readers`, its read marks a row per room in
+//! `read_marks`, so a later version can count unread in SQL. Read and written whole, as
+//! `ReaderRecord` is.
+
+use std::collections::BTreeMap;
+
+use postgres::GenericClient;
+
+use super::super::{ReaderRecord, StoreResult};
+
+pub(super) fn reader(
+    client: &mut impl GenericClient,
+    login_id: &str,
+) -> StoreResult<Option<ReaderRecord>> {
+    let Some(row) = client.query_opt(
+        "SELECT login_id, muted, left_rooms FROM readers WHERE login_id = $1",
+        &[&login_id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut reader = ReaderRecord {
+        login_id: row.try_get("login_id")?,
+        muted: row.try_get("muted")?,
+        left: row.try_get("left_rooms")?,
+        ..ReaderRecord::default()
+    };
+    let marks = client.query(
+        "SELECT room, last_read, read_counted FROM read_marks WHERE login_id = $1",
+        &[&login_id],
+    )?;
+    for mark in marks {
+        add_mark(&mut reader, &mark)?;
+    }
+    Ok(Some(reader))
+}
+
+/// Every reader, for upgrades: two queries, not one per login.
+pub(super) fn all(client: &mut impl GenericClient) -> StoreResult<Vec<ReaderRecord>> {
+    let mut readers: BTreeMap<String, ReaderRecord> = BTreeMap::new();
+    for row in client.query("SELECT login_id, muted, left_rooms FROM readers", &[])? {
+        let login_id: String = row.try_get("login_id")?;
+        readers.insert(
+            login_id.clone(),
+            ReaderRecord {
+                login_id,
+                muted: row.try_get("muted")?,
+                left: row.try_get("left_rooms")?,
+                ..ReaderRecord::default()
+            },
+        );
+    }
+    for mark in client.query(
+        "SELECT login_id, room, last_read, read_counted FROM read_marks",
+        &[],
+    )? {
+        let login_id: &str = mark.try_get("login_id")?;
+        if let Some(reader) = readers.get_mut(login_id) {
+            add_mark(reader, &mark)?;
+        }
+    }
+    Ok(readers.into_values().collect())
+}
+
+fn add_mark(reader: &mut ReaderRecord, mark: &postgres::Row) -> StoreResult<()> {
+    let room: String = mark.try_get("room")?;
+    if let Some(id) = mark.try_get::<_, Option<i64>>("last_read")? {
+        reader.last_read.insert(room.clone(), id);
+    }
+    if let Some(counted) = mark.try_get::<_, Option<i64>>("read_counted")? {
+        reader.read_counted.insert(room, counted);
+    }
+    Ok(())
+}
+
+/// Replaces the login's reader record, marks and all, in one commit.
+pub(super) fn save(client: &mut impl GenericClient, reader: &ReaderRecord) -> StoreResult<()> {
+    let mut txn = client.transaction()?;
+    txn.execute(
+        "INSERT INTO readers (login_id, muted, left_rooms) VALUES ($1, $2, $3)
+         ON CONFLICT (login_id) DO UPDATE SET muted = $2, left_rooms = $3",
+        &[&reader.login_id, &reader.muted, &reader.left],
+    )?;
+    txn.execute(
+        "DELETE FROM read_marks WHERE login_id = $1",
+        &[&reader.login_id],
+    )?;
+    let rooms: Vec<&String> = reader
+        .last_read
+        .keys()
+        .chain(
+            reader
+                .read_counted
+                .keys()
+                .filter(|r| !reader.last_read.contains_key(*r)),
+        )
+        .collect();
+    let last_read: Vec<Option<i64>> = rooms
+        .iter()
+        .map(|r| reader.last_read.get(*r).copied())
+        .collect();
+    let read_counted: Vec<Option<i64>> = rooms
+        .iter()
+        .map(|r| reader.read_counted.get(*r).copied())
+        .collect();
+    // One statement for all the marks, however many rooms.
+    txn.execute(
+        "INSERT INTO read_marks (login_id, room, last_read, read_counted)
+         SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[])",
+        &[&reader.login_id, &rooms, &last_read, &read_counted],
+    )?;
+    txn.commit()?;
+    Ok(())
+}
