@@ -457,7 +457,10 @@ fn commit_batch(
             let ids: Vec<u64> = rendered.iter().map(|m| m.id).collect();
             let mut by_room: HashMap<&Slug, Vec<Arc<RenderedMessage>>> = HashMap::new();
             for (record, message) in batch.messages.iter().zip(rendered) {
-                by_room.entry(&record.room).or_default().push(Arc::new(message));
+                by_room
+                    .entry(&record.room)
+                    .or_default()
+                    .push(Arc::new(message));
             }
             for (slug, messages) in by_room {
                 let (room, _, counted) = &next_ids[slug];
