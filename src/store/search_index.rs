@@ -633,7 +633,6 @@ mod tests {
             batch.messages
         }
 
-        /// Every page of a search, following the cursors; the keys found, in order.
         /// PoloDB's own index, for tests of its internals.
         fn polo(&self) -> &PoloStore {
             match &self.store {
@@ -642,6 +641,7 @@ mod tests {
             }
         }
 
+        /// Every page of a search, following the cursors; the keys found, in order.
         fn search_all(&self, query: &str, can_read: &dyn Fn(&Slug) -> bool) -> Vec<String> {
             let query = SearchQuery::parse(query).unwrap();
             let mut keys = Vec::new();

@@ -97,7 +97,7 @@ fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
 
 /// Stored files (not thumbnails, not unfinished uploads) under the data dir.
 fn stored_files(app: &TestApp) -> Vec<String> {
-    files_in(&app.data_dir.path().join("files"))
+    files_in(&app.data.path().join("files"))
         .into_iter()
         .filter(|name| !name.ends_with(".thumb") && name != "incoming")
         .collect()
@@ -156,7 +156,7 @@ async fn an_upload_over_the_limit_gets_413_and_stores_nothing() {
         "nothing kept: {:?}",
         stored_files(&app)
     );
-    assert!(files_in(&app.data_dir.path().join("files/incoming")).is_empty());
+    assert!(files_in(&app.data.path().join("files/incoming")).is_empty());
     let page = alice.get_text("/rooms/lobby").await;
     assert!(user_message_ids(&page).is_empty(), "no message either");
 
@@ -755,7 +755,7 @@ async fn an_upload_may_outlast_the_request_timeout_while_it_keeps_sending_but_no
     let stalled = trickle_upload(&app, &alice, 2, std::time::Duration::from_millis(1500)).await;
     assert_eq!(stalled, "HTTP/1.1 408", "1.5 s without a byte");
     assert_eq!(stored_files(&app).len(), 1);
-    assert!(files_in(&app.data_dir.path().join("files/incoming")).is_empty());
+    assert!(files_in(&app.data.path().join("files/incoming")).is_empty());
     app.stop().await;
 }
 

@@ -120,7 +120,7 @@ pub(crate) use on_both_backends;
 /// A running server and the data it owns.
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub data_dir: AppData,
+    pub data: AppData,
     /// The one-time admin setup link the server printed at start, if it made one.
     pub admin_setup_link: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -139,15 +139,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_in(AppData::new(Backend::PoloDb), configure).await
 }
 
-/// Starts a server on `data_dir`, e.g. again after a restart.
+/// Starts a server on `data`, e.g. again after a restart.
 pub async fn spawn_app_in(
-    data_dir: impl Into<AppData>,
+    data: impl Into<AppData>,
     configure: impl FnOnce(&mut Config),
 ) -> TestApp {
     init_logs();
-    let data_dir = data_dir.into();
-    let mut config = Config::for_tests(data_dir.path());
-    config.database_url = data_dir.database_url.clone();
+    let data = data.into();
+    let mut config = Config::for_tests(data.path());
+    config.database_url = data.database_url.clone();
     configure(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let addr = app.address();
@@ -158,7 +158,7 @@ pub async fn spawn_app_in(
     }));
     TestApp {
         addr,
-        data_dir,
+        data,
         admin_setup_link,
         stop: Some(stop),
         server: Some(server),
@@ -209,7 +209,7 @@ impl TestApp {
     /// Stops the server gracefully and waits until the database is closed.
     pub async fn stop(mut self) -> AppData {
         self.shutdown().await;
-        self.data_dir.clone()
+        self.data.clone()
     }
 
     async fn shutdown(&mut self) {

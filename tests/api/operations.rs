@@ -380,7 +380,7 @@ async fn a_stopped_data_dirs_backup_round_trips_with_its_files_and_restore_wants
     for body in ["first", "second", "third"] {
         post(&alice, "quiet", body).await;
     }
-    let attachment = app.data_dir.path().join("files/ab/ab12cd");
+    let attachment = app.data.path().join("files/ab/ab12cd");
     std::fs::create_dir_all(attachment.parent().unwrap()).unwrap();
     std::fs::write(&attachment, b"\x89PNG not really").unwrap();
     let history = exported(&app, "quiet").await;
@@ -388,7 +388,7 @@ async fn a_stopped_data_dirs_backup_round_trips_with_its_files_and_restore_wants
 
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("stopped.tar");
-    let data_dir = path_arg(app.data_dir.path()).to_owned();
+    let data_dir = path_arg(app.data.path()).to_owned();
     let locked = chat(&[
         "backup",
         "--data-dir",
@@ -582,7 +582,7 @@ async fn a_backup_of_a_server_on_postgres_says_to_use_pg_dump_and_writes_nothing
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("backup.tar");
-    let url = app.data_dir.database_url().unwrap().to_owned();
+    let url = app.data.database_url().unwrap().to_owned();
     let origin = app.origin();
     let from_server = ["--server", &origin, "--admin-token", TOKEN];
     let from_database = ["--database-url", &url];
