@@ -19,6 +19,9 @@ const pages = [
   { name: "room", path: "/rooms/lobby", loggedIn: true },
   { name: "search", path: "/search?q=plan", loggedIn: true },
 ];
+// LIGHTHOUSE_PAGES="room search" measures only those pages.
+const only = (process.env.LIGHTHOUSE_PAGES || "").split(/\s+/).filter(Boolean);
+const measured = pages.filter((page) => only.length === 0 || only.includes(page.name));
 const forms = { mobile: undefined, desktop: desktopConfig };
 const categories = ["performance", "accessibility", "best-practices"];
 const [cookieName, ...cookieValue] = cookie.split("=");
@@ -62,7 +65,7 @@ async function measure(page, form, n) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows = [];
-for (const page of pages) {
+for (const page of measured) {
   for (const form of Object.keys(forms)) {
     const runs = [];
     for (const n of [1, 2, 3]) runs.push(await measure(page, form, n));

@@ -32,6 +32,7 @@ pub struct Urls {
     /// The page script's entry module, under the modules' folder digest.
     pub app: String,
     /// The modules it imports, preloaded together rather than discovered one import at a time.
+    /// Those in `js/after-paint/` are left out: it imports them after the first paint.
     pub modules: Vec<String>,
     /// The tab's icon (lucide's message-square-plus, as the login card shows it).
     pub favicon: String,
@@ -45,8 +46,9 @@ pub fn urls() -> &'static Urls {
         app: format!("/static/js/{}/main.js", modules_digest()),
         modules: module_files()
             .into_iter()
-            .filter(|path| path != "js/main.js")
-            .map(|path| format!("/static/js/{}/{}", modules_digest(), &path["js/".len()..]))
+            .map(|path| path["js/".len()..].to_owned())
+            .filter(|module| module != "main.js" && !module.contains('/'))
+            .map(|module| format!("/static/js/{}/{module}", modules_digest()))
             .collect(),
         favicon: versioned("favicon.svg"),
     });

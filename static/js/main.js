@@ -1,23 +1,16 @@
 // The page's small script. The server renders everything; this only does what must happen
-// in the browser: resume after reconnects, client ids for resends, the composer, attaching
-// files, local times, unread counts, scrolling, typing, the message toolbar, the sidebar
-// toggle, and copy buttons. This entry module imports the others (each evaluates once,
-// registering its own listeners) and sets the page up.
+// in the browser: resume after reconnects, client ids for resends, the composer, local
+// times, unread counts, scrolling, typing and the sidebar toggle. This entry module imports
+// the others (each evaluates once, registering its own listeners) and sets the page up
+// before its first paint; what only matters once someone acts (after-paint/) comes after.
 
-import { messages } from "./page.js";
 import "./socket.js";
 import { restoreDraft } from "./composer.js";
-import "./mentions.js";
-import "./first-message.js";
-import "./menus.js";
-import "./copy.js";
 import { setupNotifications } from "./notifications.js";
 import { groupMessages, scrollToStart, setupScrolling } from "./messages.js";
 import { localizeTimes } from "./times.js";
 import { markSidebar, readSidebarMarks, setupSidebar } from "./sidebar.js";
 import { markOwnPresence } from "./presence.js";
-import { setupToolbar } from "./actions.js";
-import { setupAttachments } from "./uploads.js";
 
 function start() {
   // The server groups the sidebar by day in this time zone from the next page on.
@@ -28,13 +21,16 @@ function start() {
   readSidebarMarks();
   markSidebar();
   markOwnPresence();
-  restoreDraft();
   setupScrolling();
-  var list = messages();
-  if (list) setupToolbar(list);
-  setupAttachments();
   setupNotifications();
-  scrollToStart();
+  // Measuring the page (the composer's height, the scroll position) forces a layout; in the
+  // frame's own rendering step it is the layout the first paint needs anyway, not a second
+  // one inside this script's task.
+  requestAnimationFrame(function () {
+    restoreDraft();
+    scrollToStart();
+    setTimeout(function () { import("./after-paint/start.js"); });
+  });
 }
 
 if (document.readyState === "loading") {

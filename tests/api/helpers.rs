@@ -517,3 +517,21 @@ pub fn sidebar_badge(page: &str, slug: &str) -> Option<u64> {
     let text = &badge[badge.find('>').unwrap() + 1..badge.find("</span>").unwrap()];
     text.parse().ok()
 }
+
+/// Every file under `dir`, by its path inside it.
+pub fn files_under(dir: &str) -> std::collections::BTreeSet<String> {
+    let mut files = std::collections::BTreeSet::new();
+    let mut folders = vec![std::path::PathBuf::from(dir)];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let inside = path.strip_prefix(dir).unwrap().to_str().unwrap();
+                files.insert(inside.to_owned());
+            }
+        }
+    }
+    files
+}

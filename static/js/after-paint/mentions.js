@@ -1,8 +1,8 @@
 // @mention suggestions while typing in the composer. It watches the composer's own events,
 // so the composer needs to know nothing of it.
 
-import { $, composer, currentRoom } from "./page.js";
-import { syncComposer } from "./composer.js";
+import { $, composer, currentRoom } from "../page.js";
+import { syncComposer } from "../composer.js";
 
 var MENTION_BEFORE_CARET = /(^|[^\p{L}\p{N}_.\-@])@([\p{L}\p{N}_.\-]{0,32})$/u;
 var askedFor = null; // the prefix the shown suggestions are for

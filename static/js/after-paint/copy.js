@@ -1,7 +1,7 @@
 // Copy buttons (a bot's new token): the Clipboard API where the page may use it, else the
 // text is selected so the person copies it with the keyboard.
 
-import { $ } from "./page.js";
+import { $ } from "../page.js";
 
 function say(button, text) {
   var status = $(button.getAttribute("data-copy-status"));

@@ -1,7 +1,7 @@
 // Attachments: the paperclip, drag and drop, paste.
 
-import { $, composer } from "./page.js";
-import { clear, showError } from "./composer.js";
+import { $, composer } from "../page.js";
+import { clear, showError } from "../composer.js";
 
 // The upload form sits outside the composer (forms don't nest); the file input inside the
 // composer belongs to it through its `form` attribute, and htmx posts it on `change`.

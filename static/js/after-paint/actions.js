@@ -1,8 +1,8 @@
 // The message toolbar (react, reply, copy link, edit, delete), editing in place, and the
 // refusals of those actions.
 
-import { $, composer, currentRoom, isOwn, messageId } from "./page.js";
-import { setReply, showError } from "./composer.js";
+import { $, composer, currentRoom, isOwn, messageId } from "../page.js";
+import { setReply, showError } from "../composer.js";
 
 var toolbarFor = null; // the message the toolbar is showing actions for
 var refocus = null; // the id of a message whose link takes the focus back once it is swapped in
