@@ -19,8 +19,12 @@ pub mod search;
 pub mod welcome;
 pub mod ws;
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
@@ -28,6 +32,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::assets;
 use crate::state::AppState;
+use crate::store;
 
 /// A urlencoded form over this gets 413. 64 KiB still fits 4,000 CJK characters encoded.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -64,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         // Bearer tokens, not cookies: outside the session layer and its cross-site check.
         .merge(api::router())
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(ops::router())
         .layer(middleware::compression())
         // Compressed once, ahead of time, by `assets` itself.
@@ -82,6 +88,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness: the process answers. It does not ask the database, so a proxy doesn't restart
+/// instances whose pages and sockets still work while the database is away.
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+/// How long readiness waits for the database before calling it away.
+const READY_WITHIN: Duration = Duration::from_secs(2);
+
+/// Readiness: whether this instance should be sent new work. Not while it shuts down, nor
+/// while its database does not answer a read.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let unavailable = |why: &'static str| (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    if state.shutdown.is_cancelled() {
+        return unavailable("not ready: shutting down");
+    }
+    let read = store::blocking(&state.storage, |storage| storage.setting("readiness"));
+    match tokio::time::timeout(READY_WITHIN, read).await {
+        Ok(Ok(_)) => "ready".into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the database failed a read");
+            unavailable("not ready: the database failed a read")
+        }
+        Err(_) => unavailable("not ready: the database does not answer"),
+    }
 }

@@ -771,3 +771,73 @@ async fn restore_refuses_links_and_paths_that_lead_out_of_the_data_dir() {
     .await;
     succeeded(&restore, "restore of the untouched archive");
 }
+
+on_both_backends!(readiness_says_whether_the_database_answers);
+
+async fn readiness_says_whether_the_database_answers(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let visitor = app.visitor();
+    let ready = visitor.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.unwrap(), "ready");
+    let Some(url) = app.data.database_url().map(str::to_owned) else {
+        return;
+    };
+
+    // The database stops taking connections and drops the instance's: readiness says so,
+    // liveness does not. (A database can't shut itself out: the admin uses the cluster's
+    // `postgres` database.)
+    let (cluster, database) = url.rsplit_once('/').expect("a database URL");
+    let admin_url = format!("{cluster}/postgres");
+    let admin =
+        tokio::task::spawn_blocking(move || postgres::Client::connect(&admin_url, postgres::NoTls))
+            .await
+            .unwrap()
+            .expect("an admin connection");
+    let admin = run_sql(
+        admin,
+        format!(
+            "ALTER DATABASE {database} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}';"
+        ),
+    )
+    .await;
+    let not_ready = eventually(
+        || visitor.get("/readyz"),
+        |response| response.status() == 503,
+    )
+    .await;
+    assert_eq!(not_ready.status(), 503);
+    let why = not_ready.text().await.unwrap();
+    assert!(why.starts_with("not ready: the database"), "{why}");
+    assert_eq!(visitor.get("/healthz").await.status(), 200);
+
+    // Back: ready again, with no restart.
+    let admin = run_sql(
+        admin,
+        format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"),
+    )
+    .await;
+    let ready = eventually(
+        || visitor.get("/readyz"),
+        |response| response.status() == 200,
+    )
+    .await;
+    assert_eq!(ready.status(), 200);
+    tokio::task::spawn_blocking(move || drop(admin))
+        .await
+        .unwrap();
+}
+
+/// Runs `sql` on `client` off the async workers: the blocking client runs a runtime of its
+/// own.
+async fn run_sql(mut client: postgres::Client, sql: String) -> postgres::Client {
+    tokio::task::spawn_blocking(move || {
+        client
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        client
+    })
+    .await
+    .unwrap()
+}
