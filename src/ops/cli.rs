@@ -1,4 +1,5 @@
-//! The maintenance subcommands: `chat backup`, `chat restore`, `chat export`.
+//! The maintenance subcommands: `chat backup`, `chat restore`, `chat export`,
+//! `chat move-to-postgres`.
 //!
 //! Each reads either a running server, through its admin endpoints, or a stopped server's
 //! data directory directly (a running server locks it), or, for `export`, the PostgreSQL
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use super::{archive, export};
+use super::{archive, export, move_to_postgres};
 use crate::domain::Slug;
 use crate::store::{DATABASE_DIR, PG_DUMP_INSTEAD, PgStore, PoloStore, Storage};
 
@@ -29,6 +30,10 @@ pub enum Command {
     /// Write a room's history as JSON lines (id, kind, author, created_at, body, edited_at,
     /// deleted), oldest first.
     Export(ExportArgs),
+    /// Copy a stopped server's data directory's database into an empty PostgreSQL database,
+    /// then start the server with `--database-url` (and the same `--data-dir`, which keeps
+    /// the attachments' bytes).
+    MoveToPostgres(MoveArgs),
 }
 
 /// Where the data comes from: exactly one of `--server`, `--data-dir` and `--database-url`.
@@ -98,12 +103,42 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The stopped server's data directory; only read.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// The empty PostgreSQL database to fill (it gets the schema if it has none). Not taken
+    /// from `CHAT_DATABASE_URL`, as for `export`.
+    #[arg(long, value_name = "URL")]
+    pub database_url: String,
+}
+
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Backup(args) => backup(args).await,
         Command::Restore(args) => tokio::task::spawn_blocking(move || restore(&args)).await?,
         Command::Export(args) => export(args).await,
+        Command::MoveToPostgres(args) => {
+            tokio::task::spawn_blocking(move || move_to_postgres(&args)).await?
+        }
     }
+}
+
+fn move_to_postgres(args: &MoveArgs) -> anyhow::Result<()> {
+    let from = open_stopped(&args.data_dir)?;
+    let to = PgStore::connect(&args.database_url).context("connecting to PostgreSQL")?;
+    let moved = move_to_postgres::move_to_postgres(&from, &to)?;
+    for (kind, count) in moved {
+        println!("{count:>9} {kind}");
+    }
+    println!(
+        "Done. Start the server with --database-url and --data-dir {} (its files/ holds the \
+         attachments).",
+        args.data_dir.display()
+    );
+    Ok(())
 }
 
 async fn backup(args: BackupArgs) -> anyhow::Result<()> {

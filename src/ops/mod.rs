@@ -4,11 +4,13 @@
 //! - [`archive`]: the backup archive, written from a running server's store or a stopped data
 //!   directory, and restored into an empty one.
 //! - [`export`]: a room's history as JSON lines.
-//! - [`cli`]: the `backup`, `restore` and `export` subcommands.
+//! - [`move_to_postgres`]: a stopped data directory's database, copied into PostgreSQL.
+//! - [`cli`]: the `backup`, `restore`, `export` and `move-to-postgres` subcommands.
 
 pub mod archive;
 pub mod cli;
 pub mod export;
+pub mod move_to_postgres;
 
 use crate::store::StoreError;
 

@@ -106,6 +106,25 @@ impl PoloStore {
     }
 }
 
+/// What `Storage` reads one at a time, read whole: for moving a data directory elsewhere.
+impl PoloStore {
+    pub fn all_claims(&self) -> StoreResult<Vec<ClaimRecord>> {
+        self.find_all(CLAIMS)
+    }
+
+    pub fn all_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
+        self.find_all(SESSIONS)
+    }
+
+    pub fn all_settings(&self) -> StoreResult<Vec<SettingRecord>> {
+        self.find_all(SETTINGS)
+    }
+
+    pub fn all_files(&self) -> StoreResult<Vec<FileRecord>> {
+        self.find_all(FILES)
+    }
+}
+
 #[cfg(test)]
 impl PoloStore {
     /// Without the indexer thread: appends wait in the queue until `index_queued_now`.

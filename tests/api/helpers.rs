@@ -63,6 +63,18 @@ impl AppData {
         self.dir.path()
     }
 
+    /// The same directory (attachments), with a new, empty PostgreSQL database.
+    pub fn with_fresh_database(&self) -> AppData {
+        AppData {
+            dir: self.dir.clone(),
+            database_url: Some(
+                std::thread::spawn(test_cluster::fresh_database)
+                    .join()
+                    .unwrap(),
+            ),
+        }
+    }
+
     /// Runs `work` on the stopped server's storage, opened directly, off the async thread
     /// (storage calls block).
     pub async fn with_storage<T: Send + 'static>(
@@ -196,6 +208,15 @@ impl TestApp {
             base: self.url(""),
             origin: self.origin(),
         }
+    }
+
+    /// A visitor holding `cookie` (`name=value`, from [`Visitor::cookie`]): a browser that
+    /// was logged in before a restart or a move.
+    pub fn visitor_with(&self, cookie: &str) -> Visitor {
+        let visitor = self.visitor();
+        let url = self.url("/").parse().unwrap();
+        visitor.jar.add_cookie_str(cookie, &url);
+        visitor
     }
 
     /// A visitor logged in as `nickname`.

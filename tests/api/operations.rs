@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::crash::server_bin;
 use crate::helpers::{
-    AppData, Backend, TestApp, Visitor, WAIT, eventually, on_both_backends, spawn_app_in,
-    spawn_app_on, user_message_ids,
+    AppData, Backend, TestApp, Visitor, WAIT, eventually, on_both_backends, sidebar_badge,
+    spawn_app_in, spawn_app_on, user_message_ids,
 };
 
 const TOKEN: &str = "a-long-random-admin-token";
@@ -840,4 +840,95 @@ async fn run_sql(mut client: postgres::Client, sql: String) -> postgres::Client 
     })
     .await
     .unwrap()
+}
+
+/// A PoloDB data directory moves into PostgreSQL with what people rely on: the history
+/// (searchable), who is logged in, unread counts, bots, and a resend still stored once.
+#[tokio::test]
+async fn a_data_directory_moves_into_postgresql_with_everything_people_rely_on() {
+    let app = spawn_app_on(Backend::PoloDb).await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    alice.post_form("/rooms", &[("name", "plans")]).await;
+    bob.get_text("/rooms/plans").await;
+    let mut socket = alice.ws("plans").await;
+    socket.resume(0).await;
+    socket
+        .send_json(
+            serde_json::json!({ "body": "the offsite moves to Lisbon", "client_id": "resent-1" }),
+        )
+        .await;
+    socket.next_containing("the offsite moves to Lisbon").await;
+    socket.say("booking the flights tomorrow").await;
+    socket.next_containing("booking the flights").await;
+    drop(socket);
+    let bot_token = crate::bots::make_bot(&alice, "deploybot").await;
+    let history = alice.get_text("/rooms/plans").await;
+    let messages = user_message_ids(&history);
+    assert_eq!(messages.len(), 2);
+    let unread = sidebar_badge(&bob.get_text("/").await, "plans");
+    assert_eq!(unread, Some(2));
+    let data = app.stop().await;
+
+    let data = data.with_fresh_database();
+    let url = data.database_url().unwrap().to_owned();
+    let dir = data.path().to_str().unwrap().to_owned();
+    let moved = chat(&[
+        "move-to-postgres",
+        "--data-dir",
+        &dir,
+        "--database-url",
+        &url,
+    ])
+    .await;
+    let printed = String::from_utf8_lossy(&moved.stdout);
+    assert!(moved.status.success(), "{moved:?}");
+    assert!(printed.contains("messages"), "{printed}");
+    // A second run would mix two chats: refused, and nothing changes.
+    let again = chat(&[
+        "move-to-postgres",
+        "--data-dir",
+        &dir,
+        "--database-url",
+        &url,
+    ])
+    .await;
+    assert!(!again.status.success());
+    let refusal = String::from_utf8_lossy(&again.stderr);
+    assert!(refusal.contains("already holds chat data"), "{refusal}");
+
+    let app = spawn_app_in(data, |_| {}).await;
+    let alice = app.visitor_with(&alice.cookie().unwrap());
+    let bob = app.visitor_with(&bob.cookie().unwrap());
+    let response = alice.get("/rooms/plans").await;
+    assert_eq!(response.status(), 200, "still logged in");
+    let moved_history = response.text().await.unwrap();
+    assert_eq!(user_message_ids(&moved_history), messages);
+    assert!(moved_history.contains("the offsite moves to Lisbon"));
+    let bob_home = bob.get_text("/").await;
+    assert_eq!(
+        sidebar_badge(&bob_home, "plans"),
+        Some(2),
+        "the same unread count"
+    );
+    let found = alice.get_text("/search?q=lisb").await;
+    assert!(found.contains("moves to <mark>Lisb"), "{found}");
+    let posted = crate::bots::Api::new(&app, &bot_token)
+        .post_json("plans", serde_json::json!({ "body": "deployed" }))
+        .await;
+    assert!(posted.status().is_success(), "the bot's token still works");
+
+    // The resend of a message stored before the move is stored once.
+    let mut socket = alice.ws("plans").await;
+    socket.resume(0).await;
+    socket
+        .send_json(
+            serde_json::json!({ "body": "the offsite moves to Lisbon", "client_id": "resent-1" }),
+        )
+        .await;
+    socket.say("after the move").await;
+    socket.next_containing("after the move").await;
+    let after = alice.get_text("/rooms/plans").await;
+    assert_eq!(after.matches("the offsite moves to Lisbon").count(), 1);
+    assert_eq!(user_message_ids(&after).len(), messages.len() + 2);
 }

@@ -3,6 +3,7 @@
 //! every `Storage` call, and so run off the async workers; each takes a connection from a
 //! small pool for the length of one statement or transaction.
 
+mod import;
 mod migrations;
 mod readers;
 mod rows;

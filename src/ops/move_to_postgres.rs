@@ -1,0 +1,75 @@
+//! `chat move-to-postgres`: copies a stopped server's PoloDB database into an empty
+//! PostgreSQL one, through each side's `Storage`, so a server started on `--database-url`
+//! has everything it had: rooms, history (searchable: PostgreSQL computes the same terms),
+//! resend records, read marks and mutes, settings, nicknames and passwords, bots, and
+//! sessions (people stay logged in). Attachments' bytes stay in `--data-dir/files`.
+
+use std::collections::BTreeMap;
+
+use super::OpsError;
+use crate::store::{PgStore, PoloStore, Storage};
+
+/// Messages per transaction on the PostgreSQL side.
+const CHUNK: u64 = 1_000;
+
+/// How many records of each kind were moved.
+pub type Moved = BTreeMap<&'static str, u64>;
+
+/// Copies everything `from` holds into `to`, which must hold nothing yet. Not one
+/// transaction: if it stops half way, empty the database (drop and create it) and run it
+/// again; `from` is only read.
+pub fn move_to_postgres(from: &PoloStore, to: &PgStore) -> Result<Moved, OpsError> {
+    if !to.is_empty()? {
+        return Err(OpsError::Invalid(
+            "the PostgreSQL database already holds chat data; move into an empty one".into(),
+        ));
+    }
+    let mut moved = Moved::new();
+    let rooms = from.rooms()?;
+    for room in &rooms {
+        to.create_room(room)?;
+        let last_id = room.last_id.max(0) as u64;
+        let mut next = 1;
+        while next <= last_id {
+            let messages = from.messages(&room.slug, next, next + CHUNK - 1)?;
+            to.rewrite(&messages, &[])?;
+            *moved.entry("messages").or_default() += messages.len() as u64;
+            next += CHUNK;
+        }
+    }
+    moved.insert("rooms", rooms.len() as u64);
+    let client_ids = from.dedup_records()?;
+    to.import_client_ids(&client_ids)?;
+    moved.insert("resend records", client_ids.len() as u64);
+    let files = from.all_files()?;
+    for file in &files {
+        to.put_file(file)?;
+    }
+    moved.insert("attachments (metadata)", files.len() as u64);
+    let readers = from.readers()?;
+    for reader in &readers {
+        to.save_reader(reader)?;
+    }
+    moved.insert("readers", readers.len() as u64);
+    let settings = from.all_settings()?;
+    for setting in &settings {
+        to.put_setting(&setting.key, &setting.value)?;
+    }
+    moved.insert("settings", settings.len() as u64);
+    let claims = from.all_claims()?;
+    for claim in &claims {
+        to.put_claim(claim)?;
+    }
+    moved.insert("nickname claims", claims.len() as u64);
+    let bots = from.bots()?;
+    for bot in &bots {
+        to.save_bot(bot)?;
+    }
+    moved.insert("bots", bots.len() as u64);
+    let sessions = from.all_sessions()?;
+    for session in &sessions {
+        to.create_session(session)?;
+    }
+    moved.insert("sessions", sessions.len() as u64);
+    Ok(moved)
+}
