@@ -29,7 +29,7 @@ fn init_logs() {
 }
 
 #[path = "../../src/store/postgres/test_cluster.rs"]
-mod test_cluster;
+pub mod test_cluster;
 
 /// Where a test server keeps its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,14 @@ impl AppData {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A fresh directory, on the PostgreSQL database at `url`.
+    pub fn on_database(url: String) -> AppData {
+        AppData {
+            dir: Arc::new(tempfile::tempdir().unwrap()),
+            database_url: Some(url),
+        }
     }
 
     /// The same directory (attachments), with a new, empty PostgreSQL database.

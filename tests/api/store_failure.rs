@@ -19,6 +19,8 @@ use chat::{Application, Config};
 use crate::crash::harness::{
     Event, Frame, Msg, Socket, Visitor, history, parse_frame, sequence_problems,
 };
+use crate::helpers::test_cluster::OwnCluster;
+use crate::helpers::{AppData, eventually, spawn_app_in};
 
 /// PoloDB with a switch that makes every message write (`append`, `update_message`) fail.
 struct FlakyStore {
@@ -424,4 +426,83 @@ async fn a_backup_the_store_cannot_take_fails_and_leaves_no_archive() {
         .expect("the server stops in time")
         .unwrap()
         .unwrap();
+}
+
+/// PostgreSQL stopped under a running server and started again (`pg_ctl stop -m fast`, as an
+/// operator or a failover does it): sends meanwhile are refused with `store_failed` and the
+/// text goes back to the page; the server is not ready, then is again by itself; nothing
+/// acknowledged is lost, and the page's resend is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarted_under_a_server_refuses_sends_meanwhile_and_loses_nothing() {
+    let (cluster, url) = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .unwrap();
+    let cluster = Arc::new(cluster);
+    let app = spawn_app_in(AppData::on_database(url), |_| {}).await;
+    let base = app.url("");
+    let alice = Visitor::logged_in(&base, "alice").await.unwrap();
+    // Opening the room makes her a member, which the room says.
+    history(&alice, "lobby").await.unwrap();
+    let mut a = alice.socket("lobby").await.unwrap();
+    a.resume(0).await.unwrap();
+    wait_for_system_line(&mut a, "alice joined").await;
+    a.say("before the restart", Some("pg-1")).await.unwrap();
+    let before = sender_sees(&mut a, false).await;
+    let ready = |status: u16| {
+        let alice = &alice;
+        async move {
+            eventually(
+                || async { alice.get("/readyz").await.unwrap().status() },
+                |got| *got == status,
+            )
+            .await
+        }
+    };
+
+    let stopping = cluster.clone();
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .unwrap();
+    a.say("said while it is down", Some("pg-2")).await.unwrap();
+    match next_frame(&mut a).await {
+        Frame::Error { code, client_id } => {
+            assert_eq!(code, "store_failed");
+            assert_eq!(client_id.as_deref(), Some("pg-2"));
+        }
+        other => panic!("expected the store_failed error fragment, got {other:?}"),
+    }
+    assert_eq!(
+        ready(503).await,
+        503,
+        "not ready while the database is away"
+    );
+    assert_eq!(alice.get("/healthz").await.unwrap().status(), 200);
+
+    let starting = cluster.clone();
+    tokio::task::spawn_blocking(move || starting.start_again())
+        .await
+        .unwrap();
+    assert_eq!(ready(200).await, 200, "ready again without a restart");
+    // The page sends the refused text again under the same client_id.
+    a.say("said while it is down", Some("pg-2")).await.unwrap();
+    let resent = sender_sees(&mut a, true).await;
+    a.say("after the restart", Some("pg-3")).await.unwrap();
+    let after = sender_sees(&mut a, false).await;
+    assert!(before.id < resent.id && resent.id < after.id);
+
+    let stored: Vec<String> = history(&alice, "lobby")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "user")
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            "before the restart",
+            "said while it is down",
+            "after the restart"
+        ]
+    );
 }

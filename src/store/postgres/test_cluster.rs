@@ -18,6 +18,54 @@ const PORT: u16 = 5432;
 
 struct Cluster {
     socket_dir: PathBuf,
+    data: PathBuf,
+    bin: PathBuf,
+    as_root: bool,
+}
+
+/// A cluster of the caller's own, for a test that stops and starts PostgreSQL under a
+/// running server (the shared one serves every other test of the process).
+#[allow(dead_code, reason = "used by the API tests, which include this file by path")]
+pub struct OwnCluster(Cluster);
+
+#[allow(dead_code, reason = "used by the API tests, which include this file by path")]
+impl OwnCluster {
+    /// Starts one, with one database; returns it and that database's URL.
+    pub fn start() -> (OwnCluster, String) {
+        let cluster = Cluster::start();
+        let url = cluster.create_database("chat");
+        (OwnCluster(cluster), url)
+    }
+
+    /// Stops PostgreSQL the way an operator would (`pg_ctl stop -m fast`: sessions are
+    /// disconnected, nothing acknowledged is lost).
+    pub fn stop(&self) {
+        run(self.0.pg_ctl().args(["-w", "-m", "fast", "stop"]));
+    }
+
+    /// Starts it again, with the options it had.
+    pub fn start_again(&self) {
+        let log = self.0.socket_dir.join("server.log");
+        run(self
+            .0
+            .pg_ctl()
+            .arg("-l")
+            .arg(log)
+            .args(["-w", "-o", &self.0.options(), "start"]));
+    }
+}
+
+impl Drop for OwnCluster {
+    /// Gone with its test, not with the process (the watchdog still removes its directory).
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .pg_ctl()
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// A new, empty database in this process's cluster; returns its URL.
@@ -25,13 +73,10 @@ pub fn fresh_database() -> String {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     static DATABASES: AtomicU32 = AtomicU32::new(0);
     let cluster = CLUSTER.get_or_init(Cluster::start);
-    let name = format!("test_{}", DATABASES.fetch_add(1, Ordering::Relaxed));
-    let mut admin = postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls)
-        .expect("connecting to the test cluster");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("creating a test database");
-    cluster.url(&name)
+    cluster.create_database(&format!(
+        "test_{}",
+        DATABASES.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 impl Cluster {
@@ -47,18 +92,14 @@ impl Cluster {
             // initdb and postgres refuse to run as root: they run as the package's user.
             run(Command::new("chown").arg("postgres:").arg(&root));
         }
-        let data = root.join("data");
-        let server = |program: &str| -> Command {
-            let path = bin.join(program);
-            if as_root {
-                let mut command = Command::new("runuser");
-                command.args(["-u", "postgres", "--"]).arg(path);
-                command
-            } else {
-                Command::new(path)
-            }
+        let cluster = Cluster {
+            data: root.join("data"),
+            socket_dir: root,
+            bin,
+            as_root,
         };
-        run(server("initdb")
+        run(cluster
+            .server("initdb")
             .args([
                 "-A",
                 "trust",
@@ -70,20 +111,56 @@ impl Cluster {
                 "--no-sync",
             ])
             .arg("-D")
-            .arg(&data));
-        let options = format!(
+            .arg(&cluster.data));
+        run(cluster
+            .pg_ctl()
+            .arg("-l")
+            .arg(cluster.socket_dir.join("server.log"))
+            .args(["-w", "-o", &cluster.options(), "start"]));
+        watch_over(
+            &cluster.server("pg_ctl"),
+            &cluster.data,
+            &cluster.socket_dir,
+        );
+        cluster
+    }
+
+    /// One of the server's programs, as the user that may run it.
+    fn server(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// `pg_ctl` on this cluster's data directory.
+    fn pg_ctl(&self) -> Command {
+        let mut command = self.server("pg_ctl");
+        command.arg("-D").arg(&self.data);
+        command
+    }
+
+    /// The server's options: its socket only, and no durability (throwaway data).
+    fn options(&self) -> String {
+        format!(
             "-p {PORT} -k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=400",
-            root.display()
-        );
-        run(server("pg_ctl")
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(root.join("server.log"))
-            .args(["-w", "-o", &options, "start"]));
-        watch_over(&server("pg_ctl"), &data, &root);
-        Cluster { socket_dir: root }
+            self.socket_dir.display()
+        )
+    }
+
+    /// A new, empty database; returns its URL.
+    fn create_database(&self, name: &str) -> String {
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("connecting to the test cluster");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("creating a test database");
+        self.url(name)
     }
 
     fn url(&self, database: &str) -> String {
