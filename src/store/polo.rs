@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
+use super::append::{self, AppendOutcome, PendingMessage, RoomHead};
 use super::backup;
 use super::handle::DatabaseHandle;
 use super::indexer::{self, IndexedCollections, Indexer};
 use super::search_index::{self, MAX_READS, SearchCursor, SearchPage};
 use super::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
-    ReaderRecord, RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
+    BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord, ReaderRecord,
+    RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 
@@ -140,6 +141,10 @@ impl Storage for PoloStore {
         self.find_all(ROOMS)
     }
 
+    fn room(&self, slug: &Slug) -> StoreResult<Option<RoomRecord>> {
+        self.find_one(ROOMS, slug.as_str())
+    }
+
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
         if self
             .find_one::<RoomRecord>(ROOMS, room.slug.as_str())?
@@ -199,42 +204,46 @@ impl Storage for PoloStore {
         })
     }
 
-    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
-        let heads = batch
-            .room_heads
-            .iter()
-            .map(|head| {
-                let mentions = polodb_core::bson::to_bson(&head.mentions)
-                    .map_err(|e| StoreError::Database(format!("mention marks: {e}")))?;
-                Ok(doc! { "$set": {
-                    "last_id": head.last_id,
-                    "counted": head.counted,
-                    "last_activity": head.last_activity,
-                    "mentions": mentions,
-                } })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+    fn append(&self, batch: &[PendingMessage]) -> StoreResult<AppendOutcome> {
         let appending = self.appending.lock().expect("appending lock");
-        self.write(|db| {
+        let assignment = self.write(|db| {
             let txn = db.start_transaction()?;
-            if !batch.messages.is_empty() {
-                txn.collection::<MessageRecord>(MESSAGES)
-                    .insert_many(&batch.messages)?;
-            }
-            if !batch.dedup.is_empty() {
-                txn.collection::<DedupRecord>(DEDUP)
-                    .insert_many(&batch.dedup)?;
-            }
             let rooms = txn.collection::<RoomRecord>(ROOMS);
-            for (head, update) in batch.room_heads.iter().zip(&heads) {
-                rooms.update_one(doc! { "_id": head.slug.as_str() }, update.clone())?;
+            let mut heads = Vec::new();
+            for slug in append::rooms_of(batch) {
+                if let Some(room) = rooms.find_one(doc! { "_id": slug })? {
+                    heads.push(RoomHead::from(&room));
+                }
             }
-            txn.commit()
-        })?;
+            let resends = txn.collection::<DedupRecord>(DEDUP);
+            let mut known = HashMap::new();
+            for key in append::dedup_keys_of(batch) {
+                if let Some(record) = resends.find_one(doc! { "_id": key })? {
+                    known.insert(record.key, record.id.max(0) as u64);
+                }
+            }
+            let assignment = match append::assign(batch, heads, known) {
+                Ok(assignment) => assignment,
+                // Nothing written: the transaction is dropped, not committed.
+                Err(e) => return Ok(Err(e)),
+            };
+            if !assignment.messages.is_empty() {
+                txn.collection::<MessageRecord>(MESSAGES)
+                    .insert_many(&assignment.messages)?;
+            }
+            if !assignment.dedup.is_empty() {
+                resends.insert_many(&assignment.dedup)?;
+            }
+            for head in &assignment.outcome.heads {
+                rooms.update_one(doc! { "_id": head.slug.as_str() }, head_update(head)?)?;
+            }
+            txn.commit()?;
+            Ok(Ok(assignment))
+        })??;
         // Never waits for the indexer: a full queue drops the batch, read back later.
-        self.indexer.push(&batch.messages);
+        self.indexer.push(&assignment.messages);
         drop(appending);
-        Ok(())
+        Ok(assignment.outcome)
     }
 
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
@@ -440,6 +449,17 @@ impl Storage for PoloStore {
             Ok(false)
         })
     }
+}
+
+/// The `$set` that moves a room's record to its newest message.
+fn head_update(head: &RoomHead) -> polodb_core::Result<polodb_core::bson::Document> {
+    let mentions = polodb_core::bson::to_bson(&head.mentions)?;
+    Ok(doc! { "$set": {
+        "last_id": head.last_id,
+        "counted": head.counted,
+        "last_activity": head.last_activity,
+        "mentions": mentions,
+    } })
 }
 
 /// Writes `document` under `id`, replacing any previous one, in one commit.
