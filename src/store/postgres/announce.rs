@@ -44,9 +44,11 @@ pub(super) fn room_changed(origin: &str, room: &Slug) -> Vec<String> {
     vec![format!("{origin} r {room}")]
 }
 
-/// Sends the payloads in one statement. In a transaction they go out with its commit;
-/// otherwise at once.
-pub(super) fn announce(client: &mut impl GenericClient, payloads: &[String]) -> StoreResult<()> {
+/// Sends the payloads with the transaction `client` is in: they go out when it commits.
+pub(super) fn announce_in_commit(
+    client: &mut impl GenericClient,
+    payloads: &[String],
+) -> StoreResult<()> {
     if !payloads.is_empty() {
         client.execute(
             "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
@@ -56,12 +58,31 @@ pub(super) fn announce(client: &mut impl GenericClient, payloads: &[String]) -> 
     Ok(())
 }
 
-/// Sends after a commit: the commit stands whatever happens here, and a lost announcement
-/// is made up by the next one for the room (listeners read by id, up to the newest).
+/// Sends the payloads after a commit, in one round trip. Their own little transaction
+/// doesn't wait for its commit to reach the disk: an announcement needs no durability (the
+/// next one for the room makes up for a lost one, since listeners read by id up to the
+/// newest), and the commit it announces stands whatever happens here.
 pub(super) fn announce_after_commit(client: &mut impl GenericClient, payloads: &[String]) {
-    if let Err(e) = announce(client, payloads) {
-        tracing::warn!(error = %e, "announcing a commit to the other instances failed");
+    if payloads.is_empty() {
+        return;
     }
+    let notifies: String = payloads
+        .iter()
+        .map(|payload| format!("SELECT pg_notify('{CHANNEL}', {});", sql_literal(payload)))
+        .collect();
+    let sent = client.batch_execute(&format!(
+        "BEGIN; SET LOCAL synchronous_commit = off; {notifies} COMMIT;"
+    ));
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "announcing a commit to the other instances failed");
+        // The connection goes back to the pool: not in a failed transaction.
+        let _ = client.batch_execute("ROLLBACK");
+    }
+}
+
+/// A string as an SQL literal (`standard_conforming_strings`, PostgreSQL's default).
+fn sql_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// One connection that LISTENs, opened on first use and again after it is lost.
@@ -201,5 +222,10 @@ mod tests {
             Some(Announcement::Room { room: lobby })
         );
         assert_eq!(listener.parse("garbage"), None);
+    }
+
+    #[test]
+    fn a_payload_is_quoted_as_one_sql_literal() {
+        assert_eq!(sql_literal("a1 r it's"), "'a1 r it''s'");
     }
 }

@@ -292,7 +292,7 @@ impl Storage for PgStore {
         }
         let announcements = announce::appended(&self.origin, &assignment.outcome.heads);
         if self.notify_in_commit {
-            announce::announce(&mut txn, &announcements)?;
+            announce::announce_in_commit(&mut txn, &announcements)?;
             txn.commit()?;
         } else {
             txn.commit()?;
