@@ -61,6 +61,7 @@ impl Hub {
                     let room = self.follow_room(record);
                     room.publish_stored(self.storage.as_ref(), Vec::new(), &head)?;
                 }
+                self.sidebar_dirty.store(true, Ordering::Release);
                 Ok(())
             }
         }

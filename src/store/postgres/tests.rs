@@ -197,3 +197,19 @@ fn an_instance_hears_what_the_others_commit_but_not_its_own_changes() {
         ]
     );
 }
+
+#[test]
+fn appends_announced_inside_their_commit_are_heard_the_same() {
+    let [a, b] = two_instances();
+    let a = Arc::into_inner(a).unwrap().notifying_in_commit(true);
+    let mut heard_by_b = b.announcements().unwrap().unwrap();
+    assert_eq!(heard_by_b.next(WAIT), [Announcement::Missed]);
+    a.append(&[lobby_message("one").into()]).unwrap();
+    assert_eq!(
+        heard_by_b.next(WAIT),
+        [Announcement::Appended {
+            room: Slug::lobby(),
+            last_id: 1
+        }]
+    );
+}
