@@ -189,15 +189,33 @@ fn refresh_replies(storage: &dyn Storage, room: &Room, original: &MessageRecord)
     }
 }
 
+/// Applies the request to its message as stored, in one step of the store's.
 fn change_message(
     storage: &dyn Storage,
     request: &ChangeRequest,
 ) -> Result<MessageRecord, ChangeError> {
-    let mut record = storage
-        .messages(&request.room.slug, request.id, request.id)?
-        .pop()
-        .filter(|m| m.kind == MessageKind::User && !m.deleted)
-        .ok_or(ChangeError::NotFound)?;
+    let mut outcome = Err(ChangeError::NotFound);
+    storage.change_message(&request.room.slug, request.id, &mut |stored| {
+        outcome = stored
+            .ok_or(ChangeError::NotFound)
+            .and_then(|record| changed(storage, request, record));
+        match &outcome {
+            Ok((record, true)) => Some(record.clone()),
+            _ => None,
+        }
+    })?;
+    outcome.map(|(record, _)| record)
+}
+
+/// The message as the request changes it, and whether that changed anything.
+fn changed(
+    storage: &dyn Storage,
+    request: &ChangeRequest,
+    mut record: MessageRecord,
+) -> Result<(MessageRecord, bool), ChangeError> {
+    if record.kind != MessageKind::User || record.deleted {
+        return Err(ChangeError::NotFound);
+    }
     // The same login, not the same name: a later holder of the nickname is someone else.
     let own = !record.login.is_empty() && record.login == request.login;
     match &request.change {
@@ -206,7 +224,7 @@ fn change_message(
                 return Err(ChangeError::Forbidden);
             }
             if record.body == *body {
-                return Ok(record);
+                return Ok((record, false));
             }
             record.body = body.clone();
             record.edited_at = Some(now_millis());
@@ -226,8 +244,7 @@ fn change_message(
         }
         MessageChange::React(emoji) => toggle_reaction(&mut record.reactions, emoji, &request.by),
     }
-    storage.update_message(&record)?;
-    Ok(record)
+    Ok((record, true))
 }
 
 fn toggle_reaction(reactions: &mut Vec<Reaction>, emoji: &str, by: &str) {

@@ -77,6 +77,23 @@ pub trait Storage: Send + Sync + 'static {
     /// was not yet): a deleted message is found by nothing, an edited one by its new words
     /// only.
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()>;
+    /// Rewrites message `id` of `room` as `change` decides from the message as stored
+    /// (`None` when there is none): `change` returns the message to store, or `None` to
+    /// leave it. The read and the write are one step that changes made elsewhere at the
+    /// same moment wait for, so none is lost (two reactions at once, on two instances).
+    fn change_message(
+        &self,
+        room: &Slug,
+        id: u64,
+        change: &mut dyn FnMut(Option<MessageRecord>) -> Option<MessageRecord>,
+    ) -> StoreResult<()> {
+        // PoloDB's messages have one writer, this process's committer: a read, then a write.
+        let stored = self.messages(room, id, id)?.pop();
+        match change(stored) {
+            Some(changed) => self.update_message(&changed),
+            None => Ok(()),
+        }
+    }
     /// Rewrites stored messages whose searchable text is unchanged (so the search index is
     /// not touched), and rooms' records, in one commit. For upgrades of stored data.
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()>;

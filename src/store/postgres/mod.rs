@@ -325,6 +325,38 @@ impl Storage for PgStore {
         Ok(())
     }
 
+    fn change_message(
+        &self,
+        room: &Slug,
+        id: u64,
+        change: &mut dyn FnMut(Option<MessageRecord>) -> Option<MessageRecord>,
+    ) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        let mut txn = client.transaction()?;
+        // Locked: the same change on another instance waits, then reads this one's result.
+        let stored = txn
+            .query_opt(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = $1 AND id = $2
+                     FOR UPDATE"
+                ),
+                &[&room.as_str(), &(id.min(i64::MAX as u64) as i64)],
+            )?
+            .as_ref()
+            .map(rows::message)
+            .transpose()?;
+        // Left as it is: the transaction ends unused.
+        let Some(changed) = change(stored) else {
+            return Ok(());
+        };
+        let replace = rows::prepare_message_write(&mut txn, true)?;
+        rows::write_message(&mut txn, &replace, &changed)?;
+        txn.commit()?;
+        let announcement = announce::changed(&self.origin, &changed.room, changed.id);
+        announce::announce_after_commit(&mut *client, &announcement);
+        Ok(())
+    }
+
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
         let mut client = self.connection()?;
         let mut txn = client.transaction()?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::{PG_DUMP_INSTEAD, PgStore, test_cluster};
 use crate::domain::Slug;
 use crate::store::{
-    Announcement, Appended, MessageKind, MessageRecord, PendingMessage, RoomRecord, Storage,
+    Announcement, Appended, MessageKind, MessageRecord, PendingMessage, Reaction, RoomRecord,
+    Storage,
 };
 
 /// How long a test waits for an announcement.
@@ -212,4 +213,40 @@ fn appends_announced_inside_their_commit_are_heard_the_same() {
             last_id: 1
         }]
     );
+}
+
+#[test]
+fn changes_to_one_message_from_two_instances_at_once_are_all_kept() {
+    const CHANGES: usize = 25;
+    let stores = two_instances();
+    stores[0]
+        .append(&[lobby_message("popular").into()])
+        .unwrap();
+    let start = Arc::new(Barrier::new(stores.len()));
+    let changing: Vec<_> = stores
+        .iter()
+        .enumerate()
+        .map(|(writer, store)| {
+            let (store, start) = (store.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for n in 0..CHANGES {
+                    let mut react = |stored: Option<MessageRecord>| {
+                        let mut message = stored?;
+                        message.reactions.push(Reaction {
+                            emoji: format!("{writer}-{n}"),
+                            by: vec![format!("person {writer}")],
+                        });
+                        Some(message)
+                    };
+                    store.change_message(&Slug::lobby(), 1, &mut react).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in changing {
+        thread.join().unwrap();
+    }
+    let message = stores[1].messages(&Slug::lobby(), 1, 1).unwrap().remove(0);
+    assert_eq!(message.reactions.len(), 2 * CHANGES, "no change lost");
 }
