@@ -41,6 +41,10 @@ pub struct PoloStore {
     /// Held from an append's commit until its messages are queued, so the queue is in
     /// commit order.
     appending: Mutex<()>,
+    /// Held by every write to a room's record: PoloDB's `update_one` reads the whole
+    /// document and writes it back, so two at once would lose one's change (a rename
+    /// racing a commit would put back the room's old `last_id`).
+    room_writes: Mutex<()>,
 }
 
 /// What the indexer reads.
@@ -65,6 +69,7 @@ impl PoloStore {
             db,
             indexer,
             appending: Mutex::new(()),
+            room_writes: Mutex::new(()),
         })
     }
 
@@ -84,6 +89,18 @@ impl PoloStore {
 
     fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
         self.db.write(work)
+    }
+
+    /// Sets these fields of a room's record, and no others.
+    fn set_room_fields(&self, room: &Slug, fields: polodb_core::bson::Document) -> StoreResult<()> {
+        let _one_at_a_time = self.room_writes.lock().expect("room writes lock");
+        self.write(|db| {
+            db.collection::<RoomRecord>(ROOMS).update_one(
+                doc! { "_id": room.as_str() },
+                doc! { "$set": fields.clone() },
+            )?;
+            Ok(())
+        })
     }
 
     fn find_one<T>(&self, collection: &str, id: &str) -> StoreResult<Option<T>>
@@ -163,49 +180,26 @@ impl Storage for PoloStore {
     }
 
     fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()> {
-        self.write(|db| {
-            db.collection::<RoomRecord>(ROOMS).update_one(
-                doc! { "_id": room.as_str() },
-                doc! { "$set": { "topic": topic } },
-            )?;
-            Ok(())
-        })
+        self.set_room_fields(room, doc! { "topic": topic })
     }
 
     fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()> {
-        self.write(|db| {
-            db.collection::<RoomRecord>(ROOMS).update_one(
-                doc! { "_id": room.as_str() },
-                doc! { "$set": { "name": name } },
-            )?;
-            Ok(())
-        })
+        self.set_room_fields(room, doc! { "name": name })
     }
 
     fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()> {
-        self.write(|db| {
-            db.collection::<RoomRecord>(ROOMS).update_one(
-                doc! { "_id": room.as_str() },
-                doc! { "$set": { "archived": archived } },
-            )?;
-            Ok(())
-        })
+        self.set_room_fields(room, doc! { "archived": archived })
     }
 
     fn set_members(&self, room: &Slug, members: &[DirectMember]) -> StoreResult<()> {
         let members = polodb_core::bson::to_bson(members)
             .map_err(|e| StoreError::Database(format!("members: {e}")))?;
-        self.write(|db| {
-            db.collection::<RoomRecord>(ROOMS).update_one(
-                doc! { "_id": room.as_str() },
-                doc! { "$set": { "members": members.clone() } },
-            )?;
-            Ok(())
-        })
+        self.set_room_fields(room, doc! { "members": members })
     }
 
     fn append(&self, batch: &[PendingMessage]) -> StoreResult<AppendOutcome> {
         let appending = self.appending.lock().expect("appending lock");
+        let room_writes = self.room_writes.lock().expect("room writes lock");
         let assignment = self.write(|db| {
             let txn = db.start_transaction()?;
             let rooms = txn.collection::<RoomRecord>(ROOMS);
@@ -240,6 +234,7 @@ impl Storage for PoloStore {
             txn.commit()?;
             Ok(Ok(assignment))
         })??;
+        drop(room_writes);
         // Never waits for the indexer: a full queue drops the batch, read back later.
         self.indexer.push(&assignment.messages);
         drop(appending);
@@ -260,6 +255,7 @@ impl Storage for PoloStore {
     }
 
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
+        let _one_at_a_time = self.room_writes.lock().expect("room writes lock");
         self.write(|db| {
             let txn = db.start_transaction()?;
             for message in messages {

@@ -43,6 +43,7 @@ fn head(room: &str, last_id: i64, counted: i64, mentions: Vec<MentionMark>) -> R
 on_both_backends!(
     rooms_keep_every_field_and_a_taken_slug_is_not_created_again,
     an_append_gives_each_room_its_next_ids_and_stores_a_resend_once,
+    changing_a_room_record_keeps_its_ids_going,
     edits_and_rewrites_replace_a_message_in_place,
     readers_keep_their_marks_mutes_and_left_rooms,
     small_records_round_trip,
@@ -165,6 +166,28 @@ fn an_append_gives_each_room_its_next_ids_and_stores_a_resend_once(backend: Back
     assert_eq!(RoomHead::from(&lobby), head("lobby", 3, 3, vec![mention]));
     assert_eq!(store.room(&slug("other")).unwrap().unwrap().last_id, 1);
     assert_eq!(store.room(&slug("absent")).unwrap(), None);
+}
+
+fn changing_a_room_record_keeps_its_ids_going(backend: Backend) {
+    let store = TestStore::open(backend);
+    let lobby = slug("lobby");
+    store
+        .create_room(&RoomRecord::new(lobby.clone(), "lobby".into(), "", AT))
+        .unwrap();
+    for expected in 1..=8 {
+        match expected % 4 {
+            0 => store
+                .rename_room(&lobby, &format!("lobby {expected}"))
+                .unwrap(),
+            1 => store
+                .set_topic(&lobby, &format!("topic {expected}"))
+                .unwrap(),
+            2 => store.set_archived(&lobby, expected % 3 == 0).unwrap(),
+            _ => store.set_members(&lobby, &[]).unwrap(),
+        }
+        let outcome = store.append(&[said("lobby", 0, "next").into()]).unwrap();
+        assert_eq!(outcome.appended, [Appended::Stored(expected)]);
+    }
 }
 
 fn edits_and_rewrites_replace_a_message_in_place(backend: Backend) {
