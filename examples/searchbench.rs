@@ -28,9 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chat::domain::{SearchQuery, Slug, index_terms, words};
-use chat::store::{
-    AppendBatch, MessageKind, MessageRecord, PoloStore, RoomHead, RoomRecord, Storage,
-};
+use chat::store::{MessageKind, MessageRecord, PendingMessage, PoloStore, RoomRecord, Storage};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
@@ -184,22 +182,24 @@ impl Writer {
         kind: MessageKind,
     ) -> anyhow::Result<()> {
         self.clock += 1;
-        let mut batch = AppendBatch::default();
+        let mut batch: Vec<PendingMessage> = Vec::with_capacity(size);
         for _ in 0..size {
             let room = self.rng.random_range(0..ROOMS);
             self.next_ids[room] += 1;
             let body = vocabulary.body(&mut self.rng);
-            batch.messages.push(MessageRecord::new(
-                &self.rooms[room],
-                self.next_ids[room],
-                kind,
-                "bench".into(),
-                String::new(),
-                body,
-                self.clock,
-            ));
+            batch.push(
+                MessageRecord::new(
+                    &self.rooms[room],
+                    self.next_ids[room],
+                    kind,
+                    "bench".into(),
+                    String::new(),
+                    body,
+                    self.clock,
+                )
+                .into(),
+            );
         }
-        batch.room_heads = self.heads();
         self.store.append(&batch)?;
         Ok(())
     }
@@ -210,20 +210,22 @@ impl Writer {
         self.lag_marks += 1;
         let word = format!("lagmark{}", self.lag_marks);
         self.clock += 1;
-        let mut batch = AppendBatch::default();
+        let mut batch: Vec<PendingMessage> = Vec::with_capacity(ROOMS);
         for (room, slug) in self.rooms.iter().enumerate() {
             self.next_ids[room] += 1;
-            batch.messages.push(MessageRecord::new(
-                slug,
-                self.next_ids[room],
-                MessageKind::User,
-                "bench".into(),
-                String::new(),
-                word.clone(),
-                self.clock,
-            ));
+            batch.push(
+                MessageRecord::new(
+                    slug,
+                    self.next_ids[room],
+                    MessageKind::User,
+                    "bench".into(),
+                    String::new(),
+                    word.clone(),
+                    self.clock,
+                )
+                .into(),
+            );
         }
-        batch.room_heads = self.heads();
         self.store.append(&batch)?;
         let appended = Instant::now();
         let query = SearchQuery::parse(&word)?;
@@ -231,20 +233,6 @@ impl Writer {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(appended.elapsed())
-    }
-
-    fn heads(&self) -> Vec<RoomHead> {
-        self.rooms
-            .iter()
-            .zip(&self.next_ids)
-            .map(|(slug, &id)| RoomHead {
-                slug: slug.clone(),
-                last_id: id as i64,
-                counted: id as i64,
-                last_activity: self.clock,
-                mentions: Vec::new(),
-            })
-            .collect()
     }
 
     /// Messages stored and seconds taken by commits of `size`, for at most `--seconds` and

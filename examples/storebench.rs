@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chat::domain::Slug;
-use chat::store::{
-    AppendBatch, DedupRecord, MessageKind, MessageRecord, PoloStore, RoomHead, RoomRecord, Storage,
-};
+use chat::store::{MessageKind, MessageRecord, PendingMessage, PoloStore, RoomRecord, Storage};
 use clap::Parser;
 use hdrhistogram::Histogram;
 
@@ -71,52 +69,36 @@ struct Writer {
 }
 
 impl Writer {
-    fn batch(&mut self, size: usize) -> AppendBatch {
+    fn batch(&mut self, size: usize) -> Vec<PendingMessage> {
         let now = now_millis();
-        let mut batch = AppendBatch::default();
-        for _ in 0..size {
-            self.next_id += 1;
-            let id = self.next_id;
-            let client_id = self.dedup.then(|| format!("c{id}"));
-            if let Some(client) = &client_id {
-                batch.dedup.push(DedupRecord {
-                    key: format!("bench-login/{client}"),
-                    room: self.room.clone(),
-                    id: id as i64,
-                });
-            }
-            batch.messages.push(MessageRecord {
-                client_id,
-                ..MessageRecord::new(
-                    &self.room,
-                    id,
-                    MessageKind::User,
-                    "bench".into(),
-                    String::new(),
-                    self.body.clone(),
-                    now,
-                )
-            });
-        }
-        batch.room_heads = vec![RoomHead {
-            slug: self.room.clone(),
-            last_id: self.next_id as i64,
-            counted: self.next_id as i64,
-            last_activity: now,
-            mentions: Vec::new(),
-        }];
-        batch
+        (0..size)
+            .map(|_| {
+                self.next_id += 1;
+                let id = self.next_id;
+                let client_id = self.dedup.then(|| format!("c{id}"));
+                PendingMessage {
+                    dedup_key: client_id.as_ref().map(|c| format!("bench-login/{c}")),
+                    record: MessageRecord {
+                        client_id,
+                        ..MessageRecord::new(
+                            &self.room,
+                            id,
+                            MessageKind::User,
+                            "bench".into(),
+                            String::new(),
+                            self.body.clone(),
+                            now,
+                        )
+                    },
+                }
+            })
+            .collect()
     }
 
-    /// One group commit the way the committer does it.
+    /// One group commit the way the committer does it (the store looks the resend keys up
+    /// in its commit).
     fn commit(&mut self, size: usize) -> anyhow::Result<()> {
         let batch = self.batch(size);
-        if self.dedup {
-            for record in &batch.dedup {
-                // A new client id is never found; the committer still has to look.
-                let _ = self.store.dedup_lookup(&record.key)?;
-            }
-        }
         self.store.append(&batch)?;
         Ok(())
     }

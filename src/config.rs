@@ -42,6 +42,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// With `--database-url`: tell the other instances about new messages inside the
+    /// committing transaction instead of right after it. Slower (PostgreSQL then holds a
+    /// database-wide lock through each commit); for measuring the difference.
+    #[arg(long, env = "CHAT_NOTIFY_IN_COMMIT")]
+    pub notify_in_commit: bool,
+
     /// The server's own origin (e.g. `https://chat.example.com`): the address people open.
     /// Requests must name it (or a loopback name) in `Host`; WebSocket `Origin` and cross-site
     /// checks compare against it. Needed when `--addr` is not a loopback address; without it
@@ -208,6 +214,7 @@ impl Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             database_url: None,
+            notify_in_commit: false,
             public_url: None,
             trusted_proxy: Vec::new(),
             secure_cookies: false,

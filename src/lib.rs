@@ -19,8 +19,9 @@
 //! - [`socket`]: the WebSocket engine: handshake, the connection (reader) task, the outbox,
 //!   the writer, long frames in pieces. `routes::ws` only checks and upgrades.
 //! - [`hub`]: rooms and their recent windows ([`hub::Room`]), the committer that persists
-//!   each batch before anyone sees it, submission, history and catch-up, presence, the
-//!   sidebar's live updates, per-login sockets, read marks.
+//!   each batch before anyone sees it, the listener that shows what other instances on the
+//!   same PostgreSQL stored, submission, history and catch-up, presence, the sidebar's live
+//!   updates, per-login sockets, read marks.
 //! - [`bots`]: bot tokens, the in-memory registry, outgoing mention webhooks, and which
 //!   addresses they may reach.
 //! - [`admin`]: admin rights from a secret (`--admin-token` or a one-time setup link).
@@ -42,9 +43,11 @@
 //! # Where a message goes
 //! Parsed from a socket frame in [`socket`] (or a form in `routes::rooms`, or the bot API in
 //! `routes::api`) into a `MessageBody`; queued by `hub::Hub::submit`; stored in a batch by
-//! the committer (`hub/committer.rs`) through [`store`]; rendered once by
-//! `views::render_message`; fanned out as the same bytes by the room's broadcast channel to
-//! every socket's writer (`socket/writer.rs`).
+//! the committer (`hub/committer.rs`) through [`store`], which gives it its id; rendered
+//! once by `views::render_message`; fanned out as the same bytes by the room's broadcast
+//! channel to every socket's writer (`socket/writer.rs`). On PostgreSQL the other instances
+//! hear of the commit (NOTIFY), read the message back by id and fan it out the same way
+//! (`hub/listener.rs`).
 
 pub mod admin;
 pub mod assets;

@@ -39,7 +39,7 @@ async fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
         let store = tokio::task::spawn_blocking(move || PgStore::connect(&url))
             .await?
             .context("connecting to PostgreSQL (--database-url)")?;
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(store.notifying_in_commit(config.notify_in_commit)));
     }
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || PoloStore::open(&data_dir))

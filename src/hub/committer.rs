@@ -1,7 +1,8 @@
-//! The committer thread: the only writer of messages. It takes whatever requests are
-//! queued, stores new messages in one synced commit, then publishes them in id order. Edits,
-//! deletions and reactions pass through the same queue, so a change can never overtake the
-//! message it changes.
+//! The committer thread: this instance's only writer of messages. It takes whatever
+//! requests are queued, stores new messages in one synced commit (the store gives their ids,
+//! so instances sharing a database never hand out the same one), then publishes them in id
+//! order. Edits, deletions and reactions pass through the same queue, so a change can never
+//! overtake the message it changes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,15 +11,15 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::room::{Room, render};
+use super::room::{Room, render, render_with_body};
 use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange};
 use crate::clock::now_millis;
 use crate::domain::{Nickname, Slug, render_body_and_mentions};
 use crate::identity::login_handle;
 use crate::metrics::Metrics;
 use crate::store::{
-    AppendBatch, Attachment, DedupRecord, MentionMark, MessageKind, MessageRecord, Reaction,
-    ReplyPreview, RoomHead, Storage, StoreError, StoreResult,
+    Attachment, MessageKind, MessageRecord, PendingMessage, Reaction, ReplyPreview, Storage,
+    StoreError, StoreResult,
 };
 use crate::views::RenderedMessage;
 
@@ -188,15 +189,33 @@ fn refresh_replies(storage: &dyn Storage, room: &Room, original: &MessageRecord)
     }
 }
 
+/// Applies the request to its message as stored, in one step of the store's.
 fn change_message(
     storage: &dyn Storage,
     request: &ChangeRequest,
 ) -> Result<MessageRecord, ChangeError> {
-    let mut record = storage
-        .messages(&request.room.slug, request.id, request.id)?
-        .pop()
-        .filter(|m| m.kind == MessageKind::User && !m.deleted)
-        .ok_or(ChangeError::NotFound)?;
+    let mut outcome = Err(ChangeError::NotFound);
+    storage.change_message(&request.room.slug, request.id, &mut |stored| {
+        outcome = stored
+            .ok_or(ChangeError::NotFound)
+            .and_then(|record| changed(storage, request, record));
+        match &outcome {
+            Ok((record, true)) => Some(record.clone()),
+            _ => None,
+        }
+    })?;
+    outcome.map(|(record, _)| record)
+}
+
+/// The message as the request changes it, and whether that changed anything.
+fn changed(
+    storage: &dyn Storage,
+    request: &ChangeRequest,
+    mut record: MessageRecord,
+) -> Result<(MessageRecord, bool), ChangeError> {
+    if record.kind != MessageKind::User || record.deleted {
+        return Err(ChangeError::NotFound);
+    }
     // The same login, not the same name: a later holder of the nickname is someone else.
     let own = !record.login.is_empty() && record.login == request.login;
     match &request.change {
@@ -205,7 +224,7 @@ fn change_message(
                 return Err(ChangeError::Forbidden);
             }
             if record.body == *body {
-                return Ok(record);
+                return Ok((record, false));
             }
             record.body = body.clone();
             record.edited_at = Some(now_millis());
@@ -225,8 +244,7 @@ fn change_message(
         }
         MessageChange::React(emoji) => toggle_reaction(&mut record.reactions, emoji, &request.by),
     }
-    storage.update_message(&record)?;
-    Ok(record)
+    Ok((record, true))
 }
 
 fn toggle_reaction(reactions: &mut Vec<Reaction>, emoji: &str, by: &str) {
@@ -248,22 +266,6 @@ fn toggle_reaction(reactions: &mut Vec<Reaction>, emoji: &str, by: &str) {
             by: vec![by.to_owned()],
         }),
     }
-}
-
-/// Mention marks a room keeps; the oldest are forgotten first.
-const MENTION_MARKS: usize = 64;
-
-/// Records that `record` is the newest message to mention each login it mentions.
-fn mark_mentions(marks: &mut Vec<MentionMark>, record: &MessageRecord) {
-    for login in &record.mentioned {
-        marks.retain(|mark| mark.key != *login);
-        marks.push(MentionMark {
-            key: login.clone(),
-            id: record.id,
-        });
-    }
-    let excess = marks.len().saturating_sub(MENTION_MARKS);
-    marks.drain(..excess);
 }
 
 /// The logins holding the nicknames with these mention keys now, but the author's own: a
@@ -316,7 +318,8 @@ fn reply_preview(storage: &dyn Storage, room: &Slug, id: u64) -> Option<ReplyPre
     })
 }
 
-/// Returns whether anything was published.
+/// Stores a batch of new messages in one commit, publishes them in id order, and answers
+/// each request. Returns whether anything was stored.
 fn commit_batch(
     storage: &dyn Storage,
     dedup: &mut DedupCache,
@@ -327,11 +330,10 @@ fn commit_batch(
     let now = now_millis();
     // Requests come in queue order: the first waited longest.
     let oldest = requests.first().map(|r| r.queued_at);
-    // Per room: the room, and its last id and count of counted messages so far in the batch.
-    let mut next_ids: HashMap<Slug, (Arc<Room>, u64, u64)> = HashMap::new();
-    let mut batch = AppendBatch::default();
+    let mut batch = Vec::with_capacity(requests.len());
+    // Each body rendered once, before the commit: its mentions are stored with it.
+    let mut bodies = Vec::with_capacity(requests.len());
     let mut accepted = Vec::with_capacity(requests.len());
-    let mut keys_in_batch: HashMap<String, u64> = HashMap::new();
 
     for request in requests {
         // Every post passes here, whatever route it came by: none goes into an archived room.
@@ -339,36 +341,16 @@ fn commit_batch(
             let _ = request.reply.send(Err(StoreError::Archived));
             continue;
         }
-        if let Some(key) = &request.dedup_key {
-            let known = match keys_in_batch.get(key).copied().or_else(|| dedup.get(key)) {
-                Some(id) => Ok(Some(id)),
-                None => storage
-                    .dedup_lookup(key)
-                    .map(|found| found.map(|r| r.id as u64)),
-            };
-            match known {
-                Ok(Some(id)) => {
-                    let _ = request.reply.send(Ok(Appended::Duplicate(id)));
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = request.reply.send(Err(e));
-                    continue;
-                }
-            }
+        if let Some(id) = request.dedup_key.as_deref().and_then(|key| dedup.get(key)) {
+            let _ = request.reply.send(Ok(Appended::Duplicate(id)));
+            continue;
         }
-        let slot = next_ids
-            .entry(request.room.slug.clone())
-            .or_insert_with(|| {
-                let room = &request.room;
-                (room.clone(), room.last_id(), room.counted())
-            });
-        slot.1 += 1;
-        if request.kind.counts() {
-            slot.2 += 1;
-        }
-        let id = slot.1;
+        let body = render_body_and_mentions(&request.body);
+        let mentioned = if request.kind == MessageKind::User && !body.mentions.is_empty() {
+            mentioned_logins(storage, &body.mentions, &request.login, now)
+        } else {
+            Vec::new()
+        };
         let record = MessageRecord {
             client_id: request.client_id.clone(),
             bot: request.bot,
@@ -376,9 +358,11 @@ fn commit_batch(
                 .reply_to
                 .and_then(|answered| reply_preview(storage, &request.room.slug, answered)),
             attachment: request.attachment.clone(),
+            mentioned,
+            // The id is the store's to give.
             ..MessageRecord::new(
                 &request.room.slug,
-                id,
+                0,
                 request.kind,
                 request.author.clone(),
                 request.login.clone(),
@@ -386,103 +370,86 @@ fn commit_batch(
                 now,
             )
         };
-        if let Some(key) = &request.dedup_key {
-            keys_in_batch.insert(key.clone(), id);
-            batch.dedup.push(DedupRecord {
-                key: key.clone(),
-                room: request.room.slug.clone(),
-                id: id as i64,
-            });
-        }
-        batch.messages.push(record);
+        batch.push(PendingMessage {
+            record,
+            dedup_key: request.dedup_key.clone(),
+        });
+        bodies.push(body);
         accepted.push(request);
     }
     if accepted.is_empty() {
         return false;
     }
-    // Rendered before the commit, so the mentions can be stored in it; shown only after. A
-    // message that names people is rendered again with their logins, which it then stores.
-    let mut rendered: Vec<RenderedMessage> = batch.messages.iter().map(render).collect();
-    let mut marks: HashMap<Slug, Vec<MentionMark>> = HashMap::new();
-    for (record, message) in batch.messages.iter_mut().zip(rendered.iter_mut()) {
-        if message.mentions.is_empty() || record.kind != MessageKind::User {
-            continue;
-        }
-        record.mentioned = mentioned_logins(storage, &message.mentions, &record.login, now);
-        if record.mentioned.is_empty() {
-            continue;
-        }
-        *message = render(record);
-        let (room, _, _) = &next_ids[&record.room];
-        let room_marks = marks
-            .entry(room.slug.clone())
-            .or_insert_with(|| room.mention_marks());
-        mark_mentions(room_marks, record);
-    }
-    batch.room_heads = next_ids
-        .iter()
-        .map(|(slug, (room, last, counted))| RoomHead {
-            slug: slug.clone(),
-            last_id: *last as i64,
-            counted: *counted as i64,
-            last_activity: now,
-            mentions: marks
-                .get(slug)
-                .cloned()
-                .unwrap_or_else(|| room.mention_marks()),
-        })
-        .collect();
 
     let committing = Instant::now();
-    match storage.append(&batch) {
-        Ok(()) => {
-            let stored = batch.messages.len();
-            metrics.commit_seconds.record(committing.elapsed());
-            metrics.commit_batch.record(stored as f64);
-            metrics.persisted.increment(stored as u64);
-            for (slug, room_marks) in marks {
-                next_ids[&slug].0.set_mention_marks(room_marks);
-            }
-            if let Some(hook) = mention_hook {
-                for (record, message) in batch.messages.iter().zip(&rendered) {
-                    if !message.mentions.is_empty() {
-                        hook.mentioned(&next_ids[&record.room].0, record, &message.mentions);
-                    }
-                }
-            }
-            // Counted before anyone is shown them: whoever saw a message sees it counted.
-            let delivered: usize = accepted.iter().map(|r| r.room.subscribers()).sum();
-            metrics.delivered.increment(delivered as u64);
-            // One frame per room per commit; ids are contiguous per room within a batch.
-            let ids: Vec<u64> = rendered.iter().map(|m| m.id).collect();
-            let mut by_room: HashMap<&Slug, Vec<Arc<RenderedMessage>>> = HashMap::new();
-            for (record, message) in batch.messages.iter().zip(rendered) {
-                by_room
-                    .entry(&record.room)
-                    .or_default()
-                    .push(Arc::new(message));
-            }
-            for (slug, messages) in by_room {
-                let (room, _, counted) = &next_ids[slug];
-                room.publish(messages, now, *counted);
-            }
-            for (request, id) in accepted.into_iter().zip(ids) {
-                if let Some(key) = request.dedup_key {
-                    dedup.insert(key, id);
-                }
-                let _ = request.reply.send(Ok(Appended::Stored(id)));
-            }
-            if let Some(oldest) = oldest {
-                metrics.fanout_seconds.record(oldest.elapsed());
-            }
-            true
-        }
+    let outcome = match storage.append(&batch) {
+        Ok(outcome) => outcome,
         Err(e) => {
             tracing::error!(error = %e, messages = accepted.len(), "commit failed");
             for request in accepted {
                 let _ = request.reply.send(Err(e.clone()));
             }
-            false
+            return false;
+        }
+    };
+    let (mut stored, mut delivered) = (0, 0);
+    for (request, appended) in accepted.iter().zip(&outcome.appended) {
+        if matches!(appended, Appended::Stored(_)) {
+            stored += 1;
+            delivered += request.room.subscribers();
         }
     }
+    metrics.commit_seconds.record(committing.elapsed());
+    metrics.commit_batch.record(stored as f64);
+    metrics.persisted.increment(stored as u64);
+    // Counted before anyone is shown them: whoever saw a message sees it counted.
+    metrics.delivered.increment(delivered as u64);
+
+    let mut rooms: HashMap<&Slug, &Arc<Room>> = HashMap::new();
+    let mut by_room: HashMap<&Slug, Vec<Arc<RenderedMessage>>> = HashMap::new();
+    for (((request, pending), body), appended) in accepted
+        .iter()
+        .zip(batch)
+        .zip(bodies)
+        .zip(&outcome.appended)
+    {
+        let Appended::Stored(id) = *appended else {
+            continue;
+        };
+        let mut record = pending.record;
+        record.id = id as i64;
+        record.key = MessageRecord::key_for(&record.room, id);
+        let message = render_with_body(&record, body);
+        if let Some(hook) = mention_hook
+            && !message.mentions.is_empty()
+        {
+            hook.mentioned(&request.room, &record, &message.mentions);
+        }
+        rooms.insert(&request.room.slug, &request.room);
+        by_room
+            .entry(&request.room.slug)
+            .or_default()
+            .push(Arc::new(message));
+    }
+    // One frame per room per commit.
+    for head in &outcome.heads {
+        let (Some(room), Some(messages)) = (rooms.get(&head.slug), by_room.remove(&head.slug))
+        else {
+            continue;
+        };
+        if let Err(e) = room.publish_stored(storage, messages, head) {
+            // Stored all the same; the room's announcement brings them out.
+            tracing::warn!(error = %e, room = %head.slug, "messages not shown yet");
+        }
+    }
+    for (request, appended) in accepted.into_iter().zip(outcome.appended) {
+        if let Some(key) = request.dedup_key {
+            dedup.insert(key, appended.id());
+        }
+        let _ = request.reply.send(Ok(appended));
+    }
+    if let Some(oldest) = oldest {
+        metrics.fanout_seconds.record(oldest.elapsed());
+    }
+    stored > 0
 }

@@ -1,14 +1,17 @@
 //! Rooms, their live subscribers, and the committer that persists messages before anyone
 //! sees them.
 //!
-//! A message goes: connection → committer thread (group commit into the store) → rendered
-//! once → pushed into the room's recent window → the same bytes broadcast to every subscriber.
-//! The committer is the only writer of message ids, so ids, window order and broadcast order
-//! always agree. Presence, typing and the sidebar are flushed by one ticker, at most once per
+//! A message goes: connection → committer thread (group commit into the store, which gives
+//! the ids) → rendered once → pushed into the room's recent window → the same bytes broadcast
+//! to every subscriber. When several instances share a PostgreSQL database, each one's
+//! listener thread reads what the others stored (`listener`); both paths pass one gate per
+//! room (`Room::publish_stored`), so ids, window order and broadcast order always agree.
+//! Presence, typing and the sidebar are flushed by one ticker, at most once per
 //! interval, so a busy room never turns every keystroke or connect into a broadcast storm.
 
 mod committer;
 mod history;
+mod listener;
 mod logins;
 mod presence;
 mod readers;
@@ -31,13 +34,14 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_millis;
 use crate::domain::Slug;
 use crate::metrics::Metrics;
+pub use crate::store::Appended;
 use crate::store::{MessageRecord, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult};
 use committer::{CommitRequest, run_committer};
 use logins::LoginSockets;
 pub use logins::{LoginEnd, SocketGuard};
 pub use room::{CatchUp, LiveEvent, Missed, Room};
 pub use sidebar::SidebarUpdate;
-pub use submit::{Appended, ChangeError, MessageChange, NewMessage, committed};
+pub use submit::{ChangeError, MessageChange, NewMessage, committed};
 
 /// How many of a room's newest messages stay rendered in memory. Catch-ups up to this size
 /// are served without touching the database; beyond `RESET_THRESHOLD` the client gets a reset.
@@ -171,6 +175,9 @@ impl Hub {
             mention_hook,
             metrics,
         });
+        if let Some(announcements) = hub.storage.announcements()? {
+            listener::spawn(&hub, announcements)?;
+        }
         Ok((hub, Committer { thread }))
     }
 

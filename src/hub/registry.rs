@@ -90,15 +90,16 @@ impl Hub {
         if let Some(room) = self.room(&record.slug) {
             return Ok((room, false));
         }
-        let insert = record.clone();
-        let created = store::blocking(&self.storage, move |s| s.create_room(&insert)).await?;
-        let room = {
-            let mut rooms = self.rooms.write().expect("rooms lock");
-            rooms
-                .entry(record.slug.clone())
-                .or_insert_with(|| Arc::new(Room::from_record(record, self.first_revision)))
-                .clone()
-        };
+        let created = store::blocking(&self.storage, move |s| {
+            if s.create_room(&record)? {
+                return Ok((record, true));
+            }
+            // Created meanwhile, perhaps by another instance: as it is stored.
+            let stored = s.room(&record.slug)?;
+            Ok((stored.unwrap_or(record), false))
+        });
+        let (record, created) = created.await?;
+        let (room, _) = self.adopt_room(record);
         // A direct conversation starts with its first message, not with a line about itself.
         if created && room.slug.direct_members().is_none() {
             let _ = self
@@ -112,6 +113,24 @@ impl Hub {
             self.sidebar_dirty.store(true, Ordering::Release);
         }
         Ok((room, created))
+    }
+
+    /// The room with `record`'s slug, added from the record if this instance doesn't know
+    /// it yet; `true` if added.
+    pub(super) fn adopt_room(&self, record: RoomRecord) -> (Arc<Room>, bool) {
+        if let Some(room) = self.room(&record.slug) {
+            return (room, false);
+        }
+        let mut rooms = self.rooms.write().expect("rooms lock");
+        let mut added = false;
+        let room = rooms
+            .entry(record.slug.clone())
+            .or_insert_with(|| {
+                added = true;
+                Arc::new(Room::from_record(record, self.first_revision))
+            })
+            .clone();
+        (room, added)
     }
 
     /// A login no longer holds its nickname (someone else took it, or an admin removed it):

@@ -10,9 +10,10 @@ use tokio::time::Instant;
 
 use super::{BROADCAST_CAPACITY, WINDOW};
 use crate::clock::now_millis;
-use crate::domain::Slug;
+use crate::domain::{RenderedBody, Slug, render_body_and_mentions};
 use crate::store::{
-    self, DirectMember, MentionMark, MessageKind, MessageRecord, RoomRecord, Storage, StoreResult,
+    self, DirectMember, MentionMark, MessageKind, MessageRecord, RoomHead, RoomRecord, Storage,
+    StoreError, StoreResult,
 };
 use crate::views::{self, RenderedMessage, direct_partner};
 
@@ -42,7 +43,8 @@ pub struct Room {
     /// A direct conversation's two people, the only ones who may read it; empty otherwise.
     /// Written only to mark one of them a former holder of their name.
     members: RwLock<Vec<DirectMember>>,
-    /// Newest committed id; written only by the committer after the window holds the message.
+    /// Newest id published here (the window holds it, subscribers were sent it); written
+    /// only under `publishing`.
     last_id: AtomicU64,
     /// Messages that count as unread (`RoomRecord::counted`), as of `last_id`; written with
     /// it.
@@ -51,6 +53,10 @@ pub struct Room {
     /// Written by the committer with each batch that mentions someone here.
     mentions: Mutex<Vec<MentionMark>>,
     window: Mutex<Window>,
+    /// Held while messages are published, so what the committer has in hand and what the
+    /// listener reads back go out in id order, each once. Taken only on those two threads,
+    /// which may read the store while holding it; never by async code.
+    publishing: Mutex<()>,
     /// Serialises the first load of the window, so two readers don't both hit the database.
     window_load: tokio::sync::Mutex<()>,
     live: broadcast::Sender<Arc<LiveEvent>>,
@@ -133,6 +139,7 @@ impl Room {
             window: Mutex::new(Window::Unloaded {
                 pending: VecDeque::new(),
             }),
+            publishing: Mutex::new(()),
             window_load: tokio::sync::Mutex::new(()),
             live: broadcast::channel(BROADCAST_CAPACITY).0,
             presence: Mutex::new(Presence::default()),
@@ -177,7 +184,9 @@ impl Room {
         self.name.read().expect("name lock").clone()
     }
 
-    pub(super) fn set_name(&self, name: String) {
+    /// A new name, shown in the room's header at once (the sidebar follows with its tick).
+    pub(super) fn show_name(&self, name: String) {
+        self.replace(views::room_title_fragment(&name));
         *self.name.write().expect("name lock") = name;
     }
 
@@ -185,15 +194,19 @@ impl Room {
         self.archived.load(Ordering::Acquire)
     }
 
-    pub(super) fn set_archived(&self, archived: bool) {
+    /// Archived (read-only) or reopened, shown in the room at once.
+    pub(super) fn show_archived(&self, archived: bool) {
         self.archived.store(archived, Ordering::Release);
+        self.replace(views::room_state_fragment(archived));
     }
 
     pub fn topic(&self) -> String {
         self.topic.read().expect("topic lock").clone()
     }
 
-    pub(super) fn set_topic(&self, topic: String) {
+    /// A new topic, shown in the room at once.
+    pub(super) fn show_topic(&self, topic: String) {
+        self.replace(views::topic_fragment(&topic));
         *self.topic.write().expect("topic lock") = topic;
     }
 
@@ -244,7 +257,7 @@ impl Room {
         self.mentions.lock().expect("mentions lock").clone()
     }
 
-    pub(super) fn set_mention_marks(&self, marks: Vec<MentionMark>) {
+    fn set_mention_marks(&self, marks: Vec<MentionMark>) {
         *self.mentions.lock().expect("mentions lock") = marks;
     }
 
@@ -257,15 +270,44 @@ impl Room {
         self.live.subscribe()
     }
 
-    /// Appends what one commit stored in this room (contiguous ids, oldest first) as one
-    /// frame: a busy room costs each socket a frame per commit, not one per message.
-    /// `counted` is the room's count with them.
-    pub(super) fn publish(
+    /// Publishes the room's stored messages up to `head` (its record as of a commit): the
+    /// ones `in_hand` (this instance's committer just stored and rendered them, contiguous,
+    /// ending at the head), after any before them that are not published here yet (another
+    /// instance stored them), read from the store. Ids already published are skipped: every
+    /// subscriber gets each message once, in id order, whoever stored it.
+    pub(super) fn publish_stored(
         &self,
-        messages: Vec<Arc<RenderedMessage>>,
-        created_at: i64,
-        counted: u64,
-    ) {
+        storage: &dyn Storage,
+        in_hand: Vec<Arc<RenderedMessage>>,
+        head: &RoomHead,
+    ) -> StoreResult<()> {
+        let _turn = self.publishing.lock().expect("publishing lock");
+        let published = self.last_id();
+        let last = head.last_id.max(0) as u64;
+        if last <= published {
+            return Ok(());
+        }
+        let before_in_hand = in_hand.first().map_or(last, |m| m.id.saturating_sub(1));
+        let mut messages = Vec::with_capacity(in_hand.len());
+        if before_in_hand > published {
+            let missing = storage.messages(&self.slug, published + 1, before_in_hand)?;
+            if missing.len() as u64 != before_in_hand - published {
+                return Err(StoreError::Database(format!(
+                    "room {} lacks messages between {published} and {before_in_hand}",
+                    self.slug
+                )));
+            }
+            messages.extend(missing.iter().map(|record| Arc::new(render(record))));
+        }
+        messages.extend(in_hand.into_iter().filter(|m| m.id > published));
+        self.publish(messages, head);
+        Ok(())
+    }
+
+    /// Appends messages (contiguous ids, following what was published, oldest first) as one
+    /// frame: a busy room costs each socket a frame per commit, not one per message. `head`
+    /// is the room as of the last of them.
+    fn publish(&self, messages: Vec<Arc<RenderedMessage>>, head: &RoomHead) {
         let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
             return;
         };
@@ -288,9 +330,12 @@ impl Room {
                 *window = Window::Loaded(std::mem::take(pending));
             }
         }
-        self.counted.store(counted, Ordering::Release);
+        self.set_mention_marks(head.mentions.clone());
+        self.counted
+            .store(head.counted.max(0) as u64, Ordering::Release);
         self.last_id.store(last, Ordering::Release);
-        self.last_activity.store(created_at, Ordering::Release);
+        self.last_activity
+            .store(head.last_activity, Ordering::Release);
         // No subscribers is fine: the messages are stored and in the window.
         let _ = self
             .live
@@ -385,7 +430,12 @@ impl Room {
 }
 
 pub(super) fn render(record: &MessageRecord) -> RenderedMessage {
-    let (html, mentions) = views::render_message(record);
+    render_with_body(record, render_body_and_mentions(&record.body))
+}
+
+/// [`render`] with its body rendered already.
+pub(super) fn render_with_body(record: &MessageRecord, body: RenderedBody) -> RenderedMessage {
+    let (html, mentions) = views::render_message_with(record, body);
     RenderedMessage {
         id: record.id as u64,
         author: match record.kind {

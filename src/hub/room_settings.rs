@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use super::{Hub, NewMessage, Room};
 use crate::domain::RoomName;
 use crate::store::{self, StoreResult};
-use crate::views;
 
 impl Hub {
     /// Changes a room's topic, stores it, and tells the room.
@@ -14,8 +13,7 @@ impl Hub {
         let slug = room.slug.clone();
         let stored = topic.clone();
         store::blocking(&self.storage, move |s| s.set_topic(&slug, &stored)).await?;
-        room.set_topic(topic.clone());
-        room.replace(views::topic_fragment(&topic));
+        room.show_topic(topic.clone());
         let line = if topic.is_empty() {
             format!("{by} cleared the topic")
         } else {
@@ -35,8 +33,7 @@ impl Hub {
         let slug = room.slug.clone();
         let stored = name.as_str().to_owned();
         store::blocking(&self.storage, move |s| s.rename_room(&slug, &stored)).await?;
-        room.set_name(name.as_str().to_owned());
-        room.replace(views::room_title_fragment(name.as_str()));
+        room.show_name(name.as_str().to_owned());
         self.sidebar_dirty.store(true, Ordering::Release);
         let line = format!("{by} renamed the room to “{}”", name.as_str());
         self.post(room, NewMessage::system(by, line)).await?;
@@ -59,8 +56,7 @@ impl Hub {
             format!("{by} reopened the room")
         };
         self.post(room, NewMessage::system(by, line)).await?;
-        room.set_archived(archived);
-        room.replace(views::room_state_fragment(archived));
+        room.show_archived(archived);
         self.sidebar_dirty.store(true, Ordering::Release);
         Ok(())
     }

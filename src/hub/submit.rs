@@ -8,15 +8,8 @@ use super::committer::{AppendRequest, ChangeRequest, CommitRequest};
 use super::{Hub, Room};
 use crate::domain::{ClientId, MessageBody, Nickname};
 use crate::identity::CurrentUser;
-use crate::store::{Attachment, MessageKind, StoreError, StoreResult};
+use crate::store::{Appended, Attachment, MessageKind, StoreError, StoreResult};
 use crate::views::RenderedMessage;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
-    Stored(u64),
-    /// The same client id from the same login, in the same room, was stored before as this id.
-    Duplicate(u64),
-}
 
 /// A message to post, built from parsed input only: a person's or bot's [`Nickname`] and
 /// [`MessageBody`], or a line the server writes.

@@ -3,6 +3,8 @@
 //! Everything here blocks on disk, so callers run it off the async workers: the hub's
 //! committer thread for message batches, `spawn_blocking` for the rest.
 
+mod announcements;
+mod append;
 mod backup;
 mod error;
 mod handle;
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{SearchQuery, Slug};
 
 pub use self::postgres::{PG_DUMP_INSTEAD, PgStore};
+pub use announcements::{Announcement, Announcements};
+pub use append::{AppendOutcome, Appended, PendingMessage, RoomHead};
 pub use error::StoreError;
 pub use migrate::{Upgraded, upgrade};
 pub use polo::{DATABASE_DIR, PoloStore};
@@ -47,8 +51,10 @@ pub async fn blocking<T: Send + 'static>(
 /// The operations the chat needs from a database. PoloDB is the embedded default; keys are
 /// designed so that every read is a point lookup. PostgreSQL (`PgStore`) is the other.
 pub trait Storage: Send + Sync + 'static {
-    /// All rooms. Rooms are few, and this runs once at start-up.
+    /// All rooms. Rooms are few, and this runs at start-up (and when an instance sharing
+    /// the database may have missed announcements).
     fn rooms(&self) -> StoreResult<Vec<RoomRecord>>;
+    fn room(&self, slug: &Slug) -> StoreResult<Option<RoomRecord>>;
     /// Inserts the room unless its slug exists; returns whether it was created.
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool>;
     fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()>;
@@ -58,10 +64,12 @@ pub trait Storage: Send + Sync + 'static {
     fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()>;
     /// A direct conversation's two people, after one of them became a former holder.
     fn set_members(&self, room: &Slug, members: &[DirectMember]) -> StoreResult<()>;
-    /// Appends messages (ids already assigned, contiguous per room) and moves each touched
-    /// room's `last_id`, in one commit. Search finds them a moment later: they are indexed
-    /// after the commit, off this path.
-    fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
+    /// Appends messages in one commit: each gets the next id of its room (so a room's ids
+    /// are dense, in commit order, whichever instance wrote them), unless its resend key was
+    /// stored before; each touched room's record moves to its newest message. Returns the
+    /// ids. Search finds the messages a moment later: they are indexed after the commit, off
+    /// this path.
+    fn append(&self, batch: &[PendingMessage]) -> StoreResult<AppendOutcome>;
     /// Messages of `room` with ids in `from..=to` that exist, in id order.
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>>;
     /// Rewrites one stored message in place: an edit, a deletion or a reaction. The search
@@ -69,6 +77,23 @@ pub trait Storage: Send + Sync + 'static {
     /// was not yet): a deleted message is found by nothing, an edited one by its new words
     /// only.
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()>;
+    /// Rewrites message `id` of `room` as `change` decides from the message as stored
+    /// (`None` when there is none): `change` returns the message to store, or `None` to
+    /// leave it. The read and the write are one step that changes made elsewhere at the
+    /// same moment wait for, so none is lost (two reactions at once, on two instances).
+    fn change_message(
+        &self,
+        room: &Slug,
+        id: u64,
+        change: &mut dyn FnMut(Option<MessageRecord>) -> Option<MessageRecord>,
+    ) -> StoreResult<()> {
+        // PoloDB's messages have one writer, this process's committer: a read, then a write.
+        let stored = self.messages(room, id, id)?.pop();
+        match change(stored) {
+            Some(changed) => self.update_message(&changed),
+            None => Ok(()),
+        }
+    }
     /// Rewrites stored messages whose searchable text is unchanged (so the search index is
     /// not touched), and rooms' records, in one commit. For upgrades of stored data.
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()>;
@@ -139,6 +164,13 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_expired_sessions(&self, now_unix: i64) -> StoreResult<u64>;
     /// Whether any unexpired session belongs to this login.
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool>;
+
+    /// What other instances sharing this database commit, for a store several instances
+    /// share; `None` for one that only this process writes. Blocking: read it on a thread
+    /// of its own.
+    fn announcements(&self) -> StoreResult<Option<Box<dyn Announcements>>> {
+        Ok(None)
+    }
 
     /// Writes every document of every collection to `out` as of one point in time (writes
     /// wait until it is done; reads don't), in the backend's own format; returns how many
@@ -225,16 +257,6 @@ impl RoomRecord {
 pub struct MentionMark {
     pub key: String,
     pub id: i64,
-}
-
-/// A room's state after a batch, written in the batch's commit.
-#[derive(Debug, Clone)]
-pub struct RoomHead {
-    pub slug: Slug,
-    pub last_id: i64,
-    pub counted: i64,
-    pub last_activity: i64,
-    pub mentions: Vec<MentionMark>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -404,14 +426,6 @@ pub struct DedupRecord {
     pub key: String,
     pub room: Slug,
     pub id: i64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct AppendBatch {
-    pub messages: Vec<MessageRecord>,
-    pub dedup: Vec<DedupRecord>,
-    /// Each touched room after this batch.
-    pub room_heads: Vec<RoomHead>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use polodb_core::bson::doc;
 use polodb_core::{CollectionT, Database, IndexModel, IndexOptions, Transaction};
 
+use super::append::{self, AppendOutcome, PendingMessage, RoomHead};
 use super::backup;
 use super::handle::DatabaseHandle;
 use super::indexer::{self, IndexedCollections, Indexer};
 use super::search_index::{self, MAX_READS, SearchCursor, SearchPage};
 use super::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
-    ReaderRecord, RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
+    BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord, ReaderRecord,
+    RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 
@@ -40,6 +41,10 @@ pub struct PoloStore {
     /// Held from an append's commit until its messages are queued, so the queue is in
     /// commit order.
     appending: Mutex<()>,
+    /// Held by every write to a room's record: PoloDB's `update_one` reads the whole
+    /// document and writes it back, so two at once would lose one's change (a rename
+    /// racing a commit would put back the room's old `last_id`).
+    room_writes: Mutex<()>,
 }
 
 /// What the indexer reads.
@@ -64,6 +69,7 @@ impl PoloStore {
             db,
             indexer,
             appending: Mutex::new(()),
+            room_writes: Mutex::new(()),
         })
     }
 
@@ -83,6 +89,18 @@ impl PoloStore {
 
     fn write<T>(&self, work: impl Fn(&Database) -> polodb_core::Result<T>) -> StoreResult<T> {
         self.db.write(work)
+    }
+
+    /// Sets these fields of a room's record, and no others.
+    fn set_room_fields(&self, room: &Slug, fields: polodb_core::bson::Document) -> StoreResult<()> {
+        let _one_at_a_time = self.room_writes.lock().expect("room writes lock");
+        self.write(|db| {
+            db.collection::<RoomRecord>(ROOMS).update_one(
+                doc! { "_id": room.as_str() },
+                doc! { "$set": fields.clone() },
+            )?;
+            Ok(())
+        })
     }
 
     fn find_one<T>(&self, collection: &str, id: &str) -> StoreResult<Option<T>>
@@ -159,6 +177,10 @@ impl Storage for PoloStore {
         self.find_all(ROOMS)
     }
 
+    fn room(&self, slug: &Slug) -> StoreResult<Option<RoomRecord>> {
+        self.find_one(ROOMS, slug.as_str())
+    }
+
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
         if self
             .find_one::<RoomRecord>(ROOMS, room.slug.as_str())?
@@ -177,83 +199,65 @@ impl Storage for PoloStore {
     }
 
     fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()> {
-        self.write(|db| {
-            db.collection::<RoomRecord>(ROOMS).update_one(
-                doc! { "_id": room.as_str() },
-                doc! { "$set": { "topic": topic } },
-            )?;
-            Ok(())
-        })
+        self.set_room_fields(room, doc! { "topic": topic })
     }
 
     fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()> {
-        self.write(|db| {
-            db.collection::<RoomRecord>(ROOMS).update_one(
-                doc! { "_id": room.as_str() },
-                doc! { "$set": { "name": name } },
-            )?;
-            Ok(())
-        })
+        self.set_room_fields(room, doc! { "name": name })
     }
 
     fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()> {
-        self.write(|db| {
-            db.collection::<RoomRecord>(ROOMS).update_one(
-                doc! { "_id": room.as_str() },
-                doc! { "$set": { "archived": archived } },
-            )?;
-            Ok(())
-        })
+        self.set_room_fields(room, doc! { "archived": archived })
     }
 
     fn set_members(&self, room: &Slug, members: &[DirectMember]) -> StoreResult<()> {
         let members = polodb_core::bson::to_bson(members)
             .map_err(|e| StoreError::Database(format!("members: {e}")))?;
-        self.write(|db| {
-            db.collection::<RoomRecord>(ROOMS).update_one(
-                doc! { "_id": room.as_str() },
-                doc! { "$set": { "members": members.clone() } },
-            )?;
-            Ok(())
-        })
+        self.set_room_fields(room, doc! { "members": members })
     }
 
-    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
-        let heads = batch
-            .room_heads
-            .iter()
-            .map(|head| {
-                let mentions = polodb_core::bson::to_bson(&head.mentions)
-                    .map_err(|e| StoreError::Database(format!("mention marks: {e}")))?;
-                Ok(doc! { "$set": {
-                    "last_id": head.last_id,
-                    "counted": head.counted,
-                    "last_activity": head.last_activity,
-                    "mentions": mentions,
-                } })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+    fn append(&self, batch: &[PendingMessage]) -> StoreResult<AppendOutcome> {
         let appending = self.appending.lock().expect("appending lock");
-        self.write(|db| {
+        let room_writes = self.room_writes.lock().expect("room writes lock");
+        let assignment = self.write(|db| {
             let txn = db.start_transaction()?;
-            if !batch.messages.is_empty() {
-                txn.collection::<MessageRecord>(MESSAGES)
-                    .insert_many(&batch.messages)?;
-            }
-            if !batch.dedup.is_empty() {
-                txn.collection::<DedupRecord>(DEDUP)
-                    .insert_many(&batch.dedup)?;
-            }
             let rooms = txn.collection::<RoomRecord>(ROOMS);
-            for (head, update) in batch.room_heads.iter().zip(&heads) {
-                rooms.update_one(doc! { "_id": head.slug.as_str() }, update.clone())?;
+            let mut heads = Vec::new();
+            for slug in append::rooms_of(batch) {
+                if let Some(room) = rooms.find_one(doc! { "_id": slug })? {
+                    heads.push(RoomHead::from(&room));
+                }
             }
-            txn.commit()
-        })?;
+            let resends = txn.collection::<DedupRecord>(DEDUP);
+            let mut known = HashMap::new();
+            for key in append::dedup_keys_of(batch) {
+                if let Some(record) = resends.find_one(doc! { "_id": key })? {
+                    known.insert(record.key, record.id.max(0) as u64);
+                }
+            }
+            let assignment = match append::assign(batch, heads, known) {
+                Ok(assignment) => assignment,
+                // Nothing written: the transaction is dropped, not committed.
+                Err(e) => return Ok(Err(e)),
+            };
+            if !assignment.messages.is_empty() {
+                txn.collection::<MessageRecord>(MESSAGES)
+                    .insert_many(&assignment.messages)?;
+            }
+            if !assignment.dedup.is_empty() {
+                resends.insert_many(&assignment.dedup)?;
+            }
+            for head in &assignment.outcome.heads {
+                rooms.update_one(doc! { "_id": head.slug.as_str() }, head_update(head)?)?;
+            }
+            txn.commit()?;
+            Ok(Ok(assignment))
+        })??;
+        drop(room_writes);
         // Never waits for the indexer: a full queue drops the batch, read back later.
-        self.indexer.push(&batch.messages);
+        self.indexer.push(&assignment.messages);
         drop(appending);
-        Ok(())
+        Ok(assignment.outcome)
     }
 
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
@@ -270,6 +274,7 @@ impl Storage for PoloStore {
     }
 
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
+        let _one_at_a_time = self.room_writes.lock().expect("room writes lock");
         self.write(|db| {
             let txn = db.start_transaction()?;
             for message in messages {
@@ -459,6 +464,17 @@ impl Storage for PoloStore {
             Ok(false)
         })
     }
+}
+
+/// The `$set` that moves a room's record to its newest message.
+fn head_update(head: &RoomHead) -> polodb_core::Result<polodb_core::bson::Document> {
+    let mentions = polodb_core::bson::to_bson(&head.mentions)?;
+    Ok(doc! { "$set": {
+        "last_id": head.last_id,
+        "counted": head.counted,
+        "last_activity": head.last_activity,
+        "mentions": mentions,
+    } })
 }
 
 /// Writes `document` under `id`, replacing any previous one, in one commit.

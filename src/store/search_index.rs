@@ -583,7 +583,7 @@ mod tests {
     use super::*;
     use crate::store::polo::MESSAGES;
     use crate::store::test_backends::{Backend, TestStore, on_both_backends};
-    use crate::store::{AppendBatch, PoloStore, RoomRecord};
+    use crate::store::{PendingMessage, PoloStore, RoomRecord};
 
     const START: i64 = 1_700_000_000_000;
 
@@ -614,23 +614,26 @@ mod tests {
 
         /// Stores `(room, body, created_at)` in one commit; returns the records.
         fn append(&mut self, messages: &[(&str, String, i64)]) -> Vec<MessageRecord> {
-            let mut batch = AppendBatch::default();
+            let mut batch: Vec<PendingMessage> = Vec::new();
             for (room, body, at) in messages {
                 let id = self.next_id.entry(room.to_string()).or_insert(0);
                 *id += 1;
-                batch.messages.push(MessageRecord::new(
-                    &Slug::parse(room).unwrap(),
-                    *id,
-                    MessageKind::User,
-                    "alice".into(),
-                    String::new(),
-                    body.clone(),
-                    *at,
-                ));
+                batch.push(
+                    MessageRecord::new(
+                        &Slug::parse(room).unwrap(),
+                        *id,
+                        MessageKind::User,
+                        "alice".into(),
+                        String::new(),
+                        body.clone(),
+                        *at,
+                    )
+                    .into(),
+                );
             }
             self.store.append(&batch).unwrap();
             self.store.index_now();
-            batch.messages
+            batch.into_iter().map(|pending| pending.record).collect()
         }
 
         /// PoloDB's own index, for tests of its internals.

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use super::test_backends::{Backend, TestStore, on_both_backends};
 use super::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, ImageInfo,
-    MentionMark, MessageKind, MessageRecord, Reaction, ReaderRecord, ReplyPreview, RoomHead,
-    RoomRecord, SessionRecord,
+    Appended, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, ImageInfo,
+    MentionMark, MessageKind, MessageRecord, PendingMessage, Reaction, ReaderRecord, ReplyPreview,
+    RoomHead, RoomRecord, SessionRecord,
 };
 use crate::domain::Slug;
 
@@ -29,22 +29,21 @@ fn said(room: &str, id: u64, body: &str) -> MessageRecord {
     )
 }
 
-fn head(room: &str, last_id: i64, counted: i64) -> RoomHead {
+/// A room after its message `last_id`, sent at `AT + last_id` (as `said` makes it).
+fn head(room: &str, last_id: i64, counted: i64, mentions: Vec<MentionMark>) -> RoomHead {
     RoomHead {
         slug: slug(room),
         last_id,
         counted,
         last_activity: AT + last_id,
-        mentions: vec![MentionMark {
-            key: "bob".into(),
-            id: last_id,
-        }],
+        mentions,
     }
 }
 
 on_both_backends!(
     rooms_keep_every_field_and_a_taken_slug_is_not_created_again,
-    an_append_stores_messages_resends_and_room_heads_in_one_commit,
+    an_append_gives_each_room_its_next_ids_and_stores_a_resend_once,
+    changing_a_room_record_keeps_its_ids_going,
     edits_and_rewrites_replace_a_message_in_place,
     readers_keep_their_marks_mutes_and_left_rooms,
     small_records_round_trip,
@@ -85,7 +84,7 @@ fn rooms_keep_every_field_and_a_taken_slug_is_not_created_again(backend: Backend
     assert_eq!(store.rooms().unwrap(), vec![room]);
 }
 
-fn an_append_stores_messages_resends_and_room_heads_in_one_commit(backend: Backend) {
+fn an_append_gives_each_room_its_next_ids_and_stores_a_resend_once(backend: Backend) {
     let store = TestStore::open(backend);
     for name in ["lobby", "other"] {
         store
@@ -94,61 +93,101 @@ fn an_append_stores_messages_resends_and_room_heads_in_one_commit(backend: Backe
     }
     let mut first = said("lobby", 1, "hello");
     first.client_id = Some("c1".into());
+    first.mentioned = vec!["handle-bob".into()];
+    let resent = |record: &MessageRecord| PendingMessage {
+        record: record.clone(),
+        dedup_key: Some("login-alice/c1".into()),
+    };
+    let batch = vec![
+        resent(&first),
+        said("lobby", 2, "again").into(),
+        said("other", 1, "elsewhere").into(),
+        // The same send again, in the same batch.
+        resent(&first),
+    ];
+    let outcome = store.append(&batch).unwrap();
+    assert_eq!(
+        outcome.appended,
+        [
+            Appended::Stored(1),
+            Appended::Stored(2),
+            Appended::Stored(1),
+            Appended::Duplicate(1)
+        ]
+    );
+    let mention = MentionMark {
+        key: "handle-bob".into(),
+        id: 1,
+    };
+    assert_eq!(
+        outcome.heads,
+        [
+            head("lobby", 2, 2, vec![mention.clone()]),
+            head("other", 1, 1, Vec::new())
+        ]
+    );
+    let stored = vec![first.clone(), said("lobby", 2, "again")];
+    assert_eq!(store.messages(&slug("lobby"), 0, 10).unwrap(), stored);
+    assert_eq!(store.messages(&slug("lobby"), 2, 2).unwrap(), stored[1..]);
     let resend = DedupRecord {
         key: "login-alice/c1".into(),
         room: slug("lobby"),
         id: 1,
     };
-    let batch = AppendBatch {
-        messages: vec![
-            first.clone(),
-            said("lobby", 2, "again"),
-            said("other", 1, "elsewhere"),
-        ],
-        dedup: vec![resend.clone()],
-        room_heads: vec![head("lobby", 2, 2), head("other", 1, 1)],
-    };
-    store.append(&batch).unwrap();
-
-    let lobby = store.messages(&slug("lobby"), 0, 10).unwrap();
-    assert_eq!(lobby, batch.messages[..2]);
-    assert_eq!(
-        store.messages(&slug("lobby"), 2, 2).unwrap(),
-        batch.messages[1..2]
-    );
     assert_eq!(
         store.dedup_lookup(&resend.key).unwrap(),
         Some(resend.clone())
     );
     assert_eq!(store.dedup_lookup("login-alice/c2").unwrap(), None);
 
-    // A batch that fails stores nothing of itself: the same resend key twice.
-    let failing = AppendBatch {
-        messages: vec![said("lobby", 3, "lost")],
-        dedup: vec![resend.clone()],
-        room_heads: vec![head("lobby", 3, 3)],
-    };
+    // A later resend is stored once too; ids go on from the room's record.
+    let later = store
+        .append(&[resent(&first), said("lobby", 3, "third").into()])
+        .unwrap();
+    assert_eq!(
+        later.appended,
+        [Appended::Duplicate(1), Appended::Stored(3)]
+    );
+
+    // A batch that fails stores nothing of itself: here lobby's next id is taken already.
+    store.rewrite(&[said("lobby", 4, "planted")], &[]).unwrap();
+    let failing = [
+        said("other", 2, "lost").into(),
+        said("lobby", 4, "lost").into(),
+    ];
     assert!(store.append(&failing).is_err());
+    let nowhere = [said("absent", 1, "lost").into()];
+    assert!(store.append(&nowhere).is_err(), "no such room");
 
     let store = store.reopen();
-    assert_eq!(
-        store.messages(&slug("lobby"), 1, 10).unwrap(),
-        batch.messages[..2]
-    );
+    assert_eq!(store.messages(&slug("other"), 1, 10).unwrap().len(), 1);
     assert_eq!(store.dedup_records().unwrap(), vec![resend]);
-    let rooms: BTreeMap<String, RoomRecord> = store
-        .rooms()
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.slug.to_string(), r))
-        .collect();
-    let lobby = &rooms["lobby"];
-    assert_eq!(
-        (lobby.last_id, lobby.counted, lobby.last_activity),
-        (2, 2, AT + 2)
-    );
-    assert_eq!(lobby.mentions, head("lobby", 2, 2).mentions);
-    assert_eq!(rooms["other"].last_id, 1);
+    let lobby = store.room(&slug("lobby")).unwrap().unwrap();
+    assert_eq!(RoomHead::from(&lobby), head("lobby", 3, 3, vec![mention]));
+    assert_eq!(store.room(&slug("other")).unwrap().unwrap().last_id, 1);
+    assert_eq!(store.room(&slug("absent")).unwrap(), None);
+}
+
+fn changing_a_room_record_keeps_its_ids_going(backend: Backend) {
+    let store = TestStore::open(backend);
+    let lobby = slug("lobby");
+    store
+        .create_room(&RoomRecord::new(lobby.clone(), "lobby".into(), "", AT))
+        .unwrap();
+    for expected in 1..=8 {
+        match expected % 4 {
+            0 => store
+                .rename_room(&lobby, &format!("lobby {expected}"))
+                .unwrap(),
+            1 => store
+                .set_topic(&lobby, &format!("topic {expected}"))
+                .unwrap(),
+            2 => store.set_archived(&lobby, expected % 3 == 0).unwrap(),
+            _ => store.set_members(&lobby, &[]).unwrap(),
+        }
+        let outcome = store.append(&[said("lobby", 0, "next").into()]).unwrap();
+        assert_eq!(outcome.appended, [Appended::Stored(expected)]);
+    }
 }
 
 fn edits_and_rewrites_replace_a_message_in_place(backend: Backend) {
@@ -158,11 +197,7 @@ fn edits_and_rewrites_replace_a_message_in_place(backend: Backend) {
         .unwrap();
     let original = said("lobby", 1, "first words");
     store
-        .append(&AppendBatch {
-            messages: vec![original.clone(), said("lobby", 2, "second")],
-            dedup: Vec::new(),
-            room_heads: vec![head("lobby", 2, 2)],
-        })
+        .append(&[original.clone().into(), said("lobby", 2, "second").into()])
         .unwrap();
     let mut edited = original.clone();
     edited.body = "better words".into();

@@ -6,7 +6,7 @@ use askama::Template;
 
 use super::{rfc3339, utc_time_text};
 use crate::clock::from_millis;
-use crate::domain::{Slug, is_emoji_only, render_body_and_mentions};
+use crate::domain::{RenderedBody, Slug, is_emoji_only, render_body_and_mentions};
 use crate::files;
 use crate::store::{MessageKind, MessageRecord, Reaction, ReplyPreview};
 
@@ -137,8 +137,13 @@ pub fn human_size(bytes: u64) -> String {
 /// Renders one message with `_message.html`: the only place message markup comes from.
 /// Returns the markup and the mention keys of the people it mentions.
 pub fn render_message(record: &MessageRecord) -> (String, Vec<String>) {
+    render_message_with(record, render_body_and_mentions(&record.body))
+}
+
+/// [`render_message`] with its body rendered already (`render_body_and_mentions` of the
+/// record's body): the committer needs the mentions before the store gives the id.
+pub fn render_message_with(record: &MessageRecord, body: RenderedBody) -> (String, Vec<String>) {
     let at = from_millis(record.created_at);
-    let body = render_body_and_mentions(&record.body);
     let view = MessageView {
         slug: record.room.as_str(),
         id: record.id,

@@ -59,6 +59,18 @@ impl AppData {
         }
     }
 
+    /// Data for another instance on the same PostgreSQL database: a directory of its own.
+    pub fn another_instance(&self) -> AppData {
+        assert!(
+            self.database_url.is_some(),
+            "instances share PostgreSQL only"
+        );
+        AppData {
+            dir: Arc::new(tempfile::tempdir().unwrap()),
+            database_url: self.database_url.clone(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chat::domain::{Nickname, Slug};
 use chat::identity::login_handle;
 use chat::store::{
-    AppendBatch, ClaimRecord, DedupRecord, MessageKind, MessageRecord, PoloStore, RoomHead,
-    RoomRecord, SessionRecord, Storage,
+    Appended, ClaimRecord, MessageKind, MessageRecord, PendingMessage, PoloStore, RoomRecord,
+    SessionRecord, Storage,
 };
 use futures_util::future::join_all;
 use reqwest::Method;
@@ -269,29 +269,16 @@ impl OldDatabase {
         self.0.save_reader(&reader).unwrap();
     }
 
+    /// Stores `message` under its own id (the next of its room: the fixture's ids are dense).
     fn append(&self, message: MessageRecord, sent_by: Option<&str>) {
-        let (room, id, at) = (message.room.clone(), message.id as u64, message.created_at);
+        let id = message.id as u64;
         let client_id = message.client_id.clone().unwrap_or_default();
-        let dedup = sent_by.map(|login| DedupRecord {
-            key: format!("{login}/{client_id}"),
-            room: room.clone(),
-            id: id as i64,
-        });
-        let head = RoomHead {
-            slug: room.clone(),
-            last_id: id as i64,
-            // Written before rooms counted their messages: the upgrade counts them.
-            counted: 0,
-            last_activity: at,
-            mentions: Vec::new(),
+        let pending = PendingMessage {
+            record: message,
+            dedup_key: sent_by.map(|login| format!("{login}/{client_id}")),
         };
-        self.0
-            .append(&AppendBatch {
-                messages: vec![message],
-                dedup: dedup.into_iter().collect(),
-                room_heads: vec![head],
-            })
-            .unwrap();
+        let outcome = self.0.append(&[pending]).unwrap();
+        assert_eq!(outcome.appended, [Appended::Stored(id)]);
     }
 
     /// `nickname` held by `login`, logged in now with the session `session_id` (a session id

@@ -15,6 +15,7 @@ mod graceful;
 mod helpers;
 mod hosts;
 mod identity;
+mod instances;
 mod limits;
 mod live;
 mod login;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chat::domain::Slug;
 use chat::store::{
-    AppendBatch, DATABASE_DIR, MessageKind, MessageRecord, PoloStore, RoomHead, RoomRecord, Storage,
+    DATABASE_DIR, MessageKind, MessageRecord, PendingMessage, PoloStore, RoomRecord, Storage,
 };
 use fantoccini::Locator;
 use polodb_core::bson::{Document, doc};
@@ -549,7 +549,7 @@ fn write_database_from_before_prefixes(dir: &std::path::Path, bodies: &[&str]) {
     store
         .create_room(&RoomRecord::new(lobby.clone(), "lobby".into(), "", 1_000))
         .unwrap();
-    let messages: Vec<MessageRecord> = (1..)
+    let messages: Vec<PendingMessage> = (1..)
         .zip(bodies)
         .map(|(id, body)| {
             let kind = MessageKind::User;
@@ -563,23 +563,10 @@ fn write_database_from_before_prefixes(dir: &std::path::Path, bodies: &[&str]) {
                 body.to_string(),
                 at,
             )
+            .into()
         })
         .collect();
-    let head = RoomHead {
-        slug: lobby,
-        last_id: bodies.len() as i64,
-        // Counted by the data upgrade at first open, as for any older database.
-        counted: 0,
-        last_activity: 3_000,
-        mentions: Vec::new(),
-    };
-    store
-        .append(&AppendBatch {
-            messages,
-            dedup: Vec::new(),
-            room_heads: vec![head],
-        })
-        .unwrap();
+    store.append(&messages).unwrap();
     drop(store);
 
     let db = Database::open_path(dir.join(DATABASE_DIR)).unwrap();

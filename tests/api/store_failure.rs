@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use chat::domain::{SearchQuery, Slug};
 use chat::store::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
-    PoloStore, ReaderRecord, RoomRecord, SearchCursor, SearchPage, SessionRecord, Storage,
-    StoreError, StoreResult,
+    AppendOutcome, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
+    PendingMessage, PoloStore, ReaderRecord, RoomRecord, SearchCursor, SearchPage, SessionRecord,
+    Storage, StoreError, StoreResult,
 };
 use chat::{Application, Config};
 
@@ -32,6 +32,9 @@ struct FlakyStore {
 impl Storage for FlakyStore {
     fn rooms(&self) -> StoreResult<Vec<RoomRecord>> {
         self.inner.rooms()
+    }
+    fn room(&self, slug: &Slug) -> StoreResult<Option<RoomRecord>> {
+        self.inner.room(slug)
     }
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
         self.inner.create_room(room)
@@ -54,7 +57,7 @@ impl Storage for FlakyStore {
     fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
         self.inner.put_setting(key, value)
     }
-    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
+    fn append(&self, batch: &[PendingMessage]) -> StoreResult<AppendOutcome> {
         if self.fail_appends.load(Ordering::SeqCst) {
             self.failed.fetch_add(1, Ordering::SeqCst);
             return Err(StoreError::OutOfSpace(

@@ -450,11 +450,11 @@ mod tests {
     use crate::domain::SearchQuery;
     use crate::store::search_index::RUNS;
     use crate::store::search_index::stored_postings;
-    use crate::store::{AppendBatch, DATABASE_DIR, MessageKind, PoloStore, RoomHead, Storage};
+    use crate::store::{DATABASE_DIR, MessageKind, PendingMessage, PoloStore, Storage};
 
     const START: i64 = 1_700_000_000_000;
 
-    /// Rooms written to the way the committer does: contiguous ids, heads in the commit.
+    /// Rooms written to the way the committer does, knowing the ids the store will give.
     struct Rooms {
         next_ids: HashMap<String, u64>,
         clock: i64,
@@ -481,33 +481,25 @@ mod tests {
         /// Stores `(room, body)` messages in one commit.
         fn append(&mut self, store: &PoloStore, messages: &[(&str, &str)]) -> Vec<MessageRecord> {
             self.clock += 1;
-            let mut batch = AppendBatch::default();
+            let mut batch: Vec<PendingMessage> = Vec::new();
             for (room, body) in messages {
                 let id = self.next_ids.entry(room.to_string()).or_insert(0);
                 *id += 1;
-                batch.messages.push(MessageRecord::new(
-                    &Slug::parse(room).unwrap(),
-                    *id,
-                    MessageKind::User,
-                    "alice".into(),
-                    String::new(),
-                    body.to_string(),
-                    self.clock,
-                ));
+                batch.push(
+                    MessageRecord::new(
+                        &Slug::parse(room).unwrap(),
+                        *id,
+                        MessageKind::User,
+                        "alice".into(),
+                        String::new(),
+                        body.to_string(),
+                        self.clock,
+                    )
+                    .into(),
+                );
             }
-            batch.room_heads = self
-                .next_ids
-                .iter()
-                .map(|(room, id)| RoomHead {
-                    slug: Slug::parse(room).unwrap(),
-                    last_id: *id as i64,
-                    counted: *id as i64,
-                    last_activity: self.clock,
-                    mentions: Vec::new(),
-                })
-                .collect();
             store.append(&batch).unwrap();
-            batch.messages
+            batch.into_iter().map(|pending| pending.record).collect()
         }
     }
 

@@ -1,8 +1,10 @@
-//! `Storage` on PostgreSQL (`--database-url`), for one instance so far: the same records and
-//! semantics as [`PoloStore`](super::PoloStore), in tables (see `schema/`). Calls block, like
-//! every `Storage` call, and so run off the async workers; each takes a connection from a
-//! small pool for the length of one statement or transaction.
+//! `Storage` on PostgreSQL (`--database-url`), which several instances may share: the same
+//! records and semantics as [`PoloStore`](super::PoloStore), in tables (see `schema/`).
+//! Calls block, like every `Storage` call, and so run off the async workers; each takes a
+//! connection from a small pool for the length of one statement or transaction. What one
+//! instance commits it announces to the others (`announce`).
 
+mod announce;
 mod import;
 mod migrations;
 mod readers;
@@ -13,17 +15,19 @@ pub(crate) mod test_cluster;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use postgres::NoTls;
 use postgres::types::ToSql;
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
 
+use super::announcements::Announcements;
+use super::append::{self, AppendOutcome, PendingMessage, RoomHead};
 use super::search_index::{SearchCursor, SearchPage};
 use super::{
-    AppendBatch, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
-    ReaderRecord, RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
+    BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord, ReaderRecord,
+    RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 use rows::{
@@ -43,6 +47,14 @@ const CONNECTION_WAIT: Duration = Duration::from_secs(10);
 pub struct PgStore {
     /// Taken only by `drop`, which closes it on a thread of its own.
     pool: Option<Pool>,
+    /// For the connection that listens to the other instances (boxed: it is large, and
+    /// read once).
+    config: Box<postgres::Config>,
+    /// This store's own id in its announcements.
+    origin: String,
+    /// Announce appends inside their transaction rather than right after it: NOTIFY then
+    /// holds a database-wide lock through the commit, serialising commits (for measuring).
+    notify_in_commit: bool,
 }
 
 impl Drop for PgStore {
@@ -81,8 +93,19 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(CONNECTION_WAIT)
-            .build(PostgresConnectionManager::new(config, NoTls))?;
-        Ok(PgStore { pool: Some(pool) })
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))?;
+        Ok(PgStore {
+            pool: Some(pool),
+            config: Box::new(config),
+            origin: announce::new_origin(),
+            notify_in_commit: false,
+        })
+    }
+
+    /// Announces appends inside their transaction instead of right after it.
+    pub fn notifying_in_commit(mut self, in_commit: bool) -> PgStore {
+        self.notify_in_commit = in_commit;
+        self
     }
 
     fn connection(&self) -> StoreResult<Connection> {
@@ -96,6 +119,14 @@ impl PgStore {
     /// One statement that changes rows; returns how many.
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
         Ok(self.connection()?.execute(sql, params)?)
+    }
+
+    /// One statement that changes a room's record, announced to the other instances.
+    fn change_room(&self, room: &Slug, sql: &str, value: &(dyn ToSql + Sync)) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        client.execute(sql, &[&room.as_str(), value])?;
+        announce::announce_after_commit(&mut *client, &announce::room_changed(&self.origin, room));
+        Ok(())
     }
 
     /// The rows one query returns, each turned into a record.
@@ -156,51 +187,88 @@ impl Storage for PgStore {
         )
     }
 
+    fn room(&self, slug: &Slug) -> StoreResult<Option<RoomRecord>> {
+        self.select_one(
+            &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE slug = $1"),
+            &[&slug.as_str()],
+            rows::room,
+        )
+    }
+
     fn create_room(&self, room: &RoomRecord) -> StoreResult<bool> {
-        rows::create_room(&mut *self.connection()?, room)
+        let mut client = self.connection()?;
+        let created = rows::create_room(&mut *client, room)?;
+        if created {
+            let announcement = announce::room_changed(&self.origin, &room.slug);
+            announce::announce_after_commit(&mut *client, &announcement);
+        }
+        Ok(created)
     }
 
     fn set_topic(&self, room: &Slug, topic: &str) -> StoreResult<()> {
-        self.execute(
-            "UPDATE rooms SET topic = $2 WHERE slug = $1",
-            &[&room.as_str(), &topic],
-        )?;
-        Ok(())
+        self.change_room(room, "UPDATE rooms SET topic = $2 WHERE slug = $1", &topic)
     }
 
     fn rename_room(&self, room: &Slug, name: &str) -> StoreResult<()> {
-        self.execute(
-            "UPDATE rooms SET name = $2 WHERE slug = $1",
-            &[&room.as_str(), &name],
-        )?;
-        Ok(())
+        self.change_room(room, "UPDATE rooms SET name = $2 WHERE slug = $1", &name)
     }
 
     fn set_archived(&self, room: &Slug, archived: bool) -> StoreResult<()> {
-        self.execute(
+        self.change_room(
+            room,
             "UPDATE rooms SET archived = $2 WHERE slug = $1",
-            &[&room.as_str(), &archived],
-        )?;
-        Ok(())
+            &archived,
+        )
     }
 
     fn set_members(&self, room: &Slug, members: &[DirectMember]) -> StoreResult<()> {
-        self.execute(
+        self.change_room(
+            room,
             "UPDATE rooms SET members = $2 WHERE slug = $1",
-            &[&room.as_str(), &postgres::types::Json(members)],
-        )?;
-        Ok(())
+            &postgres::types::Json(members),
+        )
     }
 
-    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
+    fn append(&self, batch: &[PendingMessage]) -> StoreResult<AppendOutcome> {
         let mut client = self.connection()?;
         let mut txn = client.transaction()?;
+        // The rooms' rows, locked: an append to the same room on another instance waits
+        // here until this one commits, then reads the ids it took.
+        let heads = txn
+            .query(
+                "SELECT slug, last_id, counted, last_activity, mentions FROM rooms
+                 WHERE slug = ANY($1) ORDER BY slug FOR UPDATE",
+                &[&append::rooms_of(batch)],
+            )?
+            .iter()
+            .map(rows::room_head)
+            .collect::<StoreResult<Vec<RoomHead>>>()?;
+        // Read after the locks: a resend that went through another instance has committed
+        // by now (a resend key belongs to one room), so it is found here.
+        let keys = append::dedup_keys_of(batch);
+        let known: HashMap<String, u64> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            txn.query(
+                "SELECT key, id FROM client_ids WHERE key = ANY($1)",
+                &[&keys],
+            )?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("key")?,
+                    row.try_get::<_, i64>("id")?.max(0) as u64,
+                ))
+            })
+            .collect::<StoreResult<_>>()?
+        };
+        let assignment = append::assign(batch, heads, known)?;
         let insert = rows::prepare_message_write(&mut txn, false)?;
-        for message in &batch.messages {
+        for message in &assignment.messages {
             rows::write_message(&mut txn, &insert, message)?;
         }
         let remember = txn.prepare("INSERT INTO client_ids (key, room, id) VALUES ($1, $2, $3)")?;
-        for dedup in &batch.dedup {
+        for dedup in &assignment.dedup {
             txn.execute(
                 &remember,
                 &[
@@ -210,7 +278,7 @@ impl Storage for PgStore {
                 ],
             )?;
         }
-        for head in &batch.room_heads {
+        for head in &assignment.outcome.heads {
             txn.execute(
                 "UPDATE rooms SET last_id = $2, counted = $3, last_activity = $4, mentions = $5
                  WHERE slug = $1",
@@ -223,8 +291,15 @@ impl Storage for PgStore {
                 ],
             )?;
         }
-        txn.commit()?;
-        Ok(())
+        let announcements = announce::appended(&self.origin, &assignment.outcome.heads);
+        if self.notify_in_commit {
+            announce::announce_in_commit(&mut txn, &announcements)?;
+            txn.commit()?;
+        } else {
+            txn.commit()?;
+            announce::announce_after_commit(&mut *client, &announcements);
+        }
+        Ok(assignment.outcome)
     }
 
     fn messages(&self, room: &Slug, from: u64, to: u64) -> StoreResult<Vec<MessageRecord>> {
@@ -245,7 +320,42 @@ impl Storage for PgStore {
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
         let mut client = self.connection()?;
         let replace = rows::prepare_message_write(&mut *client, true)?;
-        rows::write_message(&mut *client, &replace, message)
+        rows::write_message(&mut *client, &replace, message)?;
+        let announcement = announce::changed(&self.origin, &message.room, message.id);
+        announce::announce_after_commit(&mut *client, &announcement);
+        Ok(())
+    }
+
+    fn change_message(
+        &self,
+        room: &Slug,
+        id: u64,
+        change: &mut dyn FnMut(Option<MessageRecord>) -> Option<MessageRecord>,
+    ) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        let mut txn = client.transaction()?;
+        // Locked: the same change on another instance waits, then reads this one's result.
+        let stored = txn
+            .query_opt(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = $1 AND id = $2
+                     FOR UPDATE"
+                ),
+                &[&room.as_str(), &(id.min(i64::MAX as u64) as i64)],
+            )?
+            .as_ref()
+            .map(rows::message)
+            .transpose()?;
+        // Left as it is: the transaction ends unused.
+        let Some(changed) = change(stored) else {
+            return Ok(());
+        };
+        let replace = rows::prepare_message_write(&mut txn, true)?;
+        rows::write_message(&mut txn, &replace, &changed)?;
+        txn.commit()?;
+        let announcement = announce::changed(&self.origin, &changed.room, changed.id);
+        announce::announce_after_commit(&mut *client, &announcement);
+        Ok(())
     }
 
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
@@ -451,6 +561,11 @@ impl Storage for PgStore {
             |_| Ok(()),
         )?;
         Ok(live.is_some())
+    }
+
+    fn announcements(&self) -> StoreResult<Option<Box<dyn Announcements>>> {
+        let listener = announce::Listener::new((*self.config).clone(), self.origin.clone());
+        Ok(Some(Box::new(listener)))
     }
 
     fn dump(&self, _out: &mut dyn std::io::Write) -> StoreResult<BTreeMap<String, u64>> {

@@ -6,8 +6,8 @@ use postgres::{Row, Statement};
 
 use super::super::search_index::{posting, searchable_terms};
 use super::super::{
-    BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageKind, MessageRecord, RoomRecord,
-    SessionRecord, StoreError, StoreResult,
+    BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageKind, MessageRecord, RoomHead,
+    RoomRecord, SessionRecord, StoreError, StoreResult,
 };
 use crate::domain::Slug;
 
@@ -44,6 +44,17 @@ pub(super) fn room(row: &Row) -> StoreResult<RoomRecord> {
         mentions: row.try_get::<_, Json<_>>("mentions")?.0,
         archived: row.try_get("archived")?,
         members: row.try_get::<_, Json<_>>("members")?.0,
+    })
+}
+
+/// A room's head, from a row of `slug, last_id, counted, last_activity, mentions`.
+pub(super) fn room_head(row: &Row) -> StoreResult<RoomHead> {
+    Ok(RoomHead {
+        slug: slug(row.try_get("slug")?)?,
+        last_id: row.try_get("last_id")?,
+        counted: row.try_get("counted")?,
+        last_activity: row.try_get("last_activity")?,
+        mentions: row.try_get::<_, Json<_>>("mentions")?.0,
     })
 }
 

@@ -25,10 +25,16 @@ struct Cluster {
 
 /// A cluster of the caller's own, for a test that stops and starts PostgreSQL under a
 /// running server (the shared one serves every other test of the process).
-#[allow(dead_code, reason = "used by the API tests, which include this file by path")]
+#[allow(
+    dead_code,
+    reason = "used by the API tests, which include this file by path"
+)]
 pub struct OwnCluster(Cluster);
 
-#[allow(dead_code, reason = "used by the API tests, which include this file by path")]
+#[allow(
+    dead_code,
+    reason = "used by the API tests, which include this file by path"
+)]
 impl OwnCluster {
     /// Starts one, with one database; returns it and that database's URL.
     pub fn start() -> (OwnCluster, String) {

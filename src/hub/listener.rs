@@ -1,0 +1,126 @@
+//! Hearing the other instances that share the database. Each announcement names a room;
+//! this instance reads what is new there from the store, by id, renders it once and shows
+//! it to its own subscribers through the same gate as its committer's messages
+//! ([`Room::publish_stored`]), so nothing is shown twice or out of order.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::Duration;
+
+use super::room::render;
+use super::{Hub, Room};
+use crate::domain::Slug;
+use crate::store::{Announcement, Announcements, RoomHead, RoomRecord, StoreError, StoreResult};
+
+/// How long one wait for announcements lasts: how soon the thread notices the hub is gone.
+const WAIT: Duration = Duration::from_secs(1);
+
+/// Starts the thread that listens (the client blocks; no async worker may).
+pub(super) fn spawn(hub: &Arc<Hub>, announcements: Box<dyn Announcements>) -> StoreResult<()> {
+    let hub = Arc::downgrade(hub);
+    thread::Builder::new()
+        .name("listener".into())
+        .spawn(move || listen(hub, announcements))
+        .map_err(|e| StoreError::Database(format!("cannot start the listener: {e}")))?;
+    Ok(())
+}
+
+fn listen(hub: Weak<Hub>, mut announcements: Box<dyn Announcements>) {
+    loop {
+        let heard = announcements.next(WAIT);
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        if hub.shutdown.is_cancelled() {
+            return;
+        }
+        for announcement in heard {
+            if let Err(e) = hub.hear(&announcement) {
+                tracing::warn!(error = %e, ?announcement, "could not follow another instance");
+            }
+        }
+    }
+}
+
+impl Hub {
+    fn hear(&self, announcement: &Announcement) -> StoreResult<()> {
+        match announcement {
+            Announcement::Appended { room, last_id } => self.follow_appended(room, *last_id),
+            Announcement::Changed { room, id } => self.follow_changed(room, *id),
+            Announcement::Room { room } => match self.storage.room(room)? {
+                Some(record) => {
+                    self.follow_room(record);
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+            Announcement::Missed => {
+                for record in self.storage.rooms()? {
+                    let head = RoomHead::from(&record);
+                    let room = self.follow_room(record);
+                    room.publish_stored(self.storage.as_ref(), Vec::new(), &head)?;
+                }
+                self.sidebar_dirty.store(true, Ordering::Release);
+                Ok(())
+            }
+        }
+    }
+
+    /// Shows the room's messages up to `last_id` (and any stored since).
+    fn follow_appended(&self, slug: &Slug, last_id: u64) -> StoreResult<()> {
+        if self
+            .room(slug)
+            .is_some_and(|room| room.last_id() >= last_id)
+        {
+            return Ok(());
+        }
+        let Some(record) = self.storage.room(slug)? else {
+            return Ok(());
+        };
+        let head = RoomHead::from(&record);
+        let room = self.follow_room(record);
+        room.publish_stored(self.storage.as_ref(), Vec::new(), &head)?;
+        self.sidebar_dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Shows message `id` as it is now, if it is published here; one that is not yet comes
+    /// as it is now with its room's messages.
+    fn follow_changed(&self, slug: &Slug, id: u64) -> StoreResult<()> {
+        let Some(room) = self.room(slug).filter(|room| id <= room.last_id()) else {
+            return Ok(());
+        };
+        if let Some(record) = self.storage.messages(slug, id, id)?.pop() {
+            room.republish(render(&record));
+        }
+        Ok(())
+    }
+
+    /// The room as `record` says, shown here: a room new to this instance is added, a known
+    /// one takes the record's name, topic, archived state and members. Its messages are not
+    /// touched.
+    fn follow_room(&self, record: RoomRecord) -> Arc<Room> {
+        let (room, added) = self.adopt_room(record.clone());
+        let mut changed = added;
+        if room.name() != record.name {
+            room.show_name(record.name);
+            changed = true;
+        }
+        if room.topic() != record.topic {
+            room.show_topic(record.topic);
+        }
+        if room.is_archived() != record.archived {
+            room.show_archived(record.archived);
+            changed = true;
+        }
+        if room.members() != record.members {
+            room.set_members(record.members);
+            changed = true;
+        }
+        if changed {
+            self.sidebar_dirty.store(true, Ordering::Release);
+        }
+        room
+    }
+}

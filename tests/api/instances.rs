@@ -1,0 +1,206 @@
+//! Two instances on one PostgreSQL database are one chat: whichever instance a socket is on,
+//! it receives every message of its room once, in id order, and the changes made on the
+//! other instance.
+
+use futures_util::future::join_all;
+use reqwest::Method;
+
+use crate::helpers::{
+    Backend, TestApp, Visitor, Ws, message_ids, spawn_app_in, spawn_app_on, user_message_ids,
+};
+use chat::domain::Slug;
+
+const SENDERS_PER_INSTANCE: usize = 3;
+const MESSAGES_PER_SENDER: usize = 20;
+
+async fn two_instances() -> (TestApp, TestApp) {
+    let a = spawn_app_on(Backend::Postgres).await;
+    let b = spawn_app_in(a.data.another_instance(), |_| {}).await;
+    (a, b)
+}
+
+/// Someone logged in on `app` with a socket in the lobby, caught up from its first message.
+async fn watching(app: &TestApp, nickname: &str) -> (Visitor, Ws) {
+    let visitor = app.login(nickname).await;
+    let mut ws = visitor.ws("lobby").await;
+    ws.resume(0).await;
+    (visitor, ws)
+}
+
+/// Reads appended messages until `people` of them are people's; returns the ids of all
+/// appended (system lines too), in the order they came.
+async fn appended_ids(ws: &mut Ws, people: usize) -> Vec<u64> {
+    let (mut ids, mut seen) = (Vec::new(), 0);
+    while seen < people {
+        let frame = ws.next_raw().await;
+        if frame.starts_with(r#"<div id="messages" hx-swap-oob="beforeend">"#) {
+            ids.extend(message_ids(&frame));
+            seen += user_message_ids(&frame).len();
+        }
+    }
+    ids
+}
+
+/// The next frame that replaces message `id`.
+async fn replaced(ws: &mut Ws, id: u64) -> String {
+    loop {
+        let frame = ws.next_raw().await;
+        if frame.starts_with(r#"<article class="msg"#)
+            && frame.contains(&format!(r#"id="msg-{id}""#))
+        {
+            return frame;
+        }
+    }
+}
+
+/// Each sender posts its messages one after the other; all senders at once.
+async fn flood(senders: &[(String, Visitor)]) {
+    join_all(senders.iter().map(|(name, visitor)| async move {
+        for n in 0..MESSAGES_PER_SENDER {
+            let body = format!("{name} says {n}");
+            let sent = visitor
+                .post_form("/rooms/lobby/messages", &[("body", &body)])
+                .await;
+            assert_eq!(sent.status(), 303, "{body}");
+        }
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn sockets_on_both_instances_receive_every_message_once_in_order_and_changes_travel() {
+    let (a, b) = two_instances().await;
+    let (_, mut on_a) = watching(&a, "watcher-a").await;
+    let (_, mut on_b) = watching(&b, "watcher-b").await;
+    let mut senders = Vec::new();
+    for (app, instance) in [(&a, "a"), (&b, "b")] {
+        for n in 0..SENDERS_PER_INSTANCE {
+            let name = format!("{instance}{n}");
+            senders.push((name.clone(), app.login(&name).await));
+        }
+    }
+
+    flood(&senders).await;
+    let people = 2 * SENDERS_PER_INSTANCE * MESSAGES_PER_SENDER;
+    for ws in [&mut on_a, &mut on_b] {
+        let ids = appended_ids(ws, people).await;
+        let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+        assert_eq!(
+            ids, expected,
+            "every message once, in id order, from the first"
+        );
+    }
+    let stored = a
+        .data
+        .with_storage(|s| s.messages(&Slug::lobby(), 1, u64::MAX).unwrap())
+        .await;
+    let mut bodies: Vec<&str> = stored
+        .iter()
+        .filter(|m| m.body.contains(" says "))
+        .map(|m| m.body.as_str())
+        .collect();
+    bodies.sort_unstable();
+    bodies.dedup();
+    assert_eq!(bodies.len(), people, "each stored once");
+
+    // An edit on A reaches the socket on B; a reaction on B reaches the socket on A.
+    let (author, editor) = &senders[0];
+    let id = stored
+        .iter()
+        .find(|m| m.body == format!("{author} says 0"))
+        .unwrap()
+        .id as u64;
+    let path = format!("/rooms/lobby/messages/{id}");
+    let edited = editor
+        .htmx(Method::PUT, &path, &[("body", "said, and then *edited*")])
+        .await;
+    assert_eq!(edited.status(), 200);
+    for ws in [&mut on_a, &mut on_b] {
+        let frame = replaced(ws, id).await;
+        assert!(frame.contains("<em>edited</em>"), "{frame}");
+    }
+
+    let (reactor, on_instance_b) = &senders[SENDERS_PER_INSTANCE];
+    let reacted = on_instance_b
+        .htmx(
+            Method::POST,
+            &format!("{path}/reactions"),
+            &[("emoji", "🎉")],
+        )
+        .await;
+    assert_eq!(reacted.status(), 200);
+    for ws in [&mut on_b, &mut on_a] {
+        let frame = replaced(ws, id).await;
+        assert!(
+            frame.contains(&format!(r#"data-by="{reactor}""#)),
+            "{frame}"
+        );
+        assert!(frame.contains("<em>edited</em>"), "the edit stays: {frame}");
+    }
+}
+
+#[tokio::test]
+async fn a_topic_and_a_room_made_on_one_instance_show_on_the_other() {
+    let (a, b) = two_instances().await;
+    let (_, mut on_b) = watching(&b, "bob").await;
+    let alice = a.login("alice").await;
+
+    let topic = alice
+        .post_form("/rooms/lobby/topic", &[("topic", "Release day")])
+        .await;
+    assert_eq!(topic.status(), 303);
+    let frame = on_b.next_containing(r#"id="room-topic""#).await;
+    assert!(frame.contains("Release day"), "{frame}");
+
+    let made = alice.post_form("/rooms", &[("name", "Plans")]).await;
+    assert_eq!(made.status(), 303);
+    let bob = b.login("bob2").await;
+    let page = crate::helpers::eventually(
+        || bob.get("/rooms/plans"),
+        |response| response.status() == 200,
+    )
+    .await;
+    assert_eq!(page.status(), 200, "the room exists on B too");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("room created by alice"), "with its history");
+}
+
+#[tokio::test]
+async fn an_instance_that_lost_its_listening_connection_catches_up_after_reconnecting() {
+    let (a, b) = two_instances().await;
+    let (_, mut on_b) = watching(&b, "bob").await;
+    let alice = a.login("alice").await;
+    let url = a.data.database_url().unwrap().to_owned();
+
+    // Cuts every listening connection: what is said meanwhile is announced to nobody.
+    tokio::task::spawn_blocking(move || {
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let cut = admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(cut, 2, "one listener per instance");
+    })
+    .await
+    .unwrap();
+    for n in 0..3 {
+        let body = format!("while away {n}");
+        let sent = alice
+            .post_form("/rooms/lobby/messages", &[("body", &body)])
+            .await;
+        assert_eq!(sent.status(), 303);
+    }
+
+    let ids = appended_ids(&mut on_b, 3).await;
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<u64>>());
+    // Listening again: later messages arrive as they are said.
+    let sent = alice
+        .post_form("/rooms/lobby/messages", &[("body", "back")])
+        .await;
+    assert_eq!(sent.status(), 303);
+    let frame = on_b.next_containing("back").await;
+    assert_eq!(message_ids(&frame), [ids.len() as u64 + 1]);
+}
