@@ -93,6 +93,24 @@ pub fn former_holder_handle(nickname_key: &str) -> String {
     login_handle(&format!("former:{nickname_key}"))
 }
 
+/// Why a login's sockets are closed (all with 1008); the page tells the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginEnd {
+    LoggedOut,
+    /// An admin kicked the nickname.
+    Removed,
+}
+
+impl LoginEnd {
+    /// The close frame's reason, which the page's script reads.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LoginEnd::LoggedOut => "logged out",
+            LoginEnd::Removed => "removed by an admin",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,7 +142,11 @@ impl Application {
             shutdown,
             metrics,
             files: Arc::new(files),
-            sessions: SessionBackend::new(storage.clone()),
+            sessions: if config.database_url.is_some() {
+                SessionBackend::shared(storage.clone())
+            } else {
+                SessionBackend::new(storage.clone())
+            },
             device_links: Arc::new(DeviceLinks::default()),
             bots,
             storage,

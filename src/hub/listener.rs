@@ -55,6 +55,10 @@ impl Hub {
                 }
                 None => Ok(()),
             },
+            Announcement::LoginEnded { login_id, why } => {
+                self.end_login_because(login_id, *why);
+                Ok(())
+            }
             Announcement::Missed => {
                 for record in self.storage.rooms()? {
                     let head = RoomHead::from(&record);

@@ -5,30 +5,13 @@ use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 use super::{Hub, MAX_SOCKETS_PER_LOGIN};
+use crate::identity::LoginEnd;
 
 pub(super) struct LoginSockets {
     open: usize,
     ended: CancellationToken,
     /// Why the login ended, for its sockets' close frames; set just before `ended` fires.
     why: Arc<OnceLock<LoginEnd>>,
-}
-
-/// Why a login's sockets are closed (all with 1008); the page tells the person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginEnd {
-    LoggedOut,
-    /// An admin kicked the nickname.
-    Removed,
-}
-
-impl LoginEnd {
-    /// The close frame's reason, which the page's script reads.
-    pub fn reason(self) -> &'static str {
-        match self {
-            LoginEnd::LoggedOut => "logged out",
-            LoginEnd::Removed => "removed by an admin",
-        }
-    }
 }
 
 impl Hub {

@@ -38,7 +38,7 @@ pub use crate::store::Appended;
 use crate::store::{MessageRecord, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult};
 use committer::{CommitRequest, run_committer};
 use logins::LoginSockets;
-pub use logins::{LoginEnd, SocketGuard};
+pub use logins::SocketGuard;
 pub use room::{CatchUp, LiveEvent, Missed, Room};
 pub use sidebar::SidebarUpdate;
 pub use submit::{ChangeError, MessageChange, NewMessage, committed};

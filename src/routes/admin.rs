@@ -21,8 +21,8 @@ use super::extract::client::{ClientAddr, Guess};
 use crate::bots::BotError;
 use crate::domain::{Nickname, RoomName, Slug};
 use crate::error::AppError;
-use crate::hub::{Hub, LoginEnd, NewMessage, Room};
-use crate::identity::{CurrentUser, login_handle};
+use crate::hub::{Hub, NewMessage, Room};
+use crate::identity::{CurrentUser, LoginEnd, login_handle};
 use crate::security::CspNonce;
 use crate::state::AppState;
 use crate::store::{self, BotRecord};
@@ -302,7 +302,10 @@ pub async fn kick(
         return Ok(back_to(&room));
     }
     // Sessions first, so the sockets closed next can't be reopened with them.
-    state.sessions.end_login(&claim.login_id).await?;
+    state
+        .sessions
+        .end_login(&claim.login_id, LoginEnd::Removed)
+        .await?;
     state
         .hub
         .end_login_because(&claim.login_id, LoginEnd::Removed);

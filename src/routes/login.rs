@@ -15,7 +15,7 @@ use crate::auth::keep_alive;
 use crate::clock::now_millis;
 use crate::domain::Nickname;
 use crate::error::AppError;
-use crate::identity::{CurrentUser, StoredUser, USER_KEY, login_handle};
+use crate::identity::{CurrentUser, LoginEnd, StoredUser, USER_KEY, login_handle};
 use crate::passwords;
 use crate::security::{CspNonce, same_secret};
 use crate::state::AppState;
@@ -284,7 +284,10 @@ pub async fn logout(
     if let Some(user) = viewer {
         release(&state, &user).await?;
         // Linked devices share the login: they are logged out with it.
-        state.sessions.end_login(&user.login_id).await?;
+        state
+            .sessions
+            .end_login(&user.login_id, LoginEnd::LoggedOut)
+            .await?;
         tracing::info!(nickname = %user.nickname, "logged out");
     }
     session.flush().await?;

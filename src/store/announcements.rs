@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::domain::Slug;
+use crate::identity::LoginEnd;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Announcement {
@@ -15,6 +16,8 @@ pub enum Announcement {
     /// `room`'s record changed (its topic, name, archived state or members), or it was
     /// created.
     Room { room: Slug },
+    /// Every session of a login ended (logout, or an admin removed it): its sockets close.
+    LoginEnded { login_id: String, why: LoginEnd },
     /// Announcements may have been missed (the listener just started, or reconnected): look
     /// at every room.
     Missed,

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{SearchQuery, Slug};
+use crate::identity::LoginEnd;
 
 pub use self::postgres::{PG_DUMP_INSTEAD, PgStore};
 pub use announcements::{Announcement, Announcements};
@@ -158,8 +159,9 @@ pub trait Storage: Send + Sync + 'static {
     fn create_session(&self, session: &SessionRecord) -> StoreResult<bool>;
     fn save_session(&self, session: &SessionRecord) -> StoreResult<()>;
     fn delete_session(&self, id: &str) -> StoreResult<()>;
-    /// Ends every session of a login (all its linked devices).
-    fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()>;
+    /// Ends every session of a login (all its linked devices); instances sharing the store
+    /// close its sockets too, for `why`.
+    fn delete_login_sessions(&self, login_id: &str, why: LoginEnd) -> StoreResult<()>;
     /// Deletes the sessions that expired before `now_unix`; returns how many.
     fn delete_expired_sessions(&self, now_unix: i64) -> StoreResult<u64>;
     /// Whether any unexpired session belongs to this login.

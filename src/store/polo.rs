@@ -16,6 +16,7 @@ use super::{
     RoomRecord, SessionRecord, SettingRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
+use crate::identity::LoginEnd;
 
 /// The database's directory under the data directory.
 pub const DATABASE_DIR: &str = "chat.db";
@@ -429,7 +430,7 @@ impl Storage for PoloStore {
         })
     }
 
-    fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
+    fn delete_login_sessions(&self, login_id: &str, _why: LoginEnd) -> StoreResult<()> {
         self.write(|db| {
             db.collection::<SessionRecord>(SESSIONS)
                 .delete_many(doc! { "login_id": login_id })?;

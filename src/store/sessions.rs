@@ -8,18 +8,20 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
 use super::{SessionRecord, Storage, StoreError};
-use crate::identity::{LOGIN_ID_FIELD, USER_KEY};
+use crate::identity::{LOGIN_ID_FIELD, LoginEnd, USER_KEY};
 
 /// Sessions kept in memory at most; past it the cache starts over (they're on disk).
 const SESSION_CACHE: usize = 100_000;
 
 /// tower-sessions on the chat's own database, so a restart logs nobody out. Records are
-/// cached write-through: every request loads its session, and this process is the database's
-/// only writer.
+/// cached write-through when this process is the database's only writer: every request
+/// loads its session. Instances sharing a database read it every time instead, so a session
+/// ended on one is gone on all at once.
 #[derive(Clone)]
 pub struct SessionBackend {
     storage: Arc<dyn Storage>,
-    cache: Arc<Mutex<HashMap<Id, Cached>>>,
+    /// `None` when other instances write sessions too.
+    cache: Option<Arc<Mutex<HashMap<Id, Cached>>>>,
 }
 
 /// A session as tower-sessions wants it, decoded once rather than on every request.
@@ -35,17 +37,35 @@ impl fmt::Debug for SessionBackend {
 }
 
 impl SessionBackend {
+    /// For the database's only writer: sessions are cached.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         SessionBackend {
             storage,
-            cache: Arc::new(Mutex::new(HashMap::new())),
+            cache: Some(Arc::default()),
         }
+    }
+
+    /// For a database other instances share: no cache.
+    pub fn shared(storage: Arc<dyn Storage>) -> Self {
+        SessionBackend {
+            storage,
+            cache: None,
+        }
+    }
+
+    /// The cache, locked, if there is one.
+    fn cache(&self) -> Option<std::sync::MutexGuard<'_, HashMap<Id, Cached>>> {
+        self.cache
+            .as_ref()
+            .map(|cache| cache.lock().expect("session cache lock"))
     }
 
     /// Caches a record as the database keeps it: with its expiry in whole seconds, so that the
     /// cache and `login_is_live` agree on the moment it ends.
     fn remember(&self, record: &Record, login_id: Option<String>) {
-        let mut cache = self.cache.lock().expect("session cache lock");
+        let Some(mut cache) = self.cache() else {
+            return;
+        };
         if cache.len() >= SESSION_CACHE {
             cache.clear();
         }
@@ -57,14 +77,17 @@ impl SessionBackend {
         cache.insert(record.id, Cached { record, login_id });
     }
 
-    /// Ends every session of a login, on every device it was linked to.
-    pub async fn end_login(&self, login_id: &str) -> Result<(), StoreError> {
-        self.cache
-            .lock()
-            .expect("session cache lock")
-            .retain(|_, cached| cached.login_id.as_deref() != Some(login_id));
+    /// Ends every session of a login, on every device it was linked to (and, sharing a
+    /// database, on every instance, which closes its sockets for `why`).
+    pub async fn end_login(&self, login_id: &str, why: LoginEnd) -> Result<(), StoreError> {
+        if let Some(mut cache) = self.cache() {
+            cache.retain(|_, cached| cached.login_id.as_deref() != Some(login_id));
+        }
         let login_id = login_id.to_owned();
-        super::blocking(&self.storage, move |s| s.delete_login_sessions(&login_id)).await
+        super::blocking(&self.storage, move |s| {
+            s.delete_login_sessions(&login_id, why)
+        })
+        .await
     }
 
     async fn blocking<T: Send + 'static>(
@@ -110,10 +133,9 @@ fn from_stored(stored: SessionRecord) -> session_store::Result<Record> {
 impl ExpiredDeletion for SessionBackend {
     async fn delete_expired(&self) -> session_store::Result<()> {
         let now = OffsetDateTime::now_utc();
-        self.cache
-            .lock()
-            .expect("session cache lock")
-            .retain(|_, cached| cached.record.expiry_date > now);
+        if let Some(mut cache) = self.cache() {
+            cache.retain(|_, cached| cached.record.expiry_date > now);
+        }
         let deleted = self
             .blocking(move |s| s.delete_expired_sessions(now.unix_timestamp()))
             .await?;
@@ -146,11 +168,8 @@ impl SessionStore for SessionBackend {
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let cached = self
-            .cache
-            .lock()
-            .expect("session cache lock")
-            .get(id)
-            .map(|cached| cached.record.clone());
+            .cache()
+            .and_then(|cache| cache.get(id).map(|cached| cached.record.clone()));
         let record = match cached {
             Some(record) => record,
             None => {
@@ -168,7 +187,9 @@ impl SessionStore for SessionBackend {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.cache.lock().expect("session cache lock").remove(id);
+        if let Some(mut cache) = self.cache() {
+            cache.remove(id);
+        }
         let id = id.to_string();
         self.blocking(move |s| s.delete_session(&id)).await
     }

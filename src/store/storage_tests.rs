@@ -10,6 +10,7 @@ use super::{
     RoomHead, RoomRecord, SessionRecord,
 };
 use crate::domain::Slug;
+use crate::identity::LoginEnd;
 
 const AT: i64 = 1_700_000_000_000;
 
@@ -383,7 +384,9 @@ fn sessions_tell_which_logins_are_live_and_expire(backend: Backend) {
 
     assert_eq!(store.delete_expired_sessions(101).unwrap(), 2);
     assert_eq!(store.session("s3").unwrap(), None);
-    store.delete_login_sessions("login-a").unwrap();
+    store
+        .delete_login_sessions("login-a", LoginEnd::LoggedOut)
+        .unwrap();
     assert_eq!(store.session("s1").unwrap(), None);
     assert_eq!(store.session("s2").unwrap(), None);
     store.delete_session("s4").unwrap();

@@ -47,7 +47,7 @@ async fn say(ws: &mut Ws, text: &str) -> u64 {
 }
 
 /// The code and reason of the socket's close frame.
-async fn close_frame(ws: &mut Ws) -> (u16, String) {
+pub(crate) async fn close_frame(ws: &mut Ws) -> (u16, String) {
     loop {
         let frame = tokio::time::timeout(WAIT, ws.stream.next())
             .await

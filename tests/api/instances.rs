@@ -5,8 +5,10 @@
 use futures_util::future::join_all;
 use reqwest::Method;
 
+use crate::admin::close_frame;
 use crate::helpers::{
-    Backend, TestApp, Visitor, Ws, message_ids, spawn_app_in, spawn_app_on, user_message_ids,
+    AppData, Backend, TestApp, Visitor, Ws, message_ids, spawn_app_in, spawn_app_on,
+    user_message_ids,
 };
 use chat::domain::Slug;
 
@@ -203,4 +205,54 @@ async fn an_instance_that_lost_its_listening_connection_catches_up_after_reconne
     assert_eq!(sent.status(), 303);
     let frame = on_b.next_containing("back").await;
     assert_eq!(message_ids(&frame), [ids.len() as u64 + 1]);
+}
+
+/// Ending a login on one instance ends it on the other at once: its sockets there close
+/// (1008, with the reason the page shows), and its session is gone there too.
+#[tokio::test]
+async fn a_login_ended_on_one_instance_is_ended_on_the_other() {
+    const TOKEN: &str = "a-long-random-admin-token";
+    let a = spawn_app_in(AppData::new(Backend::Postgres), |config| {
+        config.admin_token = Some(TOKEN.into())
+    })
+    .await;
+    let b = spawn_app_in(a.data.another_instance(), |_| {}).await;
+
+    // Logging out on A.
+    let alice = a.login("alice").await;
+    let alice_on_b = b.visitor_with(&alice.cookie().unwrap());
+    assert_eq!(
+        alice_on_b.get("/rooms/lobby").await.status(),
+        200,
+        "one session, both instances"
+    );
+    let mut socket = alice_on_b.ws("lobby").await;
+    socket.resume(0).await;
+    assert_eq!(alice.post_form("/logout", &[]).await.status(), 303);
+    assert_eq!(
+        close_frame(&mut socket).await,
+        (1008, "logged out".to_owned())
+    );
+    assert_eq!(
+        alice_on_b.get("/rooms/lobby").await.status(),
+        303,
+        "logged out on B too"
+    );
+
+    // Removed by an admin on A.
+    let carol = a.login("carol").await;
+    let redeemed = carol.post_form("/admin", &[("token", TOKEN)]).await;
+    assert_eq!(redeemed.status(), 303);
+    let bob = b.login("bob").await;
+    let mut socket = bob.ws("lobby").await;
+    socket.resume(0).await;
+    let kicked = carol
+        .post_form("/rooms/lobby/admin/kick", &[("nickname", "bob")])
+        .await;
+    assert_eq!(kicked.status(), 303);
+    assert_eq!(
+        close_frame(&mut socket).await,
+        (1008, "removed by an admin".to_owned())
+    );
+    assert_eq!(bob.get("/").await.status(), 303);
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chat::domain::{SearchQuery, Slug};
+use chat::identity::LoginEnd;
 use chat::store::{
     AppendOutcome, BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord,
     PendingMessage, PoloStore, ReaderRecord, RoomRecord, SearchCursor, SearchPage, SessionRecord,
@@ -72,8 +73,8 @@ impl Storage for FlakyStore {
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
         self.inner.rewrite(messages, rooms)
     }
-    fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
-        self.inner.delete_login_sessions(login_id)
+    fn delete_login_sessions(&self, login_id: &str, why: LoginEnd) -> StoreResult<()> {
+        self.inner.delete_login_sessions(login_id, why)
     }
     fn delete_expired_sessions(&self, now_unix: i64) -> StoreResult<u64> {
         self.inner.delete_expired_sessions(now_unix)

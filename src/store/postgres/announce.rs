@@ -2,7 +2,8 @@
 //! channel, and the connection of its own that hears the others.
 //!
 //! A payload is `{origin} {kind} {room}[ {id}]`: `a` messages up to `id` were appended, `c`
-//! message `id` changed, `r` the room's record changed. `origin` is the announcing store's
+//! message `id` changed, `r` the room's record changed; or `{origin} l {login} out|removed`:
+//! every session of a login ended. `origin` is the announcing store's
 //! own random id, so a listener can skip what its own instance did and showed already;
 //! appends are heard from everyone, as a safety net for anything the committer could not
 //! show at once.
@@ -15,6 +16,7 @@ use postgres::{Client, GenericClient, NoTls};
 use super::super::announcements::{Announcement, Announcements};
 use super::super::{RoomHead, StoreResult};
 use crate::domain::Slug;
+use crate::identity::LoginEnd;
 
 /// The one channel every instance listens on.
 const CHANNEL: &str = "chat";
@@ -42,6 +44,14 @@ pub(super) fn changed(origin: &str, room: &Slug, id: i64) -> Vec<String> {
 
 pub(super) fn room_changed(origin: &str, room: &Slug) -> Vec<String> {
     vec![format!("{origin} r {room}")]
+}
+
+pub(super) fn login_ended(origin: &str, login_id: &str, why: LoginEnd) -> Vec<String> {
+    let why = match why {
+        LoginEnd::LoggedOut => "out",
+        LoginEnd::Removed => "removed",
+    };
+    vec![format!("{origin} l {login_id} {why}")]
 }
 
 /// Sends the payloads with the transaction `client` is in: they go out when it commits.
@@ -139,8 +149,19 @@ impl Listener {
 
     fn parse(&self, payload: &str) -> Option<Announcement> {
         let mut parts = payload.split(' ');
-        let (origin, kind, room) = (parts.next()?, parts.next()?, parts.next()?);
-        let room = Slug::parse(room)?;
+        let (origin, kind, subject) = (parts.next()?, parts.next()?, parts.next()?);
+        if kind == "l" {
+            let why = match parts.next()? {
+                "out" => LoginEnd::LoggedOut,
+                "removed" => LoginEnd::Removed,
+                _ => return None,
+            };
+            return (origin != self.origin).then(|| Announcement::LoginEnded {
+                login_id: subject.to_owned(),
+                why,
+            });
+        }
+        let room = Slug::parse(subject)?;
         let mut id = || parts.next()?.parse::<u64>().ok();
         match kind {
             "a" => Some(Announcement::Appended {
@@ -222,6 +243,18 @@ mod tests {
             Some(Announcement::Room { room: lobby })
         );
         assert_eq!(listener.parse("garbage"), None);
+        let ended = &login_ended("other", "l0gin", LoginEnd::Removed)[0];
+        assert_eq!(
+            listener.parse(ended),
+            Some(Announcement::LoginEnded {
+                login_id: "l0gin".into(),
+                why: LoginEnd::Removed
+            })
+        );
+        assert_eq!(
+            listener.parse(&login_ended("me", "l0gin", LoginEnd::LoggedOut)[0]),
+            None
+        );
     }
 
     #[test]

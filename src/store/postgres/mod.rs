@@ -30,6 +30,7 @@ use super::{
     RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
+use crate::identity::LoginEnd;
 use rows::{
     BOT_COLUMNS, CLAIM_COLUMNS, FILE_COLUMNS, MESSAGE_COLUMNS, ROOM_COLUMNS, SESSION_COLUMNS,
 };
@@ -545,8 +546,14 @@ impl Storage for PgStore {
         Ok(())
     }
 
-    fn delete_login_sessions(&self, login_id: &str) -> StoreResult<()> {
-        self.execute("DELETE FROM sessions WHERE login_id = $1", &[&login_id])?;
+    fn delete_login_sessions(&self, login_id: &str, why: LoginEnd) -> StoreResult<()> {
+        let mut client = self.connection()?;
+        client.execute("DELETE FROM sessions WHERE login_id = $1", &[&login_id])?;
+        // After the commit: an instance that hears it finds the sessions gone.
+        announce::announce_after_commit(
+            &mut *client,
+            &announce::login_ended(&self.origin, login_id, why),
+        );
         Ok(())
     }
 
