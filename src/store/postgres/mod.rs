@@ -42,8 +42,9 @@ type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 /// requests' worth of reads at once.
 const POOL_SIZE: u32 = 16;
 /// How long a call waits for a connection (the database is away, or all are busy) before
-/// it fails as storage failures do.
-const CONNECTION_WAIT: Duration = Duration::from_secs(10);
+/// it fails as storage failures do: a send refused while the database is away is answered
+/// `store_failed` within this, rather than showing "Sending…" for long.
+const CONNECTION_WAIT: Duration = Duration::from_secs(3);
 
 pub struct PgStore {
     /// Taken only by `drop`, which closes it on a thread of its own.
