@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::OpsError;
-use crate::store::{PgStore, PoloStore, Storage};
+use crate::store::{PgStore, PoloStore, Storage, StoreResult};
 
 /// Messages per transaction on the PostgreSQL side.
 const CHUNK: u64 = 1_000;
@@ -41,35 +41,38 @@ pub fn move_to_postgres(from: &PoloStore, to: &PgStore) -> Result<Moved, OpsErro
     let client_ids = from.dedup_records()?;
     to.import_client_ids(&client_ids)?;
     moved.insert("resend records", client_ids.len() as u64);
-    let files = from.all_files()?;
-    for file in &files {
-        to.put_file(file)?;
-    }
-    moved.insert("attachments (metadata)", files.len() as u64);
-    let readers = from.readers()?;
-    for reader in &readers {
-        to.save_reader(reader)?;
-    }
-    moved.insert("readers", readers.len() as u64);
-    let settings = from.all_settings()?;
-    for setting in &settings {
-        to.put_setting(&setting.key, &setting.value)?;
-    }
-    moved.insert("settings", settings.len() as u64);
-    let claims = from.all_claims()?;
-    for claim in &claims {
-        to.put_claim(claim)?;
-    }
-    moved.insert("nickname claims", claims.len() as u64);
-    let bots = from.bots()?;
-    for bot in &bots {
-        to.save_bot(bot)?;
-    }
-    moved.insert("bots", bots.len() as u64);
-    let sessions = from.all_sessions()?;
-    for session in &sessions {
-        to.create_session(session)?;
-    }
-    moved.insert("sessions", sessions.len() as u64);
+    copy_each(
+        &mut moved,
+        "attachments (metadata)",
+        from.all_files()?,
+        |file| to.put_file(file),
+    )?;
+    copy_each(&mut moved, "readers", from.readers()?, |reader| {
+        to.save_reader(reader)
+    })?;
+    copy_each(&mut moved, "settings", from.all_settings()?, |setting| {
+        to.put_setting(&setting.key, &setting.value)
+    })?;
+    copy_each(&mut moved, "nickname claims", from.all_claims()?, |claim| {
+        to.put_claim(claim)
+    })?;
+    copy_each(&mut moved, "bots", from.bots()?, |bot| to.save_bot(bot))?;
+    copy_each(&mut moved, "sessions", from.all_sessions()?, |session| {
+        to.create_session(session).map(drop)
+    })?;
     Ok(moved)
+}
+
+/// Writes each of `records` with `write`, and counts them as `kind`.
+fn copy_each<T>(
+    moved: &mut Moved,
+    kind: &'static str,
+    records: Vec<T>,
+    write: impl Fn(&T) -> StoreResult<()>,
+) -> Result<(), OpsError> {
+    for record in &records {
+        write(record)?;
+    }
+    moved.insert(kind, records.len() as u64);
+    Ok(())
 }

@@ -851,13 +851,11 @@ async fn a_data_directory_moves_into_postgresql_with_everything_people_rely_on()
     let bob = app.login("bob").await;
     alice.post_form("/rooms", &[("name", "plans")]).await;
     bob.get_text("/rooms/plans").await;
+    let resent =
+        serde_json::json!({ "body": "the offsite moves to Lisbon", "client_id": "resent-1" });
     let mut socket = alice.ws("plans").await;
     socket.resume(0).await;
-    socket
-        .send_json(
-            serde_json::json!({ "body": "the offsite moves to Lisbon", "client_id": "resent-1" }),
-        )
-        .await;
+    socket.send_json(resent.clone()).await;
     socket.next_containing("the offsite moves to Lisbon").await;
     socket.say("booking the flights tomorrow").await;
     socket.next_containing("booking the flights").await;
@@ -921,11 +919,7 @@ async fn a_data_directory_moves_into_postgresql_with_everything_people_rely_on()
     // The resend of a message stored before the move is stored once.
     let mut socket = alice.ws("plans").await;
     socket.resume(0).await;
-    socket
-        .send_json(
-            serde_json::json!({ "body": "the offsite moves to Lisbon", "client_id": "resent-1" }),
-        )
-        .await;
+    socket.send_json(resent.clone()).await;
     socket.say("after the move").await;
     socket.next_containing("after the move").await;
     let after = alice.get_text("/rooms/plans").await;
