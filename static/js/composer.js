@@ -9,6 +9,9 @@ var TYPING_EVERY_MS = 2000;
 
 var lastTypingSent = 0;
 var pending = {}; // client_id -> text, until the server echoes the message back
+// The last send the server refused: sent again unchanged, it keeps its client_id, so a
+// message the database stored after all (its answer was lost) is stored once.
+var refused = null; // { text, id }
 
 function draftKey() { return "draft:" + currentRoom(); }
 
@@ -22,7 +25,8 @@ function randomId() {
 
 document.addEventListener("htmx:wsConfigSend", function (evt) {
   var params = evt.detail.parameters;
-  var id = randomId();
+  var id = refused && refused.text === params.body ? refused.id : randomId();
+  refused = null;
   params.client_id = id;
   pending[id] = params.body;
   // htmx-ext-ws keeps it until the socket opens again: until then it shows as sending.
@@ -140,6 +144,7 @@ document.addEventListener("input", function (evt) {
 export function settlePending(list) {
   for (var id in pending) {
     if (document.querySelector("#composer-error[data-client-id='" + id + "']")) {
+      refused = { text: pending[id], id: id };
       // Not stored: give the text back, unless something new was typed meanwhile.
       var box = composer();
       if (box && box.value.trim() === "") {

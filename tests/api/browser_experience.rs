@@ -7,7 +7,8 @@ use fantoccini::actions::{InputSource, PointerAction, TouchActions};
 use crate::browser::{
     Driver, click_shown, log_in, open_toolbar, save_screenshot, say, script, shown, until,
 };
-use crate::helpers::{TestApp, spawn_app, spawn_app_in, spawn_app_with};
+use crate::helpers::test_cluster::OwnCluster;
+use crate::helpers::{AppData, TestApp, eventually, spawn_app, spawn_app_in, spawn_app_with};
 
 const TAB: &str = "\u{E004}";
 const ENTER: &str = "\u{E007}";
@@ -643,5 +644,66 @@ async fn a_new_bot_token_can_be_copied_with_a_button() {
            && document.getElementById('copy-status').textContent !== '';",
     )
     .await;
+    alice.close().await.unwrap();
+}
+
+/// A send refused because the database is away comes back to the composer; sent again
+/// unchanged, it keeps its client_id, so a message the database stored after all (its
+/// answer lost with the connection) would be stored once.
+#[tokio::test]
+async fn a_text_refused_while_the_database_is_away_is_sent_again_under_its_client_id() {
+    let (cluster, url) = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .unwrap();
+    let cluster = std::sync::Arc::new(cluster);
+    let app = spawn_app_in(AppData::on_database(url), |_| {}).await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    say(&alice, "the socket is open").await;
+    shown(&alice, ".msg[data-author='alice']").await;
+
+    let stopping = cluster.clone();
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .unwrap();
+    say(&alice, "said while the database is away").await;
+    let error = shown(&alice, "#composer-error[data-error='store_failed']").await;
+    let refused_id = error
+        .attr("data-client-id")
+        .await
+        .unwrap()
+        .expect("the refusal names its send");
+    until(
+        &alice,
+        "the refused text back in the composer",
+        "return document.getElementById('composer-body').value === 'said while the database is away';",
+    )
+    .await;
+
+    let starting = cluster.clone();
+    tokio::task::spawn_blocking(move || starting.start_again())
+        .await
+        .unwrap();
+    let visitor = app.visitor();
+    eventually(
+        || async { visitor.get("/readyz").await.status() },
+        |status| *status == 200,
+    )
+    .await;
+    script(
+        &alice,
+        "document.getElementById('composer').requestSubmit(); return true;",
+    )
+    .await;
+    let stored = shown(&alice, &format!(".msg[data-client-id='{refused_id}']")).await;
+    assert!(
+        stored
+            .text()
+            .await
+            .unwrap()
+            .contains("said while the database is away")
+    );
     alice.close().await.unwrap();
 }
