@@ -405,8 +405,7 @@ fn commit_batch(
     // Counted before anyone is shown them: whoever saw a message sees it counted.
     metrics.delivered.increment(delivered as u64);
 
-    let mut rooms: HashMap<&Slug, &Arc<Room>> = HashMap::new();
-    let mut by_room: HashMap<&Slug, Vec<Arc<RenderedMessage>>> = HashMap::new();
+    let mut by_room: HashMap<&Slug, (&Arc<Room>, Vec<Arc<RenderedMessage>>)> = HashMap::new();
     for (((request, pending), body), appended) in accepted
         .iter()
         .zip(batch)
@@ -425,16 +424,15 @@ fn commit_batch(
         {
             hook.mentioned(&request.room, &record, &message.mentions);
         }
-        rooms.insert(&request.room.slug, &request.room);
         by_room
             .entry(&request.room.slug)
-            .or_default()
+            .or_insert_with(|| (&request.room, Vec::new()))
+            .1
             .push(Arc::new(message));
     }
     // One frame per room per commit.
     for head in &outcome.heads {
-        let (Some(room), Some(messages)) = (rooms.get(&head.slug), by_room.remove(&head.slug))
-        else {
+        let Some((room, messages)) = by_room.remove(&head.slug) else {
             continue;
         };
         if let Err(e) = room.publish_stored(storage, messages, head) {

@@ -108,9 +108,8 @@ pub trait Storage: Send + Sync + 'static {
         limit: usize,
         can_read: &dyn Fn(&Slug) -> bool,
     ) -> StoreResult<SearchPage>;
-    /// The message a `(login, client_id)` pair was stored as, if any.
-    fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>>;
-    /// Every resend record; only upgrades read them all.
+    /// Every resend record (`append` looks them up itself); only upgrades and moves read
+    /// them all.
     fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>>;
 
     /// What is known about the stored file with this hash, if it was ever uploaded.

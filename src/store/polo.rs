@@ -310,10 +310,6 @@ impl Storage for PoloStore {
         })
     }
 
-    fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
-        self.find_one(DEDUP, key)
-    }
-
     fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>> {
         self.find_all(DEDUP)
     }

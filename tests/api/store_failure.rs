@@ -109,9 +109,6 @@ impl Storage for FlakyStore {
     ) -> StoreResult<SearchPage> {
         self.inner.search(query, before, limit, can_read)
     }
-    fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
-        self.inner.dedup_lookup(key)
-    }
     fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>> {
         self.inner.dedup_records()
     }

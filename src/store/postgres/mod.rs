@@ -384,14 +384,6 @@ impl Storage for PgStore {
         search::search(&mut *self.connection()?, query, before, limit, can_read)
     }
 
-    fn dedup_lookup(&self, key: &str) -> StoreResult<Option<DedupRecord>> {
-        self.select_one(
-            "SELECT key, room, id FROM client_ids WHERE key = $1",
-            &[&key],
-            rows::dedup,
-        )
-    }
-
     fn dedup_records(&self) -> StoreResult<Vec<DedupRecord>> {
         self.select("SELECT key, room, id FROM client_ids", &[], rows::dedup)
     }
