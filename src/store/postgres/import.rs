@@ -1,9 +1,7 @@
 //! Filling an empty database from another store (`chat move-to-postgres`): what `Storage`
 //! writes only as part of something else.
 
-use postgres::types::ToSql;
-
-use super::PgStore;
+use super::{PgStore, rows};
 use crate::store::{DedupRecord, StoreResult};
 
 /// The tables a chat writes; a database holding a row in any of them is not empty.
@@ -39,20 +37,7 @@ impl PgStore {
     pub fn import_client_ids(&self, records: &[DedupRecord]) -> StoreResult<()> {
         let mut client = self.connection()?;
         let mut txn = client.transaction()?;
-        let insert = txn.prepare(
-            "INSERT INTO client_ids (key, room, id) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO NOTHING",
-        )?;
-        for record in records {
-            txn.execute(
-                &insert,
-                &[
-                    &record.key,
-                    &record.room.as_str() as &(dyn ToSql + Sync),
-                    &record.id,
-                ],
-            )?;
-        }
+        rows::write_client_ids(&mut txn, records)?;
         txn.commit()?;
         Ok(())
     }

@@ -269,17 +269,7 @@ impl Storage for PgStore {
         for message in &assignment.messages {
             rows::write_message(&mut txn, &insert, message)?;
         }
-        let remember = txn.prepare("INSERT INTO client_ids (key, room, id) VALUES ($1, $2, $3)")?;
-        for dedup in &assignment.dedup {
-            txn.execute(
-                &remember,
-                &[
-                    &dedup.key,
-                    &dedup.room.as_str() as &(dyn ToSql + Sync),
-                    &dedup.id,
-                ],
-            )?;
-        }
+        rows::write_client_ids(&mut txn, &assignment.dedup)?;
         for head in &assignment.outcome.heads {
             txn.execute(
                 "UPDATE rooms SET last_id = $2, counted = $3, last_activity = $4, mentions = $5

@@ -284,3 +284,18 @@ pub(super) fn dedup(row: &Row) -> StoreResult<DedupRecord> {
         id: row.try_get("id")?,
     })
 }
+
+/// Inserts resend records, one prepared statement for all of them.
+pub(super) fn write_client_ids(
+    client: &mut impl GenericClient,
+    records: &[DedupRecord],
+) -> StoreResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let insert = client.prepare("INSERT INTO client_ids (key, room, id) VALUES ($1, $2, $3)")?;
+    for record in records {
+        client.execute(&insert, &[&record.key, &record.room.as_str(), &record.id])?;
+    }
+    Ok(())
+}
