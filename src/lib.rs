@@ -53,6 +53,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod bots;
+pub mod claim_lock;
 pub mod clock;
 pub mod config;
 pub mod devices;

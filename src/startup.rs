@@ -22,6 +22,7 @@ use tower::ServiceExt;
 use crate::admin::AdminSecrets;
 use crate::bots::Bots;
 use crate::bots::webhook::{self, MentionWebhooks, Webhooks};
+use crate::claim_lock::ClaimLock;
 use crate::config::Config;
 use crate::devices::DeviceLinks;
 use crate::files::FileStore;
@@ -149,9 +150,9 @@ impl Application {
             },
             device_links: Arc::new(DeviceLinks::default()),
             bots,
+            claims: ClaimLock::new(storage.clone()),
             storage,
             origin,
-            login_lock: Arc::new(tokio::sync::Mutex::new(())),
             tracker: TaskTracker::new(),
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit, config.rate_burst)),
             creation: Arc::new(CreationLimits {

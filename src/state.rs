@@ -7,6 +7,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::AdminSecrets;
 use crate::bots::Bots;
+use crate::claim_lock::ClaimLock;
 use crate::config::Config;
 use crate::devices::DeviceLinks;
 use crate::files::FileStore;
@@ -44,9 +45,8 @@ pub struct App {
     pub storage: Arc<dyn Storage>,
     pub config: Arc<Config>,
     pub origin: OwnOrigin,
-    /// Nickname claims are check-then-write; one login at a time keeps two people from both
-    /// winning the same name.
-    pub login_lock: Arc<tokio::sync::Mutex<()>>,
+    /// One nickname claim decided at a time, across servers sharing the database.
+    pub claims: ClaimLock,
     /// Every open socket, so shutdown can wait for their close frames to go out.
     pub tracker: TaskTracker,
     pub rate_limiter: Arc<RateLimiter>,

@@ -264,7 +264,7 @@ pub async fn kick(
     };
     // Claims change only under this lock: nobody takes the name between the check and the
     // release.
-    let _claiming = state.login_lock.lock().await;
+    let _claiming = state.claims.lock().await?;
     let key = nickname.key();
     let Some(claim) = store::blocking(&state.storage, move |s| s.claim(&key)).await? else {
         return refuse(
@@ -342,7 +342,7 @@ pub async fn delete_bot(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let _claiming = state.login_lock.lock().await;
+    let _claiming = state.claims.lock().await?;
     let bot = state.bots.delete(None, &id).await?;
     tracing::info!(by = admin.nickname(), name = %bot.name, "bot deleted by an admin");
     Ok(Redirect::to("/admin/bots").into_response())

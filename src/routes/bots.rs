@@ -146,7 +146,7 @@ pub async fn create(
         )),
         Ok(name) => {
             // The same lock as logins: a name is checked and claimed in one step.
-            let _claiming = state.login_lock.lock().await;
+            let _claiming = state.claims.lock().await?;
             match state.bots.create(&name, &viewer.login_id, origin).await {
                 Ok(made) => Ok(made),
                 Err(e @ (BotError::NameTaken(_) | BotError::TooMany)) => {
@@ -208,7 +208,7 @@ pub async fn delete(
     Path(id): Path<String>,
     viewer: CurrentUser,
 ) -> Result<Response, AppError> {
-    let _claiming = state.login_lock.lock().await;
+    let _claiming = state.claims.lock().await?;
     state.bots.delete(Some(&viewer.login_id), &id).await?;
     Ok(Redirect::to("/settings/bots").into_response())
 }

@@ -150,7 +150,7 @@ pub async fn login(
     // keeps it live are both stored before the next one looks: a claim counts only while its
     // login's session lives, so a session saved later (with the response) would leave a
     // moment in which a second login sees the name free.
-    let _claiming = state.login_lock.lock().await;
+    let _claiming = state.claims.lock().await?;
     let key = nickname.key();
     let own_login = previous.as_ref().map(|p| p.login_id.clone());
     let now = now_millis();

@@ -98,7 +98,7 @@ pub async fn protect(
         .await
         .map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))?;
     // The same lock as logins: the claim is still this login's when the hash is stored.
-    let _claiming = state.login_lock.lock().await;
+    let _claiming = state.claims.lock().await?;
     let key = page.viewer.nickname.key();
     let login_id = page.viewer.login_id.clone();
     let stored = store::blocking(&state.storage, move |s| {

@@ -173,6 +173,14 @@ pub trait Storage: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Takes the lock under which nickname claims are decided, for every process sharing
+    /// this database, and holds it until the returned guard is dropped (blocking: drop it
+    /// off the async workers). `None` for a store only this process writes, whose own lock
+    /// is enough.
+    fn lock_claims(&self) -> StoreResult<Option<Box<dyn Send>>> {
+        Ok(None)
+    }
+
     /// Writes every document of every collection to `out` as of one point in time (writes
     /// wait until it is done; reads don't), in the backend's own format; returns how many
     /// documents each collection had. For backups.

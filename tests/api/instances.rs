@@ -256,3 +256,27 @@ async fn a_login_ended_on_one_instance_is_ended_on_the_other() {
     );
     assert_eq!(bob.get("/").await.status(), 303);
 }
+
+/// People asking for one nickname on both instances at the same moment: exactly one gets it,
+/// however the requests interleave.
+#[tokio::test]
+async fn a_nickname_wanted_on_two_instances_at_once_goes_to_exactly_one() {
+    let (a, b) = two_instances().await;
+    for round in 0..5 {
+        let nickname = format!("wanted{round}");
+        let attempts = (0..8).map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            let nickname = nickname.clone();
+            async move {
+                let visitor = app.visitor();
+                let response = visitor
+                    .post_form("/login", &[("nickname", nickname.as_str())])
+                    .await;
+                response.status().as_u16()
+            }
+        });
+        let statuses = join_all(attempts).await;
+        let winners = statuses.iter().filter(|status| **status == 303).count();
+        assert_eq!(winners, 1, "{nickname}: {statuses:?}");
+    }
+}

@@ -558,8 +558,34 @@ impl Storage for PgStore {
         Ok(Some(Box::new(listener)))
     }
 
+    fn lock_claims(&self) -> StoreResult<Option<Box<dyn Send>>> {
+        let mut client = self.connection()?;
+        client.batch_execute(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}s'; SELECT pg_advisory_xact_lock({CLAIMS_LOCK})",
+            CLAIMS_LOCK_WAIT.as_secs()
+        ))?;
+        Ok(Some(Box::new(ClaimsLocked(client))))
+    }
+
     fn dump(&self, _out: &mut dyn std::io::Write) -> StoreResult<BTreeMap<String, u64>> {
         Err(StoreError::Database(PG_DUMP_INSTEAD.into()))
+    }
+}
+
+/// The advisory lock nickname claims are decided under (a constant no other lock uses).
+const CLAIMS_LOCK: i64 = 0x0063_6861_7463_6c6d; // "chatclm"
+/// How long a login waits for another instance's claim decision before it fails.
+const CLAIMS_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// The claims lock, held by an open transaction on a pooled connection of its own:
+/// rolling back releases it, and the connection goes back to the pool.
+struct ClaimsLocked(Connection);
+
+impl Drop for ClaimsLocked {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.batch_execute("ROLLBACK") {
+            tracing::warn!(error = %e, "releasing the nickname claims lock failed");
+        }
     }
 }
 
