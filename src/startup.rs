@@ -99,7 +99,7 @@ impl Application {
             bots.clone(),
             shutdown.clone(),
         ));
-        hub.set_mention_hook(Arc::new(MentionWebhooks {
+        hub.set_bots_hook(Arc::new(MentionWebhooks {
             bots: bots.clone(),
             webhooks,
             public_url: config.public_url.clone(),

@@ -90,6 +90,16 @@ struct Registry {
     by_mention: HashMap<String, String>,
 }
 
+impl FromIterator<BotRecord> for Registry {
+    fn from_iter<T: IntoIterator<Item = BotRecord>>(bots: T) -> Registry {
+        let mut registry = Registry::default();
+        for bot in bots {
+            registry.insert(bot);
+        }
+        registry
+    }
+}
+
 impl Registry {
     fn insert(&mut self, bot: BotRecord) {
         self.by_mention
@@ -113,15 +123,24 @@ impl Bots {
         storage: Arc<dyn Storage>,
         allow_private_webhooks: bool,
     ) -> store::StoreResult<Bots> {
-        let mut registry = Registry::default();
-        for bot in storage.bots()? {
-            registry.insert(bot);
-        }
         Ok(Bots {
+            registry: RwLock::new(storage.bots()?.into_iter().collect()),
             storage,
-            registry: RwLock::new(registry),
             allow_private_webhooks,
         })
+    }
+
+    /// Reads every bot again: another instance sharing the database changed one. Blocking.
+    /// The store is read under the write lock, so a change made here meanwhile (stored, then
+    /// put in memory) is never overwritten by an older read.
+    pub fn reload(&self) {
+        let mut registry = self.registry.write().expect("bots lock");
+        match self.storage.bots() {
+            Ok(bots) => *registry = bots.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the bots another instance changed")
+            }
+        }
     }
 
     /// The bot a bearer token belongs to, if the token is its current one.

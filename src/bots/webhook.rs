@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::destination::{self, DestinationError};
 use super::{Bots, mention_key_of};
-use crate::hub::{MentionHook, Room};
+use crate::hub::{BotsHook, Room};
 use crate::security::hex;
 use crate::store::{MessageKind, MessageRecord};
 
@@ -326,7 +326,11 @@ pub struct MentionWebhooks {
     pub public_url: Option<String>,
 }
 
-impl MentionHook for MentionWebhooks {
+impl BotsHook for MentionWebhooks {
+    fn changed_elsewhere(&self) {
+        self.bots.reload();
+    }
+
     fn mentioned(&self, room: &Room, message: &MessageRecord, mentions: &[String]) {
         if message.kind != MessageKind::User {
             return;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::room::{Room, render, render_with_body};
-use super::{Appended, ChangeError, MAX_BATCH, MentionHook, MessageChange};
+use super::{Appended, BotsHook, ChangeError, MAX_BATCH, MessageChange};
 use crate::clock::now_millis;
 use crate::domain::{Nickname, Slug, render_body_and_mentions};
 use crate::identity::login_handle;
@@ -94,7 +94,7 @@ pub(super) fn run_committer(
     storage: &dyn Storage,
     mut requests: mpsc::Receiver<CommitRequest>,
     sidebar_dirty: &AtomicBool,
-    mention_hook: &OnceLock<Arc<dyn MentionHook>>,
+    bots_hook: &OnceLock<Arc<dyn BotsHook>>,
     metrics: &Metrics,
 ) {
     let mut dedup = DedupCache {
@@ -129,7 +129,7 @@ pub(super) fn run_committer(
                 Err(_) => break,
             }
         }
-        if commit_batch(storage, &mut dedup, batch, mention_hook.get(), metrics) {
+        if commit_batch(storage, &mut dedup, batch, bots_hook.get(), metrics) {
             sidebar_dirty.store(true, Ordering::Release);
         }
     }
@@ -324,7 +324,7 @@ fn commit_batch(
     storage: &dyn Storage,
     dedup: &mut DedupCache,
     requests: Vec<AppendRequest>,
-    mention_hook: Option<&Arc<dyn MentionHook>>,
+    bots_hook: Option<&Arc<dyn BotsHook>>,
     metrics: &Metrics,
 ) -> bool {
     let now = now_millis();
@@ -419,7 +419,7 @@ fn commit_batch(
         record.id = id as i64;
         record.key = MessageRecord::key_for(&record.room, id);
         let message = render_with_body(&record, body);
-        if let Some(hook) = mention_hook
+        if let Some(hook) = bots_hook
             && !message.mentions.is_empty()
         {
             hook.mentioned(&request.room, &record, &message.mentions);

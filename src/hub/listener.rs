@@ -59,7 +59,12 @@ impl Hub {
                 self.end_login_because(login_id, *why);
                 Ok(())
             }
+            Announcement::Bots => {
+                self.bots_changed_elsewhere();
+                Ok(())
+            }
             Announcement::Missed => {
+                self.bots_changed_elsewhere();
                 for record in self.storage.rooms()? {
                     let head = RoomHead::from(&record);
                     let room = self.follow_room(record);
@@ -68,6 +73,12 @@ impl Hub {
                 self.sidebar_dirty.store(true, Ordering::Release);
                 Ok(())
             }
+        }
+    }
+
+    fn bots_changed_elsewhere(&self) {
+        if let Some(hook) = self.bots_hook.get() {
+            hook.changed_elsewhere();
         }
     }
 

@@ -57,11 +57,15 @@ const MAX_BATCH: usize = 512;
 /// Open sockets one login may hold.
 pub const MAX_SOCKETS_PER_LOGIN: usize = 20;
 
-/// Told about every stored message that mentions someone (bot webhooks listen here). Called
-/// on the committer thread right after the commit, so it must hand work off, never block.
-pub trait MentionHook: Send + Sync {
-    /// `mentions` are the mention keys of the people (and bots) the message names.
+/// What the hub tells the bots.
+pub trait BotsHook: Send + Sync {
+    /// A stored message mentions someone (bot webhooks listen here). `mentions` are the
+    /// mention keys of the people (and bots) the message names. Called on the committer
+    /// thread right after the commit, so it must hand work off, never block.
     fn mentioned(&self, room: &Room, message: &MessageRecord, mentions: &[String]);
+    /// Another instance sharing the database created, changed or deleted a bot (or may
+    /// have). Called on the listener's thread, which may block.
+    fn changed_elsewhere(&self);
 }
 
 /// Timing of the live extras; flags (defaults in `Config`), so tests can shorten them.
@@ -101,7 +105,7 @@ pub struct Hub {
     shutdown: CancellationToken,
     /// Shared with the committer thread; set once while the application is built, before
     /// anything is posted.
-    mention_hook: Arc<OnceLock<Arc<dyn MentionHook>>>,
+    bots_hook: Arc<OnceLock<Arc<dyn BotsHook>>>,
     /// Shared with the committer thread, which records each batch.
     metrics: Arc<Metrics>,
 }
@@ -144,8 +148,8 @@ impl Hub {
         let committer_storage = storage.clone();
         let sidebar_dirty = Arc::new(AtomicBool::new(false));
         let committer_dirty = sidebar_dirty.clone();
-        let mention_hook: Arc<OnceLock<Arc<dyn MentionHook>>> = Arc::default();
-        let committer_hook = mention_hook.clone();
+        let bots_hook: Arc<OnceLock<Arc<dyn BotsHook>>> = Arc::default();
+        let committer_hook = bots_hook.clone();
         let committer_metrics = metrics.clone();
         let thread = thread::Builder::new()
             .name("committer".into())
@@ -172,7 +176,7 @@ impl Hub {
             readers: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
             shutdown,
-            mention_hook,
+            bots_hook,
             metrics,
         });
         if let Some(announcements) = hub.storage.announcements()? {
@@ -182,8 +186,8 @@ impl Hub {
     }
 
     /// Sets what hears about mentions; only the first call counts.
-    pub fn set_mention_hook(&self, hook: Arc<dyn MentionHook>) {
-        if self.mention_hook.set(hook).is_err() {
+    pub fn set_bots_hook(&self, hook: Arc<dyn BotsHook>) {
+        if self.bots_hook.set(hook).is_err() {
             tracing::warn!("a mention hook was already set");
         }
     }

@@ -30,7 +30,7 @@ fn token_in(page: &str) -> Option<String> {
 }
 
 /// The id of `name`'s bot on its owner's settings page.
-async fn bot_id(owner: &Visitor, name: &str) -> String {
+pub(crate) async fn bot_id(owner: &Visitor, name: &str) -> String {
     let page = owner.get_text("/settings/bots").await;
     let name_at = page
         .find(&format!(r#"<span class="bot-name">{name}</span>"#))

@@ -6,8 +6,9 @@ use futures_util::future::join_all;
 use reqwest::Method;
 
 use crate::admin::close_frame;
+use crate::bots::{Api, bot_id, make_bot};
 use crate::helpers::{
-    AppData, Backend, TestApp, Visitor, Ws, message_ids, spawn_app_in, spawn_app_on,
+    AppData, Backend, TestApp, Visitor, Ws, eventually, message_ids, spawn_app_in, spawn_app_on,
     user_message_ids,
 };
 use chat::domain::Slug;
@@ -279,4 +280,23 @@ async fn a_nickname_wanted_on_two_instances_at_once_goes_to_exactly_one() {
         let winners = statuses.iter().filter(|status| **status == 303).count();
         assert_eq!(winners, 1, "{nickname}: {statuses:?}");
     }
+}
+
+/// A bot made on one instance works on the other at once, and a token revoked on one stops
+/// working on both: each instance keeps its bots in memory, and hears of the other's changes.
+#[tokio::test]
+async fn a_bot_made_or_revoked_on_one_instance_is_known_to_the_other() {
+    let (a, b) = two_instances().await;
+    let alice = a.login("alice").await;
+    let token = make_bot(&alice, "helper").await;
+    let on_b = Api::new(&b, &token);
+    let status = || async { on_b.read("lobby", "").await.status().as_u16() };
+    assert_eq!(eventually(status, |s| *s == 200).await, 200, "made on A");
+
+    let id = bot_id(&alice, "helper").await;
+    let revoked = alice
+        .post_form(&format!("/settings/bots/{id}/revoke"), &[])
+        .await;
+    assert_eq!(revoked.status(), 303);
+    assert_eq!(eventually(status, |s| *s == 401).await, 401, "revoked on A");
 }

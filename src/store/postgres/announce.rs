@@ -3,7 +3,8 @@
 //!
 //! A payload is `{origin} {kind} {room}[ {id}]`: `a` messages up to `id` were appended, `c`
 //! message `id` changed, `r` the room's record changed; or `{origin} l {login} out|removed`:
-//! every session of a login ended. `origin` is the announcing store's
+//! every session of a login ended; or `{origin} b *`: a bot was created, changed or
+//! deleted. `origin` is the announcing store's
 //! own random id, so a listener can skip what its own instance did and showed already;
 //! appends are heard from everyone, as a safety net for anything the committer could not
 //! show at once.
@@ -44,6 +45,10 @@ pub(super) fn changed(origin: &str, room: &Slug, id: i64) -> Vec<String> {
 
 pub(super) fn room_changed(origin: &str, room: &Slug) -> Vec<String> {
     vec![format!("{origin} r {room}")]
+}
+
+pub(super) fn bots_changed(origin: &str) -> Vec<String> {
+    vec![format!("{origin} b *")]
 }
 
 pub(super) fn login_ended(origin: &str, login_id: &str, why: LoginEnd) -> Vec<String> {
@@ -160,6 +165,9 @@ impl Listener {
                 login_id: subject.to_owned(),
                 why,
             });
+        }
+        if kind == "b" {
+            return (origin != self.origin).then_some(Announcement::Bots);
         }
         let room = Slug::parse(subject)?;
         let mut id = || parts.next()?.parse::<u64>().ok();

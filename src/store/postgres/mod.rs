@@ -463,11 +463,15 @@ impl Storage for PgStore {
         rows::upsert_claim(&mut txn, claim)?;
         rows::write_bot(&mut txn, bot, false)?;
         txn.commit()?;
+        announce::announce_after_commit(&mut *client, &announce::bots_changed(&self.origin));
         Ok(())
     }
 
     fn save_bot(&self, bot: &BotRecord) -> StoreResult<()> {
-        rows::write_bot(&mut *self.connection()?, bot, true)
+        let mut client = self.connection()?;
+        rows::write_bot(&mut *client, bot, true)?;
+        announce::announce_after_commit(&mut *client, &announce::bots_changed(&self.origin));
+        Ok(())
     }
 
     fn delete_bot(&self, id: &str, claim_key: Option<&str>) -> StoreResult<()> {
@@ -481,6 +485,7 @@ impl Storage for PgStore {
             )?;
         }
         txn.commit()?;
+        announce::announce_after_commit(&mut *client, &announce::bots_changed(&self.origin));
         Ok(())
     }
 
