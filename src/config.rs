@@ -128,6 +128,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_LEAVE_DEBOUNCE", default_value_t = 5.0)]
     pub leave_debounce: f64,
 
+    /// Seconds after which an instance sharing the database that stopped sending heartbeats
+    /// (it died) no longer counts in "Here now".
+    #[arg(long, env = "CHAT_INSTANCE_TIMEOUT", default_value_t = 20.0)]
+    pub instance_timeout: f64,
+
     /// Post "joined"/"left" lines only while a room has at most this many people present.
     #[arg(long, env = "CHAT_ANNOUNCE_LIMIT", default_value_t = 50)]
     pub announce_limit: usize,
@@ -234,6 +239,7 @@ impl Config {
             flush_interval: 0.1,
             typing_expiry: 3.0,
             leave_debounce: 0.5,
+            instance_timeout: 20.0,
             announce_limit: 50,
             quiet_after_start: 0.0,
             shutdown_grace: 10.0,
@@ -261,6 +267,7 @@ impl Config {
             leave_debounce: seconds(self.leave_debounce),
             announce_limit: self.announce_limit,
             quiet_after_start: seconds(self.quiet_after_start),
+            instance_timeout: seconds(self.instance_timeout.max(0.1)),
         }
     }
 

@@ -59,12 +59,23 @@ impl Hub {
                 self.end_login_because(login_id, *why);
                 Ok(())
             }
+            Announcement::Presence { room } => {
+                let shown = self
+                    .storage
+                    .presence_elsewhere(Some(room), self.settings.instance_timeout)?;
+                self.show_presence_elsewhere(Some(room), shown);
+                Ok(())
+            }
             Announcement::Bots => {
                 self.bots_changed_elsewhere();
                 Ok(())
             }
             Announcement::Missed => {
                 self.bots_changed_elsewhere();
+                let shown = self
+                    .storage
+                    .presence_elsewhere(None, self.settings.instance_timeout)?;
+                self.show_presence_elsewhere(None, shown);
                 for record in self.storage.rooms()? {
                     let head = RoomHead::from(&record);
                     let room = self.follow_room(record);

@@ -18,6 +18,7 @@ mod readers;
 mod registry;
 mod room;
 mod room_settings;
+mod shared_presence;
 mod sidebar;
 mod submit;
 
@@ -35,7 +36,9 @@ use crate::clock::now_millis;
 use crate::domain::Slug;
 use crate::metrics::Metrics;
 pub use crate::store::Appended;
-use crate::store::{MessageRecord, ReaderRecord, RoomRecord, Storage, StoreError, StoreResult};
+use crate::store::{
+    MessageRecord, ReaderRecord, RoomPresence, RoomRecord, Storage, StoreError, StoreResult,
+};
 use committer::{CommitRequest, run_committer};
 use logins::LoginSockets;
 pub use logins::SocketGuard;
@@ -82,6 +85,9 @@ pub struct LiveSettings {
     pub announce_limit: usize,
     /// No "joined" lines this long after start.
     pub quiet_after_start: Duration,
+    /// With several instances on one database: one whose heartbeat is older than this no
+    /// longer counts in "Here now" (it died). Heartbeats come four times as often.
+    pub instance_timeout: Duration,
 }
 
 pub struct Hub {
@@ -108,6 +114,8 @@ pub struct Hub {
     bots_hook: Arc<OnceLock<Arc<dyn BotsHook>>>,
     /// Shared with the committer thread, which records each batch.
     metrics: Arc<Metrics>,
+    /// To the thread that shares this instance's presence, when the database is shared.
+    presence_shares: Option<std::sync::mpsc::Sender<Vec<RoomPresence>>>,
 }
 
 /// Handle on the committer thread, to wait for it to flush on shutdown.
@@ -163,6 +171,14 @@ impl Hub {
                 )
             })
             .map_err(|e| StoreError::Database(format!("cannot start the committer: {e}")))?;
+        let announcements = storage.announcements()?;
+        let (presence_shares, shared_presence) = match announcements {
+            Some(_) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let hub = Arc::new(Hub {
             storage,
             rooms: RwLock::new(rooms),
@@ -178,9 +194,13 @@ impl Hub {
             shutdown,
             bots_hook,
             metrics,
+            presence_shares,
         });
-        if let Some(announcements) = hub.storage.announcements()? {
+        if let Some(announcements) = announcements {
             listener::spawn(&hub, announcements)?;
+        }
+        if let Some(shares) = shared_presence {
+            shared_presence::spawn(&hub, shares)?;
         }
         Ok((hub, Committer { thread }))
     }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Weak};
 use tokio::time::Instant;
 
 use super::{Hub, NewMessage, Room, SidebarUpdate};
-use crate::domain::Nickname;
+use crate::domain::{Nickname, Slug};
+use crate::store::RoomPresence;
 use crate::views;
 
 impl Hub {
@@ -37,7 +38,7 @@ impl Hub {
     /// A room with more than `announce_limit` people present, or archived, says nothing of
     /// who comes and goes.
     fn announce(&self, room: &Arc<Room>, line: NewMessage) {
-        let present = room.presence.lock().expect("presence lock").tabs.len();
+        let present = room.presence.lock().expect("presence lock").present();
         if present <= self.settings.announce_limit && !room.is_archived() {
             drop(self.submit(room, line));
         }
@@ -103,6 +104,7 @@ impl Hub {
             .values()
             .cloned()
             .collect();
+        let mut to_share = Vec::new();
         for room in rooms {
             let (here, typing) = {
                 let mut presence = room.presence.lock().expect("presence lock");
@@ -119,9 +121,25 @@ impl Hub {
                 if presence.typing.len() != typing_before {
                     presence.typing_changed = true;
                 }
+                if self.presence_shares.is_some()
+                    && (presence.presence_changed || presence.typing_changed)
+                {
+                    let own = (
+                        presence.here_local(),
+                        presence.typing.keys().cloned().collect(),
+                    );
+                    if own != presence.shared {
+                        presence.shared = own.clone();
+                        to_share.push(RoomPresence {
+                            room: room.slug.clone(),
+                            here: own.0,
+                            typing: own.1,
+                        });
+                    }
+                }
                 let here = std::mem::take(&mut presence.presence_changed).then(|| presence.here());
-                let typing = std::mem::take(&mut presence.typing_changed)
-                    .then(|| presence.typing.keys().cloned().collect::<Vec<_>>());
+                let typing =
+                    std::mem::take(&mut presence.typing_changed).then(|| presence.typing());
                 (here, typing)
             };
             if let Some(here) = here {
@@ -131,10 +149,47 @@ impl Hub {
                 room.replace(views::typing_fragment(&typing));
             }
         }
+        if let Some(shares) = &self.presence_shares
+            && !to_share.is_empty()
+        {
+            // The sharing thread is gone only once the hub is.
+            let _ = shares.send(to_share);
+        }
         if self.sidebar_dirty.swap(false, Ordering::AcqRel) {
             let _ = self
                 .sidebar
                 .send(Arc::new(SidebarUpdate::new(self.room_summaries())));
+        }
+    }
+}
+
+impl Hub {
+    /// Shows who the other instances sharing the database have here and typing, in `only`
+    /// or (for `None`) in every room; a room `shown` leaves out has nobody elsewhere.
+    pub(super) fn show_presence_elsewhere(&self, only: Option<&Slug>, shown: Vec<RoomPresence>) {
+        let mut shown: std::collections::HashMap<Slug, RoomPresence> = shown
+            .into_iter()
+            .map(|entry| (entry.room.clone(), entry))
+            .collect();
+        let rooms: Vec<Arc<Room>> = match only {
+            Some(slug) => self.room(slug).into_iter().collect(),
+            None => self
+                .rooms
+                .read()
+                .expect("rooms lock")
+                .values()
+                .cloned()
+                .collect(),
+        };
+        for room in rooms {
+            let (here, typing) = shown
+                .remove(&room.slug)
+                .map(|entry| (entry.here, entry.typing))
+                .unwrap_or_default();
+            room.presence
+                .lock()
+                .expect("presence lock")
+                .show_elsewhere(here, typing);
         }
     }
 }

@@ -79,23 +79,66 @@ pub(super) struct Presence {
     pub leaving: HashMap<String, Instant>,
     /// Who is typing, until when.
     pub typing: BTreeMap<String, Instant>,
+    /// Who the other instances sharing the database have here and typing (sorted).
+    pub here_elsewhere: Vec<String>,
+    pub typing_elsewhere: Vec<String>,
+    /// What this instance last shared of its own `here` and `typing`: only a change is
+    /// shared again.
+    pub shared: (Vec<String>, Vec<String>),
     pub presence_changed: bool,
     pub typing_changed: bool,
 }
 
 impl Presence {
-    /// Everyone shown as here: open tabs, plus those still inside the leave debounce.
+    /// Everyone shown as here: open tabs, plus those still inside the leave debounce, on
+    /// any instance.
     pub fn here(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .tabs
-            .keys()
-            .chain(self.leaving.keys())
-            .cloned()
-            .collect();
-        names.sort_by_key(|n| n.to_lowercase());
-        names.dedup();
-        names
+        sorted_names(
+            self.here_local()
+                .into_iter()
+                .chain(self.here_elsewhere.iter().cloned()),
+        )
     }
+
+    /// Everyone shown as typing, on any instance.
+    pub fn typing(&self) -> Vec<String> {
+        sorted_names(
+            self.typing
+                .keys()
+                .chain(self.typing_elsewhere.iter())
+                .cloned(),
+        )
+    }
+
+    /// Whom this instance's own sockets make here.
+    pub fn here_local(&self) -> Vec<String> {
+        sorted_names(self.tabs.keys().chain(self.leaving.keys()).cloned())
+    }
+
+    /// People with a tab open, on any instance.
+    pub fn present(&self) -> usize {
+        let elsewhere = self.here_elsewhere.iter();
+        self.tabs.len() + elsewhere.filter(|n| !self.tabs.contains_key(*n)).count()
+    }
+
+    /// Takes who the other instances have here and typing; marks what changed.
+    pub fn show_elsewhere(&mut self, here: Vec<String>, typing: Vec<String>) {
+        if self.here_elsewhere != here {
+            self.here_elsewhere = here;
+            self.presence_changed = true;
+        }
+        if self.typing_elsewhere != typing {
+            self.typing_elsewhere = typing;
+            self.typing_changed = true;
+        }
+    }
+}
+
+fn sorted_names(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = names.collect();
+    names.sort_by_key(|n| n.to_lowercase());
+    names.dedup();
+    names
 }
 
 /// The newest messages of a room. Until the first reader loads it from disk, messages

@@ -49,6 +49,14 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Database(format!("storage task failed: {e}")))?
 }
 
+/// Who is here and who is typing in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPresence {
+    pub room: Slug,
+    pub here: Vec<String>,
+    pub typing: Vec<String>,
+}
+
 /// The operations the chat needs from a database. PoloDB is the embedded default; keys are
 /// designed so that every read is a point lookup. PostgreSQL (`PgStore`) is the other.
 pub trait Storage: Send + Sync + 'static {
@@ -171,6 +179,28 @@ pub trait Storage: Send + Sync + 'static {
     /// of its own.
     fn announcements(&self) -> StoreResult<Option<Box<dyn Announcements>>> {
         Ok(None)
+    }
+
+    /// Shares who is here and who is typing on this instance's sockets in these rooms with
+    /// the instances sharing the database, and tells them; says this instance is alive too.
+    /// Does nothing for a store only this process uses.
+    fn share_presence(&self, _rooms: &[RoomPresence]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Says this instance is still alive, so what it shares keeps counting.
+    fn heartbeat(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Who the other instances alive within `alive_for` show in `room` (every room, for
+    /// `None`): one entry per room, everyone of every instance together.
+    fn presence_elsewhere(
+        &self,
+        _room: Option<&Slug>,
+        _alive_for: std::time::Duration,
+    ) -> StoreResult<Vec<RoomPresence>> {
+        Ok(Vec::new())
     }
 
     /// Takes the lock under which nickname claims are decided, for every process sharing

@@ -7,6 +7,8 @@ use reqwest::Method;
 
 use crate::admin::close_frame;
 use crate::bots::{Api, bot_id, make_bot};
+use crate::crash::harness::{self, ChildServer};
+use crate::crash::server_bin;
 use crate::helpers::{
     AppData, Backend, TestApp, Visitor, Ws, eventually, message_ids, spawn_app_in, spawn_app_on,
     user_message_ids,
@@ -299,4 +301,101 @@ async fn a_bot_made_or_revoked_on_one_instance_is_known_to_the_other() {
         .await;
     assert_eq!(revoked.status(), 303);
     assert_eq!(eventually(status, |s| *s == 401).await, 401, "revoked on A");
+}
+
+/// The next frame on `ws` for which `wanted` holds (others are skipped).
+async fn frame_where(ws: &mut Ws, wanted: impl Fn(&str) -> bool) -> String {
+    loop {
+        let frame = ws.next_raw().await;
+        if wanted(&frame) {
+            return frame;
+        }
+    }
+}
+
+fn here_now(frame: &str) -> Option<&str> {
+    frame
+        .starts_with(r#"<section id="presence""#)
+        .then_some(frame)
+}
+
+/// "Here now" and "is typing" show people on any instance, and the people of an instance
+/// killed without a word leave them by themselves, within its heartbeat timeout.
+#[tokio::test]
+async fn here_and_typing_show_across_instances_and_a_killed_instance_stops_counting() {
+    let a = spawn_app_on(Backend::Postgres).await;
+    let a = spawn_app_in(a.stop().await, |config| config.instance_timeout = 2.0).await;
+    let url = a.data.database_url().expect("on PostgreSQL").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChildServer::start(
+        server_bin(),
+        dir.path(),
+        None,
+        &dir.path().join("b.log"),
+        &["--database-url", &url, "--instance-timeout", "2"],
+    )
+    .await
+    .unwrap();
+
+    let (_alice, mut on_a) = watching(&a, "alice").await;
+    let bob = harness::Visitor::logged_in(&b.base(), "bob").await.unwrap();
+    let mut on_b = bob.socket("lobby").await.unwrap();
+    frame_where(&mut on_a, |f| {
+        here_now(f).is_some_and(|f| f.contains(r#"data-author="bob""#))
+    })
+    .await;
+    loop {
+        let frame = on_b.next_text().await.unwrap();
+        if here_now(&frame).is_some_and(|f| f.contains(r#"data-author="alice""#)) {
+            break;
+        }
+    }
+
+    on_b.send_json(serde_json::json!({ "typing": true }))
+        .await
+        .unwrap();
+    frame_where(&mut on_a, |f| {
+        f.starts_with(r#"<div id="typing""#) && f.contains("bob is typing")
+    })
+    .await;
+
+    b.kill().await.unwrap();
+    let killed = tokio::time::Instant::now();
+    let gone = frame_where(&mut on_a, |f| {
+        here_now(f).is_some_and(|f| !f.contains(r#"data-author="bob""#))
+    })
+    .await;
+    assert!(gone.contains(r#"data-author="alice""#), "{gone}");
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(5),
+        "bob counted {:?} after his instance died",
+        killed.elapsed()
+    );
+}
+
+/// An instance stopped on purpose (a restart, a deploy) takes its people out of "Here now"
+/// on the others at once, rather than after its heartbeat timeout.
+#[tokio::test]
+async fn an_instance_stopped_on_purpose_takes_its_people_out_at_once() {
+    let (a, b) = two_instances().await;
+    let (_alice, mut on_a) = watching(&a, "alice").await;
+    let (_carol, on_b) = watching(&b, "carol").await;
+    frame_where(&mut on_a, |f| {
+        here_now(f).is_some_and(|f| f.contains(r#"data-author="carol""#))
+    })
+    .await;
+    // Its sockets still open: the server closes them as it stops.
+    b.stop().await;
+    let stopped = tokio::time::Instant::now();
+    frame_where(&mut on_a, |f| {
+        here_now(f).is_some_and(|f| !f.contains(r#"data-author="carol""#))
+    })
+    .await;
+    // The default timeout is 20 s.
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(5),
+        "carol counted {:?} after her instance stopped",
+        stopped.elapsed()
+    );
+    drop(on_b);
 }

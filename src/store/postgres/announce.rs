@@ -3,7 +3,8 @@
 //!
 //! A payload is `{origin} {kind} {room}[ {id}]`: `a` messages up to `id` were appended, `c`
 //! message `id` changed, `r` the room's record changed; or `{origin} l {login} out|removed`:
-//! every session of a login ended; or `{origin} b *`: a bot was created, changed or
+//! every session of a login ended; `{origin} p {room}`: who is here or typing there changed on
+//! that instance; or `{origin} b *`: a bot was created, changed or
 //! deleted. `origin` is the announcing store's
 //! own random id, so a listener can skip what its own instance did and showed already;
 //! appends are heard from everyone, as a safety net for anything the committer could not
@@ -45,6 +46,10 @@ pub(super) fn changed(origin: &str, room: &Slug, id: i64) -> Vec<String> {
 
 pub(super) fn room_changed(origin: &str, room: &Slug) -> Vec<String> {
     vec![format!("{origin} r {room}")]
+}
+
+pub(super) fn presence_changed(origin: &str, room: &Slug) -> Vec<String> {
+    vec![format!("{origin} p {room}")]
 }
 
 pub(super) fn bots_changed(origin: &str) -> Vec<String> {
@@ -179,6 +184,7 @@ impl Listener {
             _ if origin == self.origin => None,
             "c" => Some(Announcement::Changed { room, id: id()? }),
             "r" => Some(Announcement::Room { room }),
+            "p" => Some(Announcement::Presence { room }),
             _ => None,
         }
     }

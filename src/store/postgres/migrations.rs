@@ -8,11 +8,18 @@ use postgres::Client;
 use super::super::StoreResult;
 
 /// In order; a migration, once released, is never edited: a change is a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "storage",
-    sql: include_str!("schema/0001_storage.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "storage",
+        sql: include_str!("schema/0001_storage.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "presence",
+        sql: include_str!("schema/0002_presence.sql"),
+    },
+];
 
 /// Any constant the chat alone uses: the advisory lock that serializes migrations.
 const MIGRATION_LOCK: i64 = 0x0063_6861_746d_6967; // "chatmig"

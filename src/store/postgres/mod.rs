@@ -7,6 +7,7 @@
 mod announce;
 mod import;
 mod migrations;
+mod presence;
 mod readers;
 mod rows;
 mod search;
@@ -27,7 +28,7 @@ use super::append::{self, AppendOutcome, PendingMessage, RoomHead};
 use super::search_index::{SearchCursor, SearchPage};
 use super::{
     BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord, ReaderRecord,
-    RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
+    RoomPresence, RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 use crate::identity::LoginEnd;
@@ -561,6 +562,22 @@ impl Storage for PgStore {
     fn announcements(&self) -> StoreResult<Option<Box<dyn Announcements>>> {
         let listener = announce::Listener::new((*self.config).clone(), self.origin.clone());
         Ok(Some(Box::new(listener)))
+    }
+
+    fn share_presence(&self, rooms: &[RoomPresence]) -> StoreResult<()> {
+        presence::share(&mut *self.connection()?, &self.origin, rooms)
+    }
+
+    fn heartbeat(&self) -> StoreResult<()> {
+        presence::beat(&mut *self.connection()?, &self.origin)
+    }
+
+    fn presence_elsewhere(
+        &self,
+        room: Option<&Slug>,
+        alive_for: Duration,
+    ) -> StoreResult<Vec<RoomPresence>> {
+        presence::elsewhere(&mut *self.connection()?, &self.origin, room, alive_for)
     }
 
     fn lock_claims(&self) -> StoreResult<Option<Box<dyn Send>>> {
