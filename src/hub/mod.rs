@@ -114,6 +114,8 @@ pub struct Hub {
     bots_hook: Arc<OnceLock<Arc<dyn BotsHook>>>,
     /// Shared with the committer thread, which records each batch.
     metrics: Arc<Metrics>,
+    /// Other instances share the store: what they change is not cached here.
+    store_shared: bool,
     /// To the thread that shares this instance's presence, when the database is shared.
     presence_shares: Option<std::sync::mpsc::Sender<Vec<RoomPresence>>>,
 }
@@ -194,6 +196,7 @@ impl Hub {
             shutdown,
             bots_hook,
             metrics,
+            store_shared: announcements.is_some(),
             presence_shares,
         });
         if let Some(announcements) = announcements {

@@ -1,4 +1,5 @@
-//! What each login has read and muted, cached in memory in front of the store.
+//! What each login has read and muted, cached in memory in front of the store, unless
+//! other instances share the store (they change the same records).
 
 use std::sync::Arc;
 
@@ -11,25 +12,33 @@ const READER_CACHE: usize = 10_000;
 
 impl Hub {
     /// What a login has read and muted. Served from memory after the first read, since every
-    /// page needs it.
+    /// page needs it (from the store each time, when it is shared).
     pub async fn reader(&self, login_id: &str) -> StoreResult<Arc<ReaderRecord>> {
-        if let Some(cached) = self.readers.lock().expect("readers lock").get(login_id) {
-            return Ok(cached.clone());
+        if let Some(cached) = self.cached_reader(login_id) {
+            return Ok(cached);
         }
         let login = login_id.to_owned();
         let found = Arc::new(
             store::blocking(&self.storage, move |s| s.reader(&login))
                 .await?
-                .unwrap_or_else(|| ReaderRecord {
-                    login_id: login_id.to_owned(),
-                    ..ReaderRecord::default()
-                }),
+                .unwrap_or_else(|| ReaderRecord::empty(login_id)),
         );
         self.remember_reader(found.clone());
         Ok(found)
     }
 
+    fn cached_reader(&self, login_id: &str) -> Option<Arc<ReaderRecord>> {
+        if self.store_shared {
+            return None;
+        }
+        let readers = self.readers.lock().expect("readers lock");
+        readers.get(login_id).cloned()
+    }
+
     fn remember_reader(&self, reader: Arc<ReaderRecord>) {
+        if self.store_shared {
+            return;
+        }
         let mut readers = self.readers.lock().expect("readers lock");
         if readers.len() >= READER_CACHE {
             readers.clear();
@@ -38,24 +47,29 @@ impl Hub {
     }
 
     /// Read-modify-write of a login's reader record, one at a time; written only if `change`
-    /// changed it, so reloading a page costs no disk write.
-    async fn update_reader(
+    /// changed it, so reloading a page costs no disk write. Returns what `change` returned.
+    async fn update_reader<T: Send + 'static>(
         &self,
         login_id: &str,
-        change: impl FnOnce(&mut ReaderRecord) + Send,
-    ) -> StoreResult<()> {
+        change: impl FnOnce(&mut ReaderRecord) -> T + Send + 'static,
+    ) -> StoreResult<T> {
         let _one_at_a_time = self.readers_lock.lock().await;
-        let before = self.reader(login_id).await?;
-        let mut after = ReaderRecord::clone(&before);
-        change(&mut after);
-        if after == *before {
-            return Ok(());
-        }
-        let after = Arc::new(after);
-        let saved = after.clone();
-        store::blocking(&self.storage, move |s| s.save_reader(&saved)).await?;
-        self.remember_reader(after);
-        Ok(())
+        let login = login_id.to_owned();
+        let (after, changed) = store::blocking(&self.storage, move |s| {
+            let (mut change, mut result) = (Some(change), None);
+            let after = s.change_reader(&login, &mut |reader| {
+                if let Some(change) = change.take() {
+                    result = Some(change(reader));
+                }
+            })?;
+            let result = result.ok_or_else(|| {
+                store::StoreError::Database("the reader record was not changed".into())
+            })?;
+            Ok((after, result))
+        })
+        .await?;
+        self.remember_reader(Arc::new(after));
+        Ok(changed)
     }
 
     /// The login opened the room's page, which shows it everything up to `last_id`. The
@@ -102,10 +116,7 @@ impl Hub {
         // behind other logins' updates to find that out. Marks only grow, so a cached
         // one at or past `id` stays right.
         let seen = self
-            .readers
-            .lock()
-            .expect("readers lock")
-            .get(login_id)
+            .cached_reader(login_id)
             .and_then(|reader| reader.mark(room.slug.as_str()));
         if seen.is_some_and(|seen| seen.id >= id) {
             return Ok(false);
@@ -113,11 +124,11 @@ impl Hub {
         let slug = room.slug.as_str().to_owned();
         let counted = room.counted_at(id) as i64;
         let id = id as i64;
-        let mut joined = false;
-        self.update_reader(login_id, |reader| {
+        self.update_reader(login_id, move |reader| {
+            let mut joined = false;
             if !reader.is_member(&slug) {
                 if !join {
-                    return;
+                    return false;
                 }
                 reader.left.retain(|r| *r != slug);
                 joined = true;
@@ -127,9 +138,9 @@ impl Hub {
                 *seen = id;
                 reader.read_counted.insert(slug, counted);
             }
+            joined
         })
-        .await?;
-        Ok(joined)
+        .await
     }
 
     /// The login leaves the room: it is no longer a member, its unread count goes, and the
@@ -141,15 +152,16 @@ impl Hub {
         room: &Arc<Room>,
     ) -> StoreResult<bool> {
         let slug = room.slug.as_str().to_owned();
-        let mut was_member = false;
-        self.update_reader(login_id, |reader| {
-            was_member = reader.last_read.remove(&slug).is_some();
-            reader.read_counted.remove(&slug);
-            if !reader.has_left(&slug) {
-                reader.left.push(slug);
-            }
-        })
-        .await?;
+        let was_member = self
+            .update_reader(login_id, |reader| {
+                let was_member = reader.last_read.remove(&slug).is_some();
+                reader.read_counted.remove(&slug);
+                if !reader.has_left(&slug) {
+                    reader.left.push(slug);
+                }
+                was_member
+            })
+            .await?;
         if was_member {
             self.announce_leave(room, person);
         }

@@ -129,6 +129,26 @@ pub trait Storage: Send + Sync + 'static {
     /// Every login's reader record; only upgrades read them all.
     fn readers(&self) -> StoreResult<Vec<ReaderRecord>>;
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()>;
+    /// Changes a login's reader record as `change` decides from the stored one (an empty
+    /// one when there is none), writes it if that changed anything, and returns it as it is
+    /// now. The read and the write are one step that changes made elsewhere at the same
+    /// moment wait for: two tabs on two instances lose neither's mark.
+    fn change_reader(
+        &self,
+        login_id: &str,
+        change: &mut dyn FnMut(&mut ReaderRecord),
+    ) -> StoreResult<ReaderRecord> {
+        // PoloDB has one writer, this process, whose hub changes one reader at a time.
+        let before = self
+            .reader(login_id)?
+            .unwrap_or_else(|| ReaderRecord::empty(login_id));
+        let mut after = before.clone();
+        change(&mut after);
+        if after != before {
+            self.save_reader(&after)?;
+        }
+        Ok(after)
+    }
 
     /// A small server-wide value, such as the admin setup link's hash.
     fn setting(&self, key: &str) -> StoreResult<Option<String>>;
@@ -591,6 +611,14 @@ pub struct ReaderRecord {
 }
 
 impl ReaderRecord {
+    /// A login that has read nothing, muted nothing and left nothing.
+    pub fn empty(login_id: &str) -> ReaderRecord {
+        ReaderRecord {
+            login_id: login_id.to_owned(),
+            ..ReaderRecord::default()
+        }
+    }
+
     /// Whether the login joined the room (and has not left it since).
     pub fn is_member(&self, room: &str) -> bool {
         self.last_read.contains_key(room)

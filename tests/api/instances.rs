@@ -10,8 +10,8 @@ use crate::bots::{Api, bot_id, make_bot};
 use crate::crash::harness::{self, ChildServer};
 use crate::crash::server_bin;
 use crate::helpers::{
-    AppData, Backend, TestApp, Visitor, Ws, eventually, message_ids, spawn_app_in, spawn_app_on,
-    user_message_ids,
+    AppData, Backend, TestApp, Visitor, Ws, eventually, message_ids, sidebar_badge, spawn_app_in,
+    spawn_app_on, user_message_ids,
 };
 use chat::domain::Slug;
 
@@ -398,4 +398,28 @@ async fn an_instance_stopped_on_purpose_takes_its_people_out_at_once() {
         stopped.elapsed()
     );
     drop(on_b);
+}
+
+/// What someone read on one instance is read on the other: the unread count there follows.
+#[tokio::test]
+async fn messages_read_on_one_instance_are_read_on_the_other() {
+    let (a, b) = two_instances().await;
+    let alice_on_a = a.login("alice").await;
+    alice_on_a.get_text("/rooms/lobby").await;
+    let alice_on_b = b.visitor_with(&alice_on_a.cookie().expect("logged in"));
+    let bob = b.login("bob").await;
+    for body in ["one", "two"] {
+        let sent = bob
+            .post_form("/rooms/lobby/messages", &[("body", body)])
+            .await;
+        assert_eq!(sent.status(), 303);
+    }
+    let home = || alice_on_a.get_text("/");
+    let unread = |page: &String| sidebar_badge(page, "lobby");
+    let before = eventually(home, |page| unread(page) == Some(2)).await;
+    assert_eq!(unread(&before), Some(2), "{before}");
+
+    alice_on_b.get_text("/rooms/lobby").await;
+    let after = alice_on_a.get_text("/").await;
+    assert_eq!(unread(&after), None, "read on B: {after}");
 }

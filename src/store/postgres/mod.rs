@@ -417,6 +417,14 @@ impl Storage for PgStore {
         readers::save(&mut *self.connection()?, reader)
     }
 
+    fn change_reader(
+        &self,
+        login_id: &str,
+        change: &mut dyn FnMut(&mut ReaderRecord),
+    ) -> StoreResult<ReaderRecord> {
+        readers::change(&mut *self.connection()?, login_id, change)
+    }
+
     fn setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.select_one(
             "SELECT value FROM settings WHERE key = $1",

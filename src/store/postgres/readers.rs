@@ -73,6 +73,32 @@ fn add_mark(reader: &mut ReaderRecord, mark: &postgres::Row) -> StoreResult<()> 
     Ok(())
 }
 
+/// The advisory locks a login's reader record is changed under: this class, and a hash of
+/// the login's id.
+const READER_LOCK_CLASS: i32 = 0x6372; // "cr"
+
+/// Read-modify-write of one login's record, under a lock of its own that the same change on
+/// another instance waits for (a lock, not a row: a login may have no record yet).
+pub(super) fn change(
+    client: &mut impl GenericClient,
+    login_id: &str,
+    change: &mut dyn FnMut(&mut ReaderRecord),
+) -> StoreResult<ReaderRecord> {
+    let mut txn = client.transaction()?;
+    txn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&READER_LOCK_CLASS, &login_id],
+    )?;
+    let before = reader(&mut txn, login_id)?.unwrap_or_else(|| ReaderRecord::empty(login_id));
+    let mut after = before.clone();
+    change(&mut after);
+    if after != before {
+        save(&mut txn, &after)?;
+    }
+    txn.commit()?;
+    Ok(after)
+}
+
 /// Replaces the login's reader record, marks and all, in one commit.
 pub(super) fn save(client: &mut impl GenericClient, reader: &ReaderRecord) -> StoreResult<()> {
     let mut txn = client.transaction()?;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::{PG_DUMP_INSTEAD, PgStore, test_cluster};
 use crate::domain::Slug;
 use crate::store::{
-    Announcement, Appended, MessageKind, MessageRecord, PendingMessage, Reaction, RoomRecord,
-    Storage,
+    Announcement, Appended, MessageKind, MessageRecord, PendingMessage, Reaction, ReaderRecord,
+    RoomRecord, Storage,
 };
 
 /// How long a test waits for an announcement.
@@ -249,4 +249,33 @@ fn changes_to_one_message_from_two_instances_at_once_are_all_kept() {
     }
     let message = stores[1].messages(&Slug::lobby(), 1, 1).unwrap().remove(0);
     assert_eq!(message.reactions.len(), 2 * CHANGES, "no change lost");
+}
+
+#[test]
+fn one_logins_marks_changed_from_two_instances_at_once_are_all_kept() {
+    const CHANGES: usize = 25;
+    let stores = two_instances();
+    let start = Arc::new(Barrier::new(stores.len()));
+    let changing: Vec<_> = stores
+        .iter()
+        .enumerate()
+        .map(|(writer, store)| {
+            let (store, start) = (store.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for n in 0..CHANGES {
+                    let room = format!("room-{writer}-{n}");
+                    let mut read = |reader: &mut ReaderRecord| {
+                        reader.last_read.insert(room.clone(), n as i64 + 1);
+                    };
+                    store.change_reader("login-a", &mut read).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in changing {
+        thread.join().unwrap();
+    }
+    let reader = stores[1].reader("login-a").unwrap().expect("stored");
+    assert_eq!(reader.last_read.len(), 2 * CHANGES, "no mark lost");
 }
