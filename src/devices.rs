@@ -1,10 +1,14 @@
 //! One-time links that log another device in as the same person.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::clock::now_millis;
+use crate::domain::Nickname;
 use crate::identity::CurrentUser;
+use crate::security::token_hash;
+use crate::store::{self, DeviceLinkRecord, Storage, StoreError};
 
 /// How long a link works after it is made.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(10 * 60);
@@ -14,23 +18,91 @@ pub const LINKS_PER_LOGIN: usize = 3;
 const MAX_PENDING_LINKS: usize = 10_000;
 
 /// Why no link was made.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     /// Everyone's links together are at the limit (thousands of logins made some).
     #[error("Too many device links are waiting to be used. Try again in a few minutes.")]
     TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// Unused links by token. In memory: a restart only means making a new link.
-#[derive(Default)]
-pub struct DeviceLinks {
-    pending: Mutex<HashMap<String, (CurrentUser, Instant)>>,
+/// Unused links, wherever they are kept.
+pub enum DeviceLinks {
+    /// By this process alone, in memory: a restart only means making a new link.
+    InMemory(PendingLinks),
+    /// In the store several instances share, so a link made through one works through any.
+    InStore(Arc<dyn Storage>),
 }
 
 impl DeviceLinks {
+    /// A new one-time token for `user`, valid for [`LINK_LIFETIME`]. A login keeps at most
+    /// [`LINKS_PER_LOGIN`]: the oldest goes, so one person can't use up everyone's.
+    pub async fn issue(&self, user: CurrentUser) -> Result<String, LinkError> {
+        match self {
+            DeviceLinks::InMemory(links) => links.issue(user, Instant::now()),
+            DeviceLinks::InStore(storage) => {
+                let token = random_token();
+                let link = DeviceLinkRecord {
+                    token_hash: token_hash(&token),
+                    login_id: user.login_id.clone(),
+                    nickname: user.nickname.to_string(),
+                    expires_at: now_millis() + LINK_LIFETIME.as_millis() as i64,
+                };
+                let kept = store::blocking(storage, move |s| {
+                    s.put_device_link(&link, LINKS_PER_LOGIN, MAX_PENDING_LINKS)
+                })
+                .await?;
+                if kept {
+                    Ok(token)
+                } else {
+                    Err(LinkError::TooMany)
+                }
+            }
+        }
+    }
+
+    /// Whose link this is, if it is unused and unexpired.
+    pub async fn peek(&self, token: &str) -> Result<Option<CurrentUser>, StoreError> {
+        match self {
+            DeviceLinks::InMemory(links) => Ok(links.peek(token, Instant::now())),
+            DeviceLinks::InStore(storage) => find(storage, token, false).await,
+        }
+    }
+
+    /// Uses the link up: it works once.
+    pub async fn take(&self, token: &str) -> Result<Option<CurrentUser>, StoreError> {
+        match self {
+            DeviceLinks::InMemory(links) => Ok(links.take(token, Instant::now())),
+            DeviceLinks::InStore(storage) => find(storage, token, true).await,
+        }
+    }
+}
+
+async fn find(
+    storage: &Arc<dyn Storage>,
+    token: &str,
+    take: bool,
+) -> Result<Option<CurrentUser>, StoreError> {
+    let hash = token_hash(token);
+    let link = store::blocking(storage, move |s| s.device_link(&hash, now_millis(), take)).await?;
+    // A nickname rule that changed since the link was made: the link logs nobody in.
+    Ok(link.and_then(|link| {
+        let nickname = Nickname::parse(&link.nickname).ok()?;
+        Some(CurrentUser::new(nickname, link.login_id))
+    }))
+}
+
+/// Unused links by token, in this process's memory.
+#[derive(Default)]
+pub struct PendingLinks {
+    pending: Mutex<HashMap<String, (CurrentUser, Instant)>>,
+}
+
+impl PendingLinks {
     /// A new one-time token for `user`, valid until `now + LINK_LIFETIME`. A login keeps at
     /// most [`LINKS_PER_LOGIN`]: the oldest goes, so one person can't use up everyone's.
-    pub fn issue(&self, user: CurrentUser, now: Instant) -> Result<String, LinkError> {
+    fn issue(&self, user: CurrentUser, now: Instant) -> Result<String, LinkError> {
         let token = random_token();
         let mut pending = self.pending.lock().expect("device links lock");
         pending.retain(|_, (_, expires)| *expires > now);
@@ -52,14 +124,14 @@ impl DeviceLinks {
     }
 
     /// Whose link this is, if it is unused and unexpired.
-    pub fn peek(&self, token: &str, now: Instant) -> Option<CurrentUser> {
+    fn peek(&self, token: &str, now: Instant) -> Option<CurrentUser> {
         let pending = self.pending.lock().expect("device links lock");
         let (user, expires) = pending.get(token)?;
         (*expires > now).then(|| user.clone())
     }
 
     /// Uses the link up: it works once.
-    pub fn take(&self, token: &str, now: Instant) -> Option<CurrentUser> {
+    fn take(&self, token: &str, now: Instant) -> Option<CurrentUser> {
         let (user, expires) = self
             .pending
             .lock()
@@ -84,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_link_works_once_and_only_for_ten_minutes() {
-        let links = DeviceLinks::default();
+        let links = PendingLinks::default();
         let start = Instant::now();
         let token = links.issue(alice(), start).unwrap();
         assert_eq!(token.len(), 48);
@@ -111,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_login_keeps_its_three_newest_links() {
-        let links = DeviceLinks::default();
+        let links = PendingLinks::default();
         let start = Instant::now();
         let made: Vec<String> = (0..5)
             .map(|n| {

@@ -24,7 +24,7 @@ use crate::bots::Bots;
 use crate::bots::webhook::{self, MentionWebhooks, Webhooks};
 use crate::claim_lock::ClaimLock;
 use crate::config::Config;
-use crate::devices::DeviceLinks;
+use crate::devices::{DeviceLinks, PendingLinks};
 use crate::files::FileStore;
 use crate::hub::{Committer, Hub};
 use crate::metrics::Metrics;
@@ -148,7 +148,11 @@ impl Application {
             } else {
                 SessionBackend::new(storage.clone())
             },
-            device_links: Arc::new(DeviceLinks::default()),
+            device_links: Arc::new(if config.database_url.is_some() {
+                DeviceLinks::InStore(storage.clone())
+            } else {
+                DeviceLinks::InMemory(PendingLinks::default())
+            }),
             bots,
             claims: ClaimLock::new(storage.clone()),
             storage,

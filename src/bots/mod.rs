@@ -9,12 +9,10 @@ pub mod webhook;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use sha2::{Digest, Sha256};
-
 use crate::clock::now_millis;
 use crate::domain::Nickname;
 use crate::identity::login_handle;
-use crate::security::{hex, same_secret};
+use crate::security::{hex, same_secret, token_hash};
 use crate::store::{self, BotRecord, ClaimRecord, Storage, StoreError, bot_login_id};
 
 /// Every token starts with this, so one pasted somewhere is easy to spot (and grep for).
@@ -398,11 +396,6 @@ fn parse_webhook_url(url: &str) -> Result<Option<String>, BotError> {
 /// `chatbot_{id}_{64 hex}`: the id finds the bot, the 32 random bytes are the secret.
 fn new_token(id: &str) -> String {
     format!("{TOKEN_PREFIX}{id}_{}", random_hex::<32>())
-}
-
-/// A salt adds nothing to a hash of 32 random bytes: there is nothing to guess.
-pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
 }
 
 fn random_hex<const N: usize>() -> String {

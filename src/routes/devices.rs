@@ -3,7 +3,6 @@
 
 use axum::Router;
 use axum::routing::get;
-use std::time::Instant;
 
 use askama::Template;
 use axum::Extension;
@@ -65,8 +64,9 @@ pub async fn new_link(
     headers: HeaderMap,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let token = match state.device_links.issue(viewer.clone(), Instant::now()) {
+    let token = match state.device_links.issue(viewer.clone()).await {
         Ok(token) => token,
+        Err(LinkError::Store(e)) => return Err(e.into()),
         Err(e @ LinkError::TooMany) => {
             let heading = "No link right now";
             let page = ErrorPage {
@@ -109,7 +109,7 @@ pub async fn confirm_claim(
     Path(token): Path<String>,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let Some(user) = state.device_links.peek(&token, Instant::now()) else {
+    let Some(user) = state.device_links.peek(&token).await? else {
         return Ok(link_gone(&nonce));
     };
     let page = ClaimPage {
@@ -127,7 +127,7 @@ pub async fn claim(
     session: Session,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, AppError> {
-    let Some(user) = state.device_links.take(&token, Instant::now()) else {
+    let Some(user) = state.device_links.take(&token).await? else {
         return Ok(link_gone(&nonce));
     };
     // The person may have logged out since making the link: then it logs nobody in.

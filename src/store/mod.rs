@@ -49,6 +49,19 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Database(format!("storage task failed: {e}")))?
 }
 
+const NO_SHARED_LINKS: &str = "device links are kept in memory with this store";
+
+/// A one-time link that logs another device in as its login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLinkRecord {
+    /// The SHA-256 of the link's token: the token itself is never stored.
+    pub token_hash: String,
+    pub login_id: String,
+    pub nickname: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
 /// Who is here and who is typing in a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomPresence {
@@ -221,6 +234,28 @@ pub trait Storage: Send + Sync + 'static {
         _alive_for: std::time::Duration,
     ) -> StoreResult<Vec<RoomPresence>> {
         Ok(Vec::new())
+    }
+
+    /// Keeps a new device link until it expires, dropping the login's oldest beyond
+    /// `per_login`; `false` (and nothing kept) when `max_pending` unexpired links wait
+    /// already. Only for a store several instances share: others keep links in memory.
+    fn put_device_link(
+        &self,
+        _link: &DeviceLinkRecord,
+        _per_login: usize,
+        _max_pending: usize,
+    ) -> StoreResult<bool> {
+        Err(StoreError::Database(NO_SHARED_LINKS.into()))
+    }
+
+    /// The unexpired link with this token hash; `take` removes it, so that it works once.
+    fn device_link(
+        &self,
+        _token_hash: &str,
+        _now_millis: i64,
+        _take: bool,
+    ) -> StoreResult<Option<DeviceLinkRecord>> {
+        Err(StoreError::Database(NO_SHARED_LINKS.into()))
     }
 
     /// Takes the lock under which nickname claims are decided, for every process sharing

@@ -4,7 +4,7 @@
 use crate::helpers::{Visitor, spawn_app};
 
 /// Makes a device link as `visitor`, as the sidebar's button does; returns its path.
-async fn device_link(visitor: &Visitor) -> String {
+pub(crate) async fn device_link(visitor: &Visitor) -> String {
     let made = visitor.post_form("/devices/link", &[]).await;
     assert_eq!(made.status(), 200, "a link is made");
     assert_eq!(made.headers()["cache-control"], "no-store");
@@ -20,7 +20,7 @@ async fn device_link(visitor: &Visitor) -> String {
 }
 
 /// Whose page `/` is for this browser, if it is logged in.
-async fn who_is(visitor: &Visitor) -> Option<String> {
+pub(crate) async fn who_is(visitor: &Visitor) -> Option<String> {
     let response = visitor.get("/").await;
     if response.status() != 200 {
         return None;

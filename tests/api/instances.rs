@@ -9,6 +9,7 @@ use crate::admin::close_frame;
 use crate::bots::{Api, bot_id, make_bot};
 use crate::crash::harness::{self, ChildServer};
 use crate::crash::server_bin;
+use crate::devices::{device_link, who_is};
 use crate::helpers::{
     AppData, Backend, TestApp, Visitor, Ws, eventually, message_ids, sidebar_badge, spawn_app_in,
     spawn_app_on, user_message_ids,
@@ -422,4 +423,32 @@ async fn messages_read_on_one_instance_are_read_on_the_other() {
     alice_on_b.get_text("/rooms/lobby").await;
     let after = alice_on_a.get_text("/").await;
     assert_eq!(unread(&after), None, "read on B: {after}");
+}
+
+/// A device link made through one instance works through the other, once; a login's
+/// fourth link still replaces its first.
+#[tokio::test]
+async fn a_device_link_made_on_one_instance_works_once_on_the_other() {
+    let (a, b) = two_instances().await;
+    let laptop = a.login("alice").await;
+    let link = device_link(&laptop).await;
+
+    let phone = b.visitor();
+    let ask = phone.get(&link).await;
+    assert_eq!(ask.status(), 200);
+    assert!(ask.text().await.unwrap().contains("Log in as alice"));
+    assert_eq!(phone.post_form(&link, &[]).await.status(), 303);
+    assert_eq!(who_is(&phone).await.as_deref(), Some("alice"));
+    let stranger = a.visitor();
+    assert_eq!(
+        stranger.post_form(&link, &[]).await.status(),
+        410,
+        "used up"
+    );
+
+    let first = device_link(&laptop).await;
+    for _ in 0..3 {
+        device_link(&laptop).await;
+    }
+    assert_eq!(b.visitor().get(&first).await.status(), 410, "replaced");
 }

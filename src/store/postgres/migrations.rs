@@ -19,6 +19,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "presence",
         sql: include_str!("schema/0002_presence.sql"),
     },
+    Migration {
+        version: 3,
+        name: "device links",
+        sql: include_str!("schema/0003_device_links.sql"),
+    },
 ];
 
 /// Any constant the chat alone uses: the advisory lock that serializes migrations.

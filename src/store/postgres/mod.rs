@@ -5,6 +5,7 @@
 //! instance commits it announces to the others (`announce`).
 
 mod announce;
+mod device_links;
 mod import;
 mod migrations;
 mod presence;
@@ -27,8 +28,8 @@ use super::announcements::Announcements;
 use super::append::{self, AppendOutcome, PendingMessage, RoomHead};
 use super::search_index::{SearchCursor, SearchPage};
 use super::{
-    BotRecord, ClaimRecord, DedupRecord, DirectMember, FileRecord, MessageRecord, ReaderRecord,
-    RoomPresence, RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
+    BotRecord, ClaimRecord, DedupRecord, DeviceLinkRecord, DirectMember, FileRecord, MessageRecord,
+    ReaderRecord, RoomPresence, RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
 };
 use crate::domain::{SearchQuery, Slug};
 use crate::identity::LoginEnd;
@@ -586,6 +587,24 @@ impl Storage for PgStore {
         alive_for: Duration,
     ) -> StoreResult<Vec<RoomPresence>> {
         presence::elsewhere(&mut *self.connection()?, &self.origin, room, alive_for)
+    }
+
+    fn put_device_link(
+        &self,
+        link: &DeviceLinkRecord,
+        per_login: usize,
+        max_pending: usize,
+    ) -> StoreResult<bool> {
+        device_links::put(&mut *self.connection()?, link, per_login, max_pending)
+    }
+
+    fn device_link(
+        &self,
+        token_hash: &str,
+        now_millis: i64,
+        take: bool,
+    ) -> StoreResult<Option<DeviceLinkRecord>> {
+        device_links::find(&mut *self.connection()?, token_hash, now_millis, take)
     }
 
     fn lock_claims(&self) -> StoreResult<Option<Box<dyn Send>>> {
