@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::security::hex;
-use crate::store::ImageInfo;
+use crate::store::{self, ImageInfo, Storage, StoreError};
 
 /// The type every file that is not an inline image is served as.
 pub const DOWNLOAD_TYPE: &str = "application/octet-stream";
@@ -69,7 +70,10 @@ pub struct Sniffed {
 }
 
 pub struct FileStore {
+    /// This instance's copies; with a store that keeps the bytes, only a cache of them.
     dir: PathBuf,
+    /// The store, when it keeps every file's bytes (several instances share it).
+    keeper: Option<Arc<dyn Storage>>,
     /// Uploads in progress, renamed into `dir` once complete and synced.
     incoming: PathBuf,
     /// Whose image is decoded next.
@@ -77,8 +81,9 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Opens (creating) `dir`, and drops uploads a previous run left unfinished.
-    pub fn open(dir: &Path) -> std::io::Result<FileStore> {
+    /// Opens (creating) `dir`, and drops uploads a previous run left unfinished. `storage`
+    /// keeps the bytes too if it [keeps file bytes](Storage::keeps_file_bytes).
+    pub fn open(dir: &Path, storage: &Arc<dyn Storage>) -> std::io::Result<FileStore> {
         let incoming = dir.join("incoming");
         std::fs::create_dir_all(&incoming)?;
         for leftover in std::fs::read_dir(&incoming)?.flatten() {
@@ -86,6 +91,7 @@ impl FileStore {
         }
         Ok(FileStore {
             dir: dir.to_owned(),
+            keeper: storage.keeps_file_bytes().then(|| storage.clone()),
             incoming,
             decoding: DecodeTurns::new(DECODES_AT_ONCE, DECODES_PER_LOGIN),
         })
@@ -142,15 +148,69 @@ impl FileStore {
         file.flush().await?;
         let hash = hex(&hasher.finalize());
         let path = self.dir.join(&hash);
-        if tokio::fs::try_exists(&path).await? {
-            // Same bytes as a stored (and synced) file: nothing new to keep.
-            return Ok(StoredFile { hash, size, head });
+        // Same bytes as a stored (and synced) file: nothing new to keep here.
+        if !tokio::fs::try_exists(&path).await? {
+            file.get_ref().sync_all().await?;
+            drop(file);
+            temp.persist(&path).await?;
+            sync_dir(&self.dir).await?;
         }
-        file.get_ref().sync_all().await?;
-        drop(file);
-        temp.persist(&path).await?;
-        sync_dir(&self.dir).await?;
+        self.keep(&hash, path).await?;
         Ok(StoredFile { hash, size, head })
+    }
+
+    /// Puts the file at `path` in the store that keeps the bytes, if there is one.
+    async fn keep(&self, key: &str, path: PathBuf) -> std::io::Result<()> {
+        let Some(keeper) = &self.keeper else {
+            return Ok(());
+        };
+        let key = key.to_owned();
+        store::blocking(keeper, move |storage| {
+            let mut file = std::fs::File::open(&path)
+                .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+            storage.put_file_bytes(&key, &mut file)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        Ok(())
+    }
+
+    /// The bytes of a stored file (`thumbnail`: of its thumbnail), and how many: from this
+    /// instance's disk, or else from the store that keeps them. `None` if neither has them.
+    pub async fn read(&self, hash: &str, thumbnail: bool) -> std::io::Result<Option<FileBytes>> {
+        let path = match thumbnail {
+            true => self.thumbnail_path(hash),
+            false => self.path(hash),
+        };
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => {
+                let length = file.metadata().await?.len();
+                return Ok(Some(FileBytes {
+                    length,
+                    chunks: disk_chunks(file),
+                }));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let Some(keeper) = &self.keeper else {
+            return Ok(None);
+        };
+        let key = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let looked_up = key.clone();
+        let found = store::blocking(keeper, move |storage| storage.file_bytes(&looked_up))
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(found.map(|(length, count)| FileBytes {
+            length,
+            chunks: stored_chunks(keeper.clone(), key, count),
+        }))
     }
 
     /// Sniffs stored bytes from their content. An inline image type that decodes within the
@@ -176,10 +236,19 @@ impl FileStore {
             tokio::task::spawn_blocking(move || make_thumbnail(&source, format, &thumb, &incoming))
                 .await;
         match made {
-            Ok(Ok(info)) => Sniffed {
-                media_type: format.to_mime_type().into(),
-                image: Some(info),
-            },
+            Ok(Ok(info)) => {
+                let Some(thumb) = self.thumbnail_path(&file.hash) else {
+                    return download;
+                };
+                if let Err(e) = self.keep(&format!("{}.thumb", file.hash), thumb).await {
+                    tracing::warn!(error = %e, hash = %file.hash, "could not store a thumbnail");
+                    return download;
+                }
+                Sniffed {
+                    media_type: format.to_mime_type().into(),
+                    image: Some(info),
+                }
+            }
             Ok(Err(e)) => {
                 tracing::info!(error = %e, hash = %file.hash, "not shown inline: it did not decode");
                 download
@@ -190,6 +259,56 @@ impl FileStore {
             }
         }
     }
+}
+
+/// A stored file's bytes, as they stream out.
+pub struct FileBytes {
+    pub length: u64,
+    pub chunks: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+/// Bytes read from disk at a time for a download.
+const READ_CHUNK: usize = 64 * 1024;
+
+fn disk_chunks(file: tokio::fs::File) -> BoxStream<'static, std::io::Result<Bytes>> {
+    futures_util::stream::unfold(file, |mut file| async move {
+        let mut buffer = vec![0; READ_CHUNK];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok(Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    })
+    .boxed()
+}
+
+/// The chunks of a file the store keeps, read one at a time as the client takes them.
+fn stored_chunks(
+    keeper: Arc<dyn Storage>,
+    key: String,
+    count: u32,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    futures_util::stream::unfold(0, move |seq| {
+        let (keeper, key) = (keeper.clone(), key.clone());
+        async move {
+            if seq >= count {
+                return None;
+            }
+            let read = store::blocking(&keeper, move |storage| storage.file_chunk(&key, seq)).await;
+            let chunk = match read {
+                Ok(Some(bytes)) => Ok(Bytes::from(bytes)),
+                Ok(None) => Err(std::io::Error::other(format!("chunk {seq} is missing"))),
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+            // After an error the stream ends: the client sees a cut-short download.
+            let next = if chunk.is_ok() { seq + 1 } else { count };
+            Some((chunk, next))
+        }
+    })
+    .boxed()
 }
 
 /// Images decoded at once: each may take up to `MAX_DECODE_BYTES`.

@@ -134,9 +134,11 @@ impl Application {
             link
         });
         let files_dir = config.data_dir.join("files");
-        let files = tokio::task::spawn_blocking(move || FileStore::open(&files_dir))
-            .await?
-            .context("opening the attachments directory")?;
+        let files_storage = storage.clone();
+        let files =
+            tokio::task::spawn_blocking(move || FileStore::open(&files_dir, &files_storage))
+                .await?
+                .context("opening the attachments directory")?;
         let state = AppState::new(App {
             admin: Arc::new(admin),
             hub,

@@ -129,13 +129,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 fn move_to_postgres(args: &MoveArgs) -> anyhow::Result<()> {
     let from = open_stopped(&args.data_dir)?;
     let to = PgStore::connect(&args.database_url).context("connecting to PostgreSQL")?;
-    let moved = move_to_postgres::move_to_postgres(&from, &to)?;
+    let files_dir = args.data_dir.join("files");
+    let moved = move_to_postgres::move_to_postgres(&from, &files_dir, &to)?;
     for (kind, count) in moved {
         println!("{count:>9} {kind}");
     }
     println!(
-        "Done. Start the server with --database-url and --data-dir {} (its files/ holds the \
-         attachments).",
+        "Done. Start the server with --database-url; the data directory {} is no longer used.",
         args.data_dir.display()
     );
     Ok(())

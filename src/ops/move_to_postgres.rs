@@ -2,9 +2,11 @@
 //! PostgreSQL one, through each side's `Storage`, so a server started on `--database-url`
 //! has everything it had: rooms, history (searchable: PostgreSQL computes the same terms),
 //! resend records, read marks and mutes, settings, nicknames and passwords, bots, and
-//! sessions (people stay logged in). Attachments' bytes stay in `--data-dir/files`.
+//! sessions (people stay logged in), and attachments with their bytes and thumbnails, so
+//! that any instance serves them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::OpsError;
 use crate::store::{PgStore, PoloStore, Storage, StoreResult};
@@ -18,7 +20,12 @@ pub type Moved = BTreeMap<&'static str, u64>;
 /// Copies everything `from` holds into `to`, which must hold nothing yet. Not one
 /// transaction: if it stops half way, empty the database (drop and create it) and run it
 /// again; `from` is only read.
-pub fn move_to_postgres(from: &PoloStore, to: &PgStore) -> Result<Moved, OpsError> {
+/// `files_dir` is the data directory's `files`, where PoloDB's attachments' bytes are.
+pub fn move_to_postgres(
+    from: &PoloStore,
+    files_dir: &Path,
+    to: &PgStore,
+) -> Result<Moved, OpsError> {
     if !to.is_empty()? {
         return Err(OpsError::Invalid(
             "the PostgreSQL database already holds chat data; move into an empty one".into(),
@@ -41,12 +48,21 @@ pub fn move_to_postgres(from: &PoloStore, to: &PgStore) -> Result<Moved, OpsErro
     let client_ids = from.dedup_records()?;
     to.import_client_ids(&client_ids)?;
     moved.insert("resend records", client_ids.len() as u64);
-    copy_each(
-        &mut moved,
-        "attachments (metadata)",
-        from.all_files()?,
-        |file| to.put_file(file),
-    )?;
+    let files = from.all_files()?;
+    for file in &files {
+        let mut keys = vec![file.hash.clone()];
+        if file.image.is_some() {
+            keys.push(format!("{}.thumb", file.hash));
+        }
+        for key in keys {
+            let path = files_dir.join(&key);
+            let mut bytes = std::fs::File::open(&path)
+                .map_err(OpsError::io(format!("reading {}", path.display())))?;
+            to.put_file_bytes(&key, &mut bytes)?;
+        }
+    }
+    // The records last: one in the database has its bytes there.
+    copy_each(&mut moved, "attachments", files, |file| to.put_file(file))?;
     copy_each(&mut moved, "readers", from.readers()?, |reader| {
         to.save_reader(reader)
     })?;

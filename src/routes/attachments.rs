@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
 
 use super::extract::page::PageContext;
 use super::extract::room::find_room;
@@ -39,8 +38,6 @@ pub fn router() -> Router<AppState> {
 const MAX_FILES: u64 = 10;
 /// Room in a request for multipart boundaries, headers and the caption.
 const FORM_OVERHEAD: u64 = 64 * 1024;
-/// Chunks a served file is read in.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// A refused upload: shown in the composer, with the status it is answered with.
 struct Refusal {
@@ -314,16 +311,17 @@ pub async fn file(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let attachment = find_attachment(&state, &slug, id, &viewer).await?;
-    let path = state
-        .files
-        .path(&attachment.hash)
-        .ok_or(AppError::NotFound)?;
     let (media_type, disposition) = match attachment.image {
         Some(_) => (attachment.media_type.as_str(), "inline"),
         None => (DOWNLOAD_TYPE, "attachment"),
     };
     let disposition = content_disposition(disposition, &attachment.name);
-    serve(&path, &attachment.hash, media_type, &disposition, &headers).await
+    let file = Served {
+        hash: &attachment.hash,
+        thumbnail: false,
+        etag: &attachment.hash,
+    };
+    serve(&state, file, media_type, &disposition, &headers).await
 }
 
 /// `GET /rooms/{slug}/messages/{id}/thumbnail`: an image attachment's thumbnail.
@@ -335,58 +333,54 @@ pub async fn thumbnail(
 ) -> Result<Response, AppError> {
     let attachment = find_attachment(&state, &slug, id, &viewer).await?;
     let image = attachment.image.as_ref().ok_or(AppError::NotFound)?;
-    let path = state
-        .files
-        .thumbnail_path(&attachment.hash)
-        .ok_or(AppError::NotFound)?;
     let disposition = content_disposition("inline", &attachment.name);
-    let etag = format!("{}-thumb", attachment.hash);
-    serve(&path, &etag, &image.thumb_type, &disposition, &headers).await
+    let file = Served {
+        hash: &attachment.hash,
+        thumbnail: true,
+        etag: &format!("{}-thumb", attachment.hash),
+    };
+    serve(&state, file, &image.thumb_type, &disposition, &headers).await
+}
+
+/// Which stored bytes to serve, and their ETag.
+struct Served<'a> {
+    hash: &'a str,
+    thumbnail: bool,
+    etag: &'a str,
 }
 
 /// Streams a stored file. The bytes behind a hash never change, so the hash is the ETag.
 /// The file's own CSP forbids everything, so even a browser that renders it runs nothing.
 async fn serve(
-    path: &std::path::Path,
-    etag: &str,
+    state: &AppState,
+    file: Served<'_>,
     media_type: &str,
     disposition: &str,
     request: &HeaderMap,
 ) -> Result<Response, AppError> {
-    let etag = format!("\"{etag}\"");
+    let etag = format!("\"{}\"", file.etag);
     let mut response = if request
         .get(header::IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes() == etag.as_bytes())
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let file = match tokio::fs::File::open(path).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::error!(path = %path.display(), "a stored attachment is missing");
+        let read = state.files.read(file.hash, file.thumbnail).await;
+        let bytes = match read {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                tracing::error!(
+                    hash = file.hash,
+                    file.thumbnail,
+                    "a stored attachment is missing"
+                );
                 return Err(AppError::NotFound);
             }
-            Err(e) => return Err(AppError::Internal(format!("{}: {e}", path.display()))),
+            Err(e) => return Err(AppError::Internal(format!("{}: {e}", file.hash))),
         };
-        let length = file
-            .metadata()
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .len();
-        let chunks = futures_util::stream::unfold(file, |mut file| async move {
-            let mut buffer = vec![0; READ_CHUNK];
-            match file.read(&mut buffer).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buffer.truncate(n);
-                    Some((Ok(axum::body::Bytes::from(buffer)), file))
-                }
-                Err(e) => Some((Err(e), file)),
-            }
-        });
-        let mut response = Body::from_stream(chunks).into_response();
+        let mut response = Body::from_stream(bytes.chunks).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.length));
         insert(headers, header::CONTENT_TYPE, media_type);
         insert(headers, header::CONTENT_DISPOSITION, disposition);
         response

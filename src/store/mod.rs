@@ -49,6 +49,7 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Database(format!("storage task failed: {e}")))?
 }
 
+const NO_FILE_BYTES: &str = "attachments' bytes are on disk with this store";
 const NO_SHARED_LINKS: &str = "device links are kept in memory with this store";
 
 /// A one-time link that logs another device in as its login.
@@ -256,6 +257,29 @@ pub trait Storage: Send + Sync + 'static {
         _take: bool,
     ) -> StoreResult<Option<DeviceLinkRecord>> {
         Err(StoreError::Database(NO_SHARED_LINKS.into()))
+    }
+
+    /// Whether this store keeps attachments' bytes itself (several instances share it, and
+    /// no file system); otherwise they are on this instance's disk.
+    fn keeps_file_bytes(&self) -> bool {
+        false
+    }
+
+    /// Stores the bytes `from` reads under `key`, chunk by chunk (never all in memory), in
+    /// one commit; `false` when the key has its bytes already. Only where
+    /// [`Storage::keeps_file_bytes`].
+    fn put_file_bytes(&self, _key: &str, _from: &mut dyn std::io::Read) -> StoreResult<bool> {
+        Err(StoreError::Database(NO_FILE_BYTES.into()))
+    }
+
+    /// The size and number of chunks of the bytes under `key`, if it has them.
+    fn file_bytes(&self, _key: &str) -> StoreResult<Option<(u64, u32)>> {
+        Err(StoreError::Database(NO_FILE_BYTES.into()))
+    }
+
+    /// Chunk `seq` (from 0) of the bytes under `key`.
+    fn file_chunk(&self, _key: &str, _seq: u32) -> StoreResult<Option<Vec<u8>>> {
+        Err(StoreError::Database(NO_FILE_BYTES.into()))
     }
 
     /// Takes the lock under which nickname claims are decided, for every process sharing

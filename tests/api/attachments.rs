@@ -117,7 +117,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 /// The newest person's message in a room page, as markup.
-async fn newest_message(visitor: &Visitor, room: &str) -> (u64, String) {
+pub(crate) async fn newest_message(visitor: &Visitor, room: &str) -> (u64, String) {
     let page = visitor.get_text(&format!("/rooms/{room}")).await;
     let id = *user_message_ids(&page)
         .last()

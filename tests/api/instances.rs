@@ -6,6 +6,7 @@ use futures_util::future::join_all;
 use reqwest::Method;
 
 use crate::admin::close_frame;
+use crate::attachments::{Part, newest_message, png, upload};
 use crate::bots::{Api, bot_id, make_bot};
 use crate::crash::harness::{self, ChildServer};
 use crate::crash::server_bin;
@@ -451,4 +452,47 @@ async fn a_device_link_made_on_one_instance_works_once_on_the_other() {
         device_link(&laptop).await;
     }
     assert_eq!(b.visitor().get(&first).await.status(), 410, "replaced");
+}
+
+/// A file attached through one instance is served by the other, which has no disk in
+/// common with it: the bytes and the thumbnail are in the database, in chunks.
+#[tokio::test]
+async fn a_file_attached_on_one_instance_is_served_by_the_other() {
+    let (a, b) = two_instances().await;
+    let alice = a.login("alice").await;
+    let bob = b.login("bob").await;
+    let photo = png(800, 600);
+    // Three chunks and a bit: the boundaries are crossed.
+    let archive: Vec<u8> = (0..800 * 1024u32).map(|n| (n * 7 % 251) as u8).collect();
+    for part in [
+        Part::file("photo.png", "image/png", photo.clone()),
+        Part::file("notes.bin", "application/octet-stream", archive.clone()),
+    ] {
+        assert_eq!(upload(&alice, &a, "lobby", &[part]).await.status(), 200);
+    }
+    let (id, _) = eventually(
+        || newest_message(&bob, "lobby"),
+        |(_, markup)| markup.contains("notes.bin"),
+    )
+    .await;
+    let bob = &bob;
+    let fetch = |path: String| async move {
+        let response = bob.get(&path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response.bytes().await.unwrap().to_vec()
+    };
+    assert_eq!(
+        fetch(format!("/rooms/lobby/messages/{id}/file")).await,
+        archive
+    );
+    let photo_id = id - 1;
+    assert_eq!(
+        fetch(format!("/rooms/lobby/messages/{photo_id}/file")).await,
+        photo
+    );
+    let thumbnail = fetch(format!("/rooms/lobby/messages/{photo_id}/thumbnail")).await;
+    assert!(
+        image::load_from_memory(&thumbnail).is_ok(),
+        "a thumbnail that decodes"
+    );
 }

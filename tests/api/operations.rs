@@ -866,6 +866,20 @@ async fn a_data_directory_moves_into_postgresql_with_everything_people_rely_on()
     assert_eq!(messages.len(), 2);
     let unread = sidebar_badge(&bob.get_text("/").await, "plans");
     assert_eq!(unread, Some(2));
+    let photo = crate::attachments::png(64, 48);
+    let attached = crate::attachments::upload(
+        &alice,
+        &app,
+        "lobby",
+        &[crate::attachments::Part::file(
+            "photo.png",
+            "image/png",
+            photo.clone(),
+        )],
+    )
+    .await;
+    assert_eq!(attached.status(), 200);
+    let (photo_id, _) = crate::attachments::newest_message(&alice, "lobby").await;
     let data = app.stop().await;
 
     let data = data.with_fresh_database();
@@ -895,8 +909,18 @@ async fn a_data_directory_moves_into_postgresql_with_everything_people_rely_on()
     let refusal = String::from_utf8_lossy(&again.stderr);
     assert!(refusal.contains("already holds chat data"), "{refusal}");
 
-    let app = spawn_app_in(data, |_| {}).await;
+    // A data directory of its own: everything, attachments too, is in PostgreSQL now.
+    let app = spawn_app_in(AppData::on_database(url), |_| {}).await;
     let alice = app.visitor_with(&alice.cookie().unwrap());
+    let file = alice
+        .get(&format!("/rooms/lobby/messages/{photo_id}/file"))
+        .await;
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.bytes().await.unwrap().to_vec(), photo);
+    let thumbnail = alice
+        .get(&format!("/rooms/lobby/messages/{photo_id}/thumbnail"))
+        .await;
+    assert_eq!(thumbnail.status(), 200, "the thumbnail moved too");
     let bob = app.visitor_with(&bob.cookie().unwrap());
     let response = alice.get("/rooms/plans").await;
     assert_eq!(response.status(), 200, "still logged in");

@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "device links",
         sql: include_str!("schema/0003_device_links.sql"),
     },
+    Migration {
+        version: 4,
+        name: "file bytes",
+        sql: include_str!("schema/0004_file_bytes.sql"),
+    },
 ];
 
 /// Any constant the chat alone uses: the advisory lock that serializes migrations.

@@ -6,6 +6,7 @@
 
 mod announce;
 mod device_links;
+mod file_bytes;
 mod import;
 mod migrations;
 mod presence;
@@ -605,6 +606,22 @@ impl Storage for PgStore {
         take: bool,
     ) -> StoreResult<Option<DeviceLinkRecord>> {
         device_links::find(&mut *self.connection()?, token_hash, now_millis, take)
+    }
+
+    fn keeps_file_bytes(&self) -> bool {
+        true
+    }
+
+    fn put_file_bytes(&self, key: &str, from: &mut dyn std::io::Read) -> StoreResult<bool> {
+        file_bytes::put(&mut *self.connection()?, key, from)
+    }
+
+    fn file_bytes(&self, key: &str) -> StoreResult<Option<(u64, u32)>> {
+        file_bytes::size(&mut *self.connection()?, key)
+    }
+
+    fn file_chunk(&self, key: &str, seq: u32) -> StoreResult<Option<Vec<u8>>> {
+        file_bytes::chunk(&mut *self.connection()?, key, seq)
     }
 
     fn lock_claims(&self) -> StoreResult<Option<Box<dyn Send>>> {
