@@ -392,18 +392,14 @@ fn commit_batch(
             return false;
         }
     };
-    let (mut stored, mut delivered) = (0, 0);
-    for (request, appended) in accepted.iter().zip(&outcome.appended) {
-        if matches!(appended, Appended::Stored(_)) {
-            stored += 1;
-            delivered += request.room.subscribers();
-        }
-    }
+    let stored = outcome
+        .appended
+        .iter()
+        .filter(|appended| matches!(appended, Appended::Stored(_)))
+        .count();
     metrics.commit_seconds.record(committing.elapsed());
     metrics.commit_batch.record(stored as f64);
     metrics.persisted.increment(stored as u64);
-    // Counted before anyone is shown them: whoever saw a message sees it counted.
-    metrics.delivered.increment(delivered as u64);
 
     let mut by_room: HashMap<&Slug, (&Arc<Room>, Vec<Arc<RenderedMessage>>)> = HashMap::new();
     for (((request, pending), body), appended) in accepted
@@ -435,7 +431,7 @@ fn commit_batch(
         let Some((room, messages)) = by_room.remove(&head.slug) else {
             continue;
         };
-        if let Err(e) = room.publish_stored(storage, messages, head) {
+        if let Err(e) = room.publish_stored(storage, messages, head, metrics) {
             // Stored all the same; the room's announcement brings them out.
             tracing::warn!(error = %e, room = %head.slug, "messages not shown yet");
         }

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::room::render;
 use super::{Hub, Room};
@@ -27,6 +27,7 @@ pub(super) fn spawn(hub: &Arc<Hub>, announcements: Box<dyn Announcements>) -> St
 }
 
 fn listen(hub: Weak<Hub>, mut announcements: Box<dyn Announcements>) {
+    let mut swept = Instant::now();
     loop {
         let heard = announcements.next(WAIT);
         let Some(hub) = hub.upgrade() else {
@@ -38,6 +39,15 @@ fn listen(hub: Weak<Hub>, mut announcements: Box<dyn Announcements>) {
         for announcement in heard {
             if let Err(e) = hub.hear(&announcement) {
                 tracing::warn!(error = %e, ?announcement, "could not follow another instance");
+            }
+        }
+        // An announcement is sent after its commit and may be lost (the NOTIFY failed): a
+        // quiet room would then wait for its next message. As often as the heartbeat,
+        // every room is compared with the store.
+        if swept.elapsed() >= hub.settings.instance_timeout / 4 {
+            swept = Instant::now();
+            if let Err(e) = hub.catch_up_rooms() {
+                tracing::warn!(error = %e, "could not compare the rooms with the database");
             }
         }
     }
@@ -76,15 +86,23 @@ impl Hub {
                     .storage
                     .presence_elsewhere(None, self.settings.instance_timeout)?;
                 self.show_presence_elsewhere(None, shown);
-                for record in self.storage.rooms()? {
-                    let head = RoomHead::from(&record);
-                    let room = self.follow_room(record);
-                    room.publish_stored(self.storage.as_ref(), Vec::new(), &head)?;
-                }
-                self.sidebar_dirty.store(true, Ordering::Release);
-                Ok(())
+                self.catch_up_rooms()
             }
         }
+    }
+
+    /// Every room as the store has it: new rooms, changed records, and messages not yet
+    /// shown here.
+    fn catch_up_rooms(&self) -> StoreResult<()> {
+        for record in self.storage.rooms()? {
+            let head = RoomHead::from(&record);
+            let room = self.follow_room(record);
+            if room.last_id() < head.last_id.max(0) as u64 {
+                room.publish_stored(self.storage.as_ref(), Vec::new(), &head, &self.metrics)?;
+                self.sidebar_dirty.store(true, Ordering::Release);
+            }
+        }
+        Ok(())
     }
 
     fn bots_changed_elsewhere(&self) {
@@ -106,7 +124,7 @@ impl Hub {
         };
         let head = RoomHead::from(&record);
         let room = self.follow_room(record);
-        room.publish_stored(self.storage.as_ref(), Vec::new(), &head)?;
+        room.publish_stored(self.storage.as_ref(), Vec::new(), &head, &self.metrics)?;
         self.sidebar_dirty.store(true, Ordering::Release);
         Ok(())
     }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{BROADCAST_CAPACITY, WINDOW};
 use crate::clock::now_millis;
 use crate::domain::{RenderedBody, Slug, render_body_and_mentions};
+use crate::metrics::Metrics;
 use crate::store::{
     self, DirectMember, MentionMark, MessageKind, MessageRecord, RoomHead, RoomRecord, Storage,
     StoreError, StoreResult,
@@ -323,6 +324,7 @@ impl Room {
         storage: &dyn Storage,
         in_hand: Vec<Arc<RenderedMessage>>,
         head: &RoomHead,
+        metrics: &Metrics,
     ) -> StoreResult<()> {
         let _turn = self.publishing.lock().expect("publishing lock");
         let published = self.last_id();
@@ -343,6 +345,10 @@ impl Room {
             messages.extend(missing.iter().map(|record| Arc::new(render(record))));
         }
         messages.extend(in_hand.into_iter().filter(|m| m.id > published));
+        // Counted before anyone is shown them: whoever saw a message sees it counted.
+        metrics
+            .delivered
+            .increment((messages.len() * self.subscribers()) as u64);
         self.publish(messages, head);
         Ok(())
     }

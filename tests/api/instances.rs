@@ -16,6 +16,7 @@ use crate::helpers::{
     spawn_app_on, user_message_ids,
 };
 use chat::domain::Slug;
+use chat::store::{MessageKind, MessageRecord, PgStore, Storage};
 
 const SENDERS_PER_INSTANCE: usize = 3;
 const MESSAGES_PER_SENDER: usize = 20;
@@ -495,4 +496,35 @@ async fn a_file_attached_on_one_instance_is_served_by_the_other() {
         image::load_from_memory(&thumbnail).is_ok(),
         "a thumbnail that decodes"
     );
+}
+
+/// A message stored without its announcement (the NOTIFY after a commit can fail) still
+/// reaches every instance's sockets, within a heartbeat interval, with nothing else said
+/// in the room.
+#[tokio::test]
+async fn a_message_whose_announcement_was_lost_still_shows_on_every_instance() {
+    let a = spawn_app_on(Backend::Postgres).await;
+    let a = spawn_app_in(a.stop().await, |config| config.instance_timeout = 2.0).await;
+    let (_alice, mut on_a) = watching(&a, "alice").await;
+    let url = a.data.database_url().expect("on PostgreSQL").to_owned();
+    // Stored as another instance would store it, minus the announcement.
+    tokio::task::spawn_blocking(move || {
+        let store = PgStore::connect(&url).unwrap();
+        let mut lobby = store.room(&Slug::lobby()).unwrap().unwrap();
+        lobby.last_id += 1;
+        lobby.counted += 1;
+        let message = MessageRecord::new(
+            &Slug::lobby(),
+            lobby.last_id as u64,
+            MessageKind::User,
+            "bob".into(),
+            "login-bob".into(),
+            "announced to nobody".into(),
+            lobby.last_activity,
+        );
+        store.rewrite(&[message], &[lobby]).unwrap();
+    })
+    .await
+    .unwrap();
+    on_a.next_containing("announced to nobody").await;
 }
