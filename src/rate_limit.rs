@@ -3,9 +3,11 @@
 //! budgets of wrong guesses at a secret per client address.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
+
+use crate::store::{self, Storage};
 
 /// Past this many tracked keys, full buckets are dropped before a new one is added.
 const FORGET_WHEN_TRACKING: usize = 4096;
@@ -156,6 +158,63 @@ impl Quota {
             if *count == 0 {
                 used.remove(key);
             }
+        }
+    }
+}
+
+/// Budgets of wrong guesses at a secret: a client address's, a nickname's.
+pub enum Guesses {
+    /// In this process's memory: the store is this process's alone.
+    Here(RateLimiter),
+    /// In the store several instances share, so a guesser gains nothing by spreading tries
+    /// over them. While the store fails, this process's own budgets apply.
+    Shared {
+        storage: Arc<dyn Storage>,
+        fallback: RateLimiter,
+    },
+}
+
+impl Guesses {
+    /// Takes one try from `key`'s budget, or says no.
+    pub async fn allow(&self, key: &str) -> bool {
+        let (storage, fallback) = match self {
+            Guesses::Here(limiter) => return limiter.allow(key),
+            Guesses::Shared { storage, fallback } => (storage, fallback),
+        };
+        let (rate, burst) = (fallback.per_second, fallback.burst);
+        let shared_key = key.to_owned();
+        let taken = store::blocking(storage, move |s| s.take_token(&shared_key, rate, burst));
+        match taken.await {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                tracing::warn!(error = %e, "shared guess budgets failed; this instance's apply");
+                fallback.allow(key)
+            }
+        }
+    }
+
+    /// Gives back the try [`Guesses::allow`] took: the secret was right.
+    pub async fn give_back(&self, key: &str) {
+        match self {
+            Guesses::Here(limiter) => limiter.give_back(key),
+            Guesses::Shared { storage, fallback } => {
+                fallback.give_back(key);
+                let (key, burst) = (key.to_owned(), fallback.burst);
+                let given = store::blocking(storage, move |s| s.give_token_back(&key, burst));
+                if let Err(e) = given.await {
+                    tracing::warn!(error = %e, "could not give a right guess's try back");
+                }
+            }
+        }
+    }
+
+    /// Whole seconds until one more try is back, for `Retry-After`.
+    pub fn seconds_per_token(&self) -> u64 {
+        match self {
+            Guesses::Here(limiter)
+            | Guesses::Shared {
+                fallback: limiter, ..
+            } => limiter.seconds_per_token(),
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::devices::{DeviceLinks, PendingLinks};
 use crate::files::FileStore;
 use crate::hub::{Committer, Hub};
 use crate::metrics::Metrics;
-use crate::rate_limit::{CreationLimits, Quota, RateLimiter};
+use crate::rate_limit::{CreationLimits, Guesses, Quota, RateLimiter};
 use crate::security::{LocalAddr, OwnOrigin};
 use crate::state::{App, AppState};
 use crate::store::{self, PgStore, PoloStore, SessionBackend, Storage};
@@ -157,6 +157,14 @@ impl Application {
             }),
             bots,
             claims: ClaimLock::new(storage.clone()),
+            guesses: if config.database_url.is_some() {
+                Guesses::Shared {
+                    storage: storage.clone(),
+                    fallback: config.guess_limiter(),
+                }
+            } else {
+                Guesses::Here(config.guess_limiter())
+            },
             storage,
             origin,
             tracker: TaskTracker::new(),
@@ -166,7 +174,6 @@ impl Application {
                 rooms_per_login: Quota::new(config.rooms_per_login),
                 reserved_names: RateLimiter::per_hour(config.bot_rate),
             }),
-            guesses: config.guess_limiter(),
             config: Arc::new(config),
         });
         Ok(Application {

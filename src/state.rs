@@ -13,7 +13,7 @@ use crate::devices::DeviceLinks;
 use crate::files::FileStore;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::rate_limit::{CreationLimits, RateLimiter};
+use crate::rate_limit::{CreationLimits, Guesses, RateLimiter};
 use crate::security::OwnOrigin;
 use crate::store::{SessionBackend, Storage};
 
@@ -53,7 +53,7 @@ pub struct App {
     /// Rooms and bots one login or client address may create.
     pub creation: Arc<CreationLimits>,
     /// Wrong guesses at the admin token, setup link and join code, per client address.
-    pub guesses: RateLimiter,
+    pub guesses: Guesses,
     /// The session store, also used directly to end a login on all its devices.
     pub sessions: SessionBackend,
     /// One-time links that log another device in as the same person.

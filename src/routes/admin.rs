@@ -117,7 +117,7 @@ pub async fn redeem(
     Extension(nonce): Extension<CspNonce>,
     Form(form): Form<RedeemForm>,
 ) -> Result<Response, AppError> {
-    let guess = Guess::start(&state, client)?;
+    let guess = Guess::start(&state, client).await?;
     if !state.admin.redeem(form.token.trim()).await? {
         tracing::warn!("a wrong admin token was given");
         let page = RedeemPage {
@@ -129,7 +129,7 @@ pub async fn redeem(
         };
         return Ok((StatusCode::FORBIDDEN, render(&page)?).into_response());
     }
-    guess.right();
+    guess.right().await;
     admin::grant(&session, &viewer).await?;
     tracing::info!("admin rights granted to this session");
     Ok(Redirect::to("/").into_response())

@@ -76,11 +76,11 @@ pub async fn join(
     let Some(expected) = &state.config.join_code else {
         return Err(AppError::NotFound);
     };
-    let guess = Guess::start(&state, client)?;
+    let guess = Guess::start(&state, client).await?;
     if !same_secret(code.as_bytes(), expected.as_bytes()) {
         return Err(AppError::NotFound);
     }
-    guess.right();
+    guess.right().await;
     session.insert(JOIN_CODE_GIVEN, true).await?;
     Ok(Redirect::to("/login").into_response())
 }
@@ -123,7 +123,7 @@ pub async fn login(
     };
     let refuse = |error: String| refuse_asking(error, false);
     if code_missing {
-        let guess = Guess::start(&state, client)?;
+        let guess = Guess::start(&state, client).await?;
         if !state
             .config
             .join_code
@@ -135,7 +135,7 @@ pub async fn login(
                     .into(),
             );
         }
-        guess.right();
+        guess.right().await;
     }
     let nickname = match Nickname::parse(&form.nickname) {
         Ok(nickname) => nickname,
@@ -208,8 +208,8 @@ pub async fn login(
                 );
             }
             // Wrong passwords count against both the address and the nickname.
-            let by_address = Guess::start(&state, client)?;
-            let for_name = Guess::start_for(&state, format!("nickname:{}", nickname.key()))?;
+            let by_address = Guess::start(&state, client).await?;
+            let for_name = Guess::start_for(&state, format!("nickname:{}", nickname.key())).await?;
             let (password, stored) = (form.password.clone(), existing.password_hash.clone());
             let right = tokio::task::spawn_blocking(move || {
                 stored.is_some_and(|stored| passwords::verify(&password, &stored))
@@ -219,8 +219,8 @@ pub async fn login(
             if !right {
                 return refuse_asking(format!("That is not the password of “{nickname}”."), true);
             }
-            by_address.right();
-            for_name.right();
+            by_address.right().await;
+            for_name.right().await;
             existing.login_id
         }
     };

@@ -61,11 +61,13 @@ impl FromRequestParts<AppState> for OperatorToken {
             return Err(unauthorized());
         };
         let client = ClientAddr::of(parts, &state.config.trusted_proxy);
-        let guess = Guess::start(state, client).map_err(TooManyGuesses::plain)?;
+        let guess = Guess::start(state, client)
+            .await
+            .map_err(TooManyGuesses::plain)?;
         if !state.admin.is_admin_token(given) {
             return Err(unauthorized());
         }
-        guess.right();
+        guess.right().await;
         Ok(OperatorToken)
     }
 }

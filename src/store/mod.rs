@@ -49,6 +49,7 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Database(format!("storage task failed: {e}")))?
 }
 
+const NO_SHARED_BUCKETS: &str = "rate limits are kept in memory with this store";
 const NO_FILE_BYTES: &str = "attachments' bytes are on disk with this store";
 const NO_SHARED_LINKS: &str = "device links are kept in memory with this store";
 
@@ -280,6 +281,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Chunk `seq` (from 0) of the bytes under `key`.
     fn file_chunk(&self, _key: &str, _seq: u32) -> StoreResult<Option<Vec<u8>>> {
         Err(StoreError::Database(NO_FILE_BYTES.into()))
+    }
+
+    /// Takes a token from the bucket `key` (refilling at `per_second` up to `burst`), for
+    /// every instance sharing the store; `false` when it is empty. Only for a shared store:
+    /// others keep buckets in memory.
+    fn take_token(&self, _key: &str, _per_second: f64, _burst: f64) -> StoreResult<bool> {
+        Err(StoreError::Database(NO_SHARED_BUCKETS.into()))
+    }
+
+    /// Puts back a token [`Storage::take_token`] took, up to `burst`.
+    fn give_token_back(&self, _key: &str, _burst: f64) -> StoreResult<()> {
+        Err(StoreError::Database(NO_SHARED_BUCKETS.into()))
     }
 
     /// Takes the lock under which nickname claims are decided, for every process sharing

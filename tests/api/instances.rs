@@ -528,3 +528,36 @@ async fn a_message_whose_announcement_was_lost_still_shows_on_every_instance() {
     .unwrap();
     on_a.next_containing("announced to nobody").await;
 }
+
+/// Wrong guesses at a secret count against one budget however they are spread over the
+/// instances: ten wrong admin tokens, half through each, use up the address's tries on both.
+#[tokio::test]
+async fn wrong_guesses_spread_over_two_instances_share_one_budget() {
+    const ADMIN_TOKEN: &str = "a-long-random-admin-token-for-tests";
+    let first = spawn_app_on(Backend::Postgres).await;
+    let data = first.stop().await;
+    let a = spawn_app_in(data.clone(), |c| c.admin_token = Some(ADMIN_TOKEN.into())).await;
+    let b = spawn_app_in(data.another_instance(), |c| {
+        c.admin_token = Some(ADMIN_TOKEN.into())
+    })
+    .await;
+    let metrics = |app: &TestApp, token: &'static str| {
+        let url = app.url("/metrics");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for n in 0..chat::config::WRONG_GUESSES {
+        let app = if n % 2 == 0 { &a } else { &b };
+        assert_eq!(metrics(app, "guess").await, 401, "wrong guess {n}");
+    }
+    assert_eq!(metrics(&a, ADMIN_TOKEN).await, 429, "used up on A");
+    assert_eq!(metrics(&b, ADMIN_TOKEN).await, 429, "and on B");
+}

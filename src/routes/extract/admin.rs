@@ -66,11 +66,13 @@ enum Claim {
 async fn claim(parts: &mut Parts, state: &AppState) -> Result<Claim, Response> {
     if let Some(given) = bearer_token(&parts.headers) {
         let client = ClientAddr::of(parts, &state.config.trusted_proxy);
-        let guess = Guess::start(state, client).map_err(TooManyGuesses::plain)?;
+        let guess = Guess::start(state, client)
+            .await
+            .map_err(TooManyGuesses::plain)?;
         if !state.admin.is_admin_token(given) {
             return Ok(Claim::BadToken);
         }
-        guess.right();
+        guess.right().await;
         return Ok(Claim::Admin(Admin::Token));
     }
     // Routes outside the session layer have no session: nobody there is an admin by cookie.

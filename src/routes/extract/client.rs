@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::AppError;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::Guesses;
 use crate::state::AppState;
 
 /// The client's address: the connection's peer, or, when the peer is a `--trusted-proxy`,
@@ -84,22 +84,25 @@ impl FromRequestParts<AppState> for ClientAddr {
 /// it back. Dropped without [`Guess::right`], it stays spent.
 #[must_use = "a guess is spent unless it is found right"]
 pub struct Guess<'a> {
-    limiter: &'a RateLimiter,
+    guesses: &'a Guesses,
     key: String,
 }
 
 impl<'a> Guess<'a> {
     /// A try for `client`, or [`TooManyGuesses`] when its wrong guesses are used up.
-    pub fn start(state: &'a AppState, client: ClientAddr) -> Result<Guess<'a>, TooManyGuesses> {
-        Guess::start_for(state, client.rate_key())
+    pub async fn start(
+        state: &'a AppState,
+        client: ClientAddr,
+    ) -> Result<Guess<'a>, TooManyGuesses> {
+        Guess::start_for(state, client.rate_key()).await
     }
 
     /// A try counted under `key` (say, the nickname whose password is guessed), from the
     /// same budget.
-    pub fn start_for(state: &'a AppState, key: String) -> Result<Guess<'a>, TooManyGuesses> {
-        if state.guesses.allow(&key) {
+    pub async fn start_for(state: &'a AppState, key: String) -> Result<Guess<'a>, TooManyGuesses> {
+        if state.guesses.allow(&key).await {
             Ok(Guess {
-                limiter: &state.guesses,
+                guesses: &state.guesses,
                 key,
             })
         } else {
@@ -112,8 +115,8 @@ impl<'a> Guess<'a> {
     }
 
     /// The secret was right: this try costs nothing.
-    pub fn right(self) {
-        self.limiter.give_back(&self.key);
+    pub async fn right(self) {
+        self.guesses.give_back(&self.key).await;
     }
 }
 

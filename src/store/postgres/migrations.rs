@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "file bytes",
         sql: include_str!("schema/0004_file_bytes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "rate buckets",
+        sql: include_str!("schema/0005_rate_buckets.sql"),
+    },
 ];
 
 /// Any constant the chat alone uses: the advisory lock that serializes migrations.

@@ -624,6 +624,29 @@ impl Storage for PgStore {
         file_bytes::chunk(&mut *self.connection()?, key, seq)
     }
 
+    fn take_token(&self, key: &str, per_second: f64, burst: f64) -> StoreResult<bool> {
+        let taken = self.connection()?.query_opt(
+            "INSERT INTO rate_buckets AS b (key, tokens, at) VALUES ($1, $3::float8 - 1, now())
+             ON CONFLICT (key) DO UPDATE
+             SET tokens = LEAST($3::float8,
+                     b.tokens + EXTRACT(EPOCH FROM now() - b.at)::float8 * $2::float8) - 1,
+                 at = now()
+             WHERE LEAST($3::float8,
+                     b.tokens + EXTRACT(EPOCH FROM now() - b.at)::float8 * $2::float8) >= 1
+             RETURNING tokens",
+            &[&key, &per_second, &burst],
+        )?;
+        Ok(taken.is_some())
+    }
+
+    fn give_token_back(&self, key: &str, burst: f64) -> StoreResult<()> {
+        self.execute(
+            "UPDATE rate_buckets SET tokens = LEAST($2::float8, tokens + 1) WHERE key = $1",
+            &[&key, &burst],
+        )?;
+        Ok(())
+    }
+
     fn lock_claims(&self) -> StoreResult<Option<Box<dyn Send>>> {
         let mut client = self.connection()?;
         client.batch_execute(&format!(

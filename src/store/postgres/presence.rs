@@ -45,7 +45,7 @@ pub(super) fn share(
     Ok(())
 }
 
-/// Marks this instance alive, and forgets instances long gone.
+/// Marks this instance alive, and forgets instances long gone (and budgets long refilled).
 pub(super) fn beat(client: &mut impl GenericClient, origin: &str) -> StoreResult<()> {
     client.execute(
         "INSERT INTO instances (id, seen_at) VALUES ($1, now())
@@ -57,6 +57,10 @@ pub(super) fn beat(client: &mut impl GenericClient, origin: &str) -> StoreResult
              DELETE FROM instances WHERE seen_at < now() - make_interval(secs => $1) RETURNING id
          )
          DELETE FROM presence WHERE instance IN (SELECT id FROM gone)",
+        &[&FORGET_AFTER_SECONDS],
+    )?;
+    client.execute(
+        "DELETE FROM rate_buckets WHERE at < now() - make_interval(secs => $1)",
         &[&FORGET_AFTER_SECONDS],
     )?;
     Ok(())
