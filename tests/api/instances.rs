@@ -561,3 +561,92 @@ async fn wrong_guesses_spread_over_two_instances_share_one_budget() {
     assert_eq!(metrics(&a, ADMIN_TOKEN).await, 429, "used up on A");
     assert_eq!(metrics(&b, ADMIN_TOKEN).await, 429, "and on B");
 }
+
+/// One instance killed with -9 while people on both send: every message acknowledged on
+/// either is stored once, ids stay dense, and the other instance's sockets got them all in
+/// order, once.
+#[tokio::test]
+async fn an_instance_killed_while_people_send_loses_no_acknowledged_message() {
+    let a = spawn_app_on(Backend::Postgres).await;
+    let url = a.data.database_url().expect("on PostgreSQL").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChildServer::start(
+        server_bin(),
+        dir.path(),
+        None,
+        &dir.path().join("b.log"),
+        &["--database-url", &url, "--rate-limit", "0"],
+    )
+    .await
+    .unwrap();
+    let (_alice, mut watcher) = watching(&a, "alice").await;
+    let bob = harness::Visitor::logged_in(&b.base(), "bob").await.unwrap();
+    let mut on_b = bob.socket("lobby").await.unwrap();
+    on_b.resume(0).await.unwrap();
+    let carol = harness::Visitor::logged_in(&a.origin(), "carol")
+        .await
+        .unwrap();
+    let mut on_a = carol.socket("lobby").await.unwrap();
+    on_a.resume(0).await.unwrap();
+
+    /// Sends `body` and waits until the sender's own socket shows it: acknowledged.
+    async fn acknowledged(socket: &mut harness::Socket, body: &str) -> bool {
+        if socket.say(body, Some(body)).await.is_err() {
+            return false;
+        }
+        while let Some(harness::Event::Text(text)) =
+            socket.next_within(std::time::Duration::from_secs(5)).await
+        {
+            if let harness::Frame::Append(messages) = harness::parse_frame(&text)
+                && messages.iter().any(|m| m.body == body)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    let mut acked = Vec::new();
+    for n in 0..40 {
+        for (socket, body) in [(&mut on_b, format!("b{n}")), (&mut on_a, format!("a{n}"))] {
+            assert!(acknowledged(socket, &body).await, "{body}");
+            acked.push(body);
+        }
+    }
+    // In flight when B dies: these may or may not be stored, each at most once.
+    for n in 40..50 {
+        let _ = on_b.say(&format!("b{n}"), Some(&format!("b{n}"))).await;
+    }
+    b.kill().await.unwrap();
+    for n in 40..60 {
+        let body = format!("a{n}");
+        assert!(
+            acknowledged(&mut on_a, &body).await,
+            "{body} after the kill"
+        );
+        acked.push(body);
+    }
+
+    let dora = harness::Visitor::logged_in(&a.origin(), "dora")
+        .await
+        .unwrap();
+    let history = harness::history(&dora, "lobby").await.unwrap();
+    assert_eq!(harness::sequence_problems(&history), Vec::<String>::new());
+    for body in &acked {
+        let stored = history.iter().filter(|m| &m.body == body).count();
+        assert_eq!(stored, 1, "{body} stored {stored} times");
+    }
+    let last = history.last().unwrap().id;
+    let mut seen = Vec::new();
+    while seen.last() != Some(&last) {
+        let frame = watcher.next_raw().await;
+        if frame.starts_with(r#"<div id="messages" hx-swap-oob="beforeend">"#) {
+            seen.extend(message_ids(&frame));
+        }
+    }
+    assert_eq!(
+        seen,
+        (1..=last).collect::<Vec<_>>(),
+        "every id once, in order"
+    );
+}
