@@ -4,7 +4,8 @@
 
 BUILD_PACKAGES := libclang-dev pkg-config libssl-dev g++
 # postgresql: the tests start a throwaway cluster from its binaries for the PostgreSQL backend.
-TEST_PACKAGES := chromium chromium-driver postgresql
+# nginx: the tests run deploy/nginx.conf in front of two instances.
+TEST_PACKAGES := chromium chromium-driver postgresql nginx
 
 .PHONY: run test build-deps test-deps
 

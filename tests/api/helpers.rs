@@ -214,20 +214,7 @@ impl TestApp {
     /// A visitor whose connections come from `source` (any of 127.0.0.0/8 reaches the
     /// server), to be another client address.
     pub fn visitor_from(&self, source: impl Into<Option<IpAddr>>) -> Visitor {
-        let jar = Arc::new(Jar::default());
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(Policy::none())
-            .timeout(WAIT)
-            .local_address(source.into())
-            .build()
-            .unwrap();
-        Visitor {
-            http,
-            jar,
-            base: self.url(""),
-            origin: self.origin(),
-        }
+        Visitor::of(&self.origin(), source.into())
     }
 
     /// A visitor holding `cookie` (`name=value`, from [`Visitor::cookie`]): a browser that
@@ -302,6 +289,25 @@ pub struct Visitor {
 }
 
 impl Visitor {
+    /// A visitor of the chat at `origin` (`http://host:port`, a proxy's say) whose
+    /// connections come from `source`.
+    pub fn of(origin: &str, source: Option<IpAddr>) -> Visitor {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(Policy::none())
+            .timeout(WAIT)
+            .local_address(source)
+            .build()
+            .unwrap();
+        Visitor {
+            http,
+            jar,
+            base: origin.to_owned(),
+            origin: origin.to_owned(),
+        }
+    }
+
     pub fn cookie(&self) -> Option<String> {
         let url = self.base.parse().unwrap();
         self.jar

@@ -23,6 +23,7 @@ mod membership;
 mod mentions;
 mod messages;
 mod operations;
+mod proxy;
 mod restart;
 mod rooms;
 mod search;
