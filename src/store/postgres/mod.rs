@@ -649,10 +649,15 @@ impl Storage for PgStore {
 
     fn lock_claims(&self) -> StoreResult<Option<Box<dyn Send>>> {
         let mut client = self.connection()?;
-        client.batch_execute(&format!(
+        let locked = client.batch_execute(&format!(
             "BEGIN; SET LOCAL lock_timeout = '{}s'; SELECT pg_advisory_xact_lock({CLAIMS_LOCK})",
             CLAIMS_LOCK_WAIT.as_secs()
-        ))?;
+        ));
+        if let Err(e) = locked {
+            // Back to the pool out of the failed transaction, as any connection goes back.
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(e.into());
+        }
         Ok(Some(Box::new(ClaimsLocked(client))))
     }
 
