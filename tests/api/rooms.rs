@@ -431,6 +431,19 @@ async fn unread_counts_and_the_new_since_divider_follow_what_the_viewer_has_seen
     // Opened now: nothing is unread any more.
     let home = alice.get_text("/").await;
     assert!(!home.contains(r#"aria-label="unread messages">2<"#));
+
+    // Her own words and someone coming in are no news to her: no divider before them.
+    alice
+        .post_form("/rooms/lobby/messages", &[("body", "mine")])
+        .await;
+    app.login("carol").await.get_text("/rooms/lobby").await;
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(!page.contains("New since your last visit"), "{page}");
+    bob.post_form("/rooms/lobby/messages", &[("body", "news")])
+        .await;
+    let page = alice.get_text("/rooms/lobby").await;
+    let divider = page.find("New since your last visit").expect("a divider");
+    assert!(divider < page.find("news").unwrap());
 }
 
 #[tokio::test]

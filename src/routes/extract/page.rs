@@ -96,10 +96,12 @@ impl PageContext {
             .last_read
             .get(room.slug.as_str())
             .map(|&id| id.max(0) as u64);
+        // What is new to the viewer: someone else's words. Their own, and system lines
+        // (their own "joined" among them), are not news.
         let first_unread = last_read.and_then(|read| {
             messages
                 .iter()
-                .find(|m| m.id > read)
+                .find(|m| m.id > read && m.counts() && m.author != viewer.nickname.as_str())
                 .map(|m| m.id)
                 .filter(|&id| id > 1)
         });
