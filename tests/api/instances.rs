@@ -306,6 +306,25 @@ async fn a_bot_made_or_revoked_on_one_instance_is_known_to_the_other() {
     assert_eq!(eventually(status, |s| *s == 401).await, 401, "revoked on A");
 }
 
+/// The real server binary as another instance on `a`'s database (it can be killed with
+/// -9), with `flags`; its data directory lives as long as the returned guard.
+async fn child_instance(a: &TestApp, flags: &[&str]) -> (ChildServer, tempfile::TempDir) {
+    let url = a.data.database_url().expect("on PostgreSQL").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--database-url", url.as_str()];
+    args.extend_from_slice(flags);
+    let b = ChildServer::start(
+        server_bin(),
+        dir.path(),
+        None,
+        &dir.path().join("b.log"),
+        &args,
+    )
+    .await
+    .unwrap();
+    (b, dir)
+}
+
 /// The next frame on `ws` for which `wanted` holds (others are skipped).
 async fn frame_where(ws: &mut Ws, wanted: impl Fn(&str) -> bool) -> String {
     loop {
@@ -328,17 +347,7 @@ fn here_now(frame: &str) -> Option<&str> {
 async fn here_and_typing_show_across_instances_and_a_killed_instance_stops_counting() {
     let a = spawn_app_on(Backend::Postgres).await;
     let a = spawn_app_in(a.stop().await, |config| config.instance_timeout = 2.0).await;
-    let url = a.data.database_url().expect("on PostgreSQL").to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let mut b = ChildServer::start(
-        server_bin(),
-        dir.path(),
-        None,
-        &dir.path().join("b.log"),
-        &["--database-url", &url, "--instance-timeout", "2"],
-    )
-    .await
-    .unwrap();
+    let (mut b, _b_dir) = child_instance(&a, &["--instance-timeout", "2"]).await;
 
     let (_alice, mut on_a) = watching(&a, "alice").await;
     let bob = harness::Visitor::logged_in(&b.base(), "bob").await.unwrap();
@@ -568,17 +577,7 @@ async fn wrong_guesses_spread_over_two_instances_share_one_budget() {
 #[tokio::test]
 async fn an_instance_killed_while_people_send_loses_no_acknowledged_message() {
     let a = spawn_app_on(Backend::Postgres).await;
-    let url = a.data.database_url().expect("on PostgreSQL").to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let mut b = ChildServer::start(
-        server_bin(),
-        dir.path(),
-        None,
-        &dir.path().join("b.log"),
-        &["--database-url", &url, "--rate-limit", "0"],
-    )
-    .await
-    .unwrap();
+    let (mut b, _b_dir) = child_instance(&a, &["--rate-limit", "0"]).await;
     let (_alice, mut watcher) = watching(&a, "alice").await;
     let bob = harness::Visitor::logged_in(&b.base(), "bob").await.unwrap();
     let mut on_b = bob.socket("lobby").await.unwrap();
