@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::error::AppError;
-use crate::store::{self, Storage};
+use crate::store::{self, Storage, StoreResult};
 
 pub struct ClaimLock {
     /// Taken first, so that only one task per process waits on (and holds a connection
@@ -31,7 +30,7 @@ impl ClaimLock {
         }
     }
 
-    pub async fn lock(&self) -> Result<ClaimGuard<'_>, AppError> {
+    pub async fn lock(&self) -> StoreResult<ClaimGuard<'_>> {
         let local = self.local.lock().await;
         let shared = store::blocking(&self.storage, |storage| storage.lock_claims()).await?;
         Ok(ClaimGuard {
