@@ -137,13 +137,6 @@ pub struct CspNonce(pub String);
 
 /// Lower-case hex of `bytes`: tokens, nonces, content hashes. A table rather than a
 /// `format!` per byte, since the nonce is made for every response.
-/// What is kept of a random token (a bot's, a device link's): a salt adds nothing to a
-/// hash of random bytes, since there is nothing to guess.
-pub fn token_hash(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
 pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(bytes.len() * 2);
@@ -152,6 +145,13 @@ pub fn hex(bytes: &[u8]) -> String {
         hex.push(HEX[usize::from(b & 0xf)] as char);
     }
     hex
+}
+
+/// What is kept of a random token (a bot's, a device link's): a salt adds nothing to a
+/// hash of random bytes, since there is nothing to guess.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// Compares secrets without stopping at the first difference, so timing says little about
