@@ -324,20 +324,30 @@ fn bodies(who: &str, numbers: std::ops::Range<usize>) -> Vec<String> {
     numbers.map(|n| format!("{who}-{n:02}")).collect()
 }
 
-/// Alice's and bob's lobby sockets, opened through nginx one right after the other, which
-/// puts them on different instances; returns them with the index of alice's instance.
+/// Alice's and bob's lobby sockets through nginx, on different instances; returns them with
+/// the index of alice's instance. nginx takes turns, though not always strictly (a loaded CI
+/// machine once saw both on one instance), so bob's page reconnects, as it would after any
+/// close, until nginx puts it on the other one.
 async fn on_different_instances(nginx: &Nginx, apps: [&TestApp; 2]) -> (Chatter, Chatter, usize) {
     let (alice, bob) = (nginx.login("alice").await, nginx.login("bob").await);
     let alice = Chatter::join(alice).await;
-    let on_alice = sockets_when(apps, 1).await;
-    let bob = Chatter::join(bob).await;
-    let on_both = sockets_when(apps, 2).await;
-    assert_eq!(
-        on_both,
-        [1, 1],
-        "nginx takes turns: the second socket is on the other instance"
-    );
-    (alice, bob, usize::from(on_alice[1] == 1))
+    let alice_on = usize::from(sockets_when(apps, 1).await[1] == 1);
+    let mut bob = Chatter::join(bob).await;
+    for attempt in 1.. {
+        if sockets_when(apps, 2).await == [1, 1] {
+            break;
+        }
+        assert!(
+            attempt < 5,
+            "nginx put bob's socket on alice's instance {attempt} times in a row:\n{}\n{}",
+            nginx.served().join("\n"),
+            nginx.error_log()
+        );
+        bob.ws.stream.close(None).await.unwrap();
+        sockets_when(apps, 1).await;
+        bob.reconnect().await;
+    }
+    (alice, bob, alice_on)
 }
 
 #[tokio::test]
