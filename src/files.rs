@@ -82,7 +82,7 @@ pub struct FileStore {
 
 impl FileStore {
     /// Opens (creating) `dir`, and drops uploads a previous run left unfinished. `storage`
-    /// keeps the bytes too if it [keeps file bytes](Storage::keeps_file_bytes).
+    /// keeps the bytes too if it is [shared](Storage::is_shared).
     pub fn open(dir: &Path, storage: &Arc<dyn Storage>) -> std::io::Result<FileStore> {
         let incoming = dir.join("incoming");
         std::fs::create_dir_all(&incoming)?;
@@ -91,7 +91,7 @@ impl FileStore {
         }
         Ok(FileStore {
             dir: dir.to_owned(),
-            keeper: storage.keeps_file_bytes().then(|| storage.clone()),
+            keeper: storage.is_shared().then(|| storage.clone()),
             incoming,
             decoding: DecodeTurns::new(DECODES_AT_ONCE, DECODES_PER_LOGIN),
         })
@@ -100,11 +100,11 @@ impl FileStore {
     /// Where the bytes with this hash live. `None` unless `hash` is 64 lowercase hex digits,
     /// so no stored name can point outside the directory.
     pub fn path(&self, hash: &str) -> Option<PathBuf> {
-        is_hash(hash).then(|| self.dir.join(hash))
+        stored_name(hash, false).map(|name| self.dir.join(name))
     }
 
     pub fn thumbnail_path(&self, hash: &str) -> Option<PathBuf> {
-        is_hash(hash).then(|| self.dir.join(format!("{hash}.thumb")))
+        stored_name(hash, true).map(|name| self.dir.join(name))
     }
 
     /// Streams an upload to disk, hashing as it goes, and moves it under its hash (or drops it
@@ -155,15 +155,17 @@ impl FileStore {
             temp.persist(&path).await?;
             sync_dir(&self.dir).await?;
         }
-        self.keep(&hash, path).await?;
+        self.keep(&hash).await?;
         Ok(StoredFile { hash, size, head })
     }
 
-    /// Puts the file at `path` in the store that keeps the bytes, if there is one.
-    async fn keep(&self, key: &str, path: PathBuf) -> std::io::Result<()> {
+    /// Puts the file stored here as `key` (a [stored name](stored_name)) in the store that
+    /// keeps the bytes, if there is one.
+    async fn keep(&self, key: &str) -> std::io::Result<()> {
         let Some(keeper) = &self.keeper else {
             return Ok(());
         };
+        let path = self.dir.join(key);
         let key = key.to_owned();
         store::blocking(keeper, move |storage| {
             let mut file = std::fs::File::open(&path)
@@ -178,14 +180,10 @@ impl FileStore {
     /// The bytes of a stored file (`thumbnail`: of its thumbnail), and how many: from this
     /// instance's disk, or else from the store that keeps them. `None` if neither has them.
     pub async fn read(&self, hash: &str, thumbnail: bool) -> std::io::Result<Option<FileBytes>> {
-        let path = match thumbnail {
-            true => self.thumbnail_path(hash),
-            false => self.path(hash),
-        };
-        let Some(path) = path else {
+        let Some(key) = stored_name(hash, thumbnail) else {
             return Ok(None);
         };
-        match tokio::fs::File::open(&path).await {
+        match tokio::fs::File::open(self.dir.join(&key)).await {
             Ok(file) => {
                 let length = file.metadata().await?.len();
                 return Ok(Some(FileBytes {
@@ -199,10 +197,6 @@ impl FileStore {
         let Some(keeper) = &self.keeper else {
             return Ok(None);
         };
-        let key = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let looked_up = key.clone();
         let found = store::blocking(keeper, move |storage| storage.file_bytes(&looked_up))
             .await
@@ -237,10 +231,10 @@ impl FileStore {
                 .await;
         match made {
             Ok(Ok(info)) => {
-                let Some(thumb) = self.thumbnail_path(&file.hash) else {
+                let Some(thumb) = stored_name(&file.hash, true) else {
                     return download;
                 };
-                if let Err(e) = self.keep(&format!("{}.thumb", file.hash), thumb).await {
+                if let Err(e) = self.keep(&thumb).await {
                     tracing::warn!(error = %e, hash = %file.hash, "could not store a thumbnail");
                     return download;
                 }
@@ -549,6 +543,16 @@ async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
         .await
         .map_err(std::io::Error::other)?
+}
+
+/// The name a stored file's bytes go by, on disk and in a store that keeps them: the hash, or
+/// for the file's thumbnail the hash and `.thumb`. `None` unless `hash` is 64 lowercase hex
+/// digits, so no name can point outside the directory.
+pub fn stored_name(hash: &str, thumbnail: bool) -> Option<String> {
+    is_hash(hash).then(|| match thumbnail {
+        true => format!("{hash}.thumb"),
+        false => hash.to_owned(),
+    })
 }
 
 fn is_hash(text: &str) -> bool {

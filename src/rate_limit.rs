@@ -198,6 +198,7 @@ impl Guesses {
         match self {
             Guesses::Here(limiter) => limiter.give_back(key),
             Guesses::Shared { storage, fallback } => {
+                // The try came from one of the two; a full bucket takes nothing back.
                 fallback.give_back(key);
                 let (key, burst) = (key.to_owned(), fallback.burst);
                 let given = store::blocking(storage, move |s| s.give_token_back(&key, burst));

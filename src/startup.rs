@@ -145,19 +145,19 @@ impl Application {
             shutdown,
             metrics,
             files: Arc::new(files),
-            sessions: if config.database_url.is_some() {
+            sessions: if storage.is_shared() {
                 SessionBackend::shared(storage.clone())
             } else {
                 SessionBackend::new(storage.clone())
             },
-            device_links: Arc::new(if config.database_url.is_some() {
+            device_links: Arc::new(if storage.is_shared() {
                 DeviceLinks::InStore(storage.clone())
             } else {
                 DeviceLinks::InMemory(PendingLinks::default())
             }),
             bots,
             claims: ClaimLock::new(storage.clone()),
-            guesses: if config.database_url.is_some() {
+            guesses: if storage.is_shared() {
                 Guesses::Shared {
                     storage: storage.clone(),
                     fallback: config.guess_limiter(),

@@ -114,8 +114,6 @@ pub struct Hub {
     bots_hook: Arc<OnceLock<Arc<dyn BotsHook>>>,
     /// Shared with the committer thread, which records each batch.
     metrics: Arc<Metrics>,
-    /// Other instances share the store: what they change is not cached here.
-    store_shared: bool,
     /// To the thread that shares this instance's presence, when the database is shared.
     presence_shares: Option<std::sync::mpsc::Sender<Vec<RoomPresence>>>,
 }
@@ -174,12 +172,11 @@ impl Hub {
             })
             .map_err(|e| StoreError::Database(format!("cannot start the committer: {e}")))?;
         let announcements = storage.announcements()?;
-        let (presence_shares, shared_presence) = match announcements {
-            Some(_) => {
-                let (tx, rx) = std::sync::mpsc::channel();
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
+        let (presence_shares, shared_presence) = if storage.is_shared() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
         };
         let hub = Arc::new(Hub {
             storage,
@@ -196,7 +193,6 @@ impl Hub {
             shutdown,
             bots_hook,
             metrics,
-            store_shared: announcements.is_some(),
             presence_shares,
         });
         if let Some(announcements) = announcements {

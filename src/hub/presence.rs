@@ -161,9 +161,7 @@ impl Hub {
                 .send(Arc::new(SidebarUpdate::new(self.room_summaries())));
         }
     }
-}
 
-impl Hub {
     /// Shows who the other instances sharing the database have here and typing, in `only`
     /// or (for `None`) in every room; a room `shown` leaves out has nobody elsewhere.
     pub(super) fn show_presence_elsewhere(&self, only: Option<&Slug>, shown: Vec<RoomPresence>) {

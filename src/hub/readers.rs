@@ -28,7 +28,7 @@ impl Hub {
     }
 
     fn cached_reader(&self, login_id: &str) -> Option<Arc<ReaderRecord>> {
-        if self.store_shared {
+        if self.storage.is_shared() {
             return None;
         }
         let readers = self.readers.lock().expect("readers lock");
@@ -36,7 +36,7 @@ impl Hub {
     }
 
     fn remember_reader(&self, reader: Arc<ReaderRecord>) {
-        if self.store_shared {
+        if self.storage.is_shared() {
             return;
         }
         let mut readers = self.readers.lock().expect("readers lock");
@@ -56,16 +56,10 @@ impl Hub {
         let _one_at_a_time = self.readers_lock.lock().await;
         let login = login_id.to_owned();
         let (after, changed) = store::blocking(&self.storage, move |s| {
-            let (mut change, mut result) = (Some(change), None);
-            let after = s.change_reader(&login, &mut |reader| {
-                if let Some(change) = change.take() {
-                    result = Some(change(reader));
-                }
-            })?;
-            let result = result.ok_or_else(|| {
-                store::StoreError::Database("the reader record was not changed".into())
-            })?;
-            Ok((after, result))
+            let mut result = None;
+            let after =
+                s.change_reader(&login, Box::new(|reader| result = Some(change(reader))))?;
+            Ok((after, result.expect("change_reader calls the change")))
         })
         .await?;
         self.remember_reader(Arc::new(after));

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::OpsError;
+use crate::files::stored_name;
 use crate::store::{PgStore, PoloStore, Storage, StoreResult};
 
 /// Messages per transaction on the PostgreSQL side.
@@ -50,11 +51,11 @@ pub fn move_to_postgres(
     moved.insert("resend records", client_ids.len() as u64);
     let files = from.all_files()?;
     for file in &files {
-        let mut keys = vec![file.hash.clone()];
+        let mut keys = vec![stored_name(&file.hash, false)];
         if file.image.is_some() {
-            keys.push(format!("{}.thumb", file.hash));
+            keys.push(stored_name(&file.hash, true));
         }
-        for key in keys {
+        for key in keys.into_iter().flatten() {
             let path = files_dir.join(&key);
             let mut bytes = std::fs::File::open(&path)
                 .map_err(OpsError::io(format!("reading {}", path.display())))?;

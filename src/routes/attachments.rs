@@ -15,7 +15,9 @@ use super::extract::page::PageContext;
 use super::extract::room::find_room;
 use crate::domain::{FrameError, MessageBody};
 use crate::error::AppError;
-use crate::files::{DOWNLOAD_TYPE, StoredFile, UploadError, clean_file_name, content_disposition};
+use crate::files::{
+    DOWNLOAD_TYPE, StoredFile, UploadError, clean_file_name, content_disposition, stored_name,
+};
 use crate::hub::{NewMessage, Room};
 use crate::identity::CurrentUser;
 use crate::state::AppState;
@@ -319,7 +321,6 @@ pub async fn file(
     let file = Served {
         hash: &attachment.hash,
         thumbnail: false,
-        etag: &attachment.hash,
     };
     serve(&state, file, media_type, &disposition, &headers).await
 }
@@ -337,19 +338,18 @@ pub async fn thumbnail(
     let file = Served {
         hash: &attachment.hash,
         thumbnail: true,
-        etag: &format!("{}-thumb", attachment.hash),
     };
     serve(&state, file, &image.thumb_type, &disposition, &headers).await
 }
 
-/// Which stored bytes to serve, and their ETag.
+/// Which stored bytes to serve.
 struct Served<'a> {
     hash: &'a str,
     thumbnail: bool,
-    etag: &'a str,
 }
 
-/// Streams a stored file. The bytes behind a hash never change, so the hash is the ETag.
+/// Streams a stored file. The bytes behind a hash never change, so their stored name (the
+/// hash, or the thumbnail's) is the ETag.
 /// The file's own CSP forbids everything, so even a browser that renders it runs nothing.
 async fn serve(
     state: &AppState,
@@ -358,7 +358,8 @@ async fn serve(
     disposition: &str,
     request: &HeaderMap,
 ) -> Result<Response, AppError> {
-    let etag = format!("\"{}\"", file.etag);
+    let name = stored_name(file.hash, file.thumbnail).ok_or(AppError::NotFound)?;
+    let etag = format!("\"{name}\"");
     let mut response = if request
         .get(header::IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes() == etag.as_bytes())

@@ -144,14 +144,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Every login's reader record; only upgrades read them all.
     fn readers(&self) -> StoreResult<Vec<ReaderRecord>>;
     fn save_reader(&self, reader: &ReaderRecord) -> StoreResult<()>;
-    /// Changes a login's reader record as `change` decides from the stored one (an empty
-    /// one when there is none), writes it if that changed anything, and returns it as it is
-    /// now. The read and the write are one step that changes made elsewhere at the same
+    /// Changes a login's reader record as `change` (run once) decides from the stored one
+    /// (an empty one when there is none), writes it if that changed anything, and returns it
+    /// as it is now. The read and the write are one step that changes made elsewhere at the same
     /// moment wait for: two tabs on two instances lose neither's mark.
     fn change_reader(
         &self,
         login_id: &str,
-        change: &mut dyn FnMut(&mut ReaderRecord),
+        change: Box<dyn FnOnce(&mut ReaderRecord) + '_>,
     ) -> StoreResult<ReaderRecord> {
         // PoloDB has one writer, this process, whose hub changes one reader at a time.
         let before = self
@@ -209,8 +209,15 @@ pub trait Storage: Send + Sync + 'static {
     /// Whether any unexpired session belongs to this login.
     fn login_is_live(&self, login_id: &str, now_unix: i64) -> StoreResult<bool>;
 
-    /// What other instances sharing this database commit, for a store several instances
-    /// share; `None` for one that only this process writes. Blocking: read it on a thread
+    /// Whether other instances write this store at the same time. Then nothing of it may be
+    /// cached as if this process were its only writer, and what one instance would keep for
+    /// itself (sessions, device links, guess budgets, attachments' bytes) is kept here.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// What other instances sharing this database commit, for a [shared](Storage::is_shared)
+    /// store; `None` for one that only this process writes. Blocking: read it on a thread
     /// of its own.
     fn announcements(&self) -> StoreResult<Option<Box<dyn Announcements>>> {
         Ok(None)
@@ -240,7 +247,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Keeps a new device link until it expires, dropping the login's oldest beyond
     /// `per_login`; `false` (and nothing kept) when `max_pending` unexpired links wait
-    /// already. Only for a store several instances share: others keep links in memory.
+    /// already. Only for a [shared](Storage::is_shared) store: others keep links in memory.
     fn put_device_link(
         &self,
         _link: &DeviceLinkRecord,
@@ -260,15 +267,9 @@ pub trait Storage: Send + Sync + 'static {
         Err(StoreError::Database(NO_SHARED_LINKS.into()))
     }
 
-    /// Whether this store keeps attachments' bytes itself (several instances share it, and
-    /// no file system); otherwise they are on this instance's disk.
-    fn keeps_file_bytes(&self) -> bool {
-        false
-    }
-
     /// Stores the bytes `from` reads under `key`, chunk by chunk (never all in memory), in
-    /// one commit; `false` when the key has its bytes already. Only where
-    /// [`Storage::keeps_file_bytes`].
+    /// one commit; `false` when the key has its bytes already. Only for a
+    /// [shared](Storage::is_shared) store: otherwise the bytes are on this instance's disk.
     fn put_file_bytes(&self, _key: &str, _from: &mut dyn std::io::Read) -> StoreResult<bool> {
         Err(StoreError::Database(NO_FILE_BYTES.into()))
     }
@@ -284,8 +285,8 @@ pub trait Storage: Send + Sync + 'static {
     }
 
     /// Takes a token from the bucket `key` (refilling at `per_second` up to `burst`), for
-    /// every instance sharing the store; `false` when it is empty. Only for a shared store:
-    /// others keep buckets in memory.
+    /// every instance sharing the store; `false` when it is empty. Only for a
+    /// [shared](Storage::is_shared) store: others keep buckets in memory.
     fn take_token(&self, _key: &str, _per_second: f64, _burst: f64) -> StoreResult<bool> {
         Err(StoreError::Database(NO_SHARED_BUCKETS.into()))
     }

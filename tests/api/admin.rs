@@ -15,19 +15,18 @@ use crate::browser::{
     Driver, log_in, open_toolbar, save_screenshot, say as type_message, script, shown, until,
 };
 use crate::helpers::{
-    TestApp, Visitor, WAIT, Ws, spawn_app, spawn_app_in, spawn_app_with, user_message_ids,
+    ADMIN_TOKEN, TestApp, Visitor, WAIT, Ws, spawn_app, spawn_app_in, spawn_app_with,
+    user_message_ids,
 };
 
-const TOKEN: &str = "a-long-random-admin-token-for-tests";
-
 async fn app_with_token() -> TestApp {
-    spawn_app_with(|config| config.admin_token = Some(TOKEN.into())).await
+    spawn_app_with(|config| config.admin_token = Some(ADMIN_TOKEN.into())).await
 }
 
 /// `nickname`, logged in, whose session redeemed the admin token.
 async fn admin(app: &TestApp, nickname: &str) -> Visitor {
     let visitor = app.login(nickname).await;
-    let redeemed = visitor.post_form("/admin", &[("token", TOKEN)]).await;
+    let redeemed = visitor.post_form("/admin", &[("token", ADMIN_TOKEN)]).await;
     assert_eq!(redeemed.status(), 303, "the admin token is accepted");
     visitor
 }
@@ -87,7 +86,7 @@ async fn a_wrong_token_is_refused_and_the_right_one_makes_the_session_admin_acro
         "a wrong token grants nothing"
     );
 
-    let right = alice.post_form("/admin", &[("token", TOKEN)]).await;
+    let right = alice.post_form("/admin", &[("token", ADMIN_TOKEN)]).await;
     assert_eq!(right.status(), 303);
     let panel = alice.get_text("/rooms/lobby/admin").await;
     assert!(panel.contains("/rooms/lobby/admin/rename"), "{panel}");
@@ -99,7 +98,7 @@ async fn a_wrong_token_is_refused_and_the_right_one_makes_the_session_admin_acro
 
     let cookie = alice.cookie().unwrap();
     let dir = app.stop().await;
-    let app = spawn_app_in(dir, |config| config.admin_token = Some(TOKEN.into())).await;
+    let app = spawn_app_in(dir, |config| config.admin_token = Some(ADMIN_TOKEN.into())).await;
     let again = app.visitor();
     let panel = again
         .http
@@ -230,7 +229,7 @@ async fn non_admins_get_403_on_every_admin_action_and_nothing_changes() {
     let bearer = anonymous
         .http
         .post(app.url("/rooms/lobby/admin/rename"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .form(&[("name", "Front door")])
         .send()
         .await
@@ -374,7 +373,7 @@ async fn an_archived_room_refuses_posts_and_changes_keeps_its_history_and_can_be
     assert_eq!(api_post.status(), 403);
 
     let dir = app.stop().await;
-    let app = spawn_app_in(dir, |config| config.admin_token = Some(TOKEN.into())).await;
+    let app = spawn_app_in(dir, |config| config.admin_token = Some(ADMIN_TOKEN.into())).await;
     // bob's session outlives the restart, so someone else reads now.
     let reader = app.login("dave").await;
     let page = reader.get_text("/rooms/old-news").await;
@@ -495,7 +494,7 @@ async fn in_the_browser_an_admin_gets_the_controls_and_the_people_affected_see_e
     alice.goto(&app.url("/admin")).await.unwrap();
     shown(&alice, "#admin-token")
         .await
-        .send_keys(TOKEN)
+        .send_keys(ADMIN_TOKEN)
         .await
         .unwrap();
     alice
@@ -617,13 +616,13 @@ async fn guesses_at_the_admin_token_are_throttled_per_address_even_for_the_right
         assert_eq!(metrics(&machine, "guess").await.unwrap().status(), 401);
     }
 
-    let page = alice.post_form("/admin", &[("token", TOKEN)]).await;
+    let page = alice.post_form("/admin", &[("token", ADMIN_TOKEN)]).await;
     assert_eq!(page.status(), 429, "people get a page");
     assert!(page.headers().contains_key("retry-after"));
     assert!(page.text().await.unwrap().contains("Too many wrong"));
     assert_eq!(alice.get("/rooms/lobby/admin").await.status(), 403);
 
-    let plain = metrics(&machine, TOKEN).await.unwrap();
+    let plain = metrics(&machine, ADMIN_TOKEN).await.unwrap();
     assert_eq!(plain.status(), 429, "machines get plain text");
     assert!(plain.headers().contains_key("retry-after"));
     assert!(
@@ -635,12 +634,15 @@ async fn guesses_at_the_admin_token_are_throttled_per_address_even_for_the_right
     let action = machine
         .http
         .post(app.url("/rooms/lobby/admin/archive"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(action.status(), 429);
 
     let elsewhere = app.visitor_from(std::net::IpAddr::from([127, 0, 0, 2]));
-    assert_eq!(metrics(&elsewhere, TOKEN).await.unwrap().status(), 200);
+    assert_eq!(
+        metrics(&elsewhere, ADMIN_TOKEN).await.unwrap().status(),
+        200
+    );
 }

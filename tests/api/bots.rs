@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::helpers::{
-    Backend, TestApp, Visitor, WAIT, on_both_backends, spawn_app, spawn_app_in, spawn_app_on,
-    spawn_app_with,
+    ADMIN_TOKEN, Backend, TestApp, Visitor, WAIT, on_both_backends, spawn_app, spawn_app_in,
+    spawn_app_on, spawn_app_with,
 };
 
 /// Makes a bot on the settings page; returns its token, read from the one page that shows it.
@@ -967,7 +967,7 @@ async fn an_admin_deletes_any_bot_and_removing_a_bots_name_removes_the_bot() {
     );
     assert_eq!(
         admin
-            .post_form("/admin", &[("token", TOKEN)])
+            .post_form("/admin", &[("token", ADMIN_TOKEN)])
             .await
             .status(),
         303

@@ -7,7 +7,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::helpers::{TestApp, files_under, spawn_app, spawn_app_in, spawn_app_with};
+use crate::helpers::{TestApp, WAIT, files_under, spawn_app, spawn_app_in, spawn_app_with};
 
 /// Browser tests run one at a time: two shared cores make parallel browsers flaky.
 static ONE_BROWSER_TEST_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -163,7 +163,13 @@ pub async fn log_in(browser: &Client, app: &TestApp, nickname: &str) {
 /// Logs in from the login form at `login_path` (which may carry a `next`), and waits for the
 /// welcome view it leads to.
 pub async fn log_in_from(browser: &Client, app: &TestApp, login_path: &str, nickname: &str) {
-    browser.goto(&app.url(login_path)).await.unwrap();
+    log_in_at(browser, &app.url(login_path), nickname, "main.welcome").await;
+}
+
+/// Logs in from the login form at `login_url`, and waits for the page it leads to, which
+/// holds `landing`.
+pub async fn log_in_at(browser: &Client, login_url: &str, nickname: &str, landing: &str) {
+    browser.goto(login_url).await.unwrap();
     let field = browser.find(Locator::Css("#nickname")).await.unwrap();
     field.send_keys(nickname).await.unwrap();
     browser
@@ -175,10 +181,10 @@ pub async fn log_in_from(browser: &Client, app: &TestApp, login_path: &str, nick
         .unwrap();
     browser
         .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("main.welcome"))
+        .at_most(WAIT)
+        .for_element(Locator::Css(landing))
         .await
-        .expect("the welcome view after logging in");
+        .unwrap_or_else(|_| panic!("{landing} after logging in at {login_url}"));
 }
 
 async fn background_of(browser: &Client, selector: &str) -> String {

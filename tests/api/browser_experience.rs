@@ -8,7 +8,9 @@ use crate::browser::{
     Driver, click_shown, log_in, open_toolbar, save_screenshot, say, script, shown, until,
 };
 use crate::helpers::test_cluster::OwnCluster;
-use crate::helpers::{AppData, TestApp, eventually, spawn_app, spawn_app_in, spawn_app_with};
+use crate::helpers::{
+    ADMIN_TOKEN, AppData, TestApp, eventually, spawn_app, spawn_app_in, spawn_app_with,
+};
 
 const TAB: &str = "\u{E004}";
 const ENTER: &str = "\u{E007}";
@@ -326,15 +328,14 @@ async fn editing_the_last_message_keeps_save_and_cancel_in_view_without_scrollin
 
 #[tokio::test]
 async fn the_admins_room_header_buttons_sit_together_on_one_line() {
-    const TOKEN: &str = "a-long-random-admin-token-for-tests";
-    let app = spawn_app_with(|config| config.admin_token = Some(TOKEN.into())).await;
+    let app = spawn_app_with(|config| config.admin_token = Some(ADMIN_TOKEN.into())).await;
     let driver = Driver::start().await;
     let alice = driver.browser().await;
     log_in(&alice, &app, "alice").await;
     alice.goto(&app.url("/admin")).await.unwrap();
     shown(&alice, "#admin-token")
         .await
-        .send_keys(TOKEN)
+        .send_keys(ADMIN_TOKEN)
         .await
         .unwrap();
     click_shown(&alice, "form button[type=submit]").await;

@@ -281,6 +281,32 @@ where
     }
 }
 
+/// The `--admin-token` of tests that use one: long enough that the chat accepts it.
+pub const ADMIN_TOKEN: &str = "a-long-random-admin-token";
+
+/// `app`'s own `/metrics` page, asked directly with [`ADMIN_TOKEN`].
+pub async fn scrape(app: &TestApp) -> String {
+    let response = reqwest::Client::new()
+        .get(app.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .timeout(WAIT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// The value of an unlabelled sample in a Prometheus text page.
+pub fn sample(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 pub struct Visitor {
     pub http: reqwest::Client,
     jar: Arc<Jar>,

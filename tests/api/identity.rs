@@ -16,8 +16,8 @@ use reqwest::Method;
 
 use crate::bots::{Api, make_bot};
 use crate::helpers::{
-    AppData, Backend, Visitor, eventually, on_both_backends, spawn_app, spawn_app_in, spawn_app_on,
-    user_message_ids, viewer_login,
+    ADMIN_TOKEN, AppData, Backend, Visitor, eventually, on_both_backends, spawn_app, spawn_app_in,
+    spawn_app_on, user_message_ids, viewer_login,
 };
 
 /// `data-login` of message `id` in a page.
@@ -388,7 +388,6 @@ async fn protect(visitor: &Visitor, password: &str) {
 }
 
 async fn a_protected_nickname_survives_logout_and_comes_back_with_its_password(backend: Backend) {
-    const ADMIN_TOKEN: &str = "an-admin-token-for-this-test";
     let app = spawn_app_in(AppData::new(backend), |config| {
         config.admin_token = Some(ADMIN_TOKEN.into())
     })

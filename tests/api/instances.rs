@@ -12,8 +12,8 @@ use crate::crash::harness::{self, ChildServer};
 use crate::crash::server_bin;
 use crate::devices::{device_link, who_is};
 use crate::helpers::{
-    AppData, Backend, TestApp, Visitor, Ws, eventually, message_ids, sidebar_badge, spawn_app_in,
-    spawn_app_on, user_message_ids,
+    ADMIN_TOKEN, AppData, Backend, TestApp, Visitor, Ws, eventually, message_ids, sidebar_badge,
+    spawn_app_in, spawn_app_on, user_message_ids,
 };
 use chat::domain::Slug;
 use chat::store::{MessageKind, MessageRecord, PgStore, Storage};
@@ -217,9 +217,8 @@ async fn an_instance_that_lost_its_listening_connection_catches_up_after_reconne
 /// (1008, with the reason the page shows), and its session is gone there too.
 #[tokio::test]
 async fn a_login_ended_on_one_instance_is_ended_on_the_other() {
-    const TOKEN: &str = "a-long-random-admin-token";
     let a = spawn_app_in(AppData::new(Backend::Postgres), |config| {
-        config.admin_token = Some(TOKEN.into())
+        config.admin_token = Some(ADMIN_TOKEN.into())
     })
     .await;
     let b = spawn_app_in(a.data.another_instance(), |_| {}).await;
@@ -247,7 +246,7 @@ async fn a_login_ended_on_one_instance_is_ended_on_the_other() {
 
     // Removed by an admin on A.
     let carol = a.login("carol").await;
-    let redeemed = carol.post_form("/admin", &[("token", TOKEN)]).await;
+    let redeemed = carol.post_form("/admin", &[("token", ADMIN_TOKEN)]).await;
     assert_eq!(redeemed.status(), 303);
     let bob = b.login("bob").await;
     let mut socket = bob.ws("lobby").await;
@@ -542,7 +541,6 @@ async fn a_message_whose_announcement_was_lost_still_shows_on_every_instance() {
 /// instances: ten wrong admin tokens, half through each, use up the address's tries on both.
 #[tokio::test]
 async fn wrong_guesses_spread_over_two_instances_share_one_budget() {
-    const ADMIN_TOKEN: &str = "a-long-random-admin-token-for-tests";
     let first = spawn_app_on(Backend::Postgres).await;
     let data = first.stop().await;
     let a = spawn_app_in(data.clone(), |c| c.admin_token = Some(ADMIN_TOKEN.into())).await;

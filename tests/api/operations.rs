@@ -13,11 +13,9 @@ use serde_json::Value;
 
 use crate::crash::server_bin;
 use crate::helpers::{
-    AppData, Backend, TestApp, Visitor, WAIT, eventually, on_both_backends, sidebar_badge,
-    spawn_app_in, spawn_app_on, user_message_ids,
+    ADMIN_TOKEN, AppData, Backend, TestApp, Visitor, WAIT, eventually, on_both_backends, sample,
+    scrape, sidebar_badge, spawn_app_in, spawn_app_on, user_message_ids,
 };
-
-const TOKEN: &str = "a-long-random-admin-token";
 
 async fn spawn_ops_app() -> TestApp {
     spawn_ops_app_on(Backend::PoloDb).await
@@ -25,7 +23,7 @@ async fn spawn_ops_app() -> TestApp {
 
 async fn spawn_ops_app_on(backend: Backend) -> TestApp {
     spawn_app_in(AppData::new(backend), |config| {
-        config.admin_token = Some(TOKEN.into())
+        config.admin_token = Some(ADMIN_TOKEN.into())
     })
     .await
 }
@@ -66,22 +64,6 @@ async fn get_as(app: &TestApp, path: &str, bearer: Option<&str>) -> reqwest::Res
     request.send().await.unwrap()
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let response = get_as(app, "/metrics", Some(TOKEN)).await;
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
-}
-
-/// The value of an unlabelled sample in a Prometheus text page.
-fn sample(page: &str, name: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Scrapes until the sample satisfies `wanted`; panics after `WAIT`.
 async fn wait_for_sample(app: &TestApp, name: &str, wanted: impl Fn(f64) -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -108,7 +90,7 @@ async fn post(visitor: &Visitor, room: &str, body: &str) {
 
 /// A room's history through the export endpoint: one JSON value per line.
 async fn exported(app: &TestApp, room: &str) -> Vec<Value> {
-    let response = get_as(app, &format!("/ops/rooms/{room}/export"), Some(TOKEN)).await;
+    let response = get_as(app, &format!("/ops/rooms/{room}/export"), Some(ADMIN_TOKEN)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"].to_str().unwrap(),
@@ -188,7 +170,7 @@ async fn operations_endpoints_need_the_admin_token() {
     let paths = ["/metrics", "/ops/backup", "/ops/rooms/lobby/export"];
     let without_token = spawn_app_on(Backend::PoloDb).await;
     for path in paths {
-        let response = get_as(&without_token, path, Some(TOKEN)).await;
+        let response = get_as(&without_token, path, Some(ADMIN_TOKEN)).await;
         assert_eq!(response.status(), 404, "{path} without a configured token");
     }
 
@@ -200,12 +182,12 @@ async fn operations_endpoints_need_the_admin_token() {
         let shorter = get_as(&app, path, Some("a-long")).await;
         assert_eq!(shorter.status(), 401, "{path} with a prefix of the token");
         assert_eq!(
-            get_as(&app, path, Some(TOKEN)).await.status(),
+            get_as(&app, path, Some(ADMIN_TOKEN)).await.status(),
             200,
             "{path}"
         );
     }
-    let unknown = get_as(&app, "/ops/rooms/nowhere/export", Some(TOKEN)).await;
+    let unknown = get_as(&app, "/ops/rooms/nowhere/export", Some(ADMIN_TOKEN)).await;
     assert_eq!(unknown.status(), 404);
 
     let dir = tempfile::tempdir().unwrap();
@@ -278,7 +260,7 @@ async fn a_running_servers_backup_restores_what_was_acknowledged_and_nothing_hal
         "--server",
         &app.origin(),
         "--admin-token",
-        TOKEN,
+        ADMIN_TOKEN,
         "--out",
         path_arg(&archive),
     ])
@@ -304,7 +286,7 @@ async fn a_running_servers_backup_restores_what_was_acknowledged_and_nothing_hal
     .await;
     succeeded(&restore, "restore");
     let restored_app = spawn_app_in(restored_dir, |config| {
-        config.admin_token = Some(TOKEN.into())
+        config.admin_token = Some(ADMIN_TOKEN.into())
     })
     .await;
     let restored = exported(&restored_app, "busy").await;
@@ -477,7 +459,7 @@ async fn a_stopped_data_dirs_backup_round_trips_with_its_files_and_restore_wants
     succeeded(&forced, "restore --force");
 
     let restored_app = spawn_app_in(restored_dir, |config| {
-        config.admin_token = Some(TOKEN.into())
+        config.admin_token = Some(ADMIN_TOKEN.into())
     })
     .await;
     assert_eq!(exported(&restored_app, "quiet").await, history);
@@ -512,7 +494,7 @@ async fn export_writes_a_rooms_history_as_json_lines_from_a_server_or_its_databa
         "--server",
         &app.origin(),
         "--admin-token",
-        TOKEN,
+        ADMIN_TOKEN,
         "--room",
         "minutes",
     ])
@@ -576,7 +558,7 @@ async fn export_writes_a_rooms_history_as_json_lines_from_a_server_or_its_databa
 #[tokio::test]
 async fn a_backup_of_a_server_on_postgres_says_to_use_pg_dump_and_writes_nothing() {
     let app = spawn_ops_app_on(Backend::Postgres).await;
-    let answer = get_as(&app, "/ops/backup", Some(TOKEN)).await;
+    let answer = get_as(&app, "/ops/backup", Some(ADMIN_TOKEN)).await;
     assert_eq!(answer.status(), 501);
     assert!(answer.text().await.unwrap().contains("pg_dump"));
 
@@ -584,7 +566,7 @@ async fn a_backup_of_a_server_on_postgres_says_to_use_pg_dump_and_writes_nothing
     let out = dir.path().join("backup.tar");
     let url = app.data.database_url().unwrap().to_owned();
     let origin = app.origin();
-    let from_server = ["--server", &origin, "--admin-token", TOKEN];
+    let from_server = ["--server", &origin, "--admin-token", ADMIN_TOKEN];
     let from_database = ["--database-url", &url];
     for source in [&from_server[..], &from_database[..]] {
         let output = chat(&[&["backup"], source, &["--out", path_arg(&out)]].concat()).await;

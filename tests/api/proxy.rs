@@ -8,19 +8,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, Locator};
+use fantoccini::Client;
 use tempfile::TempDir;
 
-use crate::browser::Driver;
+use crate::browser::{Driver, log_in_at, save_screenshot, say, shown};
 use crate::helpers::{
-    AppData, Backend, Received, TestApp, Visitor, WAIT, Ws, eventually, message_ids, spawn_app_in,
+    ADMIN_TOKEN, AppData, Backend, Received, TestApp, Visitor, WAIT, Ws, eventually, message_ids,
+    sample, scrape, spawn_app_in,
 };
 use chat::Config;
 use chat::config::WRONG_GUESSES;
 use chat::domain::Slug;
 
 const NGINX: &str = "/usr/sbin/nginx";
-const TOKEN: &str = "a-long-random-admin-token";
 
 /// nginx serving `deploy/nginx.conf` from a directory of its own, as whoever runs the tests;
 /// stopped when dropped.
@@ -196,7 +196,7 @@ async fn behind_nginx(configure: impl Fn(&mut Config)) -> (Nginx, TestApp, TestA
     let behind = |config: &mut Config| {
         config.public_url = Some(format!("http://127.0.0.1:{port}"));
         config.trusted_proxy = vec![IpAddr::from([127, 0, 0, 1])];
-        config.admin_token = Some(TOKEN.into());
+        config.admin_token = Some(ADMIN_TOKEN.into());
         configure(config);
     };
     let a = spawn_app_in(AppData::new(Backend::Postgres), &behind).await;
@@ -207,21 +207,7 @@ async fn behind_nginx(configure: impl Fn(&mut Config)) -> (Nginx, TestApp, TestA
 
 /// The WebSockets open on `app`, from its own `/metrics` (asked directly, not through nginx).
 async fn sockets_on(app: &TestApp) -> u32 {
-    let page = reqwest::Client::new()
-        .get(app.url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    page.lines()
-        .find_map(|line| line.strip_prefix("chat_sockets "))
-        .unwrap_or_else(|| panic!("no chat_sockets in\n{page}"))
-        .trim()
-        .parse()
-        .unwrap()
+    sample(&scrape(app).await, "chat_sockets") as u32
 }
 
 /// The sockets open on each instance, once `total` are open in all.
@@ -562,44 +548,9 @@ async fn when_an_instance_stops_its_people_carry_on_through_nginx_on_the_other_a
     }
 }
 
-/// Logs in through nginx's login form straight into the lobby.
-async fn log_in_to_the_lobby(browser: &Client, nginx: &Nginx, nickname: &str) {
-    browser
-        .goto(&nginx.url("/login?next=/rooms/lobby"))
-        .await
-        .unwrap();
-    let field = browser.find(Locator::Css("#nickname")).await.unwrap();
-    field.send_keys(nickname).await.unwrap();
-    browser
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("main.room"))
-        .await
-        .expect("the lobby after logging in through nginx");
-}
-
-async fn type_and_send(browser: &Client, text: &str) {
-    let composer = browser.find(Locator::Css("#composer-body")).await.unwrap();
-    composer.send_keys(text).await.unwrap();
-    composer.send_keys("\u{E007}").await.unwrap(); // Enter
-}
-
 async fn sees(browser: &Client, author: &str, text: &str) {
-    let seen = browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(&format!(
-            "#messages .msg[data-author='{author}'] .msg-body"
-        )))
-        .await
-        .unwrap_or_else(|_| panic!("{author}'s message is shown live"));
+    let selector = format!("#messages .msg[data-author='{author}'] .msg-body");
+    let seen = shown(browser, &selector).await;
     assert_eq!(seen.text().await.unwrap(), text);
 }
 
@@ -609,9 +560,21 @@ async fn in_the_browser_two_people_on_different_instances_behind_nginx_chat_live
     let driver = Driver::start().await;
     let alice = driver.browser().await;
     let bob = driver.browser().await;
-    log_in_to_the_lobby(&alice, &nginx, "alice").await;
+    log_in_at(
+        &alice,
+        &nginx.url("/login?next=/rooms/lobby"),
+        "alice",
+        "main.room",
+    )
+    .await;
     let alice_on = sockets_when([&a, &b], 1).await;
-    log_in_to_the_lobby(&bob, &nginx, "bob").await;
+    log_in_at(
+        &bob,
+        &nginx.url("/login?next=/rooms/lobby"),
+        "bob",
+        "main.room",
+    )
+    .await;
     // A page load is several requests, so which instance bob's socket lands on depends on
     // their number: reload, with one more request in between every other time, until it is
     // the other one.
@@ -623,24 +586,18 @@ async fn in_the_browser_two_people_on_different_instances_behind_nginx_chat_live
             nginx.visitor().get("/healthz").await;
         }
         bob.refresh().await.unwrap();
-        bob.wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css("main.room"))
-            .await
-            .unwrap();
+        shown(&bob, "main.room").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let on = eventually(|| sockets_when([&a, &b], 2), |counts| *counts == [1, 1]).await;
     assert_eq!(on, [1, 1], "alice and bob on different instances");
 
-    type_and_send(&alice, "Hello from instance A, through nginx").await;
+    say(&alice, "Hello from instance A, through nginx").await;
     sees(&bob, "alice", "Hello from instance A, through nginx").await;
-    type_and_send(&bob, "And back from the other one").await;
+    say(&bob, "And back from the other one").await;
     sees(&alice, "bob", "And back from the other one").await;
 
-    std::fs::create_dir_all("target/screenshots").unwrap();
-    let png = bob.screenshot().await.unwrap();
-    std::fs::write("target/screenshots/proxy-room.png", png).unwrap();
+    save_screenshot(&bob, "proxy-room").await;
     alice.close().await.unwrap();
     bob.close().await.unwrap();
 }

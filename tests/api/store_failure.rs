@@ -21,7 +21,7 @@ use crate::crash::harness::{
     Event, Frame, Msg, Socket, Visitor, history, parse_frame, sequence_problems,
 };
 use crate::helpers::test_cluster::OwnCluster;
-use crate::helpers::{AppData, eventually, spawn_app_in};
+use crate::helpers::{ADMIN_TOKEN, AppData, eventually, spawn_app_in};
 
 /// PoloDB with a switch that makes every message write (`append`, `update_message`) fail.
 struct FlakyStore {
@@ -396,7 +396,7 @@ async fn a_backup_the_store_cannot_take_fails_and_leaves_no_archive() {
         failed: AtomicU64::new(0),
     });
     let mut config = Config::for_tests(data_dir.path());
-    config.admin_token = Some("token".into());
+    config.admin_token = Some(ADMIN_TOKEN.into());
     let app = Application::build_with_storage(config, store)
         .await
         .unwrap();
@@ -413,7 +413,7 @@ async fn a_backup_the_store_cannot_take_fails_and_leaves_no_archive() {
         "--server",
         &base,
         "--admin-token",
-        "token",
+        ADMIN_TOKEN,
         "--out",
         out.to_str().unwrap(),
     ])

@@ -9,7 +9,7 @@ use super::super::{StoreError, StoreResult};
 
 /// Bytes per chunk: large enough that a 25 MiB file is a hundred rows, small enough that
 /// a chunk in flight costs little memory.
-pub(super) const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 pub(super) fn put(
     client: &mut impl GenericClient,

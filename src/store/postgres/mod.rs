@@ -422,7 +422,7 @@ impl Storage for PgStore {
     fn change_reader(
         &self,
         login_id: &str,
-        change: &mut dyn FnMut(&mut ReaderRecord),
+        change: Box<dyn FnOnce(&mut ReaderRecord) + '_>,
     ) -> StoreResult<ReaderRecord> {
         readers::change(&mut *self.connection()?, login_id, change)
     }
@@ -569,6 +569,10 @@ impl Storage for PgStore {
         Ok(live.is_some())
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn announcements(&self) -> StoreResult<Option<Box<dyn Announcements>>> {
         let listener = announce::Listener::new((*self.config).clone(), self.origin.clone());
         Ok(Some(Box::new(listener)))
@@ -606,10 +610,6 @@ impl Storage for PgStore {
         take: bool,
     ) -> StoreResult<Option<DeviceLinkRecord>> {
         device_links::find(&mut *self.connection()?, token_hash, now_millis, take)
-    }
-
-    fn keeps_file_bytes(&self) -> bool {
-        true
     }
 
     fn put_file_bytes(&self, key: &str, from: &mut dyn std::io::Read) -> StoreResult<bool> {

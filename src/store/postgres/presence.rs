@@ -20,7 +20,7 @@ pub(super) fn share(
     rooms: &[RoomPresence],
 ) -> StoreResult<()> {
     let mut txn = client.transaction()?;
-    beat(&mut txn, origin)?;
+    mark_alive(&mut txn, origin)?;
     for shown in rooms {
         if shown.here.is_empty() && shown.typing.is_empty() {
             txn.execute(
@@ -47,11 +47,7 @@ pub(super) fn share(
 
 /// Marks this instance alive, and forgets instances long gone (and budgets long refilled).
 pub(super) fn beat(client: &mut impl GenericClient, origin: &str) -> StoreResult<()> {
-    client.execute(
-        "INSERT INTO instances (id, seen_at) VALUES ($1, now())
-         ON CONFLICT (id) DO UPDATE SET seen_at = now()",
-        &[&origin],
-    )?;
+    mark_alive(client, origin)?;
     client.execute(
         "WITH gone AS (
              DELETE FROM instances WHERE seen_at < now() - make_interval(secs => $1) RETURNING id
@@ -62,6 +58,15 @@ pub(super) fn beat(client: &mut impl GenericClient, origin: &str) -> StoreResult
     client.execute(
         "DELETE FROM rate_buckets WHERE at < now() - make_interval(secs => $1)",
         &[&FORGET_AFTER_SECONDS],
+    )?;
+    Ok(())
+}
+
+fn mark_alive(client: &mut impl GenericClient, origin: &str) -> StoreResult<()> {
+    client.execute(
+        "INSERT INTO instances (id, seen_at) VALUES ($1, now())
+         ON CONFLICT (id) DO UPDATE SET seen_at = now()",
+        &[&origin],
     )?;
     Ok(())
 }

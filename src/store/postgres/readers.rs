@@ -82,7 +82,7 @@ const READER_LOCK_CLASS: i32 = 0x6372; // "cr"
 pub(super) fn change(
     client: &mut impl GenericClient,
     login_id: &str,
-    change: &mut dyn FnMut(&mut ReaderRecord),
+    change: Box<dyn FnOnce(&mut ReaderRecord) + '_>,
 ) -> StoreResult<ReaderRecord> {
     let mut txn = client.transaction()?;
     txn.execute(

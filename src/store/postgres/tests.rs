@@ -265,10 +265,10 @@ fn one_logins_marks_changed_from_two_instances_at_once_are_all_kept() {
                 start.wait();
                 for n in 0..CHANGES {
                     let room = format!("room-{writer}-{n}");
-                    let mut read = |reader: &mut ReaderRecord| {
-                        reader.last_read.insert(room.clone(), n as i64 + 1);
+                    let read = move |reader: &mut ReaderRecord| {
+                        reader.last_read.insert(room, n as i64 + 1);
                     };
-                    store.change_reader("login-a", &mut read).unwrap();
+                    store.change_reader("login-a", Box::new(read)).unwrap();
                 }
             })
         })
