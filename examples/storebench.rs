@@ -78,6 +78,7 @@ impl Writer {
                 let client_id = self.dedup.then(|| format!("c{id}"));
                 PendingMessage {
                     dedup_key: client_id.as_ref().map(|c| format!("bench-login/{c}")),
+                    webhooks: Vec::new(),
                     record: MessageRecord {
                         client_id,
                         ..MessageRecord::new(

@@ -21,7 +21,7 @@ use tower::ServiceExt;
 
 use crate::admin::AdminSecrets;
 use crate::bots::Bots;
-use crate::bots::webhook::{self, MentionWebhooks, Webhooks};
+use crate::bots::webhook::{MentionWebhooks, Webhooks};
 use crate::claim_lock::ClaimLock;
 use crate::config::Config;
 use crate::devices::{DeviceLinks, PendingLinks};
@@ -91,14 +91,13 @@ impl Application {
                 .await?
                 .context("loading bots")?,
         );
-        let webhook_settings = config.webhook_settings();
-        let (webhooks, deliveries) = Webhooks::new(&webhook_settings);
-        tokio::spawn(webhook::run_deliveries(
-            deliveries,
-            webhook_settings,
+        let webhooks = Webhooks::start(
+            config.webhook_settings(),
+            &storage,
             bots.clone(),
+            config.public_url.clone(),
             shutdown.clone(),
-        ));
+        );
         hub.set_bots_hook(Arc::new(MentionWebhooks {
             bots: bots.clone(),
             webhooks,

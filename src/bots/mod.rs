@@ -5,6 +5,7 @@
 
 pub mod destination;
 pub mod webhook;
+pub mod webhook_jobs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -61,6 +62,7 @@ impl BotIdentity {
 /// Where a mention of a bot is delivered.
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {
+    pub id: String,
     pub bot: String,
     /// The bot's login handle: whether it may read the room.
     pub handle: String,
@@ -69,6 +71,21 @@ pub struct WebhookTarget {
     /// The HMAC key that signs deliveries: the hex SHA-256 of the bot's token, which the bot
     /// can compute and the server keeps anyway.
     pub signing_key: String,
+}
+
+impl WebhookTarget {
+    /// Where `bot`'s mentions go, if it has a webhook and a current token (revoking the
+    /// token silences the webhook too).
+    fn of(bot: &BotRecord) -> Option<WebhookTarget> {
+        Some(WebhookTarget {
+            id: bot.id.clone(),
+            bot: bot.name.clone(),
+            handle: bot_handle(&bot.id),
+            url: bot.webhook_url.clone()?,
+            origin: bot.origin.clone(),
+            signing_key: bot.token_hash.clone()?,
+        })
+    }
 }
 
 /// Every bot, in memory (they are few), written through to the store.
@@ -195,14 +212,13 @@ impl Bots {
     /// token (revoking the token silences the webhook too).
     pub fn webhook_for(&self, mention_key: &str) -> Option<WebhookTarget> {
         let registry = self.registry.read().expect("bots lock");
-        let bot = registry.by_id.get(registry.by_mention.get(mention_key)?)?;
-        Some(WebhookTarget {
-            bot: bot.name.clone(),
-            handle: bot_handle(&bot.id),
-            url: bot.webhook_url.clone()?,
-            origin: bot.origin.clone(),
-            signing_key: bot.token_hash.clone()?,
-        })
+        WebhookTarget::of(registry.by_id.get(registry.by_mention.get(mention_key)?)?)
+    }
+
+    /// Where the bot with this id gets its mentions now, as [`Bots::webhook_for`].
+    pub fn webhook_of(&self, id: &str) -> Option<WebhookTarget> {
+        let registry = self.registry.read().expect("bots lock");
+        WebhookTarget::of(registry.by_id.get(id)?)
     }
 
     /// Makes a bot named `name` for `owner_login` and returns it with its first token.

@@ -1,11 +1,12 @@
 //! Outgoing webhooks: when a message mentions a bot that has a webhook URL, a JSON POST goes
 //! there. Delivery runs off the request path and off the committer: the committer only puts
-//! it in a bounded queue (dropping it, with a warning, when the queue is full). A dispatcher
-//! sorts the queue into one line per bot, each bounded on its own, and each bot's line is
-//! delivered in order, one at a time, with a timeout, retrying failures with exponential
-//! backoff. So a bot whose webhook hangs, or that is mentioned a thousand times, holds up
-//! only its own deliveries. It connects only to
-//! public addresses unless `--allow-private-webhooks` (see [`super::destination`]).
+//! it in a bounded queue (dropping it, with a warning, when the queue is full), or, with a
+//! shared store, the store queues it in the message's own commit (see [`super::webhook_jobs`]).
+//! A dispatcher sorts the deliveries into one line per bot, each bounded on its own, and each
+//! bot's line is delivered in order, one at a time, with a timeout, retrying failures with
+//! exponential backoff. So a bot whose webhook hangs, or that is mentioned a thousand times,
+//! holds up only its own deliveries. It connects only to public addresses unless
+//! `--allow-private-webhooks` (see [`super::destination`]).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -21,10 +22,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::destination::{self, DestinationError};
-use super::{Bots, mention_key_of};
+use super::webhook_jobs::{self, StoredJobs};
+use super::{Bots, WebhookTarget};
 use crate::hub::{BotsHook, Room};
 use crate::security::hex;
-use crate::store::{MessageKind, MessageRecord};
+use crate::store::{MessageKind, MessageRecord, Storage, WebhookJob};
 
 /// The header that carries `sha256=` and the hex HMAC-SHA256 of the body.
 pub const SIGNATURE_HEADER: &str = "x-chat-signature";
@@ -49,6 +51,19 @@ pub struct WebhookSettings {
     pub allow_private: bool,
 }
 
+impl WebhookSettings {
+    /// The longest one delivery takes: every attempt timing out, with every backoff between.
+    pub fn longest_delivery(&self) -> Duration {
+        let attempts = self.attempts.max(1);
+        let backoffs = (1..attempts).fold(0u32, |sum, attempt| {
+            sum.saturating_add(1 << (attempt - 1).min(16))
+        });
+        self.timeout
+            .saturating_mul(attempts)
+            .saturating_add(self.backoff.saturating_mul(backoffs))
+    }
+}
+
 /// What a bot's webhook receives.
 #[derive(Debug, Clone, Serialize)]
 pub struct MentionPayload {
@@ -68,13 +83,50 @@ pub struct PayloadMessage {
     pub created_at: String,
 }
 
-/// One POST to make.
+impl MentionPayload {
+    /// What `target`'s webhook receives for `message`. `public_url` (`--public-url`) wins
+    /// over the origin the bot's owner used, for the permalink.
+    pub fn new(
+        target: &WebhookTarget,
+        message: &MessageRecord,
+        public_url: Option<&str>,
+    ) -> MentionPayload {
+        let origin = public_url.unwrap_or(&target.origin);
+        let permalink = format!(
+            "{}/rooms/{}/messages/{}#msg-{}",
+            origin.trim_end_matches('/'),
+            message.room,
+            message.id,
+            message.id
+        );
+        let created_at =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(message.created_at) * 1_000_000)
+                .ok()
+                .and_then(|at| at.format(&Rfc3339).ok())
+                .unwrap_or_default();
+        MentionPayload {
+            event: "mention",
+            bot: target.bot.clone(),
+            room: message.room.to_string(),
+            message: PayloadMessage {
+                id: message.id,
+                author: message.author.clone(),
+                author_is_bot: message.bot,
+                body: message.body.clone(),
+                created_at,
+            },
+            permalink,
+        }
+    }
+}
+
+/// One POST to make, to wherever the bot's webhook is when its turn comes.
 #[derive(Debug)]
 pub struct Delivery {
-    pub url: String,
-    /// See [`super::WebhookTarget::signing_key`].
-    pub signing_key: String,
+    pub bot_id: String,
     pub payload: MentionPayload,
+    /// The stored job it comes from, with a shared store: finished once delivered.
+    pub job: Option<WebhookJob>,
 }
 
 /// `sha256=` and the hex HMAC-SHA256 of `body` under `key`, as GitHub's webhooks do it.
@@ -88,13 +140,47 @@ pub fn signature(key: &str, body: &[u8]) -> String {
 /// The sending end of the delivery queue.
 pub struct Webhooks {
     queue: mpsc::Sender<Delivery>,
+    /// With a shared store, where deliveries wait instead.
+    stored: Option<Arc<StoredJobs>>,
 }
 
 impl Webhooks {
+    /// Starts delivering until shutdown: the dispatcher, and with a
+    /// [shared](Storage::is_shared) store the taker of the jobs it queues.
+    pub fn start(
+        settings: WebhookSettings,
+        storage: &Arc<dyn Storage>,
+        bots: Arc<Bots>,
+        public_url: Option<String>,
+        shutdown: CancellationToken,
+    ) -> Webhooks {
+        let (mut webhooks, deliveries) = Webhooks::new(&settings);
+        if storage.is_shared() {
+            let stored = Arc::new(StoredJobs::new(storage.clone(), &settings));
+            tokio::spawn(webhook_jobs::take(
+                stored.clone(),
+                webhooks.queue.clone(),
+                bots.clone(),
+                public_url,
+                shutdown.clone(),
+            ));
+            webhooks.stored = Some(stored);
+        }
+        let stored = webhooks.stored.clone();
+        tokio::spawn(run_deliveries(deliveries, settings, bots, stored, shutdown));
+        webhooks
+    }
+
     /// The queue, and its receiving end for [`run_deliveries`].
-    pub fn new(settings: &WebhookSettings) -> (Webhooks, mpsc::Receiver<Delivery>) {
+    fn new(settings: &WebhookSettings) -> (Webhooks, mpsc::Receiver<Delivery>) {
         let (queue, deliveries) = mpsc::channel(settings.queue.max(1));
-        (Webhooks { queue }, deliveries)
+        (
+            Webhooks {
+                queue,
+                stored: None,
+            },
+            deliveries,
+        )
     }
 
     /// Queues a delivery without waiting: when the queue is full it is dropped.
@@ -129,6 +215,7 @@ struct Dispatch {
     settings: WebhookSettings,
     slots: Arc<Semaphore>,
     bots: Arc<Bots>,
+    stored: Option<Arc<StoredJobs>>,
     shutdown: CancellationToken,
 }
 
@@ -136,10 +223,11 @@ struct Dispatch {
 /// worker per bot with something waiting. `bots` says, before each delivery, whether the
 /// bot still has that webhook (a deleted bot, a revoked token or a removed webhook gets
 /// nothing more).
-pub async fn run_deliveries(
+async fn run_deliveries(
     mut deliveries: mpsc::Receiver<Delivery>,
     settings: WebhookSettings,
     bots: Arc<Bots>,
+    stored: Option<Arc<StoredJobs>>,
     shutdown: CancellationToken,
 ) {
     let mut builder = reqwest::Client::builder()
@@ -167,6 +255,7 @@ pub async fn run_deliveries(
         settings,
         slots: Arc::new(Semaphore::new(CONCURRENT_DELIVERIES)),
         bots,
+        stored,
         shutdown: shutdown.clone(),
     });
     loop {
@@ -177,7 +266,7 @@ pub async fn run_deliveries(
             },
             () = shutdown.cancelled() => return,
         };
-        let bot = delivery.payload.bot.clone();
+        let bot = delivery.bot_id.clone();
         if dispatch.line_up(delivery) {
             tokio::spawn(work_line(dispatch.clone(), bot));
         }
@@ -188,24 +277,36 @@ impl Dispatch {
     /// Puts a delivery in its bot's line; `true` if the line is new and needs a worker.
     fn line_up(&self, delivery: Delivery) -> bool {
         let mut lines = self.lines.lock().expect("webhook lines lock");
-        if lines.waiting >= self.settings.queue {
-            tracing::warn!(
-                bot = %delivery.payload.bot,
-                message = delivery.payload.message.id,
-                "webhook queue full; mention not delivered"
-            );
+        let full = if lines.waiting >= self.settings.queue {
+            Some("webhook queue full")
+        } else if lines
+            .by_bot
+            .get(&delivery.bot_id)
+            .is_some_and(|line| line.len() >= self.settings.bot_queue)
+        {
+            Some("this bot's webhook queue is full")
+        } else {
+            None
+        };
+        if let Some(full) = full {
+            match &delivery.job {
+                // Still queued in the store: taken again once its lease runs out.
+                Some(_) => {
+                    tracing::info!(bot = %delivery.payload.bot, "{full}; the mention waits");
+                    if let Some(stored) = &self.stored {
+                        stored.put_down();
+                    }
+                }
+                None => tracing::warn!(
+                    bot = %delivery.payload.bot,
+                    message = delivery.payload.message.id,
+                    "{full}; mention not delivered"
+                ),
+            }
             return false;
         }
-        let started = match lines.by_bot.entry(delivery.payload.bot.clone()) {
+        let started = match lines.by_bot.entry(delivery.bot_id.clone()) {
             Entry::Occupied(mut line) => {
-                if line.get().len() >= self.settings.bot_queue {
-                    tracing::warn!(
-                        bot = %delivery.payload.bot,
-                        message = delivery.payload.message.id,
-                        "this bot's webhook queue is full; mention not delivered"
-                    );
-                    return false;
-                }
                 line.get_mut().push_back(delivery);
                 false
             }
@@ -234,26 +335,42 @@ impl Dispatch {
 }
 
 /// Delivers one bot's line, in order, one at a time, until it is empty.
-async fn work_line(dispatch: Arc<Dispatch>, bot: String) {
-    while let Some(mut delivery) = dispatch.next_for(&bot) {
+async fn work_line(dispatch: Arc<Dispatch>, bot_id: String) {
+    while let Some(delivery) = dispatch.next_for(&bot_id) {
+        let stored = dispatch.stored.as_deref();
         // Where the bot's webhook is now: it may be gone, or have moved.
-        let Some(target) = dispatch.bots.webhook_for(&mention_key_of(&bot)) else {
+        let Some(target) = dispatch.bots.webhook_of(&bot_id) else {
+            if let (Some(stored), Some(job)) = (stored, &delivery.job) {
+                stored.finish(job).await;
+            }
             continue;
         };
-        delivery.url = target.url;
-        delivery.signing_key = target.signing_key;
         let Ok(_slot) = dispatch.slots.acquire().await else {
             return;
         };
+        // Another instance took the job over (its lease ran out here), or it is done.
+        if let (Some(stored), Some(job)) = (stored, &delivery.job)
+            && !stored.hold(job).await
+        {
+            continue;
+        }
         tokio::select! {
-            () = deliver(&dispatch.client, &delivery, &dispatch.settings) => {}
+            () = deliver(&dispatch.client, &target, &delivery, &dispatch.settings) => {}
             () = dispatch.shutdown.cancelled() => return,
+        }
+        if let (Some(stored), Some(job)) = (stored, &delivery.job) {
+            stored.finish(job).await;
         }
     }
 }
 
 /// Tries until a 2xx, a refusal that retrying can't fix, or the last attempt.
-async fn deliver(client: &reqwest::Client, delivery: &Delivery, settings: &WebhookSettings) {
+async fn deliver(
+    client: &reqwest::Client,
+    target: &WebhookTarget,
+    delivery: &Delivery,
+    settings: &WebhookSettings,
+) {
     let body = match serde_json::to_vec(&delivery.payload) {
         Ok(body) => body,
         Err(e) => {
@@ -261,10 +378,10 @@ async fn deliver(client: &reqwest::Client, delivery: &Delivery, settings: &Webho
             return;
         }
     };
-    let signed = signature(&delivery.signing_key, &body);
+    let signed = signature(&target.signing_key, &body);
     if !settings.allow_private
         && let Err(refused @ DestinationError::NotPublic { .. }) =
-            check_destination(&delivery.url).await
+            check_destination(&target.url).await
     {
         // Set before the rule, or its name now points elsewhere: retrying won't change it.
         tracing::warn!(bot = %delivery.payload.bot, reason = %refused, "webhook not delivered");
@@ -273,7 +390,7 @@ async fn deliver(client: &reqwest::Client, delivery: &Delivery, settings: &Webho
     let attempts = settings.attempts.max(1);
     for attempt in 1..=attempts {
         let outcome = client
-            .post(&delivery.url)
+            .post(&target.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, &signed)
             .body(body.clone())
@@ -331,53 +448,44 @@ impl BotsHook for MentionWebhooks {
         self.bots.reload();
     }
 
-    fn mentioned(&self, room: &Room, message: &MessageRecord, mentions: &[String]) {
+    fn webhooks_for(
+        &self,
+        room: &Room,
+        message: &MessageRecord,
+        mentions: &[String],
+    ) -> Vec<String> {
         if message.kind != MessageKind::User {
-            return;
+            return Vec::new();
         }
+        let mut bots: Vec<String> = Vec::new();
         for key in mentions {
             let Some(target) = self.bots.webhook_for(key) else {
                 continue;
             };
-            // A direct conversation's words never leave it, even when someone names a bot.
-            if !room.readable_by(&target.handle) {
-                continue;
+            // A direct conversation's words never leave it, even when someone names a bot;
+            // and a bot answering its own mention would loop.
+            let own = message.bot && message.author == target.bot;
+            if room.readable_by(&target.handle) && !own && !bots.contains(&target.id) {
+                bots.push(target.id);
             }
-            // A bot answering its own mention would loop.
-            if message.bot && message.author == target.bot {
-                continue;
+        }
+        bots
+    }
+
+    fn mentioned(&self, message: &MessageRecord, bots: &[String]) {
+        if let Some(stored) = &self.webhooks.stored {
+            // Queued in the commit: the taker brings them out.
+            stored.wake();
+            return;
+        }
+        for bot_id in bots {
+            if let Some(target) = self.bots.webhook_of(bot_id) {
+                self.webhooks.enqueue(Delivery {
+                    bot_id: target.id.clone(),
+                    payload: MentionPayload::new(&target, message, self.public_url.as_deref()),
+                    job: None,
+                });
             }
-            let origin = self.public_url.as_deref().unwrap_or(&target.origin);
-            let permalink = format!(
-                "{}/rooms/{}/messages/{}#msg-{}",
-                origin.trim_end_matches('/'),
-                message.room,
-                message.id,
-                message.id
-            );
-            let created_at = OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(message.created_at) * 1_000_000,
-            )
-            .ok()
-            .and_then(|at| at.format(&Rfc3339).ok())
-            .unwrap_or_default();
-            self.webhooks.enqueue(Delivery {
-                url: target.url,
-                signing_key: target.signing_key,
-                payload: MentionPayload {
-                    event: "mention",
-                    bot: target.bot,
-                    room: message.room.to_string(),
-                    message: PayloadMessage {
-                        id: message.id,
-                        author: message.author.clone(),
-                        author_is_bot: message.bot,
-                        body: message.body.clone(),
-                        created_at,
-                    },
-                    permalink,
-                },
-            });
         }
     }
 }
@@ -388,8 +496,8 @@ mod tests {
 
     fn delivery(id: i64) -> Delivery {
         Delivery {
-            url: "http://127.0.0.1:9/".into(),
-            signing_key: "key".into(),
+            bot_id: "helper-id".into(),
+            job: None,
             payload: MentionPayload {
                 event: "mention",
                 bot: "helper".into(),

@@ -370,9 +370,16 @@ fn commit_batch(
                 now,
             )
         };
+        let webhooks = match bots_hook {
+            Some(hook) if !body.mentions.is_empty() => {
+                hook.webhooks_for(&request.room, &record, &body.mentions)
+            }
+            _ => Vec::new(),
+        };
         batch.push(PendingMessage {
             record,
             dedup_key: request.dedup_key.clone(),
+            webhooks,
         });
         bodies.push(body);
         accepted.push(request);
@@ -414,12 +421,12 @@ fn commit_batch(
         let mut record = pending.record;
         record.id = id as i64;
         record.key = MessageRecord::key_for(&record.room, id);
-        let message = render_with_body(&record, body);
         if let Some(hook) = bots_hook
-            && !message.mentions.is_empty()
+            && !pending.webhooks.is_empty()
         {
-            hook.mentioned(&request.room, &record, &message.mentions);
+            hook.mentioned(&record, &pending.webhooks);
         }
+        let message = render_with_body(&record, body);
         by_room
             .entry(&request.room.slug)
             .or_insert_with(|| (&request.room, Vec::new()))

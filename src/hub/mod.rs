@@ -62,10 +62,19 @@ pub const MAX_SOCKETS_PER_LOGIN: usize = 20;
 
 /// What the hub tells the bots.
 pub trait BotsHook: Send + Sync {
-    /// A stored message mentions someone (bot webhooks listen here). `mentions` are the
-    /// mention keys of the people (and bots) the message names. Called on the committer
-    /// thread right after the commit, so it must hand work off, never block.
-    fn mentioned(&self, room: &Room, message: &MessageRecord, mentions: &[String]);
+    /// The ids of the bots whose webhooks get `message`, which names `mentions` (the mention
+    /// keys of people and bots). Asked on the committer thread before the commit, so that a
+    /// shared store queues the deliveries with the message: it must not block.
+    fn webhooks_for(
+        &self,
+        room: &Room,
+        message: &MessageRecord,
+        mentions: &[String],
+    ) -> Vec<String>;
+    /// `message` is stored, and goes to the webhooks of `bots` (as `webhooks_for` gave
+    /// them). Called on the committer thread right after the commit, so it must hand work
+    /// off, never block.
+    fn mentioned(&self, message: &MessageRecord, bots: &[String]);
     /// Another instance sharing the database created, changed or deleted a bot (or may
     /// have). Called on the listener's thread, which may block.
     fn changed_elsewhere(&self);

@@ -19,6 +19,9 @@ pub struct PendingMessage {
     /// The `(login, client_id)` key a resend of it carries: a message whose key is stored
     /// already (or comes earlier in the batch) is not stored again.
     pub dedup_key: Option<String>,
+    /// The ids of the bots whose webhooks get it. A [shared](super::Storage::is_shared)
+    /// store queues their deliveries in the same commit; another leaves them to the caller.
+    pub webhooks: Vec<String>,
 }
 
 impl From<MessageRecord> for PendingMessage {
@@ -26,6 +29,7 @@ impl From<MessageRecord> for PendingMessage {
         PendingMessage {
             record,
             dedup_key: None,
+            webhooks: Vec::new(),
         }
     }
 }

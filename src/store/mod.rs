@@ -21,6 +21,7 @@ mod test_backends;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,16 @@ pub async fn blocking<T: Send + 'static>(
 const NO_SHARED_BUCKETS: &str = "rate limits are kept in memory with this store";
 const NO_FILE_BYTES: &str = "attachments' bytes are on disk with this store";
 const NO_SHARED_LINKS: &str = "device links are kept in memory with this store";
+const NO_WEBHOOK_JOBS: &str = "webhook deliveries are queued in memory with this store";
+
+/// A stored message's delivery to one bot's webhook, queued in the message's commit by a
+/// [shared](Storage::is_shared) store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookJob {
+    pub room: Slug,
+    pub message_id: i64,
+    pub bot_id: String,
+}
 
 /// A one-time link that logs another device in as its login.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,7 +251,7 @@ pub trait Storage: Send + Sync + 'static {
     fn presence_elsewhere(
         &self,
         _room: Option<&Slug>,
-        _alive_for: std::time::Duration,
+        _alive_for: Duration,
     ) -> StoreResult<Vec<RoomPresence>> {
         Ok(Vec::new())
     }
@@ -294,6 +305,29 @@ pub trait Storage: Send + Sync + 'static {
     /// Puts back a token [`Storage::take_token`] took, up to `burst`.
     fn give_token_back(&self, _key: &str, _burst: f64) -> StoreResult<()> {
         Err(StoreError::Database(NO_SHARED_BUCKETS.into()))
+    }
+
+    /// Leases to this instance, for `lease`, up to `limit` queued webhook jobs that no
+    /// instance holds (none took them, or its lease ran out), oldest first. Only for a
+    /// [shared](Storage::is_shared) store: others queue deliveries in memory.
+    fn take_webhook_jobs(&self, _limit: usize, _lease: Duration) -> StoreResult<Vec<WebhookJob>> {
+        Err(StoreError::Database(NO_WEBHOOK_JOBS.into()))
+    }
+
+    /// Extends this instance's lease on `job` to `lease` from now; `false` if it is no
+    /// longer this instance's (another took it over, or it is done).
+    fn hold_webhook_job(&self, _job: &WebhookJob, _lease: Duration) -> StoreResult<bool> {
+        Err(StoreError::Database(NO_WEBHOOK_JOBS.into()))
+    }
+
+    /// Takes a job this instance holds off the queue: delivered, or given up on.
+    fn finish_webhook_job(&self, _job: &WebhookJob) -> StoreResult<()> {
+        Err(StoreError::Database(NO_WEBHOOK_JOBS.into()))
+    }
+
+    /// Lets go of every job this instance holds, for others to take now (it is stopping).
+    fn release_webhook_jobs(&self) -> StoreResult<()> {
+        Err(StoreError::Database(NO_WEBHOOK_JOBS.into()))
     }
 
     /// Takes the lock under which nickname claims are decided, for every process sharing

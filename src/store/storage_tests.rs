@@ -98,6 +98,7 @@ fn an_append_gives_each_room_its_next_ids_and_stores_a_resend_once(backend: Back
     let resent = |record: &MessageRecord| PendingMessage {
         record: record.clone(),
         dedup_key: Some("login-alice/c1".into()),
+        webhooks: Vec::new(),
     };
     let batch = vec![
         resent(&first),

@@ -454,18 +454,27 @@ async fn the_rate_limit_applies_to_bots() {
 }
 
 /// One request the webhook receiver got, and what it answered.
-struct Call {
-    status: u16,
+pub(crate) struct Call {
+    pub(crate) status: u16,
     signature: String,
     body: Vec<u8>,
-    payload: Value,
+    pub(crate) payload: Value,
 }
 
 /// A webhook receiver on port 0: answers the first `failures` requests with 500 after `stall`,
 /// then 200 at once, and hands every request to the test as it arrives.
-async fn webhook_receiver(
+pub(crate) async fn webhook_receiver(
     failures: usize,
     stall: Duration,
+) -> (SocketAddr, mpsc::UnboundedReceiver<Call>) {
+    slow_webhook_receiver(failures, stall, Duration::ZERO).await
+}
+
+/// A [`webhook_receiver`] that takes `every_answer` to answer each 200 too.
+pub(crate) async fn slow_webhook_receiver(
+    failures: usize,
+    stall: Duration,
+    every_answer: Duration,
 ) -> (SocketAddr, mpsc::UnboundedReceiver<Call>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let seen = Arc::new(AtomicUsize::new(0));
@@ -490,6 +499,7 @@ async fn webhook_receiver(
                     if failing {
                         tokio::time::sleep(stall).await;
                     }
+                    tokio::time::sleep(every_answer).await;
                     axum::http::StatusCode::from_u16(status).unwrap()
                 }
             },
@@ -522,7 +532,7 @@ fn signature(token: &str, body: &[u8]) -> String {
 }
 
 /// Asserts that no webhook call arrives within `wait`; `why` says what it would mean.
-async fn no_call_within(
+pub(crate) async fn no_call_within(
     calls: &mut mpsc::UnboundedReceiver<Call>,
     wait: Duration,
     why: impl std::fmt::Display,
@@ -531,7 +541,7 @@ async fn no_call_within(
     assert!(call.is_err(), "{why}");
 }
 
-async fn next_call(calls: &mut mpsc::UnboundedReceiver<Call>) -> Call {
+pub(crate) async fn next_call(calls: &mut mpsc::UnboundedReceiver<Call>) -> Call {
     tokio::time::timeout(WAIT, calls.recv())
         .await
         .expect("a webhook call in time")
@@ -880,7 +890,7 @@ async fn in_a_browser_a_bot_is_made_from_the_sidebar_and_its_message_shows_a_bad
 }
 
 /// Points `token`'s bot's webhook at `receiver`.
-async fn set_webhook(app: &TestApp, token: &str, receiver: SocketAddr) {
+pub(crate) async fn set_webhook(app: &TestApp, token: &str, receiver: SocketAddr) {
     let set = Api::new(app, token)
         .request(Method::PUT, "/api/webhook")
         .json(&json!({ "url": format!("http://{receiver}/hook") }))
@@ -952,8 +962,7 @@ async fn an_owner_deletes_a_bot_its_token_and_webhook_stop_and_its_name_is_free(
 
 #[tokio::test]
 async fn an_admin_deletes_any_bot_and_removing_a_bots_name_removes_the_bot() {
-    const TOKEN: &str = "a-long-random-admin-token-for-tests";
-    let app = spawn_app_with(|config| config.admin_token = Some(TOKEN.into())).await;
+    let app = spawn_app_with(|config| config.admin_token = Some(ADMIN_TOKEN.into())).await;
     let alice = app.login("alice").await;
     let first = make_bot(&alice, "first").await;
     let second = make_bot(&alice, "second").await;

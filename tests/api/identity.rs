@@ -276,6 +276,7 @@ impl OldDatabase {
         let pending = PendingMessage {
             record: message,
             dedup_key: sent_by.map(|login| format!("{login}/{client_id}")),
+            webhooks: Vec::new(),
         };
         let outcome = self.0.append(&[pending]).unwrap();
         assert_eq!(outcome.appended, [Appended::Stored(id)]);

@@ -2,12 +2,17 @@
 //! it receives every message of its room once, in id order, and the changes made on the
 //! other instance.
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use reqwest::Method;
 
 use crate::admin::close_frame;
 use crate::attachments::{Part, newest_message, png, upload};
-use crate::bots::{Api, bot_id, make_bot};
+use crate::bots::{
+    Api, bot_id, make_bot, next_call, no_call_within, set_webhook, slow_webhook_receiver,
+    webhook_receiver,
+};
 use crate::crash::harness::{self, ChildServer};
 use crate::crash::server_bin;
 use crate::devices::{device_link, who_is};
@@ -378,7 +383,7 @@ async fn here_and_typing_show_across_instances_and_a_killed_instance_stops_count
     .await;
     assert!(gone.contains(r#"data-author="alice""#), "{gone}");
     assert!(
-        killed.elapsed() < std::time::Duration::from_secs(5),
+        killed.elapsed() < Duration::from_secs(5),
         "bob counted {:?} after his instance died",
         killed.elapsed()
     );
@@ -404,7 +409,7 @@ async fn an_instance_stopped_on_purpose_takes_its_people_out_at_once() {
     .await;
     // The default timeout is 20 s.
     assert!(
-        stopped.elapsed() < std::time::Duration::from_secs(5),
+        stopped.elapsed() < Duration::from_secs(5),
         "carol counted {:?} after her instance stopped",
         stopped.elapsed()
     );
@@ -592,7 +597,7 @@ async fn an_instance_killed_while_people_send_loses_no_acknowledged_message() {
             return false;
         }
         while let Some(harness::Event::Text(text)) =
-            socket.next_within(std::time::Duration::from_secs(5)).await
+            socket.next_within(Duration::from_secs(5)).await
         {
             if let harness::Frame::Append(messages) = harness::parse_frame(&text)
                 && messages.iter().any(|m| m.body == body)
@@ -646,4 +651,119 @@ async fn an_instance_killed_while_people_send_loses_no_acknowledged_message() {
         (1..=last).collect::<Vec<_>>(),
         "every id once, in order"
     );
+}
+
+/// Mentions of a bot stored through either instance reach its webhook once each: both
+/// instances take the deliveries queued in the database, and never the same one.
+#[tokio::test]
+async fn each_mention_stored_on_either_instance_reaches_the_webhook_once() {
+    let data = spawn_app_on(Backend::Postgres).await.stop().await;
+    let a = spawn_app_in(data.clone(), |c| c.allow_private_webhooks = true).await;
+    let owner = a.login("owner").await;
+    let token = make_bot(&owner, "helper").await;
+    // Each answer takes a while, so deliveries queue up and both instances look for them
+    // while the first are taken.
+    let (receiver, mut calls) =
+        slow_webhook_receiver(0, Duration::ZERO, Duration::from_millis(150)).await;
+    set_webhook(&a, &token, receiver).await;
+    let b = spawn_app_in(data.another_instance(), |c| c.allow_private_webhooks = true).await;
+
+    let (alice, bob) = (a.login("alice").await, b.login("bob").await);
+    let mut expected = Vec::new();
+    for n in 0..10 {
+        for (who, visitor) in [("alice", &alice), ("bob", &bob)] {
+            let body = format!("@helper {who} {n}");
+            let posted = visitor
+                .post_form("/rooms/lobby/messages", &[("body", &body)])
+                .await;
+            assert_eq!(posted.status(), 303);
+            expected.push(body);
+        }
+    }
+    let mut delivered = Vec::new();
+    for _ in &expected {
+        let call = next_call(&mut calls).await;
+        assert_eq!(call.status, 200);
+        delivered.push(call.payload["message"]["body"].as_str().unwrap().to_owned());
+    }
+    no_call_within(
+        &mut calls,
+        Duration::from_secs(2),
+        "a mention delivered twice",
+    )
+    .await;
+    delivered.sort();
+    expected.sort();
+    assert_eq!(delivered, expected, "each mention once");
+}
+
+/// An instance killed while it delivers a mention leaves it queued in the database: the
+/// other instance delivers it once the dead one's lease runs out, and only once.
+#[tokio::test]
+async fn a_mention_whose_instance_dies_mid_delivery_goes_out_from_the_other() {
+    const WEBHOOK: [&str; 5] = [
+        "--allow-private-webhooks",
+        "--webhook-timeout",
+        "2",
+        "--webhook-attempts",
+        "1",
+    ];
+    let data = spawn_app_on(Backend::Postgres).await.stop().await;
+    let url = data.database_url().expect("on PostgreSQL").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--database-url", url.as_str()];
+    args.extend(WEBHOOK);
+    let mut dying = ChildServer::start(
+        server_bin(),
+        dir.path(),
+        None,
+        &dir.path().join("dying.log"),
+        &args,
+    )
+    .await
+    .unwrap();
+
+    // Its first delivery hangs, and its instance dies meanwhile.
+    let alice = Visitor::of(&dying.base(), None);
+    let login = alice.post_form("/login", &[("nickname", "alice")]).await;
+    assert_eq!(login.status(), 303);
+    let token = make_bot(&alice, "helper").await;
+    let (receiver, mut calls) = webhook_receiver(1, Duration::from_secs(60)).await;
+    let set = reqwest::Client::new()
+        .put(dying.url("/api/webhook"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "url": format!("http://{receiver}/hook") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let posted = alice
+        .post_form("/rooms/lobby/messages", &[("body", "@helper still there?")])
+        .await;
+    assert_eq!(posted.status(), 303);
+    let hanging = next_call(&mut calls).await;
+    assert_eq!(
+        hanging.status, 500,
+        "the receiver hangs, then fails, the first"
+    );
+    dying.kill().await.unwrap();
+
+    let _survivor = spawn_app_in(data, |c| {
+        c.allow_private_webhooks = true;
+        c.webhook_timeout = 2.0;
+        c.webhook_attempts = 1;
+    })
+    .await;
+    let delivered = tokio::time::timeout(Duration::from_secs(20), calls.recv())
+        .await
+        .expect("the mention goes out from the instance left")
+        .unwrap();
+    assert_eq!(delivered.status, 200);
+    assert_eq!(delivered.payload, hanging.payload, "the same mention");
+    no_call_within(
+        &mut calls,
+        Duration::from_secs(3),
+        "the mention went out twice",
+    )
+    .await;
 }

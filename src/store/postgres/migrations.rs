@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "rate buckets",
         sql: include_str!("schema/0005_rate_buckets.sql"),
     },
+    Migration {
+        version: 6,
+        name: "webhook jobs",
+        sql: include_str!("schema/0006_webhook_jobs.sql"),
+    },
 ];
 
 /// Any constant the chat alone uses: the advisory lock that serializes migrations.

@@ -17,6 +17,7 @@ mod search;
 pub(crate) mod test_cluster;
 #[cfg(test)]
 mod tests;
+mod webhook_jobs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -31,6 +32,7 @@ use super::search_index::{SearchCursor, SearchPage};
 use super::{
     BotRecord, ClaimRecord, DedupRecord, DeviceLinkRecord, DirectMember, FileRecord, MessageRecord,
     ReaderRecord, RoomPresence, RoomRecord, SessionRecord, Storage, StoreError, StoreResult,
+    WebhookJob,
 };
 use crate::domain::{SearchQuery, Slug};
 use crate::identity::LoginEnd;
@@ -273,6 +275,7 @@ impl Storage for PgStore {
             rows::write_message(&mut txn, &insert, message)?;
         }
         rows::write_client_ids(&mut txn, &assignment.dedup)?;
+        webhook_jobs::queue(&mut txn, batch, &assignment.outcome.appended)?;
         for head in &assignment.outcome.heads {
             txn.execute(
                 "UPDATE rooms SET last_id = $2, counted = $3, last_activity = $4, mentions = $5
@@ -645,6 +648,22 @@ impl Storage for PgStore {
             &[&key, &burst],
         )?;
         Ok(())
+    }
+
+    fn take_webhook_jobs(&self, limit: usize, lease: Duration) -> StoreResult<Vec<WebhookJob>> {
+        webhook_jobs::take(&mut *self.connection()?, &self.origin, limit, lease)
+    }
+
+    fn hold_webhook_job(&self, job: &WebhookJob, lease: Duration) -> StoreResult<bool> {
+        webhook_jobs::hold(&mut *self.connection()?, &self.origin, job, lease)
+    }
+
+    fn finish_webhook_job(&self, job: &WebhookJob) -> StoreResult<()> {
+        webhook_jobs::finish(&mut *self.connection()?, &self.origin, job)
+    }
+
+    fn release_webhook_jobs(&self) -> StoreResult<()> {
+        webhook_jobs::release(&mut *self.connection()?, &self.origin)
     }
 
     fn lock_claims(&self) -> StoreResult<Option<Box<dyn Send>>> {

@@ -27,7 +27,7 @@ pub(super) const SESSION_COLUMNS: &str = "id, login_id, data, expires_at";
 
 pub(super) const FILE_COLUMNS: &str = "hash, size, media_type, image, created_at";
 
-fn slug(text: &str) -> StoreResult<Slug> {
+pub(super) fn slug(text: &str) -> StoreResult<Slug> {
     Slug::parse(text).ok_or_else(|| StoreError::Database(format!("stored slug {text:?}")))
 }
 

@@ -37,7 +37,7 @@ fn instances_starting_at_once_migrate_the_schema_exactly_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(applied, vec![1, 2, 3, 4, 5]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6]);
 }
 
 #[test]
@@ -69,6 +69,7 @@ fn resend(body: &str, key: &str) -> PendingMessage {
     PendingMessage {
         record: lobby_message(body),
         dedup_key: Some(key.into()),
+        webhooks: Vec::new(),
     }
 }
 
