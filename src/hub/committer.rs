@@ -18,8 +18,8 @@ use crate::domain::{Nickname, Slug, render_body_and_mentions};
 use crate::identity::login_handle;
 use crate::metrics::Metrics;
 use crate::store::{
-    Attachment, MessageKind, MessageRecord, PendingMessage, Reaction, ReplyPreview, Storage,
-    StoreError, StoreResult,
+    Attachment, MessageKind, MessageRecord, PendingMessage, Reaction, ReplyPreview, RoomHead,
+    Storage, StoreError, StoreResult,
 };
 use crate::views::RenderedMessage;
 
@@ -268,6 +268,19 @@ fn toggle_reaction(reactions: &mut Vec<Reaction>, emoji: &str, by: &str) {
     }
 }
 
+/// Shows the room's messages that are stored but that it has not shown: a resend found its
+/// message stored by a commit whose answer was lost (the connection dropped during COMMIT).
+fn show_unseen_commit(storage: &dyn Storage, room: &Room, metrics: &Metrics) {
+    let shown = storage.room(&room.slug).and_then(|record| match record {
+        Some(record) => room.publish_stored(storage, Vec::new(), &RoomHead::from(&record), metrics),
+        None => Ok(()),
+    });
+    if let Err(e) = shown {
+        // The listener's sweep shows them.
+        tracing::warn!(error = %e, room = %room.slug, "messages not shown yet");
+    }
+}
+
 /// The logins holding the nicknames with these mention keys now, but the author's own: a
 /// later holder of a name is not mentioned by what was written before.
 fn mentioned_logins(
@@ -441,6 +454,13 @@ fn commit_batch(
         if let Err(e) = room.publish_stored(storage, messages, head, metrics) {
             // Stored all the same; the room's announcement brings them out.
             tracing::warn!(error = %e, room = %head.slug, "messages not shown yet");
+        }
+    }
+    for (request, appended) in accepted.iter().zip(&outcome.appended) {
+        if let Appended::Duplicate(id) = *appended
+            && id > request.room.last_id()
+        {
+            show_unseen_commit(storage, &request.room, metrics);
         }
     }
     for (request, appended) in accepted.into_iter().zip(outcome.appended) {

@@ -21,7 +21,7 @@ use crate::crash::harness::{
     Event, Frame, Msg, Socket, Visitor, history, parse_frame, sequence_problems,
 };
 use crate::helpers::test_cluster::OwnCluster;
-use crate::helpers::{ADMIN_TOKEN, AppData, eventually, spawn_app_in};
+use crate::helpers::{ADMIN_TOKEN, AppData, Backend, eventually, spawn_app_in};
 
 /// PoloDB with a switch that makes every message write (`append`, `update_message`) fail.
 struct FlakyStore {
@@ -505,5 +505,193 @@ async fn postgresql_restarted_under_a_server_refuses_sends_meanwhile_and_loses_n
             "said while it is down",
             "after the restart"
         ]
+    );
+}
+
+/// Between the chat and PostgreSQL: passes everything through, but once armed, it passes on
+/// the COMMIT of the next message append and then cuts that connection before PostgreSQL's
+/// answer comes back. The messages are stored, and the chat cannot know it.
+struct CommitCutter {
+    addr: std::net::SocketAddr,
+    armed: Arc<AtomicBool>,
+}
+
+impl CommitCutter {
+    /// In front of the test cluster at `url`, which names its Unix socket's directory
+    /// (percent-encoded) and port.
+    async fn start(url: &str) -> CommitCutter {
+        let (directory, port) = host_and_port(url).rsplit_once(':').unwrap();
+        let socket = format!("{}/.s.PGSQL.{port}", directory.replace("%2F", "/"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let armed = Arc::new(AtomicBool::new(false));
+        let arming = armed.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::UnixStream::connect(&socket).await.unwrap();
+                tokio::spawn(cut_commit_between(client, server, arming.clone()));
+            }
+        });
+        CommitCutter { addr, armed }
+    }
+
+    /// `url` with the cutter in place of the server.
+    fn in_front_of(&self, url: &str) -> String {
+        url.replacen(host_and_port(url), &self.addr.to_string(), 1)
+    }
+}
+
+fn host_and_port(url: &str) -> &str {
+    let at = url.rfind('@').unwrap() + 1;
+    &url[at..at + url[at..].find('/').unwrap()]
+}
+
+/// Relays one connection. Messages from the client are read whole (the protocol's startup
+/// messages have no type byte; every later one has), so an append's transaction is seen
+/// from its `SELECT … FROM rooms … FOR UPDATE` to its `COMMIT`.
+async fn cut_commit_between(
+    client: tokio::net::TcpStream,
+    server: tokio::net::UnixStream,
+    armed: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SSL_OR_GSS_REQUEST: [u32; 2] = [80_877_103, 80_877_104];
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let holding = Arc::new(AtomicBool::new(false));
+    let held = holding.clone();
+    let answers = tokio::spawn(async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = from_server.read(&mut buffer).await.unwrap_or(0);
+            if read == 0 || held.load(Ordering::SeqCst) {
+                return;
+            }
+            if to_client.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut typed = false;
+    let mut appending = false;
+    loop {
+        let mut head = vec![0u8; if typed { 5 } else { 4 }];
+        if from_client.read_exact(&mut head).await.is_err() {
+            break;
+        }
+        let length = u32::from_be_bytes(head[head.len() - 4..].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; length - 4];
+        if from_client.read_exact(&mut body).await.is_err() {
+            break;
+        }
+        let text = String::from_utf8_lossy(&body);
+        let commit = typed && head[0] == b'Q' && text.starts_with("COMMIT");
+        let cut = commit && appending && armed.swap(false, Ordering::SeqCst);
+        if typed && matches!(head[0], b'P' | b'Q') && text.contains("FROM rooms") {
+            appending |= text.contains("FOR UPDATE");
+        }
+        if commit || (typed && head[0] == b'Q' && text.starts_with("ROLLBACK")) {
+            appending = false;
+        }
+        if cut {
+            holding.store(true, Ordering::SeqCst);
+        }
+        if !typed {
+            let code = u32::from_be_bytes(body[..4].try_into().unwrap());
+            typed = !SSL_OR_GSS_REQUEST.contains(&code);
+        }
+        if to_server.write_all(&head).await.is_err() || to_server.write_all(&body).await.is_err() {
+            break;
+        }
+        if cut {
+            // Long enough for the commit to be made; then both ends close.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            break;
+        }
+    }
+    answers.abort();
+}
+
+/// The connection to PostgreSQL drops during a COMMIT that went through: the sender is told
+/// `store_failed` (the outcome is unknown), the page's resend under the same client_id is
+/// acknowledged, not stored again, and the message is shown once and stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_commit_answer_is_lost_is_refused_and_its_resend_is_stored_once() {
+    let data = AppData::new(Backend::Postgres);
+    let url = data.database_url().unwrap().to_owned();
+    let cutter = CommitCutter::start(&url).await;
+    let app = spawn_app_in(AppData::on_database(cutter.in_front_of(&url)), |config| {
+        config.instance_timeout = 2.0
+    })
+    .await;
+    let alice = Visitor::logged_in(&app.url(""), "alice").await.unwrap();
+    history(&alice, "lobby").await.unwrap();
+    let mut a = alice.socket("lobby").await.unwrap();
+    a.resume(0).await.unwrap();
+    wait_for_system_line(&mut a, "alice joined").await;
+    a.say("before the cut", Some("cut-1")).await.unwrap();
+    sender_sees(&mut a, false).await;
+
+    cutter.armed.store(true, Ordering::SeqCst);
+    a.say("its answer is lost", Some("cut-2")).await.unwrap();
+    let mut refused = false;
+    let mut shown = 0;
+    while !refused {
+        match next_frame(&mut a).await {
+            Frame::Error { code, client_id } => {
+                assert_eq!(code, "store_failed");
+                assert_eq!(client_id.as_deref(), Some("cut-2"));
+                refused = true;
+            }
+            Frame::Append(messages) => {
+                shown += messages
+                    .iter()
+                    .filter(|m| m.body == "its answer is lost")
+                    .count();
+            }
+            other => panic!("unexpected frame: {other:?}"),
+        }
+    }
+    assert!(!cutter.armed.load(Ordering::SeqCst), "the cutter cut");
+    let stored = || async {
+        history(&alice, "lobby")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.kind == "user")
+            .map(|m| m.body)
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(
+        eventually(stored, |bodies| bodies.len() == 2).await,
+        ["before the cut", "its answer is lost"],
+        "the commit went through"
+    );
+
+    // The page sends the refused text again under the same client_id; it is shown once,
+    // whether the chat catches up with the commit before or after.
+    a.say("its answer is lost", Some("cut-2")).await.unwrap();
+    let mut cleared = false;
+    while !cleared || shown == 0 {
+        match next_frame(&mut a).await {
+            Frame::Append(messages) => {
+                shown += messages
+                    .iter()
+                    .filter(|m| m.body == "its answer is lost")
+                    .count();
+            }
+            Frame::ErrorCleared => cleared = true,
+            Frame::Replace(_) => {}
+            other => panic!("unexpected frame: {other:?}"),
+        }
+    }
+    a.say("after the cut", Some("cut-3")).await.unwrap();
+    let after = sender_sees(&mut a, false).await;
+    assert_eq!(shown, 1, "shown once");
+    assert_eq!(after.body, "after the cut");
+
+    assert_eq!(
+        stored().await,
+        ["before the cut", "its answer is lost", "after the cut"]
     );
 }
