@@ -206,7 +206,9 @@ struct Shared {
     run: u32,
     senders: usize,
     base: Instant,
-    server: SocketAddr,
+    /// Client `n` connects to the one at `n` modulo their number (its login's cookie works
+    /// on any: the instances share their sessions).
+    servers: Vec<SocketAddr>,
     room: String,
     resume_after: u64,
     pad: String,
@@ -234,7 +236,7 @@ impl Shared {
             r#"{{"body":"{prefix}{sender}q{seq}t{t}{pad}",{client_id}"HEADERS":{{"HX-Request":"true","HX-Trigger":"composer","HX-Trigger-Name":null,"HX-Target":"composer","HX-Current-URL":"http://{server}/rooms/{room}"}}}}"#,
             prefix = self.prefix,
             pad = self.pad,
-            server = self.server,
+            server = self.servers[sender % self.servers.len()],
             room = self.room,
         )
     }
@@ -395,7 +397,7 @@ pub async fn count_persisted(
 /// Logs in `count` nicknames, `concurrency` at a time, until `limit`. Returns the cookies and
 /// the number of failures.
 pub async fn login_many(
-    server: SocketAddr,
+    servers: &[SocketAddr],
     sources: &Arc<Sources>,
     run: u32,
     count: usize,
@@ -408,6 +410,7 @@ pub async fn login_many(
             let sources = sources.clone();
             async move {
                 let nickname = format!("lg{run}u{i}");
+                let server = servers[i % servers.len()];
                 net::login(sources.pick(), server, &nickname, Duration::from_secs(30)).await
             }
         })
@@ -435,7 +438,7 @@ pub async fn run(plan: &Plan, server: &Server, sources: &Arc<Sources>) -> anyhow
     let started = Instant::now();
     let logins = plan.clients.div_ceil(plan.sockets_per_login.max(1));
     let (cookies, logins_failed, login_failures) = login_many(
-        server.addr,
+        &server.addrs(),
         sources,
         run,
         logins,
@@ -457,7 +460,7 @@ pub async fn run(plan: &Plan, server: &Server, sources: &Arc<Sources>) -> anyhow
         run,
         senders: plan.senders,
         base: Instant::now(),
-        server: server.addr,
+        servers: server.addrs(),
         room: plan.room.clone(),
         resume_after: baseline_id,
         pad: if plan.body_pad > 0 {
@@ -527,7 +530,7 @@ pub async fn run(plan: &Plan, server: &Server, sources: &Arc<Sources>) -> anyhow
     let mut slow_sockets = Vec::new();
     if plan.slow_readers > 0 {
         let (slow_cookies, _, slow_failures) = login_many(
-            server.addr,
+            &server.addrs(),
             sources,
             run + 1,
             plan.slow_readers,
@@ -767,8 +770,8 @@ async fn client(
             return;
         }
         let attempt = async {
-            let mut ws =
-                net::ws_connect(sources.pick(), shared.server, &shared.room, &cookie).await?;
+            let server = shared.servers[idx % shared.servers.len()];
+            let mut ws = net::ws_connect(sources.pick(), server, &shared.room, &cookie).await?;
             // What the page's script sends first on every open.
             ws.send(Message::text(format!(
                 r#"{{"resume_after": {}}}"#,

@@ -84,6 +84,10 @@ struct Common {
     /// Tokio worker threads of the load generator.
     #[arg(long, global = true, default_value_t = 2)]
     threads: usize,
+    /// Chat instances on one PostgreSQL database (give it with
+    /// `--chat-env CHAT_DATABASE_URL=…`); clients and senders take turns among them.
+    #[arg(long, global = true, default_value_t = 1)]
+    chat_instances: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,7 +307,16 @@ async fn bench(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
         work_dir: common.work_dir.clone(),
         reference_args: common.reference_arg.clone(),
         stop_grace: Duration::from_secs_f64(common.stop_grace),
+        chat_instances: common.chat_instances.max(1),
     };
+    if launch.chat_instances > 1
+        && !launch
+            .chat_env
+            .iter()
+            .any(|(k, _)| k == "CHAT_DATABASE_URL")
+    {
+        anyhow::bail!("--chat-instances needs --chat-env CHAT_DATABASE_URL=postgres://…");
+    }
     let bench = Bench {
         sources: Arc::new(Sources::new(common.sources)),
         common,
@@ -566,7 +579,7 @@ async fn compare_page(bench: &Bench, args: &PageArgs) -> anyhow::Result<Results<
             .await?;
             let setup = async {
                 let (cookies, _, failures) = clients::login_many(
-                    server.addr,
+                    &[server.addr],
                     &bench.sources,
                     round as u32,
                     1,

@@ -90,11 +90,12 @@ pub async fn run(
     let errors = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..plan.connections.max(1) {
+    let servers = server.addrs();
+    for connection in 0..plan.connections.max(1) {
         let path = path.clone();
         let cookie = cookie.to_owned();
         let (requests, errors, bytes) = (requests.clone(), errors.clone(), bytes.clone());
-        let server_addr = server.addr;
+        let server_addr = servers[connection % servers.len()];
         let source = sources.pick();
         tasks.push(tokio::spawn(async move {
             let mut hist = new_histogram();

@@ -37,6 +37,9 @@ pub struct Launch {
     pub work_dir: PathBuf,
     pub reference_args: Vec<String>,
     pub stop_grace: Duration,
+    /// Chat processes to start on one database (`CHAT_DATABASE_URL` in `chat_env`); clients
+    /// take turns among them.
+    pub chat_instances: usize,
 }
 
 pub struct Server {
@@ -48,6 +51,8 @@ pub struct Server {
     /// The chat's data directory, removed when the server is dropped.
     _dir: tempfile::TempDir,
     pub log: PathBuf,
+    /// The chat's other instances on the same database.
+    others: Vec<Server>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -56,8 +61,24 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Server {
-    /// Starts a server and waits for `/healthz`. `page_file` is for the reference's room page.
+    /// Starts a server (for the chat, `launch.chat_instances` of them) and waits for
+    /// `/healthz`. `page_file` is for the reference's room page.
     pub async fn start(
+        launch: &Launch,
+        kind: Kind,
+        page_file: Option<&Path>,
+    ) -> anyhow::Result<Server> {
+        let mut server = Server::start_one(launch, kind, page_file).await?;
+        if kind == Kind::Chat {
+            for _ in 1..launch.chat_instances {
+                let other = Server::start_one(launch, kind, page_file).await?;
+                server.others.push(other);
+            }
+        }
+        Ok(server)
+    }
+
+    async fn start_one(
         launch: &Launch,
         kind: Kind,
         page_file: Option<&Path>,
@@ -114,6 +135,7 @@ impl Server {
             child,
             _dir: dir,
             log,
+            others: Vec::new(),
         };
         server.wait_healthy(Duration::from_secs(60)).await?;
         Ok(server)
@@ -148,20 +170,38 @@ impl Server {
         )
     }
 
-    pub fn cpu_seconds(&self) -> f64 {
-        cpu_seconds(self.pid)
+    /// Every instance's address; client `n` uses the one at `n` modulo their number.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr)
+            .chain(self.others.iter().map(|other| other.addr))
+            .collect()
     }
 
+    /// Of every instance together.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid) + self.others.iter().map(Server::cpu_seconds).sum::<f64>()
+    }
+
+    /// Of every instance together.
     pub fn memory(&self) -> Memory {
-        memory(self.pid)
+        self.others.iter().fold(memory(self.pid), |sum, other| {
+            let other = other.memory();
+            Memory {
+                rss_kib: sum.rss_kib + other.rss_kib,
+                hwm_kib: sum.hwm_kib + other.hwm_kib,
+            }
+        })
     }
 
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.child.try_wait(), Ok(None)) && self.others.iter_mut().all(Server::alive)
     }
 
-    /// SIGTERM, a short grace, then SIGKILL.
+    /// SIGTERM, a short grace, then SIGKILL; every instance.
     pub async fn stop(mut self) {
+        for other in std::mem::take(&mut self.others) {
+            Box::pin(other.stop()).await;
+        }
         // SAFETY: plain syscall on our own child's pid.
         unsafe {
             libc::kill(self.pid as i32, libc::SIGTERM);
