@@ -31,12 +31,7 @@ fn token_in(page: &str) -> Option<String> {
 
 /// The id of `name`'s bot on its owner's settings page.
 pub(crate) async fn bot_id(owner: &Visitor, name: &str) -> String {
-    let page = owner.get_text("/settings/bots").await;
-    let name_at = page
-        .find(&format!(r#"<span class="bot-name">{name}</span>"#))
-        .expect("the bot is listed");
-    let li = &page[page[..name_at].rfind("data-bot-id=\"").unwrap() + 13..];
-    li[..li.find('"').unwrap()].to_owned()
+    bot_id_in(&owner.get_text("/settings/bots").await, name)
 }
 
 /// An API client, as curl would be: no cookies, no `Origin`.
