@@ -7,6 +7,8 @@
 //! cargo build --release
 //! cargo run --release --example storebench                      # quick: fill 100k
 //! cargo run --release --example storebench -- --fill 1000000    # the issue's figure
+//! # PostgreSQL: databases of its own, made (and dropped) through this one
+//! cargo run --release --example storebench -- --database-url postgres://root@%2Frun%2Fpostgresql/postgres
 //! ```
 //!
 //! `--dedup` adds what the committer does for a send with a `client_id`: one dedup lookup
@@ -20,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chat::domain::Slug;
-use chat::store::{MessageKind, MessageRecord, PendingMessage, PoloStore, RoomRecord, Storage};
+use chat::store::{
+    MessageKind, MessageRecord, PendingMessage, PgStore, PoloStore, RoomRecord, Storage,
+};
 use clap::Parser;
 use hdrhistogram::Histogram;
 
@@ -55,13 +59,17 @@ struct Args {
     /// The chat binary for the start-up check; skipped when it does not exist.
     #[arg(long, default_value = "target/release/chat")]
     chat_bin: PathBuf,
-    /// Keep the database directory afterwards.
+    /// Keep the database directory (or databases) afterwards.
     #[arg(long)]
     keep: bool,
+    /// Measure PostgreSQL instead of PoloDB: a database on that server where this role may
+    /// `CREATE DATABASE`; each measurement gets a fresh database of its own.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 struct Writer {
-    store: PoloStore,
+    store: Box<dyn Storage>,
     room: Slug,
     next_id: u64,
     body: String,
@@ -160,9 +168,49 @@ fn now_millis() -> i64 {
         .as_millis() as i64
 }
 
+/// `url` naming the database `name` instead.
+fn database_named(url: &str, name: &str) -> String {
+    let path = url.rfind('/').expect("a database URL ends with /database") + 1;
+    let query = url[path..].find('?').map_or(url.len(), |at| path + at);
+    format!("{}{name}{}", &url[..path], &url[query..])
+}
+
+/// Where a fresh database named `name` is: a directory, or with `--database-url` a new
+/// database on that server.
+fn fresh_store(args: &Args, dir: &Path, name: &str) -> anyhow::Result<Box<dyn Storage>> {
+    Ok(match &args.database_url {
+        None => Box::new(PoloStore::open(&dir.join(name))?),
+        Some(url) => {
+            let database = format!("storebench_{}_{name}", std::process::id());
+            let mut admin = postgres::Client::connect(url, postgres::NoTls)?;
+            admin.batch_execute(&format!("CREATE DATABASE {database}"))?;
+            Box::new(PgStore::connect(&database_named(url, &database))?)
+        }
+    })
+}
+
+/// Drops the databases `fresh_store` made on the server (a directory goes with `dir`).
+fn drop_databases(args: &Args) -> anyhow::Result<()> {
+    let Some(url) = &args.database_url else {
+        return Ok(());
+    };
+    let mut admin = postgres::Client::connect(url, postgres::NoTls)?;
+    let prefix = format!("storebench_{}_", std::process::id());
+    let made: Vec<String> = admin
+        .query("SELECT datname FROM pg_database", &[])?
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    for database in made {
+        admin.batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))?;
+    }
+    Ok(())
+}
+
 /// A fresh database with the lobby in it.
-fn open_writer(args: &Args, data_dir: &Path) -> anyhow::Result<Writer> {
-    let store = PoloStore::open(data_dir)?;
+fn open_writer(args: &Args, dir: &Path, name: &str) -> anyhow::Result<Writer> {
+    let store = fresh_store(args, dir, name)?;
     let room = Slug::lobby();
     store.create_room(&RoomRecord::new(
         room.clone(),
@@ -197,13 +245,13 @@ fn main() -> anyhow::Result<()> {
     // Each batch size on an empty database of its own.
     let mut empty = Vec::new();
     for (i, &batch) in args.batches.iter().enumerate() {
-        let mut writer = open_writer(&args, &dir.path().join(format!("empty-{i}")))?;
+        let mut writer = open_writer(&args, dir.path(), &format!("empty{i}"))?;
         empty.push(measure(&mut writer, batch.max(1), &args)?);
     }
     print_rates("empty database", &empty);
 
     let data_dir = dir.path().join("data");
-    let mut writer = open_writer(&args, &data_dir)?;
+    let mut writer = open_writer(&args, dir.path(), "data")?;
     if args.fill > 0 {
         println!("\nfilling to {} messages in batches of 512…", args.fill);
         let start = Instant::now();
@@ -252,8 +300,15 @@ fn main() -> anyhow::Result<()> {
         closing.elapsed().as_secs_f64()
     );
 
+    let database = args
+        .database_url
+        .as_deref()
+        .map(|url| database_named(url, &format!("storebench_{}_data", std::process::id())));
     let reopening = Instant::now();
-    let reopened = PoloStore::open(&data_dir)?;
+    let reopened: Box<dyn Storage> = match &database {
+        None => Box::new(PoloStore::open(&data_dir)?),
+        Some(url) => Box::new(PgStore::connect(url)?),
+    };
     let rooms = reopened.rooms()?;
     println!(
         "reopened in-process with {} stored: open + rooms() in {:.3} s (lobby last_id {})",
@@ -267,7 +322,7 @@ fn main() -> anyhow::Result<()> {
     drop(reopened);
 
     if args.chat_bin.exists() {
-        let secs = time_to_healthz(&args.chat_bin, &data_dir, dir.path())?;
+        let secs = time_to_healthz(&args.chat_bin, &data_dir, database.as_deref(), dir.path())?;
         println!(
             "`{}` on that data dir answered /healthz {:.3} s after spawn",
             args.chat_bin.display(),
@@ -282,12 +337,20 @@ fn main() -> anyhow::Result<()> {
 
     if args.keep {
         println!("kept {}", dir.keep().display());
+    } else {
+        drop_databases(&args)?;
     }
     Ok(())
 }
 
-/// Spawns the chat on `data_dir` and returns the seconds until `/healthz` answers 200.
-fn time_to_healthz(chat_bin: &Path, data_dir: &Path, log_dir: &Path) -> anyhow::Result<f64> {
+/// Spawns the chat on `data_dir` (on `database_url`, if given) and returns the seconds until
+/// `/healthz` answers 200.
+fn time_to_healthz(
+    chat_bin: &Path,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    log_dir: &Path,
+) -> anyhow::Result<f64> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -299,6 +362,7 @@ fn time_to_healthz(chat_bin: &Path, data_dir: &Path, log_dir: &Path) -> anyhow::
         .arg(addr.to_string())
         .arg("--data-dir")
         .arg(data_dir)
+        .args(database_url.map(|url| format!("--database-url={url}")))
         .arg("--log")
         .arg("warn")
         .stdin(Stdio::null())

@@ -68,15 +68,16 @@ impl Hub {
 
     /// The login opened the room's page, which shows it everything up to `last_id`. The
     /// first visit makes it a member (again, if it had left): the one time a named room
-    /// says "joined".
+    /// says "joined". `read` is its reader record as the page read it just before.
     pub async fn visit(
         &self,
         login_id: &str,
         person: &Nickname,
         room: &Arc<Room>,
+        read: &ReaderRecord,
     ) -> StoreResult<()> {
         let joined = self
-            .read_up_to(login_id, room, room.last_id(), true)
+            .read_up_to(login_id, room, room.last_id(), true, Some(read))
             .await?;
         if joined && room.slug.direct_members().is_none() {
             self.announce_join(room, person);
@@ -86,7 +87,7 @@ impl Hub {
 
     /// The login made the room: a member from the start, with nothing to announce.
     pub async fn join_as_creator(&self, login_id: &str, room: &Arc<Room>) -> StoreResult<()> {
-        self.read_up_to(login_id, room, room.last_id(), true)
+        self.read_up_to(login_id, room, room.last_id(), true, None)
             .await
             .map(drop)
     }
@@ -94,24 +95,32 @@ impl Hub {
     /// Remembers that a member has seen the room up to `id` (a socket closing); does
     /// nothing for a login that is not one.
     pub async fn mark_read(&self, login_id: &str, room: &Arc<Room>, id: u64) -> StoreResult<()> {
-        self.read_up_to(login_id, room, id, false).await.map(drop)
+        self.read_up_to(login_id, room, id, false, None)
+            .await
+            .map(drop)
     }
 
     /// Moves the login's mark in the room up to `id`, making it a member if `join`; returns
-    /// whether it joined just now.
+    /// whether it joined just now. `read` is the login's reader record if the caller has
+    /// just read it.
     async fn read_up_to(
         &self,
         login_id: &str,
         room: &Arc<Room>,
         id: u64,
         join: bool,
+        read: Option<&ReaderRecord>,
     ) -> StoreResult<bool> {
         // Every page view marks its room read: most change nothing, and need not queue
-        // behind other logins' updates to find that out. Marks only grow, so a cached
-        // one at or past `id` stays right.
-        let seen = self
-            .cached_reader(login_id)
-            .and_then(|reader| reader.mark(room.slug.as_str()));
+        // behind other logins' updates (or, with a shared store, take the login's lock) to
+        // find that out. Marks only grow, so one read at or past `id` stays right.
+        let slug = room.slug.as_str();
+        let seen = match read {
+            Some(reader) => reader.mark(slug),
+            None => self
+                .cached_reader(login_id)
+                .and_then(|reader| reader.mark(slug)),
+        };
         if seen.is_some_and(|seen| seen.id >= id) {
             return Ok(false);
         }

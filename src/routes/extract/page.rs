@@ -130,7 +130,7 @@ impl PageContext {
         // Reading goes on when the disk is full; only the unread marks are behind.
         if let Err(e) = state
             .hub
-            .visit(&viewer.login_id, &viewer.nickname, room)
+            .visit(&viewer.login_id, &viewer.nickname, room, &reader)
             .await
         {
             tracing::warn!(error = %e, "could not remember what was read");
