@@ -211,6 +211,9 @@ fn drop_databases(args: &Args) -> anyhow::Result<()> {
 /// A fresh database with the lobby in it.
 fn open_writer(args: &Args, dir: &Path, name: &str) -> anyhow::Result<Writer> {
     let store = fresh_store(args, dir, name)?;
+    // What the chat does first on a new database: marks its data as this build's version,
+    // so the start-up check below measures a start, not a one-time upgrade.
+    chat::store::upgrade(store.as_ref())?;
     let room = Slug::lobby();
     store.create_room(&RoomRecord::new(
         room.clone(),

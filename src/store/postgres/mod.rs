@@ -270,10 +270,7 @@ impl Storage for PgStore {
             .collect::<StoreResult<_>>()?
         };
         let assignment = append::assign(batch, heads, known)?;
-        let insert = rows::prepare_message_write(&mut txn, false)?;
-        for message in &assignment.messages {
-            rows::write_message(&mut txn, &insert, message)?;
-        }
+        rows::insert_messages(&mut txn, &assignment.messages)?;
         rows::write_client_ids(&mut txn, &assignment.dedup)?;
         webhook_jobs::queue(&mut txn, batch, &assignment.outcome.appended)?;
         for head in &assignment.outcome.heads {
@@ -317,7 +314,7 @@ impl Storage for PgStore {
 
     fn update_message(&self, message: &MessageRecord) -> StoreResult<()> {
         let mut client = self.connection()?;
-        let replace = rows::prepare_message_write(&mut *client, true)?;
+        let replace = rows::prepare_message_write(&mut *client)?;
         rows::write_message(&mut *client, &replace, message)?;
         let announcement = announce::changed(&self.origin, &message.room, message.id);
         announce::announce_after_commit(&mut *client, &announcement);
@@ -348,7 +345,7 @@ impl Storage for PgStore {
         let Some(changed) = change(stored) else {
             return Ok(());
         };
-        let replace = rows::prepare_message_write(&mut txn, true)?;
+        let replace = rows::prepare_message_write(&mut txn)?;
         rows::write_message(&mut txn, &replace, &changed)?;
         txn.commit()?;
         let announcement = announce::changed(&self.origin, &changed.room, changed.id);
@@ -359,7 +356,7 @@ impl Storage for PgStore {
     fn rewrite(&self, messages: &[MessageRecord], rooms: &[RoomRecord]) -> StoreResult<()> {
         let mut client = self.connection()?;
         let mut txn = client.transaction()?;
-        let replace = rows::prepare_message_write(&mut txn, true)?;
+        let replace = rows::prepare_message_write(&mut txn)?;
         for message in messages {
             rows::write_message(&mut txn, &replace, message)?;
         }

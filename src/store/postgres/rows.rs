@@ -1,7 +1,7 @@
 //! Records to rows and back: the one place that knows which column holds what.
 
 use postgres::GenericClient;
-use postgres::types::Json;
+use postgres::types::{Json, ToSql};
 use postgres::{Row, Statement};
 
 use super::super::search_index::{posting, searchable_terms};
@@ -134,25 +134,82 @@ pub(super) fn message(row: &Row) -> StoreResult<MessageRecord> {
 }
 
 /// The statement that writes a message with its search terms and posting, which always
-/// follow its text; prepared once for a whole batch. With `replace`, a message already under
-/// its key is overwritten; without, that is an error.
-pub(super) fn prepare_message_write(
-    client: &mut impl GenericClient,
-    replace: bool,
-) -> StoreResult<Statement> {
-    let on_conflict = if replace {
-        "ON CONFLICT (room, id) DO UPDATE SET kind = $3, author = $4, login = $5, body = $6,
-             created_at = $7, client_id = $8, edited_at = $9, deleted = $10, reactions = $11,
-             reply_to = $12, bot = $13, attachment = $14, mentioned = $15, terms = $16,
-             posting = $17"
-    } else {
-        ""
-    };
+/// follow its text, over the one stored under its key; prepared once for a whole batch.
+pub(super) fn prepare_message_write(client: &mut impl GenericClient) -> StoreResult<Statement> {
     Ok(client.prepare(&format!(
         "INSERT INTO messages ({MESSAGE_COLUMNS}, terms, posting)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-         {on_conflict}"
+         ON CONFLICT (room, id) DO UPDATE SET kind = $3, author = $4, login = $5, body = $6,
+             created_at = $7, client_id = $8, edited_at = $9, deleted = $10, reactions = $11,
+             reply_to = $12, bot = $13, attachment = $14, mentioned = $15, terms = $16,
+             posting = $17"
     ))?)
+}
+
+/// Rows one `INSERT` of [`insert_messages`] carries at most (17 parameters each, of the
+/// protocol's 65,535).
+const INSERT_ROWS: usize = 512;
+
+/// Inserts new messages, many rows to a statement: a batch costs a few round trips, not one
+/// per message.
+pub(super) fn insert_messages(
+    client: &mut impl GenericClient,
+    messages: &[MessageRecord],
+) -> StoreResult<()> {
+    for chunk in messages.chunks(INSERT_ROWS) {
+        let terms: Vec<Vec<String>> = chunk.iter().map(searchable_terms).collect();
+        let postings: Vec<String> = chunk.iter().map(posting).collect();
+        let reactions: Vec<_> = chunk.iter().map(|m| Json(&m.reactions)).collect();
+        let replies: Vec<_> = chunk
+            .iter()
+            .map(|m| m.reply_to.as_ref().map(Json))
+            .collect();
+        let attachments: Vec<_> = chunk
+            .iter()
+            .map(|m| m.attachment.as_ref().map(Json))
+            .collect();
+        let rooms: Vec<&str> = chunk.iter().map(|m| m.room.as_str()).collect();
+        let kinds: Vec<&str> = chunk.iter().map(|m| m.kind.as_str()).collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(chunk.len() * 17);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (n, message) in chunk.iter().enumerate() {
+            let first = params.len() + 1;
+            rows.push(format!(
+                "({})",
+                (first..first + 17)
+                    .map(|at| format!("${at}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            params.extend_from_slice(&[
+                &rooms[n],
+                &message.id,
+                &kinds[n],
+                &message.author,
+                &message.login,
+                &message.body,
+                &message.created_at,
+                &message.client_id,
+                &message.edited_at,
+                &message.deleted,
+                &reactions[n],
+                &replies[n],
+                &message.bot,
+                &attachments[n],
+                &message.mentioned,
+                &terms[n],
+                &postings[n],
+            ]);
+        }
+        client.execute(
+            &format!(
+                "INSERT INTO messages ({MESSAGE_COLUMNS}, terms, posting) VALUES {}",
+                rows.join(", ")
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes one message with a statement from [`prepare_message_write`].
