@@ -313,7 +313,12 @@ async fn a_bot_made_or_revoked_on_one_instance_is_known_to_the_other() {
 /// The real server binary as another instance on `a`'s database (it can be killed with
 /// -9), with `flags`; its data directory lives as long as the returned guard.
 async fn child_instance(a: &TestApp, flags: &[&str]) -> (ChildServer, tempfile::TempDir) {
-    let url = a.data.database_url().expect("on PostgreSQL").to_owned();
+    child_instance_on(&a.data, flags).await
+}
+
+/// [`child_instance`] on `data`'s database, whether or not an app runs on it.
+async fn child_instance_on(data: &AppData, flags: &[&str]) -> (ChildServer, tempfile::TempDir) {
+    let url = data.database_url().expect("on PostgreSQL").to_owned();
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["--database-url", url.as_str()];
     args.extend_from_slice(flags);
@@ -709,19 +714,7 @@ async fn a_mention_whose_instance_dies_mid_delivery_goes_out_from_the_other() {
         "1",
     ];
     let data = spawn_app_on(Backend::Postgres).await.stop().await;
-    let url = data.database_url().expect("on PostgreSQL").to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["--database-url", url.as_str()];
-    args.extend(WEBHOOK);
-    let mut dying = ChildServer::start(
-        server_bin(),
-        dir.path(),
-        None,
-        &dir.path().join("dying.log"),
-        &args,
-    )
-    .await
-    .unwrap();
+    let (mut dying, _dir) = child_instance_on(&data, &WEBHOOK).await;
 
     // Its first delivery hangs, and its instance dies meanwhile.
     let alice = Visitor::of(&dying.base(), None);

@@ -6,8 +6,8 @@ use postgres::{Row, Statement};
 
 use super::super::search_index::{posting, searchable_terms};
 use super::super::{
-    BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageKind, MessageRecord, RoomHead,
-    RoomRecord, SessionRecord, StoreError, StoreResult,
+    Attachment, BotRecord, ClaimRecord, DedupRecord, FileRecord, MessageKind, MessageRecord,
+    Reaction, ReplyPreview, RoomHead, RoomRecord, SessionRecord, StoreError, StoreResult,
 };
 use crate::domain::Slug;
 
@@ -146,8 +146,62 @@ pub(super) fn prepare_message_write(client: &mut impl GenericClient) -> StoreRes
     ))?)
 }
 
-/// Rows one `INSERT` of [`insert_messages`] carries at most (17 parameters each, of the
-/// protocol's 65,535).
+/// A message's values in the order of `MESSAGE_COLUMNS, terms, posting`, with what is
+/// derived from it (search terms, posting) computed once.
+struct MessageValues<'a> {
+    message: &'a MessageRecord,
+    room: &'a str,
+    kind: &'a str,
+    reactions: Json<&'a Vec<Reaction>>,
+    reply_to: Option<Json<&'a ReplyPreview>>,
+    attachment: Option<Json<&'a Attachment>>,
+    terms: Vec<String>,
+    posting: String,
+}
+
+/// Parameters per message row.
+const MESSAGE_VALUES: usize = 17;
+
+impl<'a> MessageValues<'a> {
+    fn of(message: &'a MessageRecord) -> MessageValues<'a> {
+        MessageValues {
+            message,
+            room: message.room.as_str(),
+            kind: message.kind.as_str(),
+            reactions: Json(&message.reactions),
+            reply_to: message.reply_to.as_ref().map(Json),
+            attachment: message.attachment.as_ref().map(Json),
+            terms: searchable_terms(message),
+            posting: posting(message),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); MESSAGE_VALUES] {
+        let m = self.message;
+        [
+            &self.room,
+            &m.id,
+            &self.kind,
+            &m.author,
+            &m.login,
+            &m.body,
+            &m.created_at,
+            &m.client_id,
+            &m.edited_at,
+            &m.deleted,
+            &self.reactions,
+            &self.reply_to,
+            &m.bot,
+            &self.attachment,
+            &m.mentioned,
+            &self.terms,
+            &self.posting,
+        ]
+    }
+}
+
+/// Rows one `INSERT` of [`insert_messages`] carries at most (of the protocol's 65,535
+/// parameters).
 const INSERT_ROWS: usize = 512;
 
 /// Inserts new messages, many rows to a statement: a batch costs a few round trips, not one
@@ -157,50 +211,17 @@ pub(super) fn insert_messages(
     messages: &[MessageRecord],
 ) -> StoreResult<()> {
     for chunk in messages.chunks(INSERT_ROWS) {
-        let terms: Vec<Vec<String>> = chunk.iter().map(searchable_terms).collect();
-        let postings: Vec<String> = chunk.iter().map(posting).collect();
-        let reactions: Vec<_> = chunk.iter().map(|m| Json(&m.reactions)).collect();
-        let replies: Vec<_> = chunk
-            .iter()
-            .map(|m| m.reply_to.as_ref().map(Json))
-            .collect();
-        let attachments: Vec<_> = chunk
-            .iter()
-            .map(|m| m.attachment.as_ref().map(Json))
-            .collect();
-        let rooms: Vec<&str> = chunk.iter().map(|m| m.room.as_str()).collect();
-        let kinds: Vec<&str> = chunk.iter().map(|m| m.kind.as_str()).collect();
-        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(chunk.len() * 17);
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (n, message) in chunk.iter().enumerate() {
-            let first = params.len() + 1;
-            rows.push(format!(
-                "({})",
-                (first..first + 17)
+        let values: Vec<MessageValues> = chunk.iter().map(MessageValues::of).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().flat_map(|v| v.params()).collect();
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let first = row * MESSAGE_VALUES + 1;
+                let placeholders: Vec<String> = (first..first + MESSAGE_VALUES)
                     .map(|at| format!("${at}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            params.extend_from_slice(&[
-                &rooms[n],
-                &message.id,
-                &kinds[n],
-                &message.author,
-                &message.login,
-                &message.body,
-                &message.created_at,
-                &message.client_id,
-                &message.edited_at,
-                &message.deleted,
-                &reactions[n],
-                &replies[n],
-                &message.bot,
-                &attachments[n],
-                &message.mentioned,
-                &terms[n],
-                &postings[n],
-            ]);
-        }
+                    .collect();
+                format!("({})", placeholders.join(", "))
+            })
+            .collect();
         client.execute(
             &format!(
                 "INSERT INTO messages ({MESSAGE_COLUMNS}, terms, posting) VALUES {}",
@@ -218,28 +239,7 @@ pub(super) fn write_message(
     statement: &Statement,
     message: &MessageRecord,
 ) -> StoreResult<()> {
-    client.execute(
-        statement,
-        &[
-            &message.room.as_str(),
-            &message.id,
-            &message.kind.as_str(),
-            &message.author,
-            &message.login,
-            &message.body,
-            &message.created_at,
-            &message.client_id,
-            &message.edited_at,
-            &message.deleted,
-            &Json(&message.reactions),
-            &message.reply_to.as_ref().map(Json),
-            &message.bot,
-            &message.attachment.as_ref().map(Json),
-            &message.mentioned,
-            &searchable_terms(message),
-            &posting(message),
-        ],
-    )?;
+    client.execute(statement, &MessageValues::of(message).params())?;
     Ok(())
 }
 
