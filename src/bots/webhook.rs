@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::destination::{self, DestinationError};
-use super::webhook_jobs::{self, StoredJobs};
+use super::webhook_jobs::StoredJobs;
 use super::{Bots, WebhookTarget};
 use crate::hub::{BotsHook, Room};
 use crate::security::hex;
@@ -156,8 +156,12 @@ impl Webhooks {
     ) -> Webhooks {
         let (mut webhooks, deliveries) = Webhooks::new(&settings);
         if storage.is_shared() {
-            let stored = Arc::new(StoredJobs::new(storage.clone(), &settings));
-            tokio::spawn(webhook_jobs::take(
+            let stored = Arc::new(StoredJobs::new(
+                storage.clone(),
+                settings.longest_delivery(),
+                settings.queue,
+            ));
+            tokio::spawn(take_stored_jobs(
                 stored.clone(),
                 webhooks.queue.clone(),
                 bots.clone(),
@@ -198,6 +202,78 @@ impl Webhooks {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
+}
+
+/// How often each instance looks for stored jobs that others queued or left (its own
+/// commits wake it at once).
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Takes stored jobs into `queue` until shutdown, then lets go of those still held.
+async fn take_stored_jobs(
+    stored: Arc<StoredJobs>,
+    queue: mpsc::Sender<Delivery>,
+    bots: Arc<Bots>,
+    public_url: Option<String>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stored.woken() => {}
+            () = tokio::time::sleep(LOOK_EVERY) => {}
+            () = shutdown.cancelled() => break,
+        }
+        while let Some((jobs, asked)) = stored.take_more().await {
+            let count = jobs.len();
+            for job in jobs {
+                match delivery_of(&stored, &bots, public_url.as_deref(), job).await {
+                    Taken::Deliver(delivery) => {
+                        if queue.send(delivery).await.is_err() {
+                            return;
+                        }
+                    }
+                    Taken::Nothing(job) => stored.finish(&job).await,
+                    Taken::Later => stored.put_down(),
+                }
+            }
+            if count < asked {
+                break;
+            }
+        }
+    }
+    stored.release().await;
+}
+
+/// What becomes of a stored job just taken.
+enum Taken {
+    Deliver(Delivery),
+    /// Nothing to deliver: the message is gone or deleted, or the bot has no webhook now.
+    Nothing(WebhookJob),
+    /// Its message could not be read: it is taken again when the lease runs out.
+    Later,
+}
+
+async fn delivery_of(
+    stored: &StoredJobs,
+    bots: &Bots,
+    public_url: Option<&str>,
+    job: WebhookJob,
+) -> Taken {
+    let Some(target) = bots.webhook_of(&job.bot_id) else {
+        return Taken::Nothing(job);
+    };
+    let message = match stored.message_of(&job).await {
+        Ok(Some(message)) if !message.deleted => message,
+        Ok(_) => return Taken::Nothing(job),
+        Err(e) => {
+            tracing::warn!(error = %e, "a webhook job's message could not be read");
+            return Taken::Later;
+        }
+    };
+    Taken::Deliver(Delivery {
+        bot_id: job.bot_id.clone(),
+        payload: MentionPayload::new(&target, &message, public_url),
+        job: Some(job),
+    })
 }
 
 /// What waits, bot by bot. A bot has a line exactly while its worker runs.

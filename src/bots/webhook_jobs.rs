@@ -9,16 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 
-use super::Bots;
-use super::webhook::{Delivery, MentionPayload, WebhookSettings};
-use crate::store::{self, Storage, WebhookJob};
-
-/// How often each instance looks for jobs that others queued or left (its own commits wake
-/// it at once).
-const LOOK_EVERY: Duration = Duration::from_secs(1);
+use crate::store::{self, MessageRecord, Storage, StoreResult, WebhookJob};
 
 /// The jobs this instance holds, and how it holds them.
 pub struct StoredJobs {
@@ -32,11 +25,17 @@ pub struct StoredJobs {
 }
 
 impl StoredJobs {
-    pub fn new(storage: Arc<dyn Storage>, settings: &WebhookSettings) -> StoredJobs {
+    /// `longest_delivery` is the longest one delivery may take; `most_in_hand`, the jobs
+    /// taken at most before some are delivered.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        longest_delivery: Duration,
+        most_in_hand: usize,
+    ) -> StoredJobs {
         StoredJobs {
             storage,
-            lease: settings.longest_delivery().saturating_mul(2),
-            most_in_hand: settings.queue,
+            lease: longest_delivery.saturating_mul(2),
+            most_in_hand,
             in_hand: AtomicUsize::new(0),
             wake: Notify::new(),
         }
@@ -45,6 +44,48 @@ impl StoredJobs {
     /// A commit here queued jobs: take them now.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Until [`StoredJobs::wake`] is called.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Takes as many jobs as there is room for in this instance's hands; with how many it
+    /// asked for (fewer came: none are left). `None` with no room, or when the store fails.
+    pub async fn take_more(&self) -> Option<(Vec<WebhookJob>, usize)> {
+        let room = self
+            .most_in_hand
+            .saturating_sub(self.in_hand.load(Ordering::Acquire));
+        if room == 0 {
+            return None;
+        }
+        let lease = self.lease;
+        let taken = store::blocking(&self.storage, move |s| s.take_webhook_jobs(room, lease));
+        match taken.await {
+            Ok(jobs) => {
+                self.in_hand.fetch_add(jobs.len(), Ordering::AcqRel);
+                Some((jobs, room))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take webhook jobs; trying again");
+                None
+            }
+        }
+    }
+
+    /// The message a job delivers, if it is still there.
+    pub async fn message_of(&self, job: &WebhookJob) -> StoreResult<Option<MessageRecord>> {
+        let (room, id) = (job.room.clone(), job.message_id.max(0) as u64);
+        let found = store::blocking(&self.storage, move |s| s.messages(&room, id, id)).await?;
+        Ok(found.into_iter().next())
+    }
+
+    /// Lets go of every job this instance holds, for other instances to take now.
+    pub async fn release(&self) {
+        if let Err(e) = store::blocking(&self.storage, |s| s.release_webhook_jobs()).await {
+            tracing::warn!(error = %e, "webhook jobs not let go; others take them when leases end");
+        }
     }
 
     /// Leases `job` for its delivery, about to start; `false` (and put down) if it is no
@@ -79,96 +120,4 @@ impl StoredJobs {
     pub fn put_down(&self) {
         self.in_hand.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Takes queued jobs into `queue` until shutdown, then lets go of those still held.
-pub async fn take(
-    stored: Arc<StoredJobs>,
-    queue: mpsc::Sender<Delivery>,
-    bots: Arc<Bots>,
-    public_url: Option<String>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            () = stored.wake.notified() => {}
-            () = tokio::time::sleep(LOOK_EVERY) => {}
-            () = shutdown.cancelled() => break,
-        }
-        loop {
-            let room = stored
-                .most_in_hand
-                .saturating_sub(stored.in_hand.load(Ordering::Acquire));
-            if room == 0 {
-                break;
-            }
-            let lease = stored.lease;
-            let taken =
-                store::blocking(&stored.storage, move |s| s.take_webhook_jobs(room, lease)).await;
-            let jobs = match taken {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not take webhook jobs; trying again");
-                    break;
-                }
-            };
-            let count = jobs.len();
-            for job in jobs {
-                stored.in_hand.fetch_add(1, Ordering::AcqRel);
-                match delivery_of(&stored, &bots, public_url.as_deref(), job).await {
-                    Taken::Deliver(delivery) => {
-                        if queue.send(delivery).await.is_err() {
-                            return;
-                        }
-                    }
-                    Taken::Nothing(job) => stored.finish(&job).await,
-                    Taken::Later => stored.put_down(),
-                }
-            }
-            if count < room {
-                break;
-            }
-        }
-    }
-    let storage = stored.storage.clone();
-    if let Err(e) = store::blocking(&storage, |s| s.release_webhook_jobs()).await {
-        tracing::warn!(error = %e, "webhook jobs not let go; others take them when leases end");
-    }
-}
-
-/// What becomes of a job just taken.
-enum Taken {
-    Deliver(Delivery),
-    /// Nothing to deliver: the message is gone or deleted, or the bot has no webhook now.
-    Nothing(WebhookJob),
-    /// Its message could not be read: it is taken again when the lease runs out.
-    Later,
-}
-
-async fn delivery_of(
-    stored: &StoredJobs,
-    bots: &Bots,
-    public_url: Option<&str>,
-    job: WebhookJob,
-) -> Taken {
-    let Some(target) = bots.webhook_of(&job.bot_id) else {
-        return Taken::Nothing(job);
-    };
-    let (room, id) = (job.room.clone(), job.message_id.max(0) as u64);
-    let found = store::blocking(&stored.storage, move |s| s.messages(&room, id, id)).await;
-    let message = match found {
-        Ok(mut messages) => match messages.pop() {
-            Some(message) if !message.deleted => message,
-            _ => return Taken::Nothing(job),
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "a webhook job's message could not be read");
-            return Taken::Later;
-        }
-    };
-    Taken::Deliver(Delivery {
-        bot_id: job.bot_id.clone(),
-        payload: MentionPayload::new(&target, &message, public_url),
-        job: Some(job),
-    })
 }
