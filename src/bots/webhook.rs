@@ -22,11 +22,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::destination::{self, DestinationError};
-use super::webhook_jobs::StoredJobs;
+use super::webhook_jobs::{HeldJob, StoredJobs};
 use super::{Bots, WebhookTarget};
 use crate::hub::{BotsHook, Room};
 use crate::security::hex;
-use crate::store::{MessageKind, MessageRecord, Storage, WebhookJob};
+use crate::store::{MessageKind, MessageRecord, Storage};
 
 /// The header that carries `sha256=` and the hex HMAC-SHA256 of the body.
 pub const SIGNATURE_HEADER: &str = "x-chat-signature";
@@ -121,12 +121,11 @@ impl MentionPayload {
 }
 
 /// One POST to make, to wherever the bot's webhook is when its turn comes.
-#[derive(Debug)]
 pub struct Delivery {
     pub bot_id: String,
     pub payload: MentionPayload,
     /// The stored job it comes from, with a shared store: finished once delivered.
-    pub job: Option<WebhookJob>,
+    pub job: Option<HeldJob>,
 }
 
 /// `sha256=` and the hex HMAC-SHA256 of `body` under `key`, as GitHub's webhooks do it.
@@ -170,8 +169,7 @@ impl Webhooks {
             ));
             webhooks.stored = Some(stored);
         }
-        let stored = webhooks.stored.clone();
-        tokio::spawn(run_deliveries(deliveries, settings, bots, stored, shutdown));
+        tokio::spawn(run_deliveries(deliveries, settings, bots, shutdown));
         webhooks
     }
 
@@ -225,14 +223,10 @@ async fn take_stored_jobs(
         while let Some((jobs, asked)) = stored.take_more().await {
             let count = jobs.len();
             for job in jobs {
-                match delivery_of(&stored, &bots, public_url.as_deref(), job).await {
-                    Taken::Deliver(delivery) => {
-                        if queue.send(delivery).await.is_err() {
-                            return;
-                        }
-                    }
-                    Taken::Nothing(job) => stored.finish(&job).await,
-                    Taken::Later => stored.put_down(),
+                if let Some(delivery) = delivery_of(&bots, public_url.as_deref(), job).await
+                    && queue.send(delivery).await.is_err()
+                {
+                    return;
                 }
             }
             if count < asked {
@@ -243,34 +237,28 @@ async fn take_stored_jobs(
     stored.release().await;
 }
 
-/// What becomes of a stored job just taken.
-enum Taken {
-    Deliver(Delivery),
-    /// Nothing to deliver: the message is gone or deleted, or the bot has no webhook now.
-    Nothing(WebhookJob),
-    /// Its message could not be read: it is taken again when the lease runs out.
-    Later,
-}
-
-async fn delivery_of(
-    stored: &StoredJobs,
-    bots: &Bots,
-    public_url: Option<&str>,
-    job: WebhookJob,
-) -> Taken {
-    let Some(target) = bots.webhook_of(&job.bot_id) else {
-        return Taken::Nothing(job);
+/// What to deliver for a stored job just taken. `None` when there is nothing to deliver
+/// (the message is gone or deleted, or the bot has no webhook now: the job is finished), or
+/// its message could not be read (put down: taken again when the lease runs out).
+async fn delivery_of(bots: &Bots, public_url: Option<&str>, job: HeldJob) -> Option<Delivery> {
+    let Some(target) = bots.webhook_of(&job.job.bot_id) else {
+        job.finish().await;
+        return None;
     };
-    let message = match stored.message_of(&job).await {
+    let message = match job.message().await {
         Ok(Some(message)) if !message.deleted => message,
-        Ok(_) => return Taken::Nothing(job),
+        Ok(_) => {
+            job.finish().await;
+            return None;
+        }
         Err(e) => {
             tracing::warn!(error = %e, "a webhook job's message could not be read");
-            return Taken::Later;
+            job.put_down();
+            return None;
         }
     };
-    Taken::Deliver(Delivery {
-        bot_id: job.bot_id.clone(),
+    Some(Delivery {
+        bot_id: target.id.clone(),
         payload: MentionPayload::new(&target, &message, public_url),
         job: Some(job),
     })
@@ -291,7 +279,6 @@ struct Dispatch {
     settings: WebhookSettings,
     slots: Arc<Semaphore>,
     bots: Arc<Bots>,
-    stored: Option<Arc<StoredJobs>>,
     shutdown: CancellationToken,
 }
 
@@ -303,7 +290,6 @@ async fn run_deliveries(
     mut deliveries: mpsc::Receiver<Delivery>,
     settings: WebhookSettings,
     bots: Arc<Bots>,
-    stored: Option<Arc<StoredJobs>>,
     shutdown: CancellationToken,
 ) {
     let mut builder = reqwest::Client::builder()
@@ -331,7 +317,6 @@ async fn run_deliveries(
         settings,
         slots: Arc::new(Semaphore::new(CONCURRENT_DELIVERIES)),
         bots,
-        stored,
         shutdown: shutdown.clone(),
     });
     loop {
@@ -367,11 +352,9 @@ impl Dispatch {
         if let Some(full) = full {
             match &delivery.job {
                 // Still queued in the store: taken again once its lease runs out.
-                Some(_) => {
+                Some(job) => {
                     tracing::info!(bot = %delivery.payload.bot, "{full}; the mention waits");
-                    if let Some(stored) = &self.stored {
-                        stored.put_down();
-                    }
+                    job.put_down();
                 }
                 None => tracing::warn!(
                     bot = %delivery.payload.bot,
@@ -413,11 +396,10 @@ impl Dispatch {
 /// Delivers one bot's line, in order, one at a time, until it is empty.
 async fn work_line(dispatch: Arc<Dispatch>, bot_id: String) {
     while let Some(delivery) = dispatch.next_for(&bot_id) {
-        let stored = dispatch.stored.as_deref();
         // Where the bot's webhook is now: it may be gone, or have moved.
         let Some(target) = dispatch.bots.webhook_of(&bot_id) else {
-            if let (Some(stored), Some(job)) = (stored, &delivery.job) {
-                stored.finish(job).await;
+            if let Some(job) = &delivery.job {
+                job.finish().await;
             }
             continue;
         };
@@ -425,8 +407,8 @@ async fn work_line(dispatch: Arc<Dispatch>, bot_id: String) {
             return;
         };
         // Another instance took the job over (its lease ran out here), or it is done.
-        if let (Some(stored), Some(job)) = (stored, &delivery.job)
-            && !stored.hold(job).await
+        if let Some(job) = &delivery.job
+            && !job.hold().await
         {
             continue;
         }
@@ -434,8 +416,8 @@ async fn work_line(dispatch: Arc<Dispatch>, bot_id: String) {
             () = deliver(&dispatch.client, &target, &delivery, &dispatch.settings) => {}
             () = dispatch.shutdown.cancelled() => return,
         }
-        if let (Some(stored), Some(job)) = (stored, &delivery.job) {
-            stored.finish(job).await;
+        if let Some(job) = &delivery.job {
+            job.finish().await;
         }
     }
 }

@@ -53,7 +53,7 @@ impl StoredJobs {
 
     /// Takes as many jobs as there is room for in this instance's hands; with how many it
     /// asked for (fewer came: none are left). `None` with no room, or when the store fails.
-    pub async fn take_more(&self) -> Option<(Vec<WebhookJob>, usize)> {
+    pub async fn take_more(self: &Arc<Self>) -> Option<(Vec<HeldJob>, usize)> {
         let room = self
             .most_in_hand
             .saturating_sub(self.in_hand.load(Ordering::Acquire));
@@ -65,20 +65,20 @@ impl StoredJobs {
         match taken.await {
             Ok(jobs) => {
                 self.in_hand.fetch_add(jobs.len(), Ordering::AcqRel);
-                Some((jobs, room))
+                let held = jobs
+                    .into_iter()
+                    .map(|job| HeldJob {
+                        job,
+                        jobs: self.clone(),
+                    })
+                    .collect();
+                Some((held, room))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not take webhook jobs; trying again");
                 None
             }
         }
-    }
-
-    /// The message a job delivers, if it is still there.
-    pub async fn message_of(&self, job: &WebhookJob) -> StoreResult<Option<MessageRecord>> {
-        let (room, id) = (job.room.clone(), job.message_id.max(0) as u64);
-        let found = store::blocking(&self.storage, move |s| s.messages(&room, id, id)).await?;
-        Ok(found.into_iter().next())
     }
 
     /// Lets go of every job this instance holds, for other instances to take now.
@@ -88,9 +88,7 @@ impl StoredJobs {
         }
     }
 
-    /// Leases `job` for its delivery, about to start; `false` (and put down) if it is no
-    /// longer this instance's.
-    pub async fn hold(&self, job: &WebhookJob) -> bool {
+    async fn hold(&self, job: &WebhookJob) -> bool {
         let (held_job, lease) = (job.clone(), self.lease);
         let held = store::blocking(&self.storage, move |s| s.hold_webhook_job(&held_job, lease));
         match held.await {
@@ -107,8 +105,7 @@ impl StoredJobs {
         }
     }
 
-    /// `job` was delivered, or given up on: off the queue.
-    pub async fn finish(&self, job: &WebhookJob) {
+    async fn finish(&self, job: &WebhookJob) {
         let done = job.clone();
         if let Err(e) = store::blocking(&self.storage, move |s| s.finish_webhook_job(&done)).await {
             tracing::warn!(error = %e, "webhook job not finished; it may go out again");
@@ -116,8 +113,40 @@ impl StoredJobs {
         self.put_down();
     }
 
-    /// A job taken leaves this instance's hands, still queued in the store.
-    pub fn put_down(&self) {
+    fn put_down(&self) {
         self.in_hand.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A job this instance took from the store: each ends in exactly one of `finish`,
+/// `put_down`, or a `hold` that fails.
+pub struct HeldJob {
+    pub job: WebhookJob,
+    jobs: Arc<StoredJobs>,
+}
+
+impl HeldJob {
+    /// The message it delivers, if it is still there.
+    pub async fn message(&self) -> StoreResult<Option<MessageRecord>> {
+        let (room, id) = (self.job.room.clone(), self.job.message_id.max(0) as u64);
+        let found = store::blocking(&self.jobs.storage, move |s| s.messages(&room, id, id)).await?;
+        Ok(found.into_iter().next())
+    }
+
+    /// Leases it for its delivery, about to start; `false` (and put down) if it is no
+    /// longer this instance's.
+    pub async fn hold(&self) -> bool {
+        self.jobs.hold(&self.job).await
+    }
+
+    /// It was delivered, or given up on, or has nothing to deliver: off the queue.
+    pub async fn finish(&self) {
+        self.jobs.finish(&self.job).await
+    }
+
+    /// It leaves this instance's hands, still queued in the store: taken again (here or
+    /// elsewhere) once its lease runs out.
+    pub fn put_down(&self) {
+        self.jobs.put_down()
     }
 }
