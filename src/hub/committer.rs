@@ -270,15 +270,17 @@ fn toggle_reaction(reactions: &mut Vec<Reaction>, emoji: &str, by: &str) {
 
 /// Shows the room's messages that are stored but that it has not shown: a resend found its
 /// message stored by a commit whose answer was lost (the connection dropped during COMMIT).
-fn show_unseen_commit(storage: &dyn Storage, room: &Room, metrics: &Metrics) {
+/// Returns whether it showed them.
+fn show_unseen_commit(storage: &dyn Storage, room: &Room, metrics: &Metrics) -> bool {
     let shown = storage.room(&room.slug).and_then(|record| match record {
         Some(record) => room.publish_stored(storage, Vec::new(), &RoomHead::from(&record), metrics),
         None => Ok(()),
     });
-    if let Err(e) = shown {
+    if let Err(e) = &shown {
         // The listener's sweep shows them.
         tracing::warn!(error = %e, room = %room.slug, "messages not shown yet");
     }
+    shown.is_ok()
 }
 
 /// The logins holding the nicknames with these mention keys now, but the author's own: a
@@ -332,7 +334,8 @@ fn reply_preview(storage: &dyn Storage, room: &Slug, id: u64) -> Option<ReplyPre
 }
 
 /// Stores a batch of new messages in one commit, publishes them in id order, and answers
-/// each request. Returns whether anything was stored.
+/// each request. Returns whether it showed any message the room had not shown (stored now,
+/// or found stored by a resend whose commit answer was lost).
 fn commit_batch(
     storage: &dyn Storage,
     dedup: &mut DedupCache,
@@ -456,11 +459,12 @@ fn commit_batch(
             tracing::warn!(error = %e, room = %head.slug, "messages not shown yet");
         }
     }
+    let mut shown = stored > 0;
     for (request, appended) in accepted.iter().zip(&outcome.appended) {
         if let Appended::Duplicate(id) = *appended
             && id > request.room.last_id()
         {
-            show_unseen_commit(storage, &request.room, metrics);
+            shown |= show_unseen_commit(storage, &request.room, metrics);
         }
     }
     for (request, appended) in accepted.into_iter().zip(outcome.appended) {
@@ -472,5 +476,5 @@ fn commit_batch(
     if let Some(oldest) = oldest {
         metrics.fanout_seconds.record(oldest.elapsed());
     }
-    stored > 0
+    shown
 }
