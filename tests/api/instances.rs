@@ -688,7 +688,6 @@ async fn each_mention_stored_on_either_instance_reaches_the_webhook_once() {
     let mut delivered = Vec::new();
     for _ in &expected {
         let call = next_call(&mut calls).await;
-        assert_eq!(call.status, 200);
         delivered.push(call.payload["message"]["body"].as_str().unwrap().to_owned());
     }
     no_call_within(
@@ -716,7 +715,6 @@ async fn a_mention_whose_instance_dies_mid_delivery_goes_out_from_the_other() {
     let data = spawn_app_on(Backend::Postgres).await.stop().await;
     let (mut dying, _dir) = child_instance_on(&data, &WEBHOOK).await;
 
-    // Its first delivery hangs, and its instance dies meanwhile.
     let alice = Visitor::of(&dying.base(), None);
     let login = alice.post_form("/login", &[("nickname", "alice")]).await;
     assert_eq!(login.status(), 303);
@@ -734,11 +732,8 @@ async fn a_mention_whose_instance_dies_mid_delivery_goes_out_from_the_other() {
         .post_form("/rooms/lobby/messages", &[("body", "@helper still there?")])
         .await;
     assert_eq!(posted.status(), 303);
+    // The receiver holds its first call for a minute: the instance dies during it.
     let hanging = next_call(&mut calls).await;
-    assert_eq!(
-        hanging.status, 500,
-        "the receiver hangs, then fails, the first"
-    );
     dying.kill().await.unwrap();
 
     let _survivor = spawn_app_in(data, |c| {
@@ -751,7 +746,6 @@ async fn a_mention_whose_instance_dies_mid_delivery_goes_out_from_the_other() {
         .await
         .expect("the mention goes out from the instance left")
         .unwrap();
-    assert_eq!(delivered.status, 200);
     assert_eq!(delivered.payload, hanging.payload, "the same mention");
     no_call_within(
         &mut calls,
