@@ -209,7 +209,12 @@ async fn dates_are_written_in_the_readers_language_the_same_way_everywhere() {
         .click()
         .await
         .unwrap();
-    let name = shown(&alice, "#room-name").await.text().await.unwrap();
+    // The welcome page has a `#room-name` too (the name field): wait for the room's.
+    let name = shown(&alice, "main.room #room-name")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(name, "Chat by alice");
 
     alice.goto(&app.url("/rooms/lobby")).await.unwrap();
