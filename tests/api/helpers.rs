@@ -286,8 +286,13 @@ pub const ADMIN_TOKEN: &str = "a-long-random-admin-token";
 
 /// `app`'s own `/metrics` page, asked directly with [`ADMIN_TOKEN`].
 pub async fn scrape(app: &TestApp) -> String {
+    scrape_at(&app.url("/metrics")).await
+}
+
+/// The metrics page at `url`, asked with the tests' admin token.
+pub async fn scrape_at(url: &str) -> String {
     let response = reqwest::Client::new()
-        .get(app.url("/metrics"))
+        .get(url)
         .bearer_auth(ADMIN_TOKEN)
         .timeout(WAIT)
         .send()

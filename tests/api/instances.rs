@@ -317,7 +317,10 @@ async fn child_instance(a: &TestApp, flags: &[&str]) -> (ChildServer, tempfile::
 }
 
 /// [`child_instance`] on `data`'s database, whether or not an app runs on it.
-async fn child_instance_on(data: &AppData, flags: &[&str]) -> (ChildServer, tempfile::TempDir) {
+pub(crate) async fn child_instance_on(
+    data: &AppData,
+    flags: &[&str],
+) -> (ChildServer, tempfile::TempDir) {
     let url = data.database_url().expect("on PostgreSQL").to_owned();
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["--database-url", url.as_str()];

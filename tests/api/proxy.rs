@@ -6,16 +6,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fantoccini::Client;
 use tempfile::TempDir;
 
 use crate::browser::{Driver, log_in_at, save_screenshot, say, shown};
+use crate::crash::harness::ChildServer;
 use crate::helpers::{
     ADMIN_TOKEN, AppData, Backend, Received, TestApp, Visitor, WAIT, Ws, eventually, message_ids,
-    sample, scrape, spawn_app_in,
+    sample, scrape, scrape_at, spawn_app_in,
 };
+use crate::instances::child_instance_on;
 use chat::Config;
 use chat::config::WRONG_GUESSES;
 use chat::domain::Slug;
@@ -106,7 +108,7 @@ http {{
     }
 
     fn origin(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        nginx_origin(self.port)
     }
 
     fn url(&self, path: &str) -> String {
@@ -189,14 +191,28 @@ fn site(port: u16, instances: &[SocketAddr]) -> String {
     site
 }
 
+/// Where nginx connects to the instances from.
+const NGINX_ADDRESS: [u8; 4] = [127, 0, 0, 1];
+
+/// nginx's origin when it listens on `port`: the instances' `--public-url`.
+fn nginx_origin(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// An instance as the README says to run one behind a proxy listening on `port`
+/// (`--public-url` of the proxy, `--trusted-proxy` its address), with the tests' admin token.
+fn run_behind_nginx(config: &mut Config, port: u16) {
+    config.public_url = Some(nginx_origin(port));
+    config.trusted_proxy = vec![IpAddr::from(NGINX_ADDRESS)];
+    config.admin_token = Some(ADMIN_TOKEN.into());
+}
+
 /// Two instances on one PostgreSQL database, each run as the README says to behind a proxy
 /// (`--public-url` of the proxy, `--trusted-proxy` its address), and nginx in front of them.
 async fn behind_nginx(configure: impl Fn(&mut Config)) -> (Nginx, TestApp, TestApp) {
     let port = Nginx::reserve_port();
     let behind = |config: &mut Config| {
-        config.public_url = Some(format!("http://127.0.0.1:{port}"));
-        config.trusted_proxy = vec![IpAddr::from([127, 0, 0, 1])];
-        config.admin_token = Some(ADMIN_TOKEN.into());
+        run_behind_nginx(config, port);
         configure(config);
     };
     let a = spawn_app_in(AppData::new(Backend::Postgres), &behind).await;
@@ -600,4 +616,114 @@ async fn in_the_browser_two_people_on_different_instances_behind_nginx_chat_live
     save_screenshot(&bob, "proxy-room").await;
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+}
+
+/// The sockets open on a child instance, from its own `/metrics`.
+async fn sockets_on_child(instance: &ChildServer) -> u32 {
+    sample(&scrape_at(&instance.url("/metrics")).await, "chat_sockets") as u32
+}
+
+/// Whether `browser`'s page shows a message whose text is `text`.
+async fn shows_text(browser: &Client, text: &str) -> bool {
+    browser
+        .execute(
+            "return [...document.querySelectorAll('#messages .msg-body')]\
+                .some(body => body.textContent === arguments[0]);",
+            vec![serde_json::json!(text)],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap()
+}
+
+/// A page whose instance is killed with -9 is back through nginx, on the instance left, and
+/// shows what was said meanwhile, within seconds: the page's first retry (htmx-ext-ws waits
+/// 0–1 s), nginx's failover (at once: the dead instance refuses the connection), the
+/// handshake and the catch-up. The time it took is printed, for the README's figure.
+#[tokio::test]
+async fn in_the_browser_a_page_whose_instance_is_killed_is_back_through_nginx_within_seconds() {
+    let port = Nginx::reserve_port();
+    let origin = nginx_origin(port);
+    let a = spawn_app_in(AppData::new(Backend::Postgres), |config| {
+        run_behind_nginx(config, port)
+    })
+    .await;
+    // The same settings, as flags.
+    let proxy = IpAddr::from(NGINX_ADDRESS).to_string();
+    let flags = [
+        "--public-url",
+        &origin,
+        "--trusted-proxy",
+        &proxy,
+        "--admin-token",
+        ADMIN_TOKEN,
+    ];
+    let (mut dying, _dir) = child_instance_on(&a.data, &flags).await;
+    let dying_addr = SocketAddr::from((NGINX_ADDRESS, dying.port));
+    let nginx = Nginx::start(port, &[a.addr, dying_addr]).await;
+
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in_at(
+        &alice,
+        &nginx.url("/login?next=/rooms/lobby"),
+        "alice",
+        "main.room",
+    )
+    .await;
+    // Reload until nginx puts her socket on the instance to be killed.
+    let mut attempt = 0;
+    loop {
+        let on = eventually(
+            || async { [sockets_on(&a).await, sockets_on_child(&dying).await] },
+            |counts| counts[0] + counts[1] == 1,
+        )
+        .await;
+        if on == [0, 1] {
+            break;
+        }
+        attempt += 1;
+        assert!(attempt < 8, "alice's socket stays on {on:?}");
+        if attempt % 2 == 0 {
+            nginx.visitor().get("/healthz").await;
+        }
+        alice.refresh().await.unwrap();
+        shown(&alice, "main.room").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let bob = nginx.login("bob").await;
+    let say = |text: &'static str| {
+        let bob = &bob;
+        async move {
+            let posted = bob
+                .post_form("/rooms/lobby/messages", &[("body", text)])
+                .await;
+            assert_eq!(posted.status(), 303, "{text}");
+        }
+    };
+    say("Before the kill").await;
+    sees(&alice, "bob", "Before the kill").await;
+
+    dying.kill().await.unwrap();
+    let killed = Instant::now();
+    say("While alice's instance was down").await;
+    while !shows_text(&alice, "While alice's instance was down").await {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "alice's page was not back within 5 s of her instance's death"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "alice's page showed what was said meanwhile {} ms after her instance was killed",
+        killed.elapsed().as_millis()
+    );
+    assert_eq!(
+        sockets_on(&a).await,
+        1,
+        "her page's socket, on the instance left"
+    );
+    alice.close().await.unwrap();
 }
