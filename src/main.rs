@@ -1,4 +1,5 @@
 use clap::Parser;
+use std::io::Write;
 use tracing_subscriber::EnvFilter;
 
 use chat::config::Cli;
@@ -65,8 +66,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     tracing::info!(address = %app.address(), "serving");
     app.run_until_stopped(shutdown_signal()).await?;
-    // Every commit is already synced; skip dropping the database, which waits for compaction.
-    std::process::exit(0);
+    // Every commit is already synced, so nothing is left to run: dropping the database would
+    // wait for compaction, and C++'s static destructors, which `exit` runs, can pull RocksDB's
+    // mutexes from under its background threads ("pthread lock: Invalid argument", SIGABRT).
+    let _ = std::io::stdout().flush();
+    // SAFETY: `_exit` ends the process at once; no Rust state outlives it.
+    unsafe { libc::_exit(0) }
 }
 
 async fn shutdown_signal() {

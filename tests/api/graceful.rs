@@ -184,13 +184,8 @@ async fn sigterm_under_load_closes_with_1012_and_resumed_clients_show_exactly_th
     );
 
     server.terminate().unwrap();
-    assert!(
-        server
-            .wait(Duration::from_secs(15))
-            .await
-            .unwrap()
-            .success()
-    );
+    let status = server.wait(Duration::from_secs(15)).await.unwrap();
+    assert!(status.success(), "{status}:\n{}", server.log_tail());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
