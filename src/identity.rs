@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::Nickname;
+use crate::security::hex;
 
 /// Session key of the logged-in user.
 pub const USER_KEY: &str = "user";
@@ -80,11 +81,7 @@ const HANDLE_CHARS: usize = 20;
 /// hash, so that showing it never reveals the login id the sessions are filed under.
 pub fn login_handle(login_id: &str) -> String {
     let digest = Sha256::digest(login_id.as_bytes());
-    let mut handle = String::with_capacity(HANDLE_CHARS);
-    for byte in &digest[..HANDLE_CHARS / 2] {
-        handle.push_str(&format!("{byte:02x}"));
-    }
-    handle
+    hex(&digest[..HANDLE_CHARS / 2])
 }
 
 /// The login that messages and conversations from before logins were recorded go to when
