@@ -13,25 +13,6 @@ use crate::error::AppError;
 use crate::security::{CspNonce, LocalAddr, hex};
 use crate::state::AppState;
 
-/// Answers only requests whose `Host` names this server (see [`crate::security::OwnOrigin`]),
-/// with 421 otherwise: a page on another site whose name resolves to this machine (DNS
-/// rebinding) would be same-origin with its own script, and could log in and read rooms.
-pub async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let local = request
-        .extensions()
-        .get::<LocalAddr>()
-        .map(|addr| addr.0.ip().to_canonical());
-    let accepted = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .is_some_and(|host| state.origin.accepts_host(host, local));
-    if !accepted {
-        return AppError::UnknownHost.into_response();
-    }
-    next.run(request).await
-}
-
 /// Refuses state-changing requests from other sites. Browsers send `Origin` on every POST;
 /// clients that send none (curl, scripts) are not browsers and carry no ambient cookies risk.
 pub async fn reject_cross_site(
@@ -58,10 +39,45 @@ pub async fn reject_cross_site(
     next.run(request).await
 }
 
-pub async fn security_headers(mut request: Request, next: Next) -> Response {
+/// What every request passes first, in one layer: the `Host` check, the time limit, and the
+/// security headers with the page's CSP nonce on every answer.
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let nonce = hex(&rand::rng().random::<[u8; 16]>());
-    request.extensions_mut().insert(CspNonce(nonce.clone()));
-    let mut response = next.run(request).await;
+    let response = if !names_this_server(&state, &request) {
+        AppError::UnknownHost.into_response()
+    } else {
+        let limit = if is_upload(&request) {
+            state.config.upload_timeout()
+        } else {
+            state.config.request_timeout()
+        };
+        request.extensions_mut().insert(CspNonce(nonce.clone()));
+        // Answers 408 when a request, body included, takes longer than `--request-timeout`,
+        // or `--upload-timeout` for an upload (25 MiB needs more than 30 s on a slow link).
+        match tokio::time::timeout(limit, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+        }
+    };
+    with_security_headers(response, &nonce)
+}
+
+/// Whether the request's `Host` names this server (see [`crate::security::OwnOrigin`]); other
+/// requests get 421. A page on another site whose name resolves to this machine (DNS
+/// rebinding) would be same-origin with its own script, and could log in and read rooms.
+fn names_this_server(state: &AppState, request: &Request) -> bool {
+    let local = request
+        .extensions()
+        .get::<LocalAddr>()
+        .map(|addr| addr.0.ip().to_canonical());
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| state.origin.accepts_host(host, local))
+}
+
+fn with_security_headers(mut response: Response, nonce: &str) -> Response {
     let headers = response.headers_mut();
     let csp = format!(
         "default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; \
@@ -84,20 +100,6 @@ pub async fn security_headers(mut request: Request, next: Next) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
-}
-
-/// Answers 408 when a request, body included, takes longer than `--request-timeout`, or
-/// `--upload-timeout` for an upload (25 MiB needs more than 30 seconds on a slow link).
-pub async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit = if is_upload(&request) {
-        state.config.upload_timeout()
-    } else {
-        state.config.request_timeout()
-    };
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
-    }
 }
 
 /// Whether a request is an upload, which may take longer than other requests.

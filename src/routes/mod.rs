@@ -74,15 +74,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::compression())
         // Compressed once, ahead of time, by `assets` itself.
         .route("/static/{*path}", get(assets::serve))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::check_host,
-        ))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            middleware::time_limit,
+            middleware::guard,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
