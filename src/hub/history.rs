@@ -9,6 +9,12 @@ use crate::store::{self, MessageRecord, StoreResult};
 use crate::views::RenderedMessage;
 
 impl Hub {
+    /// The room with its window of newest messages loaded, for what is read from it.
+    pub async fn loaded<'a>(&self, room: &'a Room) -> StoreResult<&'a Room> {
+        room.ensure_loaded(&self.storage).await?;
+        Ok(room)
+    }
+
     /// The newest `PAGE` messages of a room, oldest first.
     pub async fn newest_page(&self, room: &Room) -> StoreResult<Vec<Arc<RenderedMessage>>> {
         room.ensure_loaded(&self.storage).await?;

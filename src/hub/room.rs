@@ -8,7 +8,7 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::{BROADCAST_CAPACITY, WINDOW};
+use super::{BROADCAST_CAPACITY, PAGE, WINDOW};
 use crate::clock::now_millis;
 use crate::domain::{RenderedBody, Slug, render_body_and_mentions};
 use crate::metrics::Metrics;
@@ -16,7 +16,7 @@ use crate::store::{
     self, DirectMember, MentionMark, MessageKind, MessageRecord, RoomHead, RoomRecord, Storage,
     StoreError, StoreResult,
 };
-use crate::views::{self, RenderedMessage, direct_partner};
+use crate::views::{self, History, NewestPage, RenderedMessage, direct_partner};
 
 /// What a room pushes to its subscribers. Each frame is built once and shared.
 #[derive(Debug)]
@@ -142,13 +142,16 @@ fn sorted_names(names: impl Iterator<Item = String>) -> Vec<String> {
     names
 }
 
-/// The newest messages of a room. Until the first reader loads it from disk, messages
-/// committed meanwhile collect in `pending` (contiguous, since every commit passes here).
-enum Window {
-    Unloaded {
-        pending: VecDeque<Arc<RenderedMessage>>,
-    },
-    Loaded(VecDeque<Arc<RenderedMessage>>),
+/// The newest messages of a room. Until the first reader loads it from disk, it holds only
+/// the messages committed meanwhile (contiguous, since every commit passes here).
+#[derive(Default)]
+struct Window {
+    entries: VecDeque<Arc<RenderedMessage>>,
+    loaded: bool,
+    /// The newest page's markup, made from `entries` when a page first asks for it and
+    /// dropped whenever they change: every viewer without unread messages there is sent the
+    /// same bytes.
+    newest_page: Option<NewestPage>,
 }
 
 /// Result of a catch-up request.
@@ -180,9 +183,7 @@ impl Room {
             counted: AtomicU64::new(record.counted.max(0) as u64),
             last_activity: AtomicI64::new(record.last_activity),
             mentions: Mutex::new(record.mentions),
-            window: Mutex::new(Window::Unloaded {
-                pending: VecDeque::new(),
-            }),
+            window: Mutex::new(Window::default()),
             publishing: Mutex::new(()),
             window_load: tokio::sync::Mutex::new(()),
             live: broadcast::channel(BROADCAST_CAPACITY).0,
@@ -364,20 +365,13 @@ impl Room {
         let frame = Utf8Bytes::from(views::append_fragment(messages.iter().map(Arc::as_ref)));
         {
             let mut window = self.window.lock().expect("window lock");
-            let entries = match &mut *window {
-                Window::Loaded(entries) => entries,
-                Window::Unloaded { pending } => pending,
-            };
-            entries.extend(messages);
-            while entries.len() > WINDOW {
-                entries.pop_front();
+            window.entries.extend(messages);
+            while window.entries.len() > WINDOW {
+                window.entries.pop_front();
             }
-            if let Window::Unloaded { pending } = &mut *window
-                && pending.len() >= WINDOW
-            {
-                // A full window of contiguous messages needs nothing from disk.
-                *window = Window::Loaded(std::mem::take(pending));
-            }
+            // A full window of contiguous messages needs nothing from disk.
+            window.loaded |= window.entries.len() >= WINDOW;
+            window.newest_page = None;
         }
         self.set_mention_marks(head.mentions.clone());
         self.counted
@@ -411,12 +405,9 @@ impl Room {
         ));
         {
             let mut window = self.window.lock().expect("window lock");
-            let entries = match &mut *window {
-                Window::Loaded(entries) => entries,
-                Window::Unloaded { pending } => pending,
-            };
-            if let Some(slot) = entries.iter_mut().rev().find(|m| m.id == message.id) {
+            if let Some(slot) = window.entries.iter_mut().rev().find(|m| m.id == message.id) {
                 *slot = message.clone();
+                window.newest_page = None;
             }
         }
         let _ = self
@@ -452,18 +443,20 @@ impl Room {
             })
             .collect();
         let mut window = self.window.lock().expect("window lock");
-        if let Window::Unloaded { pending } = &mut *window {
-            loaded.extend(pending.drain(..).filter(|m| m.id > last));
+        if !window.loaded {
+            loaded.extend(window.entries.drain(..).filter(|m| m.id > last));
             while loaded.len() > WINDOW {
                 loaded.pop_front();
             }
-            *window = Window::Loaded(loaded);
+            window.entries = loaded;
+            window.loaded = true;
+            window.newest_page = None;
         }
         Ok(())
     }
 
     fn is_loaded(&self) -> bool {
-        matches!(*self.window.lock().expect("window lock"), Window::Loaded(_))
+        self.window.lock().expect("window lock").loaded
     }
 
     /// Reads the loaded window; callers make sure it is loaded first.
@@ -471,10 +464,23 @@ impl Room {
         &self,
         read: impl FnOnce(&VecDeque<Arc<RenderedMessage>>) -> T,
     ) -> T {
-        match &*self.window.lock().expect("window lock") {
-            Window::Loaded(entries) => read(entries),
-            Window::Unloaded { pending } => read(pending),
+        read(&self.window.lock().expect("window lock").entries)
+    }
+
+    /// The markup of the newest `PAGE` messages, made once per change of the window (see
+    /// [`super::Hub::loaded`]).
+    pub fn newest_page(&self) -> Result<NewestPage, askama::Error> {
+        let mut window = self.window.lock().expect("window lock");
+        if let Some(page) = &window.newest_page {
+            return Ok(page.clone());
         }
+        let skip = window.entries.len().saturating_sub(PAGE as usize);
+        let messages = window.entries.iter().skip(skip).cloned().collect();
+        let page = NewestPage::of(&History::new(self.slug.clone(), messages, None))?;
+        if window.loaded {
+            window.newest_page = Some(page.clone());
+        }
+        Ok(page)
     }
 }
 

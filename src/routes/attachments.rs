@@ -123,7 +123,7 @@ pub async fn upload(
     let shown = page
         .room_page(&state, &room, String::new(), Some(refusal.error))
         .await?;
-    Ok((refusal.status, shown.to_html()?).into_response())
+    Ok((refusal.status, shown.to_response()?).into_response())
 }
 
 async fn receive_and_post(

@@ -60,12 +60,12 @@ pub async fn show_message(
         return Ok(message_html(&message));
     }
     let mut shown = page.room_page(&state, &room, String::new(), None).await?;
-    if !shown.history.messages.iter().any(|m| m.id == id) {
+    if !shown.history.shows(id) {
         let around = state.hub.page_before(&room, id + PAGE / 2 + 1).await?;
         shown = shown.showing(History::new(room.slug.clone(), around, None));
     }
     shown.focus = Some(id);
-    Ok(shown.to_html()?.into_response())
+    Ok(shown.to_response()?)
 }
 
 /// The edit form, swapped in place of the viewer's own message.

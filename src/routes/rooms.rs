@@ -42,7 +42,7 @@ pub async fn show_room(
 ) -> Result<Response, AppError> {
     let room = find_room(&state.hub, &slug, &page.viewer)?;
     let shown = page.room_page(&state, &room, String::new(), None).await?;
-    Ok(shown.to_html()?.into_response())
+    Ok(shown.to_response()?)
 }
 
 #[derive(Deserialize)]
@@ -68,7 +68,7 @@ pub async fn older_messages(
         .room_page(&state, &room, String::new(), None)
         .await?
         .showing(history);
-    Ok(shown.to_html()?.into_response())
+    Ok(shown.to_response()?)
 }
 
 #[derive(Deserialize)]
@@ -128,7 +128,7 @@ pub async fn post_message(
     let shown = page
         .room_page(&state, &room, form.body, Some(error))
         .await?;
-    Ok((status, shown.to_html()?).into_response())
+    Ok((status, shown.to_response()?).into_response())
 }
 
 #[derive(Deserialize)]

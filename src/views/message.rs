@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use askama::Template;
+use axum::body::Bytes;
+use axum::response::Html;
 
-use super::{rfc3339, utc_time_text};
+use super::{render_sized, rfc3339, utc_time_text};
 use crate::clock::from_millis;
 use crate::domain::{RenderedBody, Slug, is_emoji_only, render_body_and_mentions};
 use crate::files;
@@ -72,6 +74,68 @@ impl History {
 
     fn unread_starts_at(&self, message: &RenderedMessage) -> bool {
         self.first_unread == Some(message.id)
+    }
+}
+
+/// A room's newest page of messages as shared bytes (see `Room::newest_page`), without the
+/// "new since your last visit" divider: what every viewer with nothing unread there is sent.
+#[derive(Clone)]
+pub struct NewestPage {
+    pub markup: Bytes,
+    /// The ids of its oldest and newest message, if it has any.
+    ids: Option<(u64, u64)>,
+}
+
+impl NewestPage {
+    pub fn of(history: &History) -> askama::Result<NewestPage> {
+        let Html(markup) = render_sized(history, history.html_len() + 512)?;
+        Ok(NewestPage {
+            markup: Bytes::from(markup),
+            ids: history
+                .messages
+                .first()
+                .zip(history.messages.last())
+                .map(|(first, last)| (first.id, last.id)),
+        })
+    }
+}
+
+/// What a room page shows of the history: rendered for this page, or the room's newest page.
+pub enum PageHistory {
+    Rendered(History),
+    Newest(NewestPage),
+}
+
+/// Where a room page's template writes the newest page's shared bytes (see
+/// `RoomPage::to_response`). Text in the page after it is escaped, so it can't hold one.
+pub const NEWEST_PAGE_MARK: &str = "<!--newest-page-->";
+
+impl PageHistory {
+    /// Whether the message with this id is on the page.
+    pub fn shows(&self, id: u64) -> bool {
+        match self {
+            PageHistory::Rendered(history) => history.messages.iter().any(|m| m.id == id),
+            PageHistory::Newest(page) => page
+                .ids
+                .is_some_and(|(first, last)| (first..=last).contains(&id)),
+        }
+    }
+
+    /// The bytes of its messages' markup that the page's template writes itself.
+    pub fn rendered_len(&self) -> usize {
+        match self {
+            PageHistory::Rendered(history) => history.html_len(),
+            PageHistory::Newest(_) => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for PageHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PageHistory::Rendered(history) => history.render_into(f).map_err(|_| std::fmt::Error),
+            PageHistory::Newest(_) => f.write_str(NEWEST_PAGE_MARK),
+        }
     }
 }
 

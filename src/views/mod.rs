@@ -6,11 +6,13 @@
 //! - [`sidebar`]: the room list, grouped by recency in the viewer's time zone.
 //! - [`fragments`]: the small live fragments swapped in by id (presence, typing, topic…).
 //! - [`datetime`]: how times are written into markup.
+//! - [`pieces`]: a response body of shared pieces, for the room page's newest messages.
 
 mod datetime;
 mod fragments;
 mod message;
 mod page;
+mod pieces;
 mod sidebar;
 
 use askama::Template;

@@ -1,9 +1,12 @@
 //! The chrome every full page carries, and the pages themselves.
 
 use askama::Template;
-use axum::response::Html;
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{Html, IntoResponse, Response};
 
-use super::{ComposerError, History, Sidebar, render_sized};
+use super::pieces::Pieces;
+use super::{ComposerError, History, NEWEST_PAGE_MARK, PageHistory, Sidebar, render_sized};
 use crate::assets;
 use crate::domain::Slug;
 use crate::identity::CurrentUser;
@@ -130,7 +133,7 @@ pub struct RoomPage {
     pub muted: bool,
     /// Read-only: a notice instead of the composer.
     pub archived: bool,
-    pub history: History,
+    pub history: PageHistory,
     /// The room revision the history was rendered at (see `Room::revision`).
     pub revision: u64,
     /// Whether this page shows the newest messages (and so goes live).
@@ -143,20 +146,34 @@ pub struct RoomPage {
     pub max_upload: u64,
 }
 
+/// What `Html` answers with.
+const HTML_UTF8: &str = "text/html; charset=utf-8";
+
 /// The room's sidebar and header, besides the template's static text, fit in this.
 const ROOM_PAGE_CHROME: usize = 8 * 1024;
 
 impl RoomPage {
-    /// The page's HTML, written once into a buffer sized from its messages.
-    pub fn to_html(&self) -> askama::Result<Html<String>> {
+    /// The page, written once into a buffer sized from its messages; the room's newest page,
+    /// when it shows that, is sent from the bytes every such page shares.
+    pub fn to_response(&self) -> askama::Result<Response> {
         // The messages are most of the page.
-        let capacity = Self::SIZE_HINT + ROOM_PAGE_CHROME + self.history.html_len();
-        render_sized(self, capacity)
+        let capacity = Self::SIZE_HINT + ROOM_PAGE_CHROME + self.history.rendered_len();
+        let Html(page) = render_sized(self, capacity)?;
+        let PageHistory::Newest(newest) = &self.history else {
+            return Ok(Html(page).into_response());
+        };
+        // Searched from the end: only the composer comes after the messages.
+        let at = page.rfind(NEWEST_PAGE_MARK).ok_or(askama::Error::Fmt)?;
+        let mut head = Bytes::from(page);
+        let tail = head.split_off(at + NEWEST_PAGE_MARK.len());
+        head.truncate(at);
+        let body = Pieces::body([head, newest.markup.clone(), tail]);
+        Ok(([(CONTENT_TYPE, HTML_UTF8)], body).into_response())
     }
 
     /// The page showing an older part of the history than the newest: it doesn't go live.
     pub fn showing(mut self, history: History) -> RoomPage {
-        self.history = history;
+        self.history = PageHistory::Rendered(history);
         self.live = false;
         self
     }

@@ -241,6 +241,55 @@ async fn nobody_edits_or_deletes_another_persons_message() {
     assert_eq!(empty.status(), 422, "an edit is checked like a new message");
 }
 
+/// A reload shows each change at once: the newest page's markup, shared by every viewer with
+/// nothing unread, is made again after a new message, an edit, a reaction and a deletion.
+#[tokio::test]
+async fn a_reloaded_room_shows_every_new_message_edit_reaction_and_deletion() {
+    let app = spawn_app().await;
+    let (alice, mut a, _bob, _b, id) = two_people_and_a_message(&app, "first draft").await;
+    let message = format!("/rooms/lobby/messages/{id}");
+    // Her first view posts her "joined" line and the second marks it read: from the third on
+    // she has nothing unread, and is sent the shared markup, which the third makes.
+    for _ in 0..3 {
+        assert!(alice.get_text("/rooms/lobby").await.contains("first draft"));
+    }
+
+    let edited = alice
+        .htmx(Method::PUT, &message, &[("body", "second draft")])
+        .await;
+    assert_eq!(edited.status(), 200);
+    next_replacement(&mut a, id).await;
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(page.contains("second draft") && !page.contains("first draft"));
+
+    let reacted = alice
+        .htmx(
+            Method::POST,
+            &format!("{message}/reactions"),
+            &[("emoji", "🎉")],
+        )
+        .await;
+    assert_eq!(reacted.status(), 200);
+    next_replacement(&mut a, id).await;
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(page.contains(r#"data-by="alice" title="alice">🎉"#));
+
+    a.say("and a new one").await;
+    a.next_text().await;
+    // Her own message is not unread, but the view that marks it read is the one before the
+    // shared markup.
+    for _ in 0..2 {
+        let page = alice.get_text("/rooms/lobby").await;
+        assert!(page.contains("and a new one"));
+    }
+
+    let deleted = alice.htmx(Method::DELETE, &message, &[]).await;
+    assert_eq!(deleted.status(), 200);
+    next_replacement(&mut a, id).await;
+    let page = alice.get_text("/rooms/lobby").await;
+    assert!(page.contains("Message deleted") && !page.contains("second draft"));
+}
+
 #[tokio::test]
 async fn a_deleted_message_leaves_a_marker_in_place_everywhere_and_after_a_restart() {
     let app = spawn_app().await;

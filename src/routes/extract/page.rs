@@ -18,7 +18,7 @@ use crate::identity::CurrentUser;
 use crate::security::CspNonce;
 use crate::state::AppState;
 use crate::store::ReaderRecord;
-use crate::views::{Chrome, ComposerError, History, RoomPage, Sidebar, SidebarViewer};
+use crate::views::{Chrome, ComposerError, History, PageHistory, RoomPage, Sidebar, SidebarViewer};
 
 pub struct PageContext {
     pub viewer: CurrentUser,
@@ -91,20 +91,26 @@ impl PageContext {
         let reader = state.hub.reader(&viewer.login_id).await?;
         // Read before the history: a change made meanwhile is sent again on connecting.
         let revision = room.revision();
-        let messages = state.hub.newest_page(room).await?;
         let last_read = reader
             .last_read
             .get(room.slug.as_str())
             .map(|&id| id.max(0) as u64);
-        // What is new to the viewer: someone else's words. Their own, and system lines
-        // (their own "joined" among them), are not news.
-        let first_unread = last_read.and_then(|read| {
-            messages
-                .iter()
-                .find(|m| m.id > read && m.counts() && m.author != viewer.nickname.as_str())
-                .map(|m| m.id)
-                .filter(|&id| id > 1)
-        });
+        let history = if last_read.is_none_or(|read| read >= room.last_id()) {
+            // Nothing unread to mark: the newest page every such viewer is sent.
+            PageHistory::Newest(state.hub.loaded(room).await?.newest_page()?)
+        } else {
+            let messages = state.hub.newest_page(room).await?;
+            // What is new to the viewer: someone else's words. Their own, and system lines
+            // (their own "joined" among them), are not news.
+            let first_unread = last_read.and_then(|read| {
+                messages
+                    .iter()
+                    .find(|m| m.id > read && m.counts() && m.author != viewer.nickname.as_str())
+                    .map(|m| m.id)
+                    .filter(|&id| id > 1)
+            });
+            PageHistory::Rendered(History::new(room.slug.clone(), messages, first_unread))
+        };
         let direct = room.slug.direct_members().is_some();
         let name = room
             .partner_of(viewer.handle())
@@ -119,7 +125,7 @@ impl PageContext {
             here: room.here(),
             muted: reader.has_muted(room.slug.as_str()),
             archived: room.is_archived(),
-            history: History::new(room.slug.clone(), messages, first_unread),
+            history,
             revision,
             live: true,
             focus: None,
