@@ -564,6 +564,27 @@ async fn when_an_instance_stops_its_people_carry_on_through_nginx_on_the_other_a
     }
 }
 
+/// Reloads `browser`'s room page until `landed` says nginx put its socket where the test
+/// wants it. A page load is several requests, so where its socket lands depends on their
+/// number: every other time, one more request goes through nginx in between.
+async fn reload_until<Landed: Future<Output = bool>>(
+    browser: &Client,
+    nginx: &Nginx,
+    mut landed: impl FnMut() -> Landed,
+) {
+    let mut attempt = 0;
+    while !landed().await {
+        attempt += 1;
+        assert!(attempt < 8, "nginx keeps the socket on the same instance");
+        if attempt % 2 == 0 {
+            nginx.visitor().get("/healthz").await;
+        }
+        browser.refresh().await.unwrap();
+        shown(browser, "main.room").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 async fn sees(browser: &Client, author: &str, text: &str) {
     let selector = format!("#messages .msg[data-author='{author}'] .msg-body");
     let seen = shown(browser, &selector).await;
@@ -591,20 +612,11 @@ async fn in_the_browser_two_people_on_different_instances_behind_nginx_chat_live
         "main.room",
     )
     .await;
-    // A page load is several requests, so which instance bob's socket lands on depends on
-    // their number: reload, with one more request in between every other time, until it is
-    // the other one.
-    let mut attempt = 0;
-    while sockets_when([&a, &b], 2).await == [alice_on[0] * 2, alice_on[1] * 2] {
-        attempt += 1;
-        assert!(attempt < 8, "bob's socket stays on alice's instance");
-        if attempt % 2 == 0 {
-            nginx.visitor().get("/healthz").await;
-        }
-        bob.refresh().await.unwrap();
-        shown(&bob, "main.room").await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    // Until nginx puts bob's socket on the other instance.
+    reload_until(&bob, &nginx, || async {
+        sockets_when([&a, &b], 2).await != [alice_on[0] * 2, alice_on[1] * 2]
+    })
+    .await;
     let on = eventually(|| sockets_when([&a, &b], 2), |counts| *counts == [1, 1]).await;
     assert_eq!(on, [1, 1], "alice and bob on different instances");
 
@@ -673,25 +685,15 @@ async fn in_the_browser_a_page_whose_instance_is_killed_is_back_through_nginx_wi
     )
     .await;
     // Reload until nginx puts her socket on the instance to be killed.
-    let mut attempt = 0;
-    loop {
+    reload_until(&alice, &nginx, || async {
         let on = eventually(
             || async { [sockets_on(&a).await, sockets_on_child(&dying).await] },
             |counts| counts[0] + counts[1] == 1,
         )
         .await;
-        if on == [0, 1] {
-            break;
-        }
-        attempt += 1;
-        assert!(attempt < 8, "alice's socket stays on {on:?}");
-        if attempt % 2 == 0 {
-            nginx.visitor().get("/healthz").await;
-        }
-        alice.refresh().await.unwrap();
-        shown(&alice, "main.room").await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        on == [0, 1]
+    })
+    .await;
 
     let bob = nginx.login("bob").await;
     let say = |text: &'static str| {
