@@ -564,6 +564,12 @@ async fn when_an_instance_stops_its_people_carry_on_through_nginx_on_the_other_a
     }
 }
 
+/// Logs `browser` in as `nickname` through nginx, into the lobby.
+async fn log_in_through(nginx: &Nginx, browser: &Client, nickname: &str) {
+    let login = nginx.url("/login?next=/rooms/lobby");
+    log_in_at(browser, &login, nickname, "main.room").await;
+}
+
 /// Reloads `browser`'s room page until `landed` says nginx put its socket where the test
 /// wants it. A page load is several requests, so where its socket lands depends on their
 /// number: every other time, one more request goes through nginx in between.
@@ -597,21 +603,9 @@ async fn in_the_browser_two_people_on_different_instances_behind_nginx_chat_live
     let driver = Driver::start().await;
     let alice = driver.browser().await;
     let bob = driver.browser().await;
-    log_in_at(
-        &alice,
-        &nginx.url("/login?next=/rooms/lobby"),
-        "alice",
-        "main.room",
-    )
-    .await;
+    log_in_through(&nginx, &alice, "alice").await;
     let alice_on = sockets_when([&a, &b], 1).await;
-    log_in_at(
-        &bob,
-        &nginx.url("/login?next=/rooms/lobby"),
-        "bob",
-        "main.room",
-    )
-    .await;
+    log_in_through(&nginx, &bob, "bob").await;
     // Until nginx puts bob's socket on the other instance.
     reload_until(&bob, &nginx, || async {
         sockets_when([&a, &b], 2).await != [alice_on[0] * 2, alice_on[1] * 2]
@@ -677,13 +671,7 @@ async fn in_the_browser_a_page_whose_instance_is_killed_is_back_through_nginx_wi
 
     let driver = Driver::start().await;
     let alice = driver.browser().await;
-    log_in_at(
-        &alice,
-        &nginx.url("/login?next=/rooms/lobby"),
-        "alice",
-        "main.room",
-    )
-    .await;
+    log_in_through(&nginx, &alice, "alice").await;
     // Reload until nginx puts her socket on the instance to be killed.
     reload_until(&alice, &nginx, || async {
         let on = eventually(
