@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::room::render;
+use super::room::{newest_page, render};
 use super::{CatchUp, Hub, Missed, PAGE, RESET_THRESHOLD, Room};
 use crate::domain::Nickname;
 use crate::store::{self, MessageRecord, StoreResult};
@@ -17,8 +17,7 @@ impl Hub {
 
     /// The newest `PAGE` messages of a room, oldest first.
     pub async fn newest_page(&self, room: &Room) -> StoreResult<Vec<Arc<RenderedMessage>>> {
-        room.ensure_loaded(&self.storage).await?;
-        Ok(room.with_window(|w| w.iter().rev().take(PAGE as usize).rev().cloned().collect()))
+        Ok(self.loaded(room).await?.with_window(newest_page))
     }
 
     /// Up to `PAGE` messages older than `before`, oldest first.

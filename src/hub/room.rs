@@ -151,7 +151,13 @@ struct Window {
     /// The newest page's markup, made from `entries` when a page first asks for it and
     /// dropped whenever they change: every viewer without unread messages there is sent the
     /// same bytes.
-    newest_page: Option<NewestPage>,
+    newest_markup: Option<NewestPage>,
+}
+
+/// The newest `PAGE` of a window's `entries`, oldest first.
+pub(super) fn newest_page(entries: &VecDeque<Arc<RenderedMessage>>) -> Vec<Arc<RenderedMessage>> {
+    let older = entries.len().saturating_sub(PAGE as usize);
+    entries.iter().skip(older).cloned().collect()
 }
 
 /// Result of a catch-up request.
@@ -371,7 +377,7 @@ impl Room {
             }
             // A full window of contiguous messages needs nothing from disk.
             window.loaded |= window.entries.len() >= WINDOW;
-            window.newest_page = None;
+            window.newest_markup = None;
         }
         self.set_mention_marks(head.mentions.clone());
         self.counted
@@ -407,7 +413,7 @@ impl Room {
             let mut window = self.window.lock().expect("window lock");
             if let Some(slot) = window.entries.iter_mut().rev().find(|m| m.id == message.id) {
                 *slot = message.clone();
-                window.newest_page = None;
+                window.newest_markup = None;
             }
         }
         let _ = self
@@ -450,7 +456,7 @@ impl Room {
             }
             window.entries = loaded;
             window.loaded = true;
-            window.newest_page = None;
+            window.newest_markup = None;
         }
         Ok(())
     }
@@ -469,16 +475,15 @@ impl Room {
 
     /// The markup of the newest `PAGE` messages, made once per change of the window (see
     /// [`super::Hub::loaded`]).
-    pub fn newest_page(&self) -> Result<NewestPage, askama::Error> {
+    pub fn newest_page_markup(&self) -> Result<NewestPage, askama::Error> {
         let mut window = self.window.lock().expect("window lock");
-        if let Some(page) = &window.newest_page {
+        if let Some(page) = &window.newest_markup {
             return Ok(page.clone());
         }
-        let skip = window.entries.len().saturating_sub(PAGE as usize);
-        let messages = window.entries.iter().skip(skip).cloned().collect();
-        let page = NewestPage::of(&History::new(self.slug.clone(), messages, None))?;
+        let history = History::new(self.slug.clone(), newest_page(&window.entries), None);
+        let page = NewestPage::of(&history)?;
         if window.loaded {
-            window.newest_page = Some(page.clone());
+            window.newest_markup = Some(page.clone());
         }
         Ok(page)
     }

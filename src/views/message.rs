@@ -77,7 +77,7 @@ impl History {
     }
 }
 
-/// A room's newest page of messages as shared bytes (see `Room::newest_page`), without the
+/// A room's newest page of messages as shared bytes (see `Room::newest_page_markup`), without the
 /// "new since your last visit" divider: what every viewer with nothing unread there is sent.
 #[derive(Clone)]
 pub struct NewestPage {

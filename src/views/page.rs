@@ -2,7 +2,6 @@
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::pieces::Pieces;
@@ -146,9 +145,6 @@ pub struct RoomPage {
     pub max_upload: u64,
 }
 
-/// What `Html` answers with.
-const HTML_UTF8: &str = "text/html; charset=utf-8";
-
 /// The room's sidebar and header, besides the template's static text, fit in this.
 const ROOM_PAGE_CHROME: usize = 8 * 1024;
 
@@ -167,8 +163,7 @@ impl RoomPage {
         let mut head = Bytes::from(page);
         let tail = head.split_off(at + NEWEST_PAGE_MARK.len());
         head.truncate(at);
-        let body = Pieces::body([head, newest.markup.clone(), tail]);
-        Ok(([(CONTENT_TYPE, HTML_UTF8)], body).into_response())
+        Ok(Html(Pieces::body([head, newest.markup.clone(), tail])).into_response())
     }
 
     /// The page showing an older part of the history than the newest: it doesn't go live.

@@ -95,21 +95,20 @@ impl PageContext {
             .last_read
             .get(room.slug.as_str())
             .map(|&id| id.max(0) as u64);
-        let history = if last_read.is_none_or(|read| read >= room.last_id()) {
-            // Nothing unread to mark: the newest page every such viewer is sent.
-            PageHistory::Newest(state.hub.loaded(room).await?.newest_page()?)
-        } else {
-            let messages = state.hub.newest_page(room).await?;
-            // What is new to the viewer: someone else's words. Their own, and system lines
-            // (their own "joined" among them), are not news.
-            let first_unread = last_read.and_then(|read| {
-                messages
+        let history = match last_read.filter(|&read| read < room.last_id()) {
+            Some(read) => {
+                let messages = state.hub.newest_page(room).await?;
+                // What is new to the viewer: someone else's words. Their own, and system
+                // lines (their own "joined" among them), are not news.
+                let first_unread = messages
                     .iter()
                     .find(|m| m.id > read && m.counts() && m.author != viewer.nickname.as_str())
                     .map(|m| m.id)
-                    .filter(|&id| id > 1)
-            });
-            PageHistory::Rendered(History::new(room.slug.clone(), messages, first_unread))
+                    .filter(|&id| id > 1);
+                PageHistory::Rendered(History::new(room.slug.clone(), messages, first_unread))
+            }
+            // Nothing unread to mark: the newest page every such viewer is sent.
+            None => PageHistory::Newest(state.hub.loaded(room).await?.newest_page_markup()?),
         };
         let direct = room.slug.direct_members().is_some();
         let name = room
