@@ -29,13 +29,72 @@ pub struct Urls {
     pub css: String,
     pub htmx: String,
     pub ws: String,
-    /// The page script's entry module, under the modules' folder digest.
-    pub app: String,
-    /// The modules it imports, preloaded together rather than discovered one import at a time.
-    /// Those in `js/after-paint/` are left out: it imports them after the first paint.
-    pub modules: Vec<String>,
+    /// The script of every page that has one, but search.
+    pub main: Script,
+    /// The search page's: no socket and no htmx, so it needs only a few modules.
+    pub search: Script,
     /// The tab's icon (lucide's message-square-plus, as the login card shows it).
     pub favicon: String,
+}
+
+/// An entry module, under the modules' folder digest, and the modules it imports.
+pub struct Script {
+    pub entry: String,
+    /// Every module it imports, directly or not, preloaded together rather than discovered
+    /// one import at a time. Dynamic imports (`import("./after-paint/start.js")`) are left
+    /// out: they load after the first paint.
+    pub preloads: Vec<String>,
+}
+
+impl Script {
+    fn of(entry: &str) -> Script {
+        let url = |module: &str| format!("/static/js/{}/{module}", modules_digest());
+        let mut reached = std::collections::BTreeSet::new();
+        let mut queue = vec![entry.to_owned()];
+        while let Some(module) = queue.pop() {
+            if reached.insert(module.clone()) {
+                queue.extend(static_imports(&module));
+            }
+        }
+        reached.remove(entry);
+        Script {
+            entry: url(entry),
+            preloads: reached.iter().map(|module| url(module)).collect(),
+        }
+    }
+}
+
+/// What `module` (a path under `static/js/`) imports before it runs (`import … from "./x.js"`,
+/// `import "./x.js"`, `export … from "./x.js"`), resolved against its folder.
+fn static_imports(module: &str) -> Vec<String> {
+    let file = Static::get(&format!("js/{module}"))
+        .unwrap_or_else(|| panic!("static/js/{module} is imported but not embedded"));
+    let source = String::from_utf8_lossy(&file.data).into_owned();
+    let folder: Vec<&str> = module.split('/').collect();
+    let folder = &folder[..folder.len() - 1];
+    source
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            line.starts_with("import ") || (line.starts_with("export ") && line.contains(" from "))
+        })
+        .filter_map(|line| line.rsplit('"').nth(1))
+        .map(|specifier| {
+            let mut path: Vec<&str> = folder.to_vec();
+            for part in specifier.split('/') {
+                match part {
+                    "." => {}
+                    ".." => {
+                        path.pop().unwrap_or_else(|| {
+                            panic!("static/js/{module} imports {specifier}, outside static/js")
+                        });
+                    }
+                    name => path.push(name),
+                }
+            }
+            path.join("/")
+        })
+        .collect()
 }
 
 pub fn urls() -> &'static Urls {
@@ -43,13 +102,8 @@ pub fn urls() -> &'static Urls {
         css: versioned("app.css"),
         htmx: versioned("vendor/htmx-2.0.11.min.js"),
         ws: versioned("vendor/htmx-ext-ws-2.0.4.min.js"),
-        app: format!("/static/js/{}/main.js", modules_digest()),
-        modules: module_files()
-            .into_iter()
-            .map(|path| path["js/".len()..].to_owned())
-            .filter(|module| module != "main.js" && !module.contains('/'))
-            .map(|module| format!("/static/js/{}/{module}", modules_digest()))
-            .collect(),
+        main: Script::of("main.js"),
+        search: Script::of("search.js"),
         favicon: versioned("favicon.svg"),
     });
     &URLS
@@ -247,4 +301,42 @@ fn respond(path: &str, versioned: bool, headers: &HeaderMap) -> Response {
         out.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_resolve_against_the_importing_modules_folder() {
+        let imports = static_imports("after-paint/start.js");
+        assert!(imports.contains(&"page.js".to_owned()), "{imports:?}");
+        assert!(
+            imports.contains(&"after-paint/mentions.js".to_owned()),
+            "{imports:?}"
+        );
+    }
+
+    #[test]
+    fn a_script_preloads_what_it_imports_before_it_runs_and_nothing_it_imports_later() {
+        let names = |script: &Script| -> Vec<String> {
+            script
+                .preloads
+                .iter()
+                .map(|url| url.rsplit_once(modules_digest()).unwrap().1.to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(&urls().search),
+            ["/page.js", "/sidebar.js", "/times.js"]
+        );
+        let main = names(&urls().main);
+        assert!(main.contains(&"/socket.js".to_owned()), "{main:?}");
+        assert!(
+            !main
+                .iter()
+                .any(|name| name.contains("after-paint") || name == "/search.js"),
+            "{main:?}"
+        );
+    }
 }

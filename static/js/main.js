@@ -1,5 +1,5 @@
-// The page's small script. The server renders everything; this only does what must happen
-// in the browser: resume after reconnects, client ids for resends, the composer, local
+// The pages' small script (search has its own entry, search.js). The server renders
+// everything; this only does what must happen in the browser: resume after reconnects, client ids for resends, the composer, local
 // times, unread counts, scrolling, typing and the sidebar toggle. This entry module imports
 // the others (each evaluates once, registering its own listeners) and sets the page up
 // before its first paint; what only matters once someone acts (after-paint/) comes after.
@@ -9,17 +9,13 @@ import { restoreDraft } from "./composer.js";
 import { setupNotifications } from "./notifications.js";
 import { groupMessages, scrollToStart, setupScrolling } from "./messages.js";
 import { localizeTimes } from "./times.js";
-import { markSidebar, readSidebarMarks, setupSidebar } from "./sidebar.js";
+import { startSidebar } from "./sidebar.js";
 import { markOwnPresence } from "./presence.js";
 
 function start() {
-  // The server groups the sidebar by day in this time zone from the next page on.
-  document.cookie = "tz=" + (-new Date().getTimezoneOffset()) + "; path=/; max-age=31536000; SameSite=Lax";
   localizeTimes();
   groupMessages();
-  setupSidebar();
-  readSidebarMarks();
-  markSidebar();
+  startSidebar();
   markOwnPresence();
   setupScrolling();
   setupNotifications();

@@ -38,7 +38,16 @@ document.addEventListener("visibilitychange", function () {
 
 // ---- sidebar: current room, unread counts, title --------------------------------------
 
-export function readSidebarMarks() {
+// The sidebar of any page: its toggles, and the viewer's own marks on the shared list.
+export function startSidebar() {
+  // The server groups the sidebar by day in this time zone from the next page on.
+  document.cookie = "tz=" + (-new Date().getTimezoneOffset()) + "; path=/; max-age=31536000; SameSite=Lax";
+  setupSidebar();
+  readSidebarMarks();
+  markSidebar();
+}
+
+function readSidebarMarks() {
   var links = document.querySelectorAll(".room-list a[data-slug]");
   for (var i = 0; i < links.length; i++) {
     var slug = links[i].getAttribute("data-slug");
@@ -128,7 +137,7 @@ function renamed() {
 
 // ---- layout --------------------------------------------------------------------------
 
-export function setupSidebar() {
+function setupSidebar() {
   var app = $("app");
   var toggle = $("sidebar-toggle");
   if (app && toggle) {

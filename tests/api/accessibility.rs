@@ -4,7 +4,9 @@
 
 use fantoccini::{Client, Locator};
 
-use crate::browser::{Driver, log_in, open_toolbar, save_screenshot, say, script, shown, until};
+use crate::browser::{
+    Driver, log_in, open_toolbar, save_screenshot, say, script, search_until_found, shown, until,
+};
 use crate::helpers::{TestApp, spawn_app};
 
 const AXE: &str = include_str!("../vendor/axe-4.14.1.min.js");
@@ -53,25 +55,6 @@ async fn axe_violations(browser: &Client, page: &str) -> Vec<String> {
 async fn open(browser: &Client, app: &TestApp, path: &str, ready: &str) {
     browser.goto(&app.url(path)).await.unwrap();
     shown(browser, ready).await;
-}
-
-/// The search page for `words` once the index has caught up (it trails the store by a few
-/// milliseconds).
-/// Searches until at least `hits` results show: the index trails the store by a moment.
-async fn search_until_found(browser: &Client, app: &TestApp, words: &str, hits: u64) {
-    for _ in 0..50 {
-        open(browser, app, &format!("/search?q={words}"), "main").await;
-        let shown = script(
-            browser,
-            "return document.querySelectorAll('.search-hit').length;",
-        )
-        .await;
-        if shown.as_u64().is_some_and(|shown| shown >= hits) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    panic!("no search results for {words}");
 }
 
 #[tokio::test]
@@ -271,8 +254,8 @@ async fn dates_are_written_in_the_readers_language_the_same_way_everywhere() {
     // Older times carry the date, in German too.
     let older = script(
         &alice,
-        "const main = document.querySelector('script[type=module]').src;
-         return import(main.replace('/main.js', '/times.js'))
+        "const entry = document.querySelector('script[type=module]').src;
+         return import(entry.replace(/[^/]+$/, 'times.js'))
            .then((times) => times.formatTime(new Date('2025-12-03T09:25:00Z')));",
     )
     .await;

@@ -185,8 +185,9 @@ async fn health_and_static_assets_are_served_with_cache_headers() {
 
 /// The page script is a set of ES modules that import each other. Every URL a page or a
 /// module names is versioned (one digest for the whole folder) and cached for good, every
-/// module is reached, and no other URL serves a second copy of one. A page that is only a
-/// form loads none.
+/// module is reached, and no other URL serves a second copy of one. A page preloads exactly
+/// what its entry imports before it runs. A page that is only a form loads none, and search,
+/// which has no socket, loads neither htmx nor the room's modules.
 #[tokio::test]
 async fn every_script_module_a_page_or_a_module_names_is_versioned_and_immutable() {
     let app = spawn_app().await;
@@ -194,9 +195,14 @@ async fn every_script_module_a_page_or_a_module_names_is_versioned_and_immutable
     let login_page = visitor.get_text("/login").await;
     assert!(!login_page.contains("<script"), "{login_page}");
     let alice = app.login("alice").await;
-    let mut entries = Vec::new();
-    for (who, path) in [(&alice, "/"), (&alice, "/rooms/lobby")] {
-        let page = who.get_text(path).await;
+    let mut pages = Vec::new();
+    let mut folders = std::collections::BTreeSet::new();
+    for (path, entry_name) in [
+        ("/", "main.js"),
+        ("/rooms/lobby", "main.js"),
+        ("/search?q=plan", "search.js"),
+    ] {
+        let page = alice.get_text(path).await;
         let modules: Vec<String> = page
             .split("<script ")
             .skip(1)
@@ -208,19 +214,26 @@ async fn every_script_module_a_page_or_a_module_names_is_versioned_and_immutable
             1,
             "{path} loads one entry module: {modules:?}"
         );
-        entries.extend(modules);
+        let folder = modules[0]
+            .strip_suffix(entry_name)
+            .unwrap_or_else(|| panic!("{path}'s entry is {entry_name}: {modules:?}"));
+        folders.insert(folder.to_owned());
+        let preloads: std::collections::BTreeSet<String> = page
+            .split("<link ")
+            .skip(1)
+            .filter(|tag| tag.starts_with(r#"rel="modulepreload""#))
+            .map(|tag| {
+                let href = quoted_after(tag, "href=").expect("a preload has an href");
+                href.strip_prefix(folder)
+                    .unwrap_or_else(|| panic!("{href} is outside {folder}"))
+                    .to_owned()
+            })
+            .collect();
+        let uses_htmx = page.contains("/static/vendor/htmx");
+        pages.push((path, entry_name, preloads, uses_htmx));
     }
-    entries.dedup();
-    assert_eq!(
-        entries.len(),
-        1,
-        "every page names the same entry: {entries:?}"
-    );
-    let entry = entries.pop().unwrap();
-    let folder = entry
-        .strip_suffix("main.js")
-        .expect("the entry is main.js")
-        .to_owned();
+    assert_eq!(folders.len(), 1, "one folder for all: {folders:?}");
+    let folder = folders.pop_first().unwrap();
     let digest = folder
         .strip_prefix("/static/js/")
         .and_then(|rest| rest.strip_suffix('/'))
@@ -230,16 +243,14 @@ async fn every_script_module_a_page_or_a_module_names_is_versioned_and_immutable
         "{digest}"
     );
 
-    let mut queue = vec![entry];
-    let mut seen = std::collections::BTreeSet::new();
-    while let Some(url) = queue.pop() {
-        let name = url
-            .strip_prefix(folder.as_str())
-            .unwrap_or_else(|| panic!("{url} is outside {folder}"))
-            .to_owned();
-        if !seen.insert(name.clone()) {
+    // Every module the entries reach, each with what it imports before it runs.
+    let mut queue: Vec<String> = pages.iter().map(|page| page.1.to_owned()).collect();
+    let mut imports = std::collections::BTreeMap::new();
+    while let Some(name) = queue.pop() {
+        if imports.contains_key(&name) {
             continue;
         }
+        let url = format!("{folder}{name}");
         let response = visitor.get(&url).await;
         assert_eq!(response.status(), 200, "{url}");
         let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
@@ -251,11 +262,16 @@ async fn every_script_module_a_page_or_a_module_names_is_versioned_and_immutable
         assert!(header("content-type").contains("javascript"), "{url}");
         let etag = response.headers()["etag"].clone();
         let source = response.text().await.unwrap();
-        for specifier in imported_modules(&source) {
+        let mut before_running = Vec::new();
+        for (specifier, dynamic) in imported_modules(&source) {
             let resolved = resolve_module(&name, &specifier)
                 .unwrap_or_else(|| panic!("{name} imports {specifier}, outside the folder"));
-            queue.push(format!("{folder}{resolved}"));
+            if !dynamic {
+                before_running.push(resolved.clone());
+            }
+            queue.push(resolved);
         }
+        imports.insert(name, before_running);
         let revalidated = visitor
             .http
             .get(app.url(&url))
@@ -266,9 +282,35 @@ async fn every_script_module_a_page_or_a_module_names_is_versioned_and_immutable
         assert_eq!(revalidated.status(), 304, "{url}");
     }
     assert_eq!(
-        seen,
+        imports
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
         files_under("static/js"),
-        "every module is reached from the entry"
+        "every module is reached from an entry"
+    );
+
+    for (path, entry, preloads, uses_htmx) in pages {
+        let mut needed = std::collections::BTreeSet::new();
+        let mut queue = imports[entry].clone();
+        while let Some(name) = queue.pop() {
+            if needed.insert(name.clone()) {
+                queue.extend(imports[&name].iter().cloned());
+            }
+        }
+        assert_eq!(
+            preloads, needed,
+            "{path} preloads what {entry} needs to run"
+        );
+        assert_eq!(
+            uses_htmx,
+            entry == "main.js",
+            "{path}: htmx only with a socket"
+        );
+    }
+    assert!(
+        !imports["search.js"].iter().any(|m| m == "socket.js"),
+        "search has no socket"
     );
 
     // One URL per module: no unversioned, stale or decorated second copy.
@@ -282,23 +324,25 @@ async fn every_script_module_a_page_or_a_module_names_is_versioned_and_immutable
     }
 }
 
-/// The specifiers a module imports: `import … from "x"`, `import "x"`, `export … from "x"`
-/// and `import("x")`.
-fn imported_modules(source: &str) -> Vec<String> {
+/// The specifiers a module imports (`import … from "x"`, `import "x"`, `export … from "x"`
+/// and `import("x")`), each with whether it is dynamic (loaded later, not before the module
+/// runs).
+fn imported_modules(source: &str) -> Vec<(String, bool)> {
     let mut specifiers = Vec::new();
     for line in source.lines().map(str::trim) {
         let names_module =
             line.starts_with("import ") || (line.starts_with("export ") && line.contains(" from "));
         if names_module {
-            specifiers.push(
+            specifiers.push((
                 line.rsplit('"')
                     .nth(1)
                     .expect("a quoted specifier")
                     .to_owned(),
-            );
+                false,
+            ));
         }
         for dynamic in line.split("import(\"").skip(1) {
-            specifiers.push(dynamic.split('"').next().unwrap().to_owned());
+            specifiers.push((dynamic.split('"').next().unwrap().to_owned(), true));
         }
     }
     specifiers

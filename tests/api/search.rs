@@ -15,7 +15,7 @@ use polodb_core::bson::{Document, doc};
 use polodb_core::{CollectionT, Database};
 use reqwest::Method;
 
-use crate::browser::{Driver, log_in, save_screenshot, shown};
+use crate::browser::{Driver, log_in, save_screenshot, script, search_until_found, shown};
 use crate::helpers::{
     AppData, Backend, Visitor, eventually, on_both_backends, spawn_app, spawn_app_in, spawn_app_on,
     user_message_ids,
@@ -430,6 +430,58 @@ async fn a_search_typed_in_the_sidebar_leads_to_the_message_highlighted_in_its_r
         "scrolled to the message, older than the newest page"
     );
     save_screenshot(&alice, "search-permalink").await;
+}
+
+/// The search page runs its own small script, without the room's: its sidebar still counts
+/// what the viewer hasn't read, its times are the reader's, and it collapses.
+#[tokio::test]
+async fn the_search_pages_sidebar_counts_unread_messages_and_collapses() {
+    let app = spawn_app().await;
+    let bob = app.login("bob").await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "alice").await;
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    shown(&alice, "#composer-body").await;
+    alice.goto(&app.url("/")).await.unwrap();
+    shown(&alice, "main.welcome").await;
+    post(&bob, "lobby", "The budget is due on Friday").await;
+    post(&bob, "lobby", "Budget numbers are in the sheet").await;
+
+    search_until_found(&alice, &app, "budget", 2).await;
+    let badge = shown(&alice, "#room-list a[data-slug='lobby'] .badge").await;
+    assert_eq!(badge.text().await.unwrap(), "2");
+    assert_eq!(
+        alice.title().await.unwrap(),
+        "(2) budget – Search · Chat",
+        "the tab counts them too"
+    );
+    let times = script(
+        &alice,
+        "return document.querySelectorAll('.search-hit time:not([data-local])').length;",
+    )
+    .await;
+    assert_eq!(
+        times,
+        serde_json::json!(0),
+        "every time in the reader's format"
+    );
+
+    alice
+        .find(Locator::Css("#sidebar-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let collapsed = script(
+        &alice,
+        "return document.getElementById('app').classList.contains('sidebar-collapsed');",
+    )
+    .await;
+    assert_eq!(collapsed, serde_json::json!(true));
+    save_screenshot(&alice, "search-collapsed").await;
+    alice.close().await.unwrap();
 }
 
 #[tokio::test]
