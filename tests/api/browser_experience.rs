@@ -342,12 +342,6 @@ async fn the_admins_room_header_buttons_sit_together_on_one_line() {
     shown(&alice, "main.welcome").await;
     alice.goto(&app.url("/rooms/lobby")).await.unwrap();
     shown(&alice, "body.is-admin .admin-link").await;
-    // The notification bell shows too, as for anyone who has not answered it yet.
-    script(
-        &alice,
-        "document.getElementById('notify-toggle').hidden = false; return true;",
-    )
-    .await;
     let boxes = script(
         &alice,
         "return [...document.querySelectorAll('.room-head summary, .room-head .icon-button')] \
@@ -357,11 +351,7 @@ async fn the_admins_room_header_buttons_sit_together_on_one_line() {
     )
     .await;
     let boxes = boxes.as_array().unwrap();
-    assert_eq!(
-        boxes.len(),
-        5,
-        "topic, bell, shield, mute, leave: {boxes:?}"
-    );
+    assert_eq!(boxes.len(), 4, "topic, shield, mute, leave: {boxes:?}");
     let middle = boxes[0]["middle"].as_f64().unwrap();
     for b in boxes {
         let off = (b["middle"].as_f64().unwrap() - middle).abs();
@@ -371,7 +361,7 @@ async fn the_admins_room_header_buttons_sit_together_on_one_line() {
             b["name"]
         );
     }
-    // The bell, the shield, mute and leave sit together at the end of the header.
+    // The shield, mute and leave sit together at the end of the header.
     for pair in boxes[1..].windows(2) {
         let gap = pair[1]["left"].as_f64().unwrap() - pair[0]["right"].as_f64().unwrap();
         assert!((0.0..=8.0).contains(&gap), "{gap} px apart: {boxes:?}");
@@ -387,6 +377,67 @@ async fn the_admins_room_header_buttons_sit_together_on_one_line() {
         "leave, after mute, at the end: {end}"
     );
     save_screenshot(&alice, "admin-header").await;
+    alice.close().await.unwrap();
+}
+
+/// The room header has one bell, the room's mute. The offer of desktop notifications for
+/// mentions is the viewer's own (this browser's), so it sits with their other settings at the
+/// foot of the sidebar, on every page with the sidebar's script, until the browser answers.
+#[tokio::test]
+async fn the_offer_to_notify_mentions_sits_with_the_viewers_settings_not_beside_mute() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in(&alice, &app, "marguerite").await;
+    let notifications = |setting: &str| serde_json::json!({ "permission": { "name": "notifications" }, "setting": setting });
+    driver
+        .cdp(&alice, "Browser.setPermission", notifications("prompt"))
+        .await;
+    let bells_in = |selector: &str| {
+        format!(
+            "return [...document.querySelectorAll('{selector} svg.lucide-bell, {selector} svg.lucide-bell-ring')] \
+               .filter(el => el.getClientRects().length > 0).length;"
+        )
+    };
+    for (path, ready) in [("/rooms/lobby", "#composer-body"), ("/", "main.welcome")] {
+        alice.goto(&app.url(path)).await.unwrap();
+        shown(&alice, ready).await;
+        let offer = shown(&alice, ".me #notify-toggle").await;
+        assert_eq!(
+            offer.attr("title").await.unwrap().as_deref(),
+            Some("Notify me when someone mentions me"),
+            "{path}"
+        );
+        assert_eq!(
+            script(&alice, &bells_in("main")).await,
+            serde_json::json!(if path == "/" { 0 } else { 1 }),
+            "{path}: the room's mute is the only bell in the page's header"
+        );
+    }
+    alice.goto(&app.url("/rooms/lobby")).await.unwrap();
+    shown(&alice, ".me #notify-toggle").await;
+    let name_cut = script(
+        &alice,
+        "var name = document.querySelector('.me-name'); return name.scrollWidth > name.clientWidth;",
+    )
+    .await;
+    assert_eq!(
+        name_cut,
+        serde_json::json!(false),
+        "the viewer's name is whole beside five buttons"
+    );
+    save_screenshot(&alice, "notify-offer").await;
+
+    driver
+        .cdp(&alice, "Browser.setPermission", notifications("granted"))
+        .await;
+    alice.refresh().await.unwrap();
+    shown(&alice, "#composer-body").await;
+    assert_eq!(
+        script(&alice, &bells_in("body")).await,
+        serde_json::json!(1),
+        "answered: only the mute is left"
+    );
     alice.close().await.unwrap();
 }
 
