@@ -3,12 +3,18 @@
 // being replied to, and the error line. Mentions, uploads and message actions build on it.
 
 import { $, composer, currentRoom, messageId, messages } from "./page.js";
-import { isOpen, sendFrame } from "./socket.js";
+import { currentSocket, isOpen, restartSocket, sendFrame } from "./socket.js";
 
 var TYPING_EVERY_MS = 2000;
+// A send the server has not answered by then went into a socket that may be dead without
+// knowing it (a laptop that slept, a network that drops packets): TCP could take minutes
+// to say so.
+var ANSWER_WITHIN_MS = 5000;
 
 var lastTypingSent = 0;
-var pending = {}; // client_id -> text, until the server echoes the message back
+// client_id -> { text, frame: the JSON sent, socket: the raw socket that took it }, until the
+// server echoes the message back.
+var pending = {};
 // The last send the server refused: sent again unchanged, it keeps its client_id, so a
 // message the database stored after all (its answer was lost) is stored once.
 var refused = null; // { text, id }
@@ -28,7 +34,7 @@ document.addEventListener("htmx:wsConfigSend", function (evt) {
   var id = refused && refused.text === params.body ? refused.id : randomId();
   refused = null;
   params.client_id = id;
-  pending[id] = params.body;
+  pending[id] = { text: params.body, frame: null, socket: null };
   // htmx-ext-ws keeps it until the socket opens again: until then it shows as sending.
   if (!isOpen()) showSending(id);
   clear();
@@ -52,7 +58,7 @@ function showSending(id) {
   item.setAttribute("data-sending", id);
   var body = document.createElement("div");
   body.className = "msg-body";
-  body.textContent = pending[id];
+  body.textContent = pending[id].text;
   var sign = document.createElement("span");
   sign.className = "msg-sending";
   sign.textContent = "Sending…";
@@ -64,6 +70,40 @@ function showSending(id) {
 // Sends the socket took but the server had not answered when it closed may be lost with it.
 document.addEventListener("htmx:wsClose", function () {
   for (var id in pending) showSending(id);
+});
+
+// A send a socket took: unanswered in time, it shows as sending and the socket is replaced.
+function expectAnswer(id) {
+  var socket = currentSocket();
+  pending[id].socket = socket;
+  setTimeout(function () {
+    if (!(id in pending) || pending[id].socket !== socket) return;
+    showSending(id);
+    restartSocket();
+  }, ANSWER_WITHIN_MS);
+}
+
+document.addEventListener("htmx:wsAfterSend", function (evt) {
+  var frame;
+  try {
+    frame = JSON.parse(evt.detail.message);
+  } catch (e) {
+    return;
+  }
+  var id = frame && frame.client_id;
+  if (!id || !(id in pending)) return;
+  pending[id].frame = evt.detail.message;
+  expectAnswer(id);
+});
+
+// What an earlier socket took and nobody answered goes again on the new one, under the same
+// client id: the server stores it once, and answers a copy it already has with that message.
+document.addEventListener("htmx:wsOpen", function (evt) {
+  for (var id in pending) {
+    if (!pending[id].frame || pending[id].socket === currentSocket()) continue;
+    evt.detail.socketWrapper.send(pending[id].frame);
+    expectAnswer(id);
+  }
 });
 
 function settled(id) {
@@ -144,11 +184,11 @@ document.addEventListener("input", function (evt) {
 export function settlePending(list) {
   for (var id in pending) {
     if (document.querySelector("#composer-error[data-client-id='" + id + "']")) {
-      refused = { text: pending[id], id: id };
+      refused = { text: pending[id].text, id: id };
       // Not stored: give the text back, unless something new was typed meanwhile.
       var box = composer();
       if (box && box.value.trim() === "") {
-        box.value = pending[id];
+        box.value = pending[id].text;
         sessionStorage.setItem(draftKey(), box.value);
         syncComposer();
       }

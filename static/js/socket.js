@@ -60,9 +60,25 @@ function checkSession() {
   }).catch(function () {});
 }
 
+// The browser's own WebSocket under htmx-ext-ws's wrapper: the one sends go out on.
+var rawSocket = null;
+export function currentSocket() { return rawSocket; }
+
+// Replaces a socket that stopped answering with a fresh one at once. The old one is closed
+// quietly: it gets no say in reconnecting, and the messages it may still receive are
+// dropped (a closing socket delivers none).
+export function restartSocket() {
+  if (!socket || !rawSocket) return;
+  var wrapper = socket;
+  rawSocket.onclose = null;
+  rawSocket.onerror = null;
+  socket = null;
+  showBanner("Reconnecting…");
+  wrapper.reconnect();
+}
+
 // A page kept in the back/forward cache would hold its socket open and keep its author
 // "present": close it on the way out, and reload if the page is ever shown again.
-var rawSocket = null;
 if (window.htmx && htmx.createWebSocket) {
   var createWebSocket = htmx.createWebSocket;
   htmx.createWebSocket = function (url) {

@@ -1,15 +1,22 @@
 //! What a new person trips over (issue 17): keyboard reach, phones, editing, the admin's
-//! header, the collapsed sidebar, refused and offline sends, tall images, copying a token.
+//! header, the collapsed sidebar, refused, offline and unanswered sends, tall images, copying a
+//! token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fantoccini::Client;
 use fantoccini::actions::{InputSource, PointerAction, TouchActions};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::browser::{
-    Driver, click_shown, log_in, open_toolbar, save_screenshot, say, script, shown, until,
+    Driver, click_shown, log_in, log_in_at, open_toolbar, save_screenshot, say, script, shown,
+    until,
 };
 use crate::helpers::test_cluster::OwnCluster;
 use crate::helpers::{
-    ADMIN_TOKEN, AppData, TestApp, eventually, spawn_app, spawn_app_in, spawn_app_with,
+    ADMIN_TOKEN, AppData, TestApp, Visitor, eventually, spawn_app, spawn_app_in, spawn_app_with,
 };
 
 const TAB: &str = "\u{E004}";
@@ -702,6 +709,132 @@ async fn a_new_bot_token_can_be_copied_with_a_button() {
 /// A send refused because the database is away comes back to the composer; sent again
 /// unchanged, it keeps its client_id, so a message the database stored after all (its
 /// answer lost with the connection) would be stored once.
+/// A TCP relay in front of the app whose connections can all go silent at once: they stay
+/// open and carry nothing more, as a socket does when a laptop sleeps or a network starts
+/// dropping packets, and neither end is told. Connections opened after that go through.
+struct Relay {
+    /// Connections numbered below this carry nothing.
+    silent_below: Arc<AtomicU64>,
+    opened: Arc<AtomicU64>,
+}
+
+impl Relay {
+    fn start(listener: tokio::net::TcpListener, target: std::net::SocketAddr) -> Relay {
+        let silent_below = Arc::new(AtomicU64::new(0));
+        let opened = Arc::new(AtomicU64::new(0));
+        let (silent, count) = (silent_below.clone(), opened.clone());
+        tokio::spawn(async move {
+            while let Ok((browser, _)) = listener.accept().await {
+                let number = count.fetch_add(1, Ordering::SeqCst);
+                let app = tokio::net::TcpStream::connect(target).await.unwrap();
+                let (from_browser, to_browser) = browser.into_split();
+                let (from_app, to_app) = app.into_split();
+                tokio::spawn(Relay::pump(from_browser, to_app, number, silent.clone()));
+                tokio::spawn(Relay::pump(from_app, to_browser, number, silent.clone()));
+            }
+        });
+        Relay {
+            silent_below,
+            opened,
+        }
+    }
+
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        number: u64,
+        silent_below: Arc<AtomicU64>,
+    ) {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = from.read(&mut buffer).await.unwrap_or(0);
+            if number < silent_below.load(Ordering::SeqCst) {
+                // Holds both ends open, forever silent.
+                std::future::pending::<()>().await;
+            }
+            if read == 0 || to.write_all(&buffer[..read]).await.is_err() {
+                let _ = to.shutdown().await;
+                return;
+            }
+        }
+    }
+
+    fn silence_every_open_connection(&self) {
+        self.silent_below
+            .store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// A send into a socket that went silent (nothing says it is dead: no close, no error) shows
+/// as sending within seconds, goes again on a fresh socket, and is stored once, where before
+/// it vanished from the composer and was never stored.
+#[tokio::test]
+async fn a_message_sent_into_a_socket_that_went_silent_is_sent_again_on_a_fresh_one() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let app = spawn_app_with(|config| config.public_url = Some(origin.clone())).await;
+    let relay = Relay::start(listener, app.addr);
+    let driver = Driver::start().await;
+    let alice = driver.browser().await;
+    log_in_at(&alice, &format!("{origin}/login"), "alice", "main.welcome").await;
+    alice.goto(&format!("{origin}/rooms/lobby")).await.unwrap();
+    say(&alice, "before the network went quiet").await;
+    shown(&alice, ".msg[data-client-id]").await;
+
+    // The sending sign is up only until the fresh socket answers, milliseconds here: watched.
+    script(
+        &alice,
+        "window.sawSending = ''; \
+         new MutationObserver(() => { \
+           var sending = document.querySelector('.msg.sending'); \
+           if (sending) window.sawSending = sending.textContent; \
+         }).observe(document.getElementById('messages'), { childList: true }); \
+         return true;",
+    )
+    .await;
+    relay.silence_every_open_connection();
+    let sent = std::time::Instant::now();
+    say(&alice, "said into a silent socket").await;
+    until(
+        &alice,
+        "the message stored and shown, its sending copy gone",
+        "return [...document.querySelectorAll('.msg[data-client-id]')] \
+           .some(m => m.textContent.includes('said into a silent socket')) \
+           && !document.querySelector('.msg.sending') \
+           && document.getElementById('connection').hidden;",
+    )
+    .await;
+    let shown_as_sending = script(&alice, "return window.sawSending;").await;
+    assert!(
+        shown_as_sending
+            .as_str()
+            .unwrap()
+            .contains("said into a silent socket"),
+        "shown as sending meanwhile: {shown_as_sending}"
+    );
+    save_screenshot(&alice, "silent-socket-resent").await;
+    println!(
+        "sent into a silent socket: stored and shown after {} ms",
+        sent.elapsed().as_millis()
+    );
+    // Bob comes in through the relay too (the app answers at its public URL), on connections
+    // opened after the silence.
+    let bob = Visitor::of(&origin, None);
+    let response = bob.post_form("/login", &[("nickname", "bob")]).await;
+    assert_eq!(response.status(), 303);
+    let page = bob.get_text("/rooms/lobby").await;
+    assert_eq!(
+        page.matches("said into a silent socket").count(),
+        1,
+        "stored once"
+    );
+    // The fresh socket is live: what bob says arrives.
+    let mut ws = bob.ws("lobby").await;
+    ws.say("bob is still here").await;
+    shown(&alice, ".msg[data-author='bob']").await;
+    alice.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_text_refused_while_the_database_is_away_is_sent_again_under_its_client_id() {
     let (cluster, url) = tokio::task::spawn_blocking(OwnCluster::start)
