@@ -65,7 +65,9 @@ impl Script {
 }
 
 /// What `module` (a path under `static/js/`) imports before it runs (`import … from "./x.js"`,
-/// `import "./x.js"`, `export … from "./x.js"`), resolved against its folder.
+/// `import "./x.js"`, `export … from "./x.js"`, each on one line as the modules write them),
+/// resolved against its folder. A module it misses would still load, found by the browser
+/// one import later.
 fn static_imports(module: &str) -> Vec<String> {
     let file = Static::get(&format!("js/{module}"))
         .unwrap_or_else(|| panic!("static/js/{module} is imported but not embedded"));
