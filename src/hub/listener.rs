@@ -69,6 +69,10 @@ impl Hub {
                 self.end_login_because(login_id, *why);
                 Ok(())
             }
+            Announcement::LeftRoom { login_id, room } => {
+                self.end_room_sockets(login_id, room);
+                Ok(())
+            }
             Announcement::Presence { room } => {
                 let shown = self
                     .storage

@@ -1,22 +1,37 @@
-//! Each login's open sockets: the per-login cap, and ending them all at logout.
+//! Each login's open sockets: the per-login cap, ending them all at logout, and ending those
+//! in a room the login leaves.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Hub, MAX_SOCKETS_PER_LOGIN};
+use super::{Hub, MAX_SOCKETS_PER_LOGIN, Room};
+use crate::domain::Slug;
 use crate::identity::LoginEnd;
+
+/// The close reason of a socket whose login left its room (in another tab, or on another
+/// instance): the page says so and does not reconnect.
+pub const LEFT_THE_ROOM: &str = "left the room";
 
 pub(super) struct LoginSockets {
     open: usize,
     ended: CancellationToken,
     /// Why the login ended, for its sockets' close frames; set just before `ended` fires.
     why: Arc<OnceLock<LoginEnd>>,
+    /// The login's sockets in each room: how many, and what closes them when it leaves the
+    /// room (a child of `ended`, so logging out closes them too).
+    rooms: HashMap<Slug, (usize, CancellationToken)>,
 }
 
 impl Hub {
-    /// Counts a new socket for a login, or refuses it over the cap. The guard uncounts it.
-    pub fn open_socket(self: &Arc<Self>, login_id: &str) -> Option<SocketGuard> {
+    /// Counts a new socket for a login, in `room` (`None` for the global socket), or refuses
+    /// it over the cap. The guard uncounts it.
+    pub fn open_socket(
+        self: &Arc<Self>,
+        login_id: &str,
+        room: Option<&Arc<Room>>,
+    ) -> Option<SocketGuard> {
         let mut logins = self.logins.lock().expect("logins lock");
         let entry = logins
             .entry(login_id.to_owned())
@@ -24,18 +39,43 @@ impl Hub {
                 open: 0,
                 ended: CancellationToken::new(),
                 why: Arc::new(OnceLock::new()),
+                rooms: HashMap::new(),
             });
         if entry.open >= MAX_SOCKETS_PER_LOGIN {
             return None;
         }
         entry.open += 1;
+        let ended = match room {
+            Some(room) => {
+                let (count, token) = entry
+                    .rooms
+                    .entry(room.slug.clone())
+                    .or_insert_with(|| (0, entry.ended.child_token()));
+                *count += 1;
+                token.clone()
+            }
+            None => entry.ended.clone(),
+        };
         self.metrics.sockets.increment(1.0);
         Some(SocketGuard {
             hub: self.clone(),
             login_id: login_id.to_owned(),
-            ended: entry.ended.clone(),
+            login_ended: entry.ended.clone(),
+            ended,
             why: entry.why.clone(),
+            room: room.cloned(),
         })
+    }
+
+    /// Closes a login's sockets in a room it left, here (see [`LEFT_THE_ROOM`]).
+    pub fn end_room_sockets(&self, login_id: &str, room: &Slug) {
+        let mut logins = self.logins.lock().expect("logins lock");
+        if let Some((_, token)) = logins
+            .get_mut(login_id)
+            .and_then(|entry| entry.rooms.remove(room))
+        {
+            token.cancel();
+        }
     }
 
     /// The logins that have sockets open.
@@ -66,37 +106,53 @@ impl Hub {
 pub struct SocketGuard {
     hub: Arc<Hub>,
     login_id: String,
+    /// Cancelled when the login ends: its entry is gone then, with nothing left to uncount.
+    login_ended: CancellationToken,
+    /// Cancelled when the login ends or, for a room's socket, leaves the room.
     ended: CancellationToken,
     why: Arc<OnceLock<LoginEnd>>,
+    room: Option<Arc<Room>>,
 }
 
 impl SocketGuard {
-    /// Cancelled when the login ends.
+    /// Cancelled when the login ends or leaves the socket's room.
     pub fn ended(&self) -> &CancellationToken {
         &self.ended
     }
 
-    /// Why the login ended, once [`SocketGuard::ended`] has fired.
+    /// Why, once [`SocketGuard::ended`] has fired: the login's end, or leaving the room.
     pub fn end_reason(&self) -> &'static str {
-        self.why
-            .get()
-            .copied()
-            .unwrap_or(LoginEnd::LoggedOut)
-            .reason()
+        match self.why.get() {
+            Some(why) => why.reason(),
+            None if !self.login_ended.is_cancelled() => LEFT_THE_ROOM,
+            None => LoginEnd::LoggedOut.reason(),
+        }
     }
 }
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         self.hub.metrics.sockets.decrement(1.0);
+        if self.login_ended.is_cancelled() {
+            return;
+        }
         let mut logins = self.hub.logins.lock().expect("logins lock");
-        if let Some(entry) = logins.get_mut(&self.login_id)
-            && !entry.ended.is_cancelled()
+        let Some(entry) = logins.get_mut(&self.login_id) else {
+            return;
+        };
+        entry.open -= 1;
+        // A room left took its count with it; one opened again since counts anew.
+        if let Some(room) = &self.room
+            && !self.ended.is_cancelled()
+            && let Some((count, _)) = entry.rooms.get_mut(&room.slug)
         {
-            entry.open -= 1;
-            if entry.open == 0 {
-                logins.remove(&self.login_id);
+            *count -= 1;
+            if *count == 0 {
+                entry.rooms.remove(&room.slug);
             }
+        }
+        if entry.open == 0 {
+            logins.remove(&self.login_id);
         }
     }
 }

@@ -146,8 +146,10 @@ impl Hub {
         .await
     }
 
-    /// The login leaves the room: it is no longer a member, its unread count goes, and the
-    /// room is out of its sidebar until it opens it again. Returns whether it was a member.
+    /// The login leaves the room: it is no longer a member, its unread count goes, the room
+    /// is out of its sidebar until it opens it again, and its other tabs of the room close
+    /// their sockets, on every instance (they would go on showing it "here", and posting as
+    /// someone who left). Returns whether it was a member.
     pub async fn leave(
         &self,
         login_id: &str,
@@ -165,6 +167,9 @@ impl Hub {
                 was_member
             })
             .await?;
+        self.end_room_sockets(login_id, &room.slug);
+        let (login, slug) = (login_id.to_owned(), room.slug.clone());
+        store::blocking(&self.storage, move |s| s.announce_left_room(&login, &slug)).await?;
         if was_member {
             self.announce_leave(room, person);
         }

@@ -65,7 +65,7 @@ async fn accept(
         return Ok((StatusCode::FORBIDDEN, "Foreign origin.").into_response());
     }
     let room = room.transpose()?;
-    let Some(guard) = state.hub.open_socket(&viewer.login_id) else {
+    let Some(guard) = state.hub.open_socket(&viewer.login_id, room.as_ref()) else {
         return Ok((StatusCode::TOO_MANY_REQUESTS, "Too many open tabs.").into_response());
     };
     let connection = Connection {

@@ -18,6 +18,8 @@ pub enum Announcement {
     Room { room: Slug },
     /// Every session of a login ended (logout, or an admin removed it): its sockets close.
     LoginEnded { login_id: String, why: LoginEnd },
+    /// A login left `room`: its sockets there close.
+    LeftRoom { login_id: String, room: Slug },
     /// Who is here or typing in `room` changed on another instance.
     Presence { room: Slug },
     /// A bot was created, changed (its token, its webhook) or deleted.

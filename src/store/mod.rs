@@ -246,6 +246,12 @@ pub trait Storage: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Tells the instances sharing the database that a login left a room, so they close its
+    /// sockets there. Nothing to tell for a store only this process uses.
+    fn announce_left_room(&self, _login_id: &str, _room: &Slug) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Who the other instances alive within `alive_for` show in `room` (every room, for
     /// `None`): one entry per room, everyone of every instance together.
     fn presence_elsewhere(

@@ -23,6 +23,16 @@ function showBanner(text) {
   banner.hidden = !text;
 }
 
+// A socket closed for good: says why, and the composer stops taking what could not be sent
+// (its text stays in it).
+function stayClosed(text) {
+  showBanner(text);
+  var form = $("composer");
+  if (!form) return;
+  var fields = form.querySelectorAll("textarea, button, input");
+  for (var i = 0; i < fields.length; i++) fields[i].disabled = true;
+}
+
 document.addEventListener("htmx:wsOpen", function (evt) {
   socket = evt.detail.socketWrapper;
   failedOpens = 0;
@@ -37,12 +47,14 @@ document.addEventListener("htmx:wsClose", function (evt) {
   socket = null;
   var code = evt.detail.event.code;
   if (code === 1008 && evt.detail.event.reason === "removed by an admin") {
-    showBanner("An admin removed you from the chat. Taking you to the login page…");
+    stayClosed("An admin removed you from the chat. Taking you to the login page…");
     setTimeout(function () { location.href = "/login"; }, 4000);
+  } else if (code === 1008 && evt.detail.event.reason === "left the room") {
+    stayClosed("You left this room. Reload the page to join it again.");
   } else if (code === 1008) {
-    showBanner("You have been logged out. Reload the page to log in again.");
+    stayClosed("You have been logged out. Reload the page to log in again.");
   } else if (code === 1009) {
-    showBanner("That message was too large to send. Reload the page to reconnect.");
+    stayClosed("That message was too large to send. Reload the page to reconnect.");
   } else {
     showBanner(code === 1012 ? "The server is restarting. Reconnecting…" : "Reconnecting…");
     failedOpens += 1;

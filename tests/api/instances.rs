@@ -267,6 +267,25 @@ async fn a_login_ended_on_one_instance_is_ended_on_the_other() {
     assert_eq!(bob.get("/").await.status(), 303);
 }
 
+/// Leaving a room on one instance closes the person's tabs of it on the other.
+#[tokio::test]
+async fn a_room_left_on_one_instance_closes_its_tabs_on_the_other() {
+    let (a, b) = two_instances().await;
+    let alice = a.login("alice").await;
+    alice.get_text("/rooms/lobby").await;
+    let alice_on_b = b.visitor_with(&alice.cookie().unwrap());
+    let mut socket = alice_on_b.ws("lobby").await;
+    socket.resume(0).await;
+    assert_eq!(
+        alice.post_form("/rooms/lobby/leave", &[]).await.status(),
+        303
+    );
+    assert_eq!(
+        close_frame(&mut socket).await,
+        (1008, "left the room".to_owned())
+    );
+}
+
 /// People asking for one nickname on both instances at the same moment: exactly one gets it,
 /// however the requests interleave.
 #[tokio::test]

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::close_frame;
 use crate::helpers::{
     Backend, on_both_backends, sidebar_badge as badge, sidebar_link, spawn_app, spawn_app_in,
     spawn_app_on,
@@ -135,6 +136,68 @@ async fn leaving_a_room_says_so_once_and_takes_it_out_of_the_sidebar() {
     assert_eq!(refused.status(), 422);
 }
 
+on_both_backends!(leaving_a_room_closes_its_other_tabs_there_and_nothing_else);
+
+/// Leaving closes the person's other tabs of the room (1008, "left the room", which the page
+/// explains and does not reconnect after): a stale tab would go on showing them "here now"
+/// and posting as someone who left. Their tabs of other rooms, and everyone else's, stay.
+async fn leaving_a_room_closes_its_other_tabs_there_and_nothing_else(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let bob = app.login("bob").await;
+    bob.post_form("/rooms", &[("name", "plans")]).await;
+    let alice = app.login("alice").await;
+    alice.get_text("/rooms/plans").await;
+    let mut tab = alice.ws("plans").await;
+    tab.resume(0).await;
+    let mut other_tab = alice.ws("plans").await;
+    other_tab.resume(0).await;
+    let mut lobby_tab = alice.ws("lobby").await;
+    lobby_tab.resume(0).await;
+    let mut bobs = bob.ws("plans").await;
+    bobs.resume(0).await;
+    bobs.next_containing(r#"data-author="alice""#).await;
+
+    assert_eq!(
+        alice.post_form("/rooms/plans/leave", &[]).await.status(),
+        303
+    );
+    for socket in [&mut tab, &mut other_tab] {
+        assert_eq!(
+            close_frame(socket).await,
+            (1008, "left the room".to_owned())
+        );
+    }
+    let here = loop {
+        let frame = bobs.next_raw().await;
+        if frame.starts_with(r#"<section id="presence""#)
+            && !frame.contains(r#"data-author="alice""#)
+        {
+            break frame;
+        }
+    };
+    assert!(here.contains(r#"data-author="bob""#), "{here}");
+    lobby_tab.say("still in the lobby").await;
+    lobby_tab.next_containing("still in the lobby").await;
+    bobs.say("bob stays").await;
+    bobs.next_containing("bob stays").await;
+
+    // Opening it again joins again, and the new tab stays open.
+    alice.get_text("/rooms/plans").await;
+    let mut back = alice.ws("plans").await;
+    back.resume(0).await;
+    back.say("back again").await;
+    back.next_containing("back again").await;
+    // Leaving again closes that one too.
+    assert_eq!(
+        alice.post_form("/rooms/plans/leave", &[]).await.status(),
+        303
+    );
+    assert_eq!(
+        close_frame(&mut back).await,
+        (1008, "left the room".to_owned())
+    );
+}
+
 #[tokio::test]
 async fn an_older_database_counts_only_what_people_said_since_each_mark() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
@@ -254,5 +317,37 @@ async fn in_the_browser_coming_and_going_counts_nothing_and_leaving_is_a_button(
     )
     .await;
     save_screenshot(&alice, "membership-left-hiring").await;
+
+    // Leaving design in a second tab: the first one, still on design, says why it stopped.
+    alice.goto(&app.url("/rooms/design")).await.unwrap();
+    shown(&alice, "main.room[data-room='design']").await;
+    let first_tab = alice.window().await.unwrap();
+    let second_tab = alice.new_window(true).await.unwrap().handle;
+    alice.switch_to_window(second_tab).await.unwrap();
+    alice.goto(&app.url("/rooms/design")).await.unwrap();
+    click_shown(&alice, "form.leave button").await;
+    shown(&alice, ".start-room").await;
+    alice.switch_to_window(first_tab).await.unwrap();
+    let banner = shown(&alice, "#connection").await;
+    assert_eq!(
+        banner.text().await.unwrap(),
+        "You left this room. Reload the page to join it again."
+    );
+    let composer_off = script(
+        &alice,
+        "return document.getElementById('composer-body').disabled;",
+    )
+    .await;
+    assert_eq!(
+        composer_off,
+        serde_json::json!(true),
+        "nothing to send into"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        banner.is_displayed().await.unwrap(),
+        "no reconnecting behind it"
+    );
+    save_screenshot(&alice, "membership-left-in-another-tab").await;
     alice.close().await.unwrap();
 }

@@ -3,7 +3,8 @@
 //!
 //! A payload is `{origin} {kind} {room}[ {id}]`: `a` messages up to `id` were appended, `c`
 //! message `id` changed, `r` the room's record changed; or `{origin} l {login} out|removed`:
-//! every session of a login ended; `{origin} p {room}`: who is here or typing there changed on
+//! every session of a login ended; `{origin} m {room} {login}`: a login left a room;
+//! `{origin} p {room}`: who is here or typing there changed on
 //! that instance; or `{origin} b *`: a bot was created, changed or
 //! deleted. `origin` is the announcing store's
 //! own random id, so a listener can skip what its own instance did and showed already;
@@ -46,6 +47,10 @@ pub(super) fn changed(origin: &str, room: &Slug, id: i64) -> Vec<String> {
 
 pub(super) fn room_changed(origin: &str, room: &Slug) -> Vec<String> {
     vec![format!("{origin} r {room}")]
+}
+
+pub(super) fn left_room(origin: &str, room: &Slug, login_id: &str) -> Vec<String> {
+    vec![format!("{origin} m {room} {login_id}")]
 }
 
 pub(super) fn presence_changed(origin: &str, room: &Slug) -> Vec<String> {
@@ -185,6 +190,10 @@ impl Listener {
             "c" => Some(Announcement::Changed { room, id: id()? }),
             "r" => Some(Announcement::Room { room }),
             "p" => Some(Announcement::Presence { room }),
+            "m" => Some(Announcement::LeftRoom {
+                login_id: parts.next()?.to_owned(),
+                room,
+            }),
             _ => None,
         }
     }
@@ -252,6 +261,14 @@ mod tests {
                 id: 3
             })
         );
+        assert_eq!(
+            listener.parse(&left_room("other", &lobby, "l0gin")[0]),
+            Some(Announcement::LeftRoom {
+                login_id: "l0gin".into(),
+                room: lobby.clone()
+            })
+        );
+        assert_eq!(listener.parse(&left_room("me", &lobby, "l0gin")[0]), None);
         assert_eq!(
             listener.parse(&room_changed("other", &lobby)[0]),
             Some(Announcement::Room { room: lobby })

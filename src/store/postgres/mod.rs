@@ -573,6 +573,14 @@ impl Storage for PgStore {
         true
     }
 
+    fn announce_left_room(&self, login_id: &str, room: &Slug) -> StoreResult<()> {
+        announce::announce_after_commit(
+            &mut *self.connection()?,
+            &announce::left_room(&self.origin, room, login_id),
+        );
+        Ok(())
+    }
+
     fn announcements(&self) -> StoreResult<Option<Box<dyn Announcements>>> {
         let listener = announce::Listener::new((*self.config).clone(), self.origin.clone());
         Ok(Some(Box::new(listener)))
