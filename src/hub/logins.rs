@@ -1,7 +1,6 @@
 //! Each login's open sockets: the per-login cap, ending them all at logout, and ending those
 //! in a room the login leaves.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
@@ -19,9 +18,16 @@ pub(super) struct LoginSockets {
     ended: CancellationToken,
     /// Why the login ended, for its sockets' close frames; set just before `ended` fires.
     why: Arc<OnceLock<LoginEnd>>,
-    /// The login's sockets in each room: how many, and what closes them when it leaves the
-    /// room (a child of `ended`, so logging out closes them too).
-    rooms: HashMap<Slug, (usize, CancellationToken)>,
+    /// The rooms it has sockets in: a few at most, so a list.
+    rooms: Vec<RoomSockets>,
+}
+
+/// A login's sockets in one room, and what closes them when it leaves the room: a child of
+/// the login's token, so logging out closes them too.
+struct RoomSockets {
+    room: Slug,
+    open: usize,
+    left: CancellationToken,
 }
 
 impl Hub {
@@ -39,21 +45,28 @@ impl Hub {
                 open: 0,
                 ended: CancellationToken::new(),
                 why: Arc::new(OnceLock::new()),
-                rooms: HashMap::new(),
+                rooms: Vec::new(),
             });
         if entry.open >= MAX_SOCKETS_PER_LOGIN {
             return None;
         }
         entry.open += 1;
         let ended = match room {
-            Some(room) => {
-                let (count, token) = entry
-                    .rooms
-                    .entry(room.slug.clone())
-                    .or_insert_with(|| (0, entry.ended.child_token()));
-                *count += 1;
-                token.clone()
-            }
+            Some(room) => match entry.rooms.iter_mut().find(|r| r.room == room.slug) {
+                Some(sockets) => {
+                    sockets.open += 1;
+                    sockets.left.clone()
+                }
+                None => {
+                    let left = entry.ended.child_token();
+                    entry.rooms.push(RoomSockets {
+                        room: room.slug.clone(),
+                        open: 1,
+                        left: left.clone(),
+                    });
+                    left
+                }
+            },
             None => entry.ended.clone(),
         };
         self.metrics.sockets.increment(1.0);
@@ -70,11 +83,10 @@ impl Hub {
     /// Closes a login's sockets in a room it left, here (see [`LEFT_THE_ROOM`]).
     pub fn end_room_sockets(&self, login_id: &str, room: &Slug) {
         let mut logins = self.logins.lock().expect("logins lock");
-        if let Some((_, token)) = logins
-            .get_mut(login_id)
-            .and_then(|entry| entry.rooms.remove(room))
+        if let Some(entry) = logins.get_mut(login_id)
+            && let Some(at) = entry.rooms.iter().position(|r| r.room == *room)
         {
-            token.cancel();
+            entry.rooms.swap_remove(at).left.cancel();
         }
     }
 
@@ -144,11 +156,11 @@ impl Drop for SocketGuard {
         // A room left took its count with it; one opened again since counts anew.
         if let Some(room) = &self.room
             && !self.ended.is_cancelled()
-            && let Some((count, _)) = entry.rooms.get_mut(&room.slug)
+            && let Some(at) = entry.rooms.iter().position(|r| r.room == room.slug)
         {
-            *count -= 1;
-            if *count == 0 {
-                entry.rooms.remove(&room.slug);
+            entry.rooms[at].open -= 1;
+            if entry.rooms[at].open == 0 {
+                entry.rooms.swap_remove(at);
             }
         }
         if entry.open == 0 {
