@@ -12,25 +12,26 @@ pub(super) fn reader(
     client: &mut impl GenericClient,
     login_id: &str,
 ) -> StoreResult<Option<ReaderRecord>> {
-    let Some(row) = client.query_opt(
-        "SELECT login_id, muted, left_rooms FROM readers WHERE login_id = $1",
+    // One round trip, read on every page view: a row per mark, or one without a mark.
+    let rows = client.query(
+        "SELECT r.login_id, r.muted, r.left_rooms, m.room, m.last_read, m.read_counted
+         FROM readers r LEFT JOIN read_marks m ON m.login_id = r.login_id
+         WHERE r.login_id = $1",
         &[&login_id],
-    )?
-    else {
+    )?;
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
     let mut reader = ReaderRecord {
-        login_id: row.try_get("login_id")?,
-        muted: row.try_get("muted")?,
-        left: row.try_get("left_rooms")?,
+        login_id: first.try_get("login_id")?,
+        muted: first.try_get("muted")?,
+        left: first.try_get("left_rooms")?,
         ..ReaderRecord::default()
     };
-    let marks = client.query(
-        "SELECT room, last_read, read_counted FROM read_marks WHERE login_id = $1",
-        &[&login_id],
-    )?;
-    for mark in marks {
-        add_mark(&mut reader, &mark)?;
+    for mark in &rows {
+        if mark.try_get::<_, Option<String>>("room")?.is_some() {
+            add_mark(&mut reader, mark)?;
+        }
     }
     Ok(Some(reader))
 }
