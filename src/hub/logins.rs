@@ -11,7 +11,7 @@ use crate::identity::LoginEnd;
 
 /// The close reason of a socket whose login left its room (in another tab, or on another
 /// instance): the page says so and does not reconnect.
-pub const LEFT_THE_ROOM: &str = "left the room";
+const LEFT_THE_ROOM: &str = "left the room";
 
 pub(super) struct LoginSockets {
     open: usize,
@@ -80,7 +80,7 @@ impl Hub {
         })
     }
 
-    /// Closes a login's sockets in a room it left, here (see [`LEFT_THE_ROOM`]).
+    /// Closes a login's sockets in a room it left, here (see `LEFT_THE_ROOM`).
     pub fn end_room_sockets(&self, login_id: &str, room: &Slug) {
         let mut logins = self.logins.lock().expect("logins lock");
         if let Some(entry) = logins.get_mut(login_id)

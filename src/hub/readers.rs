@@ -167,11 +167,17 @@ impl Hub {
                 was_member
             })
             .await?;
-        self.end_room_sockets(login_id, &room.slug);
-        let (login, slug) = (login_id.to_owned(), room.slug.clone());
-        store::blocking(&self.storage, move |s| s.announce_left_room(&login, &slug)).await?;
         if was_member {
             self.announce_leave(room, person);
+        }
+        self.end_room_sockets(login_id, &room.slug);
+        // The leave is stored: a lost announcement only leaves other instances' tabs of the
+        // room open until they reload, as announcements after a commit may be lost anyway.
+        let (login, slug) = (login_id.to_owned(), room.slug.clone());
+        if let Err(e) =
+            store::blocking(&self.storage, move |s| s.announce_left_room(&login, &slug)).await
+        {
+            tracing::warn!(error = %e, "could not tell the other instances about a leave");
         }
         Ok(was_member)
     }

@@ -82,7 +82,8 @@ impl History {
 #[derive(Clone)]
 pub struct NewestPage {
     pub markup: Bytes,
-    /// The ids of its oldest and newest message, if it has any.
+    /// The ids of its oldest and newest message, if it has any: a room's ids are dense, so
+    /// every id between them is on the page.
     ids: Option<(u64, u64)>,
 }
 
