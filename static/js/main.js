@@ -1,8 +1,9 @@
 // The pages' small script (search has its own entry, search.js). The server renders
-// everything; this only does what must happen in the browser: resume after reconnects, client ids for resends, the composer, local
-// times, unread counts, scrolling, typing and the sidebar toggle. This entry module imports
-// the others (each evaluates once, registering its own listeners) and sets the page up
-// before its first paint; what only matters once someone acts (after-paint/) comes after.
+// everything; this only does what must happen in the browser: resume after reconnects,
+// client ids for resends, the composer, local times, unread counts, scrolling, typing and
+// the sidebar toggle. This entry module imports the others (each evaluates once, registering
+// its own listeners) and sets the page up before its first paint; what only matters once
+// someone acts (after-paint/) comes after.
 
 import "./socket.js";
 import { restoreDraft } from "./composer.js";

@@ -5,9 +5,10 @@
 use fantoccini::{Client, Locator};
 
 use crate::browser::{
-    Driver, log_in, open_toolbar, save_screenshot, say, script, search_until_found, shown, until,
+    Driver, log_in, open, open_toolbar, save_screenshot, say, script, search_until_found, shown,
+    until,
 };
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::spawn_app;
 
 const AXE: &str = include_str!("../vendor/axe-4.14.1.min.js");
 
@@ -49,12 +50,6 @@ async fn axe_violations(browser: &Client, page: &str) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// Opens `path` and waits until the page script has set it up (times localized).
-async fn open(browser: &Client, app: &TestApp, path: &str, ready: &str) {
-    browser.goto(&app.url(path)).await.unwrap();
-    shown(browser, ready).await;
 }
 
 #[tokio::test]

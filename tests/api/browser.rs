@@ -323,15 +323,17 @@ async fn pages_load_each_script_module_once_with_no_console_errors() {
     alice.close().await.unwrap();
 }
 
+/// Opens `path` and waits until `ready` shows.
+pub(crate) async fn open(browser: &Client, app: &TestApp, path: &str, ready: &str) {
+    browser.goto(&app.url(path)).await.unwrap();
+    shown(browser, ready).await;
+}
+
 /// The search page for `words` once at least `hits` results show: the index trails the store
 /// by a few milliseconds.
 pub async fn search_until_found(browser: &Client, app: &TestApp, words: &str, hits: u64) {
     for _ in 0..50 {
-        browser
-            .goto(&app.url(&format!("/search?q={words}")))
-            .await
-            .unwrap();
-        shown(browser, "main").await;
+        open(browser, app, &format!("/search?q={words}"), "main").await;
         let shown = script(
             browser,
             "return document.querySelectorAll('.search-hit').length;",

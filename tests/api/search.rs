@@ -15,7 +15,9 @@ use polodb_core::bson::{Document, doc};
 use polodb_core::{CollectionT, Database};
 use reqwest::Method;
 
-use crate::browser::{Driver, log_in, save_screenshot, script, search_until_found, shown};
+use crate::browser::{
+    Driver, click_shown, log_in, save_screenshot, script, search_until_found, shown,
+};
 use crate::helpers::{
     AppData, Backend, Visitor, eventually, on_both_backends, spawn_app, spawn_app_in, spawn_app_on,
     user_message_ids,
@@ -467,13 +469,7 @@ async fn the_search_pages_sidebar_counts_unread_messages_and_collapses() {
         "every time in the reader's format"
     );
 
-    alice
-        .find(Locator::Css("#sidebar-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_shown(&alice, "#sidebar-toggle").await;
     let collapsed = script(
         &alice,
         "return document.getElementById('app').classList.contains('sidebar-collapsed');",
