@@ -77,7 +77,8 @@ var rawSocket = null;
 export function currentSocket() { return rawSocket; }
 
 // Replaces a socket that stopped answering with a fresh one at once. The old one is closed
-// quietly: it gets no say in reconnecting, and the messages it may still receive are
+// quietly: it gets no say in reconnecting (htmx-ext-ws 2.0.4 reconnects from the socket's
+// `onclose`, and `reconnect` is its wrapper's), and the messages it may still receive are
 // dropped (a closing socket delivers none).
 export function restartSocket() {
   if (!socket || !rawSocket) return;
